@@ -1,0 +1,1 @@
+"""The music model: tokens, corpus, labels, transformer, training, sampling, evaluation."""

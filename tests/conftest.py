@@ -1,0 +1,26 @@
+"""Shared test fixtures. Sample data beside the checkout (../shared) is optional."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SCOREBRIDGE_SHARED", ROOT.parent / "shared"))
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Each test session gets its own analysis cache and config folder."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("SCOREBRIDGE_CACHE", str(base / "cache"))
+    monkeypatch.setenv("SCOREBRIDGE_CONFIG", str(base / "config"))
+
+
+@pytest.fixture
+def shared_data():
+    """../shared/data, or skip: a user's clone has no such folder."""
+    data = SHARED / "data"
+    if not data.is_dir():
+        pytest.skip(f"sample data not present at {data} (only the project's own checkout has it)")
+    return data
