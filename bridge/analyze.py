@@ -1,0 +1,47 @@
+"""`scorebridge analyze`: read an edit, analyse its picture, write the manifest (no music)."""
+
+import time
+from pathlib import Path
+
+from bridge import manifest as manifest_mod
+from bridge.picture.analysis import analyze_timeline
+from bridge.timeline import Hit, read_timeline
+
+
+def merge_hits(edit_hits, detected_hits) -> list:
+    """All hit points, one per frame: the edit's own hits win over detected ones."""
+    by_frame = {h.frame: h for h in detected_hits}
+    by_frame.update({h.frame: h for h in edit_hits})
+    return [by_frame[f] for f in sorted(by_frame)]
+
+
+def analyze(input_path, out_dir, fps=None, media_root=None, progress=None, use_cache=True):
+    """Run the timeline and picture stages; return (manifest dict, manifest path)."""
+    t0 = time.perf_counter()
+    timeline = read_timeline(input_path, fps=fps, media_root=media_root)
+    t1 = time.perf_counter()
+    result = analyze_timeline(timeline, media_root=media_root, progress=progress, use_cache=use_cache)
+    t2 = time.perf_counter()
+    hits = merge_hits(timeline.hits, [Hit(h.frame, "detected", h.name) for h in result["detected_hits"]])
+    manifest = manifest_mod.build(
+        timeline, hits, result["sections"], timeline.warnings + result["warnings"],
+        {"read_s": t1 - t0, "analysis_s": t2 - t1})
+    path = manifest_mod.manifest_path(out_dir, timeline)
+    manifest_mod.write(manifest, path)
+    if progress:
+        progress(1.0, "done")
+    return manifest, path
+
+
+def summary(manifest: dict) -> str:
+    """A few lines an editor can read: cuts, moods, warnings."""
+    lines = [f"{manifest['name'] or Path(manifest['input']).name}: {manifest['duration_seconds']:.2f} s at "
+             f"{manifest['fps']:.3f} fps{' DF' if manifest['drop_frame'] else ''}, "
+             f"starts {manifest['start_timecode']}, {len(manifest['hits'])} hit points"]
+    for s in manifest["sections"]:
+        flag = "  tacet" if s.get("tacet") else ""
+        lines.append(f"  {s['start']:8.2f}–{s['end']:8.2f} s  valence {s['valence']:+.2f}  "
+                     f"arousal {s['arousal']:+.2f}  ({s['source']}){flag}")
+    for w in manifest["warnings"]:
+        lines.append(f"  warning: {w}")
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""`scorebridge doctor`: what is installed and usable, in one table."""
+
+import importlib.util
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+from bridge import __version__
+from bridge.render.soundfont import find_soundfont, synthesizers
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def _tool_version(tool: str) -> str | None:
+    path = shutil.which(tool)
+    if not path:
+        return None
+    try:
+        out = subprocess.run([path, "-version" if tool.startswith("ff") else "-v"],
+                             capture_output=True, text=True, timeout=10)
+        first = (out.stdout or out.stderr).strip().splitlines()
+        return f"{path} ({first[0][:60]})" if first else path
+    except (OSError, subprocess.SubprocessError):
+        return path
+
+
+def checks() -> list:
+    """(name, ok, detail, required) rows. Required rows failing make doctor exit 1."""
+    rows = [("scorebridge", True, f"{__version__} on Python {platform.python_version()}", True)]
+    try:
+        import torch
+        device = "cuda (" + torch.cuda.get_device_name(0) + ")" if torch.cuda.is_available() else "cpu"
+        rows.append(("torch", True, f"{torch.__version__}, device auto -> {device}", True))
+    except ImportError as exc:
+        rows.append(("torch", False, str(exc), True))
+    try:
+        import opentimelineio as otio
+        rows.append(("opentimelineio", True, f"{otio.__version__}; adapters: "
+                     + ", ".join(sorted(otio.adapters.available_adapter_names())), True))
+    except ImportError as exc:
+        rows.append(("opentimelineio", False, str(exc), True))
+    for mod in ("cv2", "scenedetect", "mido", "pythonosc"):
+        spec = importlib.util.find_spec(mod)
+        rows.append((mod, spec is not None, "importable" if spec else "missing", True))
+    face = importlib.util.find_spec("what_the_face_classification")
+    weights = Path(face.origin).parent / "active_model.pth" if face else None
+    rows.append(("face model", bool(weights and weights.is_file()),
+                 str(weights) if weights and weights.is_file()
+                 else "what-the-face-classification not installed: emotion from picture cues only", False))
+    shipped = sorted(MODELS.glob("*.safetensors"))
+    rows.append(("music model", bool(shipped), ", ".join(p.name for p in shipped) or "no weights in models/", False))
+    for tool in ("ffmpeg", "ffprobe"):
+        version = _tool_version(tool)
+        rows.append((tool, bool(version), version or "missing: media probing, audio cues and previews off", False))
+    synths = {k: v for k, v in synthesizers().items() if v}
+    rows.append(("synthesizer", bool(synths), ", ".join(f"{k}: {v}" for k, v in synths.items())
+                 or "none: scores are written as MIDI only", False))
+    sf = find_soundfont()
+    rows.append(("soundfont", bool(sf), sf or "no General MIDI soundfont found (set SCOREBRIDGE_SOUNDFONT)", False))
+    lua = shutil.which("lua5.4")
+    rows.append(("lua5.4", bool(lua), lua or "missing: only needed for the REAPER script tests", False))
+    return rows
+
+
+def run() -> int:
+    rows = checks()
+    width = max(len(r[0]) for r in rows)
+    for name, ok, detail, required in rows:
+        mark = "ok " if ok else ("ERR" if required else "-- ")
+        print(f"{mark} {name.ljust(width)}  {detail}")
+    return 0 if all(ok for _, ok, _, required in rows if required) else 1

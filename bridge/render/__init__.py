@@ -1,0 +1,1 @@
+"""Deliverables out: MIDI, audio, scored OTIO, previews."""
