@@ -95,3 +95,60 @@ def frames_to_timecode(frames: int, rate, drop_frame: bool = False) -> str:
     """Frame count -> 'HH:MM:SS:FF' ('HH:MM:SS;FF' in drop frame)."""
     r = rate_float(rate)
     return opentime.to_timecode(opentime.RationalTime(frames, r), r, bool(drop_frame))
+
+
+# --- musical time -------------------------------------------------------------------
+# A tempo map is a list of (beat, microseconds_per_quarter) changes, the first at beat 0.
+# Tempos are whole microseconds per quarter note because that is what a MIDI file stores:
+# converting with the same integers the file holds keeps every tick on the same second.
+
+PPQ = 960  # ticks per quarter note in every MIDI file written
+
+
+def bpm_to_tempo(bpm) -> int:
+    """Beats per minute -> microseconds per quarter note (MIDI's unit), rounded."""
+    return int(round(60_000_000 / float(bpm)))
+
+
+def tempo_to_bpm(tempo: int) -> float:
+    return 60_000_000 / tempo
+
+
+def _segments(tempo_map):
+    """(start beat, start seconds, µs per beat) for each change, validated and ordered."""
+    if not tempo_map or tempo_map[0][0] != 0:
+        raise ValueError("a tempo map starts with a change at beat 0")
+    out, seconds = [], Fraction(0)
+    prev_beat, prev_tempo = None, None
+    for beat, tempo in tempo_map:
+        beat = Fraction(beat)
+        if prev_beat is not None:
+            if beat <= prev_beat:
+                raise ValueError("tempo changes must be at increasing beats")
+            seconds += (beat - prev_beat) * Fraction(prev_tempo, 1_000_000)
+        out.append((beat, seconds, int(tempo)))
+        prev_beat, prev_tempo = beat, int(tempo)
+    return out
+
+
+def beats_to_seconds(beat, tempo_map) -> Fraction:
+    """Exact seconds of a (fractional) beat position under the tempo map."""
+    beat = Fraction(beat)
+    start_beat, start_s, tempo = [s for s in _segments(tempo_map) if s[0] <= beat][-1]
+    return start_s + (beat - start_beat) * Fraction(tempo, 1_000_000)
+
+
+def seconds_to_beats(seconds, tempo_map) -> Fraction:
+    """Exact beat position of a time in seconds under the tempo map."""
+    seconds = Fraction(seconds)
+    start_beat, start_s, tempo = [s for s in _segments(tempo_map) if s[1] <= seconds][-1]
+    return start_beat + (seconds - start_s) / Fraction(tempo, 1_000_000)
+
+
+def seconds_to_ticks(seconds, tempo_map, ppq: int = PPQ) -> int:
+    """The nearest MIDI tick to a time in seconds."""
+    return int(round(seconds_to_beats(seconds, tempo_map) * ppq))
+
+
+def ticks_to_seconds(ticks: int, tempo_map, ppq: int = PPQ) -> float:
+    return float(beats_to_seconds(Fraction(ticks, ppq), tempo_map))

@@ -1,0 +1,101 @@
+"""The command line end to end: real timelines in, a manifest out, clear errors."""
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+
+import opentimelineio as otio
+import pytest
+
+from bridge.cli import main
+
+
+def _edit(path, rate=24, clips=(48, 72, 30), start_tc=None, markers=(), media=None):
+    """Write a one-track OTIO edit with clips of the given lengths (frames)."""
+    tl = otio.schema.Timeline(name="cli test")
+    if start_tc is not None:
+        tl.global_start_time = otio.opentime.RationalTime(start_tc, rate)
+    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    offset = 0
+    for i, n in enumerate(clips):
+        ref = otio.schema.ExternalReference(target_url=media) if media else otio.schema.MissingReference()
+        track.append(otio.schema.Clip(
+            name=f"c{i}", media_reference=ref,
+            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(offset, rate),
+                                                 otio.opentime.RationalTime(n, rate))))
+        offset += n
+    for frame, name in markers:
+        tl.tracks.markers.append(otio.schema.Marker(
+            name=name, marked_range=otio.opentime.TimeRange(otio.opentime.RationalTime(frame, rate),
+                                                            otio.opentime.RationalTime(0, rate))))
+    tl.tracks.append(track)
+    otio.adapters.write_to_file(tl, str(path))
+    return path
+
+
+def test_analyze_writes_manifest_with_frame_exact_hits(tmp_path, capsys):
+    edit = _edit(tmp_path / "cut.otio", markers=[(100, "hit"), (60, "mood: tense")])
+    assert main(["analyze", str(edit), "--out", str(tmp_path / "out"), "-q"]) == 0
+    path = capsys.readouterr().out.strip()
+    manifest = json.loads(open(path).read())
+    assert path == str((tmp_path / "out" / "cut.manifest.json").resolve())
+    assert manifest["fps"] == 24.0 and manifest["duration_frames"] == 150
+    # cuts after 48 and 48+72 frames, plus the user's hit marker at 100
+    assert [(h["frame"], h["source"]) for h in manifest["hits"]] == [(48, "cut"), (100, "marker"), (120, "cut")]
+    assert [h["seconds"] for h in manifest["hits"]] == [2.0, round(100 / 24, 6), 5.0]
+    # sections cover the timeline without holes; the mood marker drives its span
+    starts = [s["frame_start"] for s in manifest["sections"]]
+    ends = [s["frame_end"] for s in manifest["sections"]]
+    assert starts[0] == 0 and ends[-1] == 150 and starts[1:] == ends[:-1]
+    tense = [s for s in manifest["sections"] if s["frame_start"] >= 60]
+    assert tense and all(s["source"] == "marker" and s["valence"] < 0 < s["arousal"] for s in tense)
+    # media are missing: still analysed, with a warning
+    assert manifest["warnings"]
+
+
+def test_analyze_ntsc_drop_frame_with_hour_start(tmp_path, capsys):
+    rate = 30000 / 1001
+    start = otio.opentime.from_timecode("01:00:00;00", rate).value  # 107892 frames
+    edit = _edit(tmp_path / "df.otio", rate=rate, clips=(300, 300), start_tc=start)
+    assert main(["analyze", str(edit), "--out", str(tmp_path), "-q"]) == 0
+    manifest = json.loads(open(capsys.readouterr().out.strip()).read())
+    assert manifest["rate"] == "30000/1001"
+    assert manifest["start_timecode"] == "01:00:00;00"
+    assert manifest["start_seconds"] == round(107892 * 1001 / 30000, 6)
+    hit = manifest["hits"][0]
+    assert hit["frame"] == 300 and hit["seconds"] == round(float(Fraction(300 * 1001, 30000)), 6)
+    assert hit["timecode"] == "01:00:10;00"
+
+
+@pytest.mark.parametrize("content, suffix", [
+    ("{ not json", ".otio"),
+    ('{"OTIO_SCHEMA": "Timeline.99", "tracks": null}', ".otio"),
+    ("hello", ".doc"),
+])
+def test_bad_input_is_one_line_and_exit_3(tmp_path, content, suffix):
+    bad = tmp_path / f"bad{suffix}"
+    bad.write_text(content)
+    proc = subprocess.run([sys.executable, "-m", "bridge.cli", "analyze", str(bad), "--out", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scorebridge: ") and "Traceback" not in proc.stderr
+    assert not list(tmp_path.glob("*.manifest.json"))
+
+
+def test_missing_file_and_bad_fps(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bridge.cli", "analyze", str(tmp_path / "nope.otio")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 3 and "nope.otio" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "bridge.cli", "analyze", "x.edl", "--fps", "-5"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "frame rate" in proc.stderr
+
+
+def test_doctor_reports_core_parts(capsys):
+    code = main(["doctor"])
+    out = capsys.readouterr().out
+    assert code == 0
+    for name in ("torch", "opentimelineio", "cmx_3600", "fcp_xml", "ffmpeg", "soundfont"):
+        assert name in out
