@@ -152,3 +152,19 @@ def seconds_to_ticks(seconds, tempo_map, ppq: int = PPQ) -> int:
 
 def ticks_to_seconds(ticks: int, tempo_map, ppq: int = PPQ) -> float:
     return float(beats_to_seconds(Fraction(ticks, ppq), tempo_map))
+
+
+def beats_to_ticks(beat, ppq: int = PPQ) -> int:
+    """The nearest MIDI tick to a (fractional) beat position."""
+    return int(round(Fraction(beat) * ppq))
+
+
+def ticks_to_beats(ticks: int, ppq: int = PPQ) -> Fraction:
+    return Fraction(int(ticks), ppq)
+
+
+# --- audio ------------------------------------------------------------------------------
+
+def seconds_to_samples(seconds, sample_rate: int) -> int:
+    """The nearest sample index to a time in seconds (a duration's exact sample count)."""
+    return int(round(Fraction(seconds) * int(sample_rate)))

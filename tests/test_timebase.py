@@ -76,3 +76,13 @@ def test_tempo_map_must_start_at_zero_and_increase():
         tb.beats_to_seconds(1, [(1, 500000)])
     with pytest.raises(ValueError):
         tb.beats_to_seconds(1, [(0, 500000), (0, 400000)])
+
+
+def test_beats_ticks_and_samples():
+    assert tb.beats_to_ticks(Fraction(33, 2)) == 33 * tb.PPQ // 2
+    assert tb.beats_to_ticks(0.0001) == 0
+    assert tb.ticks_to_beats(1440) == Fraction(3, 2)
+    assert tb.ticks_to_beats(tb.beats_to_ticks(Fraction(7, 4))) == Fraction(7, 4)
+    assert tb.seconds_to_samples(1.5, 48000) == 72000
+    assert tb.seconds_to_samples(tb.frames_to_seconds(1, "23.976"), 48000) == 2002
+    assert tb.seconds_to_samples(1 / 3, 48000) == 16000
