@@ -78,6 +78,11 @@ def rational_to_frames(rt, rate) -> int:
                      / exact_rate(rt.rate)))
 
 
+def rational_seconds(rt) -> Fraction:
+    """An OTIO RationalTime as exact seconds (NTSC rates taken at their exact value)."""
+    return Fraction(rt.value).limit_denominator(10**6) / exact_rate(rt.rate)
+
+
 def timecode_to_frames(tc: str, rate, drop_frame=None) -> int:
     """'01:00:00:00' (or '01:00:00;00', drop frame) -> frame count since 00:00:00:00."""
     r = rate_float(rate)
