@@ -1,5 +1,77 @@
 """`scorebridge train …` and `scorebridge eval …`."""
 
+import json
+import sys
+
+
+def _corpus(args) -> int:
+    from bridge.music import corpus
+    rep = corpus.build(budget_s=args.budget, workers=args.workers)
+    works = corpus.load_corpus()
+    # Tokens under the default augmentation, estimated from a seeded sample of windows.
+    import numpy as np
+    from bridge.music.data import augment
+    from bridge.music.tokens import encode
+    rng = np.random.default_rng(0)
+    sample = [works[i] for i in rng.choice(len(works), size=min(400, len(works)), replace=False)]
+    per_note = []
+    for w in sample:
+        notes = augment(w, rng, start_q=0.0, max_notes=10**6)
+        if notes:
+            per_note.append(len(encode(notes)) / len(notes))
+    rep["tokens_per_note"] = round(float(np.mean(per_note)), 2)
+    for split in ("train", "val", "test", "all"):
+        rep[split]["tokens_est"] = int(rep[split]["notes"] * rep["tokens_per_note"])
+    print(json.dumps(rep, indent=2))
+    return 0
+
+
+def _model(args) -> int:
+    from bridge.music.corpus import load_corpus
+    from bridge.music.train import TrainConfig, train
+    cfg = TrainConfig(out_dir=args.out, steps=args.steps, device=args.device,
+                      unconditioned=args.unconditioned, max_minutes=args.max_minutes,
+                      batch_size=args.batch_size, seed=args.seed)
+    works = load_corpus()
+    train(cfg, [w for w in works if w["split"] == "train"], [w for w in works if w["split"] == "val"],
+          resume=args.resume, ship=args.ship, log=lambda s: print(s, flush=True))
+    return 0
+
+
+def _eval(args) -> int:
+    from bridge.music.evaluate import evaluate
+    from bridge.music.model import load_shipped
+    model = load_shipped("cpu", path_stem=args.model) if args.model else None
+    res = evaluate(quick=args.quick, model=model, log=lambda s: print(s, file=sys.stderr, flush=True))
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            f.write(text + "\n")
+    return 0
+
 
 def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
+    train = sub.add_parser("train", help="build the music corpus or train the music model")
+    tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
+    c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
+    c.add_argument("--budget", type=float, default=900.0, help="seconds for music21 parsing")
+    c.add_argument("--workers", type=int, default=2)
+    c.set_defaults(func=lambda args: _corpus(args))
+    m = tsub.add_parser("model", help="train the music transformer")
+    m.add_argument("--out", default="runs/music", help="run folder (checkpoints, exported weights)")
+    m.add_argument("--steps", type=int, default=3000)
+    m.add_argument("--batch-size", type=int, default=16)
+    m.add_argument("--seed", type=int, default=1337)
+    m.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
+    m.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    m.add_argument("--unconditioned", action="store_true", help="withhold every condition")
+    m.add_argument("--max-minutes", type=float, default=0.0, help="stop and save after this long")
+    m.add_argument("--ship", action="store_true", help="also write models/scorebridge-music.*")
+    m.set_defaults(func=lambda args: _model(args))
+    e = sub.add_parser("eval", help="evaluate the shipped music model (JSON)")
+    e.add_argument("--quick", action="store_true", help="fewer windows and takes")
+    e.add_argument("--json-out", help="also write the JSON here")
+    e.add_argument("--model", help="path stem of another model (default: the shipped one)")
+    e.set_defaults(func=lambda args: _eval(args))

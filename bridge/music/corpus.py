@@ -1,0 +1,242 @@
+"""The training corpus: music21's bundled scores, parsed once into plain note arrays.
+
+Two sources, each converted by the fastest tool that reads it correctly:
+- kern / MusicXML works (Bach, Palestrina, Beethoven, Mozart, Haydn, Monteverdi, …) through
+  music21, in worker processes under a time budget (a slow file never blocks the rest);
+- the ABC folk collections through Debian's `abc2midi` (all tunes in seconds), read back
+  with mido. abc2midi also renders the guitar-chord symbols some tunes carry as
+  accompaniment, which gives those tunes a harmony and a bass part.
+
+A work is stored in score time (quarter notes), not seconds: only ~9 % of works carry a
+tempo, so tempo is chosen at training time as an augmentation (see labels.py).
+
+    work = {"id": "bach/bwv66.6", "collection": "bach", "qpm": 96.0 or None,
+            "parts": [float32 array (n, 3): onset_q, dur_q, pitch], "split": "train"}
+
+music21 is imported only inside this module's functions: the rest of the product must
+import without it.
+"""
+
+import glob
+import hashlib
+import os
+import pickle
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
+from pathlib import Path
+
+import numpy as np
+
+CORPUS_DIR = Path(os.environ.get("SCOREBRIDGE_CORPUS", Path(__file__).resolve().parents[2] / ".corpus"))
+
+# Multi-part collections parsed with music21, most valuable first (the budget may end the list).
+M21_COLLECTIONS = ["bach", "mozart", "haydn", "beethoven", "monteverdi", "schumann_robert",
+                   "schumann_clara", "handel", "corelli", "joplin", "chopin", "schubert", "verdi",
+                   "weber", "trecento", "palestrina", "cpebach", "beach", "lusitano",
+                   "liliuokalani", "johnson_j_r", "luca", "ciconia"]
+ABC_COLLECTIONS = ["essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs", "josquin",
+                   "miscFolk", "nottingham-dataset"]
+M21_SUFFIXES = (".krn", ".mxl", ".xml", ".musicxml")
+
+
+def split_of(work_id: str) -> str:
+    """Train/val/test by a hash of the work id: stable across runs, machines and orderings."""
+    h = int(hashlib.sha1(work_id.encode()).hexdigest()[:8], 16) % 100
+    return "test" if h < 4 else "val" if h < 8 else "train"
+
+
+def _corpus_root() -> Path:
+    import music21  # only here: corpus building is the one place that needs it
+    return Path(music21.__path__[0]) / "corpus"
+
+
+# ---- music21 (kern / MusicXML) ------------------------------------------------------------
+
+def _parse_m21(path: str):
+    """One score file -> list of works (a file is one work here). Runs in a worker."""
+    import music21
+    score = music21.converter.parse(path)
+    qpm = None
+    marks = score.flatten().getElementsByClass("MetronomeMark")
+    for m in marks:
+        try:
+            qpm = float(m.getQuarterBPM())
+            break
+        except Exception:
+            continue
+    parts = []
+    for part in score.parts:
+        flat = part.flatten().stripTies()
+        rows = []
+        for el in flat.notes:
+            dur = float(el.duration.quarterLength)
+            if dur <= 0:  # grace notes carry no time of their own
+                continue
+            for p in el.pitches:
+                rows.append((float(el.offset), dur, p.midi))
+        if rows:
+            parts.append(np.array(sorted(rows), dtype=np.float32))
+    return [{"parts": parts, "qpm": qpm}]
+
+
+def parse_m21(budget_s: float = 600.0, workers: int = 2, log=print):
+    """Parse the multi-part collections, resumably (one cache file per source file)."""
+    root = _corpus_root()
+    cache = CORPUS_DIR / "m21"
+    cache.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for coll in M21_COLLECTIONS:
+        for path in sorted(glob.glob(str(root / coll / "**" / "*"), recursive=True)):
+            if path.endswith(M21_SUFFIXES):
+                rel = os.path.relpath(path, root)
+                out = cache / (rel.replace("/", "__") + ".pkl")
+                if not out.exists():
+                    todo.append((rel, path, out))
+    log(f"music21: {len(todo)} files to parse, budget {budget_s:.0f} s")
+    start = time.time()
+    done = failed = 0
+    with ProcessPoolExecutor(workers) as pool:
+        pending = {}
+        queue = list(todo)
+        while queue or pending:
+            while queue and len(pending) < workers * 2 and time.time() - start < budget_s:
+                rel, path, out = queue.pop(0)
+                pending[pool.submit(_parse_m21, path)] = (rel, out)
+            if not pending:
+                break
+            finished, _ = wait(list(pending), timeout=30, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                rel, out = pending.pop(fut)
+                try:
+                    works = fut.result()
+                except Exception as exc:  # a broken file costs only itself
+                    works, failed = [], failed + 1
+                    log(f"  skip {rel}: {type(exc).__name__}: {str(exc)[:80]}")
+                with open(out, "wb") as f:
+                    pickle.dump({"rel": rel, "works": works}, f)
+                done += 1
+                if done % 50 == 0:
+                    log(f"  {done}/{len(todo)} files, {time.time() - start:.0f} s")
+            if time.time() - start > budget_s and queue:
+                log(f"music21: budget reached, {len(queue)} files left for a later run")
+                queue = []
+                for fut in pending:
+                    fut.cancel()
+    log(f"music21: parsed {done} files ({failed} failed) in {time.time() - start:.0f} s")
+
+
+# ---- ABC through abc2midi ------------------------------------------------------------------
+
+def midi_to_parts(path_or_file):
+    """A MIDI file -> (parts in quarter notes, qpm): one part per (track, channel)."""
+    import mido
+    mid = mido.MidiFile(path_or_file)
+    tpb = mid.ticks_per_beat
+    qpm = None
+    parts = {}
+    for ti, track in enumerate(mid.tracks):
+        tick, active = 0, {}
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo" and qpm is None:
+                qpm = 60e6 / msg.tempo
+            elif msg.type == "note_on" and msg.velocity > 0:
+                active.setdefault((msg.channel, msg.note), []).append(tick)
+            elif msg.type in ("note_off", "note_on"):
+                starts = active.get((msg.channel, msg.note))
+                if starts:
+                    t0 = starts.pop(0)
+                    if tick > t0:
+                        parts.setdefault((ti, msg.channel), []).append((t0 / tpb, (tick - t0) / tpb, msg.note))
+    out = [np.array(sorted(rows), dtype=np.float32) for _, rows in sorted(parts.items()) if rows]
+    return out, qpm
+
+
+def parse_abc(log=print):
+    """All ABC tunes through abc2midi -> one cache file."""
+    exe = shutil.which("abc2midi")
+    if exe is None:
+        raise RuntimeError("abc2midi not found: install Debian's `abcmidi` package "
+                           "(apt-get install abcmidi)")
+    root = _corpus_root()
+    works = []
+    start = time.time()
+    for coll in ABC_COLLECTIONS:
+        for path in sorted(glob.glob(str(root / coll / "*.abc"))):
+            rel = os.path.relpath(path, root)
+            with tempfile.TemporaryDirectory() as tmp:
+                # abc2midi writes <stem><X number>.mid beside its input: work on a copy.
+                shutil.copy(path, os.path.join(tmp, "t.abc"))
+                subprocess.run([exe, "t.abc", "-quiet", "-silent"], cwd=tmp, capture_output=True,
+                               timeout=300)
+                stem = "t"
+                for mid in sorted(glob.glob(os.path.join(tmp, stem + "*.mid"))):
+                    try:
+                        parts, qpm = midi_to_parts(mid)
+                    except Exception:
+                        continue
+                    if parts:
+                        x = Path(mid).stem[len(stem):]
+                        works.append({"id": f"{rel}#{x}", "collection": coll, "qpm": qpm, "parts": parts})
+    log(f"abc2midi: {len(works)} tunes in {time.time() - start:.0f} s")
+    return works
+
+
+# ---- the assembled corpus ------------------------------------------------------------------
+
+def assemble(abc_works, log=print):
+    """Cached pieces -> one list of works with their split, saved as corpus.pkl."""
+    works = list(abc_works)
+    for f in sorted((CORPUS_DIR / "m21").glob("*.pkl")):
+        with open(f, "rb") as fh:
+            item = pickle.load(fh)
+        coll = item["rel"].split("/")[0]
+        for i, w in enumerate(item["works"]):
+            if w["parts"]:
+                works.append({"id": item["rel"] + (f"#{i}" if i else ""), "collection": coll,
+                              "qpm": w["qpm"], "parts": w["parts"]})
+    for w in works:
+        w["split"] = split_of(w["id"])
+    with open(CORPUS_DIR / "corpus.pkl", "wb") as f:
+        pickle.dump(works, f)
+    return works
+
+
+def load_corpus(path=None):
+    with open(path or CORPUS_DIR / "corpus.pkl", "rb") as f:
+        return pickle.load(f)
+
+
+def report(works) -> dict:
+    """Works, notes and hours (at each work's own tempo, 100 qpm where it has none) per split."""
+    rep = {"collections": {}}
+    for split in ("train", "val", "test", "all"):
+        ws = [w for w in works if split == "all" or w["split"] == split]
+        notes = sum(len(p) for w in ws for p in w["parts"])
+        secs = sum(max(float((p[:, 0] + p[:, 1]).max()) for p in w["parts"]) * 60 / (w["qpm"] or 100)
+                   for w in ws)
+        rep[split] = {"works": len(ws), "notes": int(notes), "hours": round(secs / 3600, 2)}
+    for w in works:
+        c = rep["collections"].setdefault(w["collection"], {"works": 0, "notes": 0})
+        c["works"] += 1
+        c["notes"] += int(sum(len(p) for p in w["parts"]))
+    return rep
+
+
+def build(budget_s: float = 600.0, workers: int = 2, log=print) -> dict:
+    """`scorebridge train corpus`: parse (resumably), assemble, split, report."""
+    CORPUS_DIR.mkdir(parents=True, exist_ok=True)
+    abc_cache = CORPUS_DIR / "abc.pkl"
+    if abc_cache.exists():
+        with open(abc_cache, "rb") as f:
+            abc_works = pickle.load(f)
+    else:
+        abc_works = parse_abc(log=log)
+        with open(abc_cache, "wb") as f:
+            pickle.dump(abc_works, f)
+    parse_m21(budget_s=budget_s, workers=workers, log=log)
+    works = assemble(abc_works, log=log)
+    return report(works)

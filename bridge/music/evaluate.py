@@ -1,0 +1,212 @@
+"""`scorebridge eval`: the shipped model's figures, as JSON.
+
+  nll            validation NLL (nats/token) with every condition vs all withheld
+                 (one set of weights trained with condition dropout: see train.py)
+  control        5x5 grid of (valence, arousal) targets, several takes each; Spearman rho
+                 between target and measured: valence <- Krumhansl major-minor score,
+                 arousal <- onset density and mean velocity (and their label combination)
+  boundaries     share of requested boundaries with a chord onset (>= 3 notes) within
+                 +-125 ms, offsets given vs withheld, no decode-time constraint
+  style          pitch-class entropy and grooving-pattern similarity (REFERENCES.md) of
+                 generated vs held-out real windows; "bars" are 2 s (4 beats at 120 qpm),
+                 as generated music has no bar lines; entropy per 4-bar window
+  speed          sampling tokens/s at batch 1 with the key/value cache (and batch 8)
+"""
+
+import json
+import time
+
+import numpy as np
+import torch
+
+from bridge.music import labels
+from bridge.music.model import load_shipped
+from bridge.music.sample import sample
+
+GRID = (-0.8, -0.4, 0.0, 0.4, 0.8)
+BAR_S = 2.0
+GRID_STEPS = 16
+
+
+def spearman(x, y):
+    from scipy.stats import spearmanr
+    r = spearmanr(x, y).correlation
+    return None if r is None or np.isnan(r) else round(float(r), 3)
+
+
+def measured_arousal(f):
+    """The density and loudness terms of the arousal label, on generated notes."""
+    return 0.5 * np.log2(max(f["density"], 0.25) / 4.0) + 0.35 * (f["velocity"] - 76.0) / 24.0
+
+
+def pitch_class_entropy(notes, window_s=4 * BAR_S):
+    if not notes:
+        return 0.0
+    end = max(n.start for n in notes) + 1e-6
+    out = []
+    for w0 in np.arange(0, end, window_s):
+        pcs = [n.pitch % 12 for n in notes if w0 <= n.start < w0 + window_s and n.family != "drums"]
+        if len(pcs) < 2:
+            continue
+        h = np.bincount(pcs, minlength=12) / len(pcs)
+        h = h[h > 0]
+        out.append(float(-(h * np.log2(h)).sum()))
+    return float(np.mean(out)) if out else 0.0
+
+
+def grooving_similarity(notes, bar_s=BAR_S, steps=GRID_STEPS):
+    """1 - mean XOR of per-bar binary onset vectors, averaged over all pairs of bars."""
+    if not notes:
+        return 0.0
+    n_bars = int(max(n.start for n in notes) // bar_s) + 1
+    grid = np.zeros((n_bars, steps), dtype=bool)
+    for n in notes:
+        b = int(n.start // bar_s)
+        grid[b, min(int((n.start - b * bar_s) / bar_s * steps), steps - 1)] = True
+    grid = grid[grid.any(1)]
+    if len(grid) < 2:
+        return 0.0
+    sims = [1 - np.logical_xor(grid[i], grid[j]).mean()
+            for i in range(len(grid)) for j in range(i + 1, len(grid))]
+    return float(np.mean(sims))
+
+
+def boundary_hits(notes, bounds, tol=0.125):
+    onsets = labels.chord_onsets(notes)
+    if len(onsets) == 0:
+        return 0
+    return int(sum(np.abs(onsets - b).min() <= tol + 1e-9 for b in bounds))
+
+
+def _time(fn):
+    t = time.time()
+    out = fn()
+    return out, time.time() - t
+
+
+def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, log=print):
+    torch.manual_seed(seed)
+    model = model or load_shipped("auto")
+    if works_val is None or works_test is None:
+        from bridge.music.corpus import load_corpus
+        works = load_corpus()
+        works_val = [w for w in works if w["split"] == "val"]
+        works_test = [w for w in works if w["split"] == "test"]
+    res = {"quick": quick}
+    rng = np.random.default_rng(seed)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+
+    # 1. NLL, conditioned vs withheld, on fixed validation windows.
+    from bridge.music.train import fixed_windows, eval_nll, withhold
+    vx, vc, vy = fixed_windows(works_val, 32 if quick else 128, model.cfg.block_size, seed=seed)
+    with autocast:
+        res["nll"] = {"conditioned": round(eval_nll(model, vx, vc, vy, "cpu"), 4),
+                      "unconditioned": round(eval_nll(model, vx, withhold(vc), vy, "cpu"), 4),
+                      "va_withheld": round(eval_nll(model, vx, withhold(vc, boundary=False), vy, "cpu"), 4),
+                      "boundary_withheld": round(eval_nll(model, vx, withhold(vc, va=False), vy, "cpu"), 4),
+                      "windows": len(vx), "tokens": int((vy != 0).sum())}
+    log(json.dumps({"nll": res["nll"]}))
+
+    # 2. Controllability over a 5x5 grid.
+    per = 2 if quick else 4
+    dur = 10.0 if quick else 15.0
+    targets = [(v, a) for v in GRID for a in GRID for _ in range(per)]
+    takes, secs = _time(lambda: sample(model, dur, valence=[t[0] for t in targets],
+                                       arousal=[t[1] for t in targets], batch=len(targets),
+                                       seed=seed + 1, per_take=True, use_boundaries=False))
+    feats = [labels.features(t, span_s=dur) for t in takes]
+    tv = [t[0] for t in targets]
+    ta = [t[1] for t in targets]
+    mv = [f["mode"] for f in feats]
+    ma = [measured_arousal(f) for f in feats]
+    # Means per target cell, for reading alongside the per-take correlations.
+    cells = {}
+    for (v, a), f, x, y in zip(targets, feats, mv, ma):
+        cells.setdefault((v, a), []).append((x, y))
+    cell_v = [np.mean([p[0] for p in cells[k]]) for k in cells]
+    cell_a = [np.mean([p[1] for p in cells[k]]) for k in cells]
+    res["control"] = {
+        "takes": len(targets), "seconds_each": dur, "generation_s": round(secs, 1),
+        "rho_valence": spearman(tv, mv),
+        "rho_arousal": spearman(ta, ma),
+        "rho_arousal_density": spearman(ta, [f["density"] for f in feats]),
+        "rho_arousal_velocity": spearman(ta, [f["velocity"] for f in feats]),
+        "rho_valence_cell_means": spearman([k[0] for k in cells], cell_v),
+        "rho_arousal_cell_means": spearman([k[1] for k in cells], cell_a),
+        "empty_takes": int(sum(1 for t in takes if not t)),
+    }
+    log(json.dumps({"control": res["control"]}))
+
+    # 3. Boundaries from the conditioning alone, vs the same takes with offsets withheld.
+    n_takes = 8 if quick else 24
+    bdur = 16.0 if quick else 24.0
+    bounds_per, va_per = [], []
+    for _ in range(n_takes):
+        t, bs = 1.0 + rng.uniform(0.5, 2.0), []
+        while t < bdur - 1.0:
+            bs.append(round(t, 3))
+            t += rng.uniform(2.0, 5.0)
+        bounds_per.append(bs)
+        va_per.append((float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8))))
+    hits = {}
+    for mode, use_b in (("given", True), ("withheld", False)):
+        got, total = 0, 0
+        for i in range(n_takes):  # one take per call: each take has its own boundary list
+            take = sample(model, bdur, valence=va_per[i][0], arousal=va_per[i][1],
+                          boundaries=bounds_per[i], batch=1, seed=seed + 100 + i,
+                          use_boundaries=use_b)[0]
+            got += boundary_hits(take, bounds_per[i])
+            total += len(bounds_per[i])
+        hits[mode] = round(got / max(total, 1), 3)
+    res["boundaries"] = {"hit_rate_given": hits["given"], "hit_rate_withheld": hits["withheld"],
+                         "requested": int(sum(len(b) for b in bounds_per)), "takes": n_takes,
+                         "tolerance_ms": 125}
+    log(json.dumps({"boundaries": res["boundaries"]}))
+
+    # 4. Style: held-out real windows vs takes generated with the same labels and boundaries.
+    from bridge.music.data import augment
+    n_real = 12 if quick else 32
+    sdur = 16.0
+    reals, conds = [], []
+    for i in rng.choice(len(works_test), size=n_real, replace=len(works_test) < n_real):
+        notes = augment(works_test[i], rng, fixed={"transpose": 0, "octave": 0, "scheme": "ensemble"})
+        notes = [n for n in notes if n.start < sdur]
+        if len(notes) < 8:
+            continue
+        reals.append(notes)
+        conds.append((labels.label(notes, span_s=sdur), list(labels.boundaries(notes))))
+    gens = [sample(model, sdur, valence=c[0][0], arousal=c[0][1], boundaries=c[1], batch=1,
+                   seed=seed + 500 + i)[0] for i, c in enumerate(conds)]
+    pe_r = float(np.mean([pitch_class_entropy(n) for n in reals]))
+    pe_g = float(np.mean([pitch_class_entropy(n) for n in gens]))
+    gs_r = float(np.mean([grooving_similarity(n) for n in reals]))
+    gs_g = float(np.mean([grooving_similarity(n) for n in gens]))
+    res["style"] = {"pitch_class_entropy_real": round(pe_r, 3), "pitch_class_entropy_gen": round(pe_g, 3),
+                    "pitch_class_entropy_rel_diff": round(abs(pe_g - pe_r) / pe_r, 3),
+                    "grooving_similarity_real": round(gs_r, 3), "grooving_similarity_gen": round(gs_g, 3),
+                    "grooving_similarity_rel_diff": round(abs(gs_g - gs_r) / gs_r, 3),
+                    "windows": len(reals), "seconds_each": sdur}
+    log(json.dumps({"style": res["style"]}))
+
+    # 5. Speed at batch 1 with the cache (and batch 8, total tokens/s).
+    res["speed"] = {"threads": torch.get_num_threads()}
+    for b in (1, 8):
+        _, toks = sample(model, 1e9, batch=b, seed=seed, max_tokens=16, return_tokens=True)  # warm-up
+        (_, toks), secs = _time(lambda: sample(model, 1e9, batch=b, seed=seed, max_tokens=384,
+                                               return_tokens=True))
+        n = sum(len(t) - 1 for t in toks)
+        res["speed"][f"tokens_per_s_batch{b}"] = round(n / secs, 1)
+    log(json.dumps({"speed": res["speed"]}))
+
+    c, bd, st, sp = res["control"], res["boundaries"], res["style"], res["speed"]
+    res["targets_met"] = {
+        "nll_conditioned_below_unconditioned": res["nll"]["conditioned"] < res["nll"]["unconditioned"],
+        "rho_valence_ge_0.7": (c["rho_valence"] or 0) >= 0.7,
+        "rho_arousal_ge_0.8": (c["rho_arousal"] or 0) >= 0.8,
+        "boundary_hits_ge_70pct_and_above_withheld": bd["hit_rate_given"] >= 0.7
+        and bd["hit_rate_given"] > bd["hit_rate_withheld"] + 0.1,
+        "pitch_class_entropy_within_10pct": st["pitch_class_entropy_rel_diff"] <= 0.10,
+        "grooving_similarity_within_10pct": st["grooving_similarity_rel_diff"] <= 0.10,
+        "speed_ge_400_tok_s": sp["tokens_per_s_batch1"] >= 400,
+    }
+    return res

@@ -1,0 +1,140 @@
+"""Valence/arousal labels and boundaries, derived from the notes themselves.
+
+The corpus carries no emotion labels, so every training window is labelled from musical
+features that the music-psychology literature ties to perceived emotion, computed on the
+window *after* augmentation (so tempo, dynamics and octave changes move the label by a
+known amount):
+
+  mode      Krumhansl-Kessler key profiles: best major-key correlation minus best
+            minor-key correlation of the duration-weighted pitch-class histogram
+  register  duration-weighted mean pitch, in octaves from middle C
+  density   note onsets per second (all parts)
+  loudness  mean MIDI velocity
+  leaps     mean absolute interval of the top line (skyline), semitones
+
+  valence = tanh(2.2*(0.80*mode + 0.12*register + 0.08*tempo))        tempo: log2(density/4)
+  arousal = tanh(1.6*(0.50*density + 0.35*loudness + 0.08*register + 0.07*leaps))
+
+with each term centred and scaled to about unit spread on the corpus (constants below).
+Transposition and orchestration leave the label unchanged by construction (mode and
+density do not depend on them; register is measured after octave shift only).
+
+Boundaries are onsets of long chords: >= 3 notes starting on the same millisecond whose
+third-longest note lasts at least LONG_CHORD_S, at least MIN_GAP_S apart — the moments a
+film composer would put on a cut.
+"""
+
+import numpy as np
+
+# Krumhansl & Kessler (1982) probe-tone profiles, C major / C minor.
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def _profiles():
+    maj = np.stack([np.roll(KK_MAJOR, k) for k in range(12)])
+    mnr = np.stack([np.roll(KK_MINOR, k) for k in range(12)])
+    z = lambda m: (m - m.mean(1, keepdims=True)) / m.std(1, keepdims=True)
+    return z(maj), z(mnr)
+
+
+_MAJ, _MIN = _profiles()
+
+LONG_CHORD_S = 0.9
+MIN_GAP_S = 1.5
+CHORD_NOTES = 3
+
+
+def as_arrays(notes):
+    """Note list -> (start, duration, pitch, velocity, is_drum) arrays."""
+    if not notes:
+        z = np.zeros(0)
+        return z, z, z, z, z.astype(bool)
+    a = np.array([(n.start, n.duration, n.pitch, n.velocity) for n in notes], dtype=np.float64)
+    drum = np.array([n.family == "drums" for n in notes])
+    return a[:, 0], a[:, 1], a[:, 2], a[:, 3], drum
+
+
+def mode_score(pitch, dur):
+    """(major-minor correlation difference, key clarity) of a duration-weighted pc histogram."""
+    if len(pitch) == 0:
+        return 0.0, 0.0
+    hist = np.bincount(pitch.astype(int) % 12, weights=np.minimum(dur, 2.0), minlength=12)
+    if hist.std() == 0:
+        return 0.0, 0.0
+    h = (hist - hist.mean()) / hist.std()
+    rmaj = (_MAJ @ h) / 12
+    rmin = (_MIN @ h) / 12
+    return float(rmaj.max() - rmin.max()), float(max(rmaj.max(), rmin.max()))
+
+
+def features(notes, span_s=None) -> dict:
+    """The musical features behind the labels (pitched notes only for pitch features)."""
+    start, dur, pitch, vel, drum = as_arrays(notes)
+    if len(start) == 0:
+        return {"mode": 0.0, "clarity": 0.0, "register": 0.0, "density": 0.0, "velocity": 0.0,
+                "leaps": 0.0, "seconds": 0.0}
+    end = float((start + dur).max())
+    span = span_s or max(end - float(start.min()), 1.0)
+    p = ~drum
+    mode, clarity = mode_score(pitch[p], dur[p])
+    w = np.minimum(dur[p], 2.0)
+    register = float((pitch[p] * w).sum() / w.sum()) if p.any() else 60.0
+    onsets = len(np.unique(np.round(start * 1000)))
+    # Skyline: the highest pitched note at each onset, then its mean melodic step.
+    leaps = 0.0
+    if p.sum() > 1:
+        order = np.lexsort((-pitch[p], start[p]))
+        s, pp = start[p][order], pitch[p][order]
+        first = np.r_[True, np.diff(np.round(s * 1000)) != 0]
+        top = pp[first]
+        if len(top) > 1:
+            leaps = float(np.abs(np.diff(top)).mean())
+    return {"mode": mode, "clarity": clarity, "register": register,
+            "density": onsets / span, "velocity": float(vel.mean()), "leaps": leaps,
+            "seconds": span}
+
+
+def label_from_features(f) -> tuple:
+    """Features -> (valence, arousal) in [-1, 1] (constants: corpus centre and spread)."""
+    mode = f["mode"] / 0.35
+    register = (f["register"] - 64.0) / 8.0
+    tempo = np.log2(max(f["density"], 0.25) / 4.0)
+    loud = (f["velocity"] - 76.0) / 24.0
+    leaps = (f["leaps"] - 3.0) / 2.0
+    valence = np.tanh(2.2 * (0.80 * mode + 0.12 * register + 0.08 * tempo) / 1.0)
+    arousal = np.tanh(1.6 * (0.50 * tempo + 0.35 * loud + 0.08 * register + 0.07 * leaps))
+    return float(valence), float(arousal)
+
+
+def label(notes, span_s=None) -> tuple:
+    return label_from_features(features(notes, span_s))
+
+
+def boundaries(notes) -> np.ndarray:
+    """Onsets (seconds) of long chords, at least MIN_GAP_S apart."""
+    groups = {}
+    for n in notes:
+        if n.family != "drums":
+            groups.setdefault(int(round(n.start * 1000)), []).append(n.duration)
+    out = []
+    for t in sorted(groups):
+        durs = sorted(groups[t], reverse=True)
+        if len(durs) >= CHORD_NOTES and durs[CHORD_NOTES - 1] >= LONG_CHORD_S:
+            if not out or t / 1000 - out[-1] >= MIN_GAP_S:
+                out.append(t / 1000)
+    return np.array(out)
+
+
+def chord_onsets(notes, min_notes: int = CHORD_NOTES) -> np.ndarray:
+    """Times (s) where at least `min_notes` pitched notes start within the same 10 ms."""
+    counts = {}
+    for n in notes:
+        if n.family != "drums":
+            k = int(round(n.start * 100))
+            counts[k] = counts.get(k, 0) + 1
+    return np.array(sorted(k / 100 for k, c in counts.items() if c >= min_notes))
+
+
+def has_chords(notes) -> bool:
+    return len(chord_onsets(notes)) > 0

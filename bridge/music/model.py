@@ -1,0 +1,229 @@
+"""The music transformer: decoder-only, rotary positions, key/value cache, and a continuous
+condition at every position (valence, arousal, time left until the next boundary).
+
+Conditioning follows EMSYNC's "continuous concat": the condition vector goes through a
+small MLP and is concatenated to the token embedding, so every position sees the target
+emotion and how far away the next cut is. Withheld conditions are zeros with a mask bit
+cleared; training drops them at random, so one set of weights is both the conditioned
+model and its unconditioned twin.
+"""
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bridge.music.tokens import VOCAB_SIZE
+
+COND_DIM = 8
+OFFSET_LOG_SCALE_S = 0.05   # log1p(offset / 0.05): fine resolution near a cut, coarse far off
+OFFSET_MAX_S = 10.0
+
+
+def cond_features(valence, arousal, offset_s, va_mask, b_mask) -> np.ndarray:
+    """Condition vectors (..., COND_DIM) from broadcastable arrays.
+
+    offset_s: seconds until the next boundary, np.inf where none lies ahead.
+    va_mask / b_mask: 1 where valence-arousal / boundary information is given, 0 where withheld.
+    """
+    v, a, off, vm, bm = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in
+                                              (valence, arousal, offset_s, va_mask, b_mask)))
+    ahead = np.isfinite(off) & (bm > 0)
+    o = np.where(ahead, np.clip(off, 0.0, OFFSET_MAX_S), OFFSET_MAX_S)
+    logo = np.log1p(o / OFFSET_LOG_SCALE_S) / math.log1p(OFFSET_MAX_S / OFFSET_LOG_SCALE_S)
+    out = np.stack([v * vm, a * vm, vm, bm, bm * (~ahead),
+                    ahead * logo, ahead * np.exp(-o / 0.1), ahead * np.exp(-o / 1.0)], axis=-1)
+    return out.astype(np.float32)
+
+
+@dataclass
+class MusicConfig:
+    vocab_size: int = VOCAB_SIZE
+    block_size: int = 512       # context in tokens (~15-30 s of music)
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 256           # width of the residual stream
+    n_cond: int = 64            # of which the condition takes this many (concat)
+    cond_dim: int = COND_DIM
+    dropout: float = 0.0
+
+
+def rotary(x, cos, sin):
+    """Rotate pairs of channels by position-dependent angles (RoFormer)."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
+class KVCache:
+    """Preallocated keys/values per layer; `pos` is how many positions are filled."""
+
+    def __init__(self, cfg, batch, device, dtype=torch.float32):
+        hd = cfg.n_embd // cfg.n_head
+        shape = (batch, cfg.n_head, cfg.block_size, hd)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.pos = 0
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=False)
+        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+        self.dropout = cfg.dropout
+
+    def forward(self, x, cos, sin, cache=None, layer=0):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        q, k = rotary(q, cos, sin), rotary(k, cos, sin)
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        else:
+            p = cache.pos
+            cache.k[layer][:, :, p:p + T] = k
+            cache.v[layer][:, :, p:p + T] = v
+            k, v = cache.k[layer][:, :, :p + T], cache.v[layer][:, :, :p + T]
+            if T == 1:  # one new query sees everything before it: no mask needed
+                y = F.scaled_dot_product_attention(q, k, v)
+            else:
+                mask = torch.ones(T, p + T, dtype=torch.bool, device=x.device).tril(diagonal=p)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.n_embd)
+        self.attn = Attention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.n_embd)
+        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(),
+                                 nn.Linear(4 * cfg.n_embd, cfg.n_embd), nn.Dropout(cfg.dropout))
+
+    def forward(self, x, cos, sin, cache=None, layer=0):
+        x = x + self.attn(self.ln1(x), cos, sin, cache, layer)
+        return x + self.mlp(self.ln2(x))
+
+
+class MusicTransformer(nn.Module):
+    def __init__(self, cfg: MusicConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.n_embd - cfg.n_cond)
+        # A small MLP rather than one linear layer: "0.05 s to the cut" vs "2 s" is non-linear.
+        self.cond = nn.Sequential(nn.Linear(cfg.cond_dim, cfg.n_cond), nn.GELU(),
+                                  nn.Linear(cfg.n_cond, cfg.n_cond))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd)
+        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        hd = cfg.n_embd // cfg.n_head
+        inv = 1.0 / (10000 ** (torch.arange(0, hd, 2).float() / hd))
+        ang = torch.outer(torch.arange(cfg.block_size).float(), inv)
+        self.register_buffer("cos", ang.cos(), persistent=False)
+        self.register_buffer("sin", ang.sin(), persistent=False)
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+            if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+
+    def num_params(self):
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx, cond, targets=None, cache=None):
+        """idx (B, T) tokens, cond (B, T, COND_DIM) -> logits (B, T, V) [, mean cross-entropy].
+
+        With a cache, idx continues the cached sequence at position cache.pos.
+        """
+        B, T = idx.shape
+        p = cache.pos if cache is not None else 0
+        if p + T > self.cfg.block_size:
+            raise ValueError(f"sequence of {p + T} exceeds the context of {self.cfg.block_size}")
+        x = torch.cat([self.tok(idx), self.cond(cond.to(self.tok.weight.dtype))], dim=-1)
+        x = self.drop(x)
+        cos = self.cos[p:p + T].to(x.dtype)
+        sin = self.sin[p:p + T].to(x.dtype)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, cache, i)
+        if cache is not None:
+            cache.pos += T
+        logits = self.head(self.ln_f(x))
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
+                               ignore_index=0)  # PAD
+        return logits, loss
+
+
+# ---- shipped weights ----------------------------------------------------------------------
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+SHIPPED_NAME = "scorebridge-music"
+
+
+class ChecksumError(RuntimeError):
+    """The weights file is not the one the config records."""
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def pick_device(device="auto") -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def save_shipped(model, path_stem, extra=None, dtype=torch.float16):
+    """Write <stem>.safetensors (half precision) and <stem>.json (config + SHA-256)."""
+    from safetensors.torch import save_file
+    stem = Path(path_stem)
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    weights = stem.with_suffix(".safetensors")
+    save_file(tensors, str(weights))
+    meta = {"config": asdict(model.cfg), "dtype": str(dtype).replace("torch.", ""),
+            "sha256": sha256_file(weights), "params": model.num_params()}
+    meta.update(extra or {})
+    stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return weights
+
+
+def load_shipped(device="auto", path_stem=None) -> MusicTransformer:
+    """The shipped model in eval mode (float32 on CPU), after checking its SHA-256."""
+    from safetensors.torch import load_file
+    stem = Path(path_stem) if path_stem else MODELS_DIR / SHIPPED_NAME
+    weights, meta_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    if not weights.exists() or not meta_path.exists():
+        raise FileNotFoundError(f"no shipped music model at {weights} (+ {meta_path.name}); "
+                                f"train one with `scorebridge train model`")
+    meta = json.loads(meta_path.read_text())
+    digest = sha256_file(weights)
+    if digest != meta["sha256"]:
+        raise ChecksumError(f"{weights} has SHA-256 {digest}, but {meta_path.name} records "
+                            f"{meta['sha256']}: the weights are corrupt or not the shipped ones")
+    model = MusicTransformer(MusicConfig(**meta["config"]))
+    state = load_file(str(weights))
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.to(pick_device(device)).eval()

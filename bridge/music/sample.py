@@ -1,0 +1,135 @@
+"""Sampling: batched, key/value-cached, nucleus (top-p) with temperature, seeded.
+
+    from bridge.music.model import load_shipped
+    from bridge.music.sample import sample
+    takes = sample(load_shipped(), duration_s=20, valence=[(0, -0.5), (10, 0.6)], arousal=0.3,
+                   boundaries=[4.0, 9.5, 15.25], batch=4, seed=7)
+    # -> 4 note lists (bridge.music.tokens.Note, times in seconds from 0)
+
+Valence and arousal may change over time: give a number, a list of (time_s, value)
+breakpoints (the value holds until the next breakpoint) or a function of time. At every
+step the time generated so far is recomputed from the tokens, and so is the offset to the
+next boundary; nothing forces a chord onto a boundary here — the model has learnt to put
+one there. Decode-time constraints belong to the stage that calls this.
+"""
+
+import bisect
+
+import numpy as np
+import torch
+
+from bridge.music.model import KVCache, cond_features
+from bridge.music.tokens import BOS, EOS, PAD, TOKEN_MS, Decoder
+
+
+def _schedule(value):
+    """number | [(t, v), ...] | callable -> f(t) -> float."""
+    if callable(value):
+        return value
+    if np.isscalar(value):
+        return lambda t: float(value)
+    pts = sorted((float(t), float(v)) for t, v in value)
+    times = [t for t, _ in pts]
+    return lambda t: pts[max(0, bisect.bisect_right(times, t) - 1)][1]
+
+
+def _next_offsets(times_s, bounds):
+    """Seconds from each time to the first boundary at or after it (inf when none)."""
+    idx = np.searchsorted(bounds, times_s - 1e-6)
+    out = np.full(len(times_s), np.inf)
+    ok = idx < len(bounds)
+    out[ok] = bounds[idx[ok]] - times_s[ok]
+    return out
+
+
+def _top_p(logits, temperature, top_p, gen):
+    probs = torch.softmax(logits.float() / max(temperature, 1e-5), dim=-1)
+    if top_p < 1.0:
+        sp, si = probs.sort(dim=-1, descending=True)
+        drop = sp.cumsum(-1) - sp > top_p  # keep the smallest set whose mass reaches top_p
+        sp = sp.masked_fill(drop, 0.0)
+        choice = torch.multinomial(sp, 1, generator=gen)
+        return si.gather(-1, choice).squeeze(-1)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+
+
+@torch.no_grad()
+def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, seed=0,
+           temperature=1.0, top_p=0.95, use_valence_arousal=True, use_boundaries=True,
+           max_tokens=None, return_tokens=False, per_take=False):
+    """Generate `batch` takes of `duration_s` seconds; returns a list of note lists.
+
+    use_valence_arousal / use_boundaries=False withhold that condition (the model's
+    unconditioned behaviour), for comparisons. With return_tokens=True also returns the
+    token lists. With per_take=True, valence and arousal are sequences of length `batch`
+    (one schedule per take). The same arguments and seed give the same notes.
+    """
+    device = next(model.parameters()).device
+    cfg = model.cfg
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    if per_take:
+        v_at = [_schedule(v) for v in valence]
+        a_at = [_schedule(a) for a in arousal]
+    else:
+        v_at, a_at = [_schedule(valence)] * batch, [_schedule(arousal)] * batch
+    bounds = np.array(sorted(float(b) for b in boundaries), dtype=np.float64)
+    va_mask, b_mask = float(use_valence_arousal), float(use_boundaries)
+    max_tokens = max_tokens or int(duration_s * 120) + 64
+
+    def cond_at(times_ms):
+        t = times_ms / 1000.0
+        v = np.array([f(x) for f, x in zip(v_at, t)])
+        a = np.array([f(x) for f, x in zip(a_at, t)])
+        return cond_features(v, a, _next_offsets(t, bounds), va_mask, b_mask)
+
+    # ctx/conds: what the model has been fed (finished takes idle on PAD, so all rows stay
+    # the same length); decoders turn each take's own tokens into notes.
+    ctx = [[BOS] for _ in range(batch)]
+    conds = [[c] for c in cond_at(np.zeros(batch))]
+    now_ms = np.zeros(batch, dtype=np.int64)
+    decoders = [Decoder() for _ in range(batch)]
+    done = np.zeros(batch, dtype=bool)
+
+    def prefill(window):
+        """(Re)start the cache from the last `window` positions (a training-like BOS first)."""
+        cache = KVCache(cfg, batch, device)
+        keep = min(window, len(ctx[0]))
+        idx = torch.tensor([[BOS] + s[len(s) - keep + 1:] for s in ctx], device=device)
+        cnd = torch.tensor(np.array([c[len(c) - keep:] for c in conds]), device=device)
+        logits, _ = model(idx, cnd, cache=cache)
+        return cache, logits[:, -1]
+
+    cache, logits = prefill(cfg.block_size)
+    for _ in range(max_tokens):
+        nxt = _top_p(logits.cpu(), temperature, top_p, gen).numpy()
+        for b in range(batch):
+            tok = int(nxt[b])
+            if done[b] or tok == EOS:
+                done[b] = True
+                nxt[b] = PAD
+                continue
+            decoders[b].feed(tok)
+            now_ms[b] += TOKEN_MS[tok]
+            if now_ms[b] >= duration_s * 1000:
+                done[b] = True
+        if done.all():
+            break
+        c = cond_at(now_ms.astype(np.float64))
+        for b in range(batch):
+            ctx[b].append(int(nxt[b]))
+            conds[b].append(c[b])
+        if cache.pos >= cfg.block_size:
+            # Context full: keep the most recent half and rebuild the cache from it.
+            cache, logits = prefill(cfg.block_size // 2)
+            continue
+        x = torch.from_numpy(nxt.astype(np.int64)).to(device).view(batch, 1)
+        cx = torch.from_numpy(c).to(device).view(batch, 1, -1)
+        logits, _ = model(x, cx, cache=cache)
+        logits = logits[:, -1]
+    takes = [d.finish() for d in decoders]
+    # Notes past the requested end (a long chord started just before it) are trimmed.
+    takes = [[n._replace(duration=min(n.duration, max(duration_s - n.start, 0.01)))
+              for n in t if n.start < duration_s] for t in takes]
+    if return_tokens:
+        return takes, [[t for t in s if t != PAD] for s in ctx]
+    return takes

@@ -1,0 +1,182 @@
+"""Train the music transformer. Reads top to bottom: config, data, model, loop, export.
+
+    scorebridge train model --out runs/music --steps 3000 [--resume] [--ship]
+
+Resumable (a checkpoint every `ckpt_every_s` seconds and at the end, written atomically),
+seeded, bf16 autocast on CPU, CUDA when present. One model is trained with condition
+dropout: a share of the windows withholds valence/arousal and/or the boundary offsets, so
+the same weights also serve as the unconditioned twin (evaluate.py measures both ways).
+"""
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, asdict, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bridge.music.data import Batcher, make_example
+from bridge.music.model import MusicConfig, MusicTransformer, pick_device, save_shipped, MODELS_DIR, SHIPPED_NAME
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/music"
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 1.5e-3
+    min_lr: float = 1.5e-4
+    warmup: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    p_drop_va: float = 0.15       # condition dropout: valence/arousal withheld
+    p_drop_b: float = 0.15        # condition dropout: boundary offsets withheld
+    unconditioned: bool = False   # withhold every condition (a separate unconditioned twin)
+    eval_every: int = 250
+    eval_windows: int = 64
+    log_every: int = 10
+    ckpt_every_s: float = 300.0
+    seed: int = 1337
+    device: str = "auto"
+    bf16: bool = True
+    threads: int = 0              # 0: torch's default
+    max_minutes: float = 0.0      # stop (and save) after this long, 0 = no limit
+    model: MusicConfig = field(default_factory=MusicConfig)
+
+
+def lr_at(step, cfg):
+    """Linear warm-up, then cosine decay to min_lr (nanoGPT)."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    ratio = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
+
+
+def fixed_windows(works, n, block_size, seed=0):
+    """A fixed, seeded set of evaluation windows with every condition given."""
+    rng = np.random.default_rng(seed)
+    xs, cs = [], []
+    for i in rng.choice(len(works), size=n, replace=len(works) < n):
+        t, c, _ = make_example(works[i], rng, block_size, fixed={"transpose": 0, "octave": 0})
+        xs.append(t)
+        cs.append(c)
+    x, c = np.stack(xs), np.stack(cs)
+    return torch.from_numpy(x[:, :-1]), torch.from_numpy(c[:, :-1]), torch.from_numpy(x[:, 1:])
+
+
+def withhold(cond, va=True, boundary=True):
+    """The same conditions with valence/arousal and/or boundary information withheld."""
+    c = cond.clone()
+    if va:
+        c[..., 0:3] = 0
+    if boundary:
+        c[..., 3:8] = 0
+    return c
+
+
+@torch.no_grad()
+def eval_nll(model, x, c, y, device, batch=16):
+    """Mean per-token NLL (nats) over fixed windows; PAD targets ignored."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(x), batch):
+        xb, cb, yb = x[i:i + batch].to(device), c[i:i + batch].to(device), y[i:i + batch].to(device)
+        _, loss = model(xb, cb, yb)
+        n = int((yb != 0).sum())
+        total += float(loss) * n
+        count += n
+    model.train()
+    return total / max(count, 1)
+
+
+def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, log=print):
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    if cfg.unconditioned:
+        cfg.p_drop_va = cfg.p_drop_b = 1.0
+
+    model = MusicTransformer(cfg.model).to(device)
+    # Weight decay on matrices only, as in nanoGPT.
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=cfg.lr, betas=(0.9, 0.95))
+    batcher = Batcher(works_train, cfg.model.block_size, seed=cfg.seed,
+                      p_drop_va=cfg.p_drop_va, p_drop_b=cfg.p_drop_b)
+    step, elapsed, tokens_seen, history = 0, 0.0, 0, []
+    ckpt_path = out / "ckpt.pt"
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        batcher.rng.bit_generator.state = ck["batch_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        step, elapsed, tokens_seen, history = ck["step"], ck["elapsed"], ck["tokens"], ck["history"]
+        log(f"resumed at step {step} ({elapsed / 60:.1f} min, {tokens_seen / 1e6:.2f} M tokens)")
+    log(f"model: {model.num_params() / 1e6:.2f} M parameters, device {device}, "
+        f"{len(works_train)} training works")
+    vx, vc, vy = fixed_windows(works_val, cfg.eval_windows, cfg.model.block_size)
+
+    def save_ckpt():
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "elapsed": elapsed, "tokens": tokens_seen, "history": history,
+                    "batch_rng": batcher.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                    "cfg": asdict(cfg)}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+    t_start, t_ckpt = time.time() - elapsed, time.time()
+    model.train()
+    while step < cfg.steps:
+        t0 = time.time()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        x, c, y = (torch.from_numpy(a).to(device) for a in batcher.batch(cfg.batch_size))
+        with autocast:
+            _, loss = model(x, c, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        tokens_seen += int((y != 0).sum())
+        elapsed = time.time() - t_start
+        if step % cfg.log_every == 0 or step == 1:
+            tps = x.numel() / (time.time() - t0)
+            log(json.dumps({"step": step, "loss": round(loss.item(), 4), "lr": round(g["lr"], 6),
+                            "tok_s": round(tps), "min": round(elapsed / 60, 2),
+                            "Mtok": round(tokens_seen / 1e6, 3)}))
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            with autocast:
+                nll_c = eval_nll(model, vx, vc, vy, device)
+                nll_u = eval_nll(model, vx, withhold(vc), vy, device)
+            history.append({"step": step, "train_loss": loss.item(), "val_nll_cond": nll_c,
+                            "val_nll_uncond": nll_u, "min": elapsed / 60})
+            log(json.dumps({"eval": history[-1]}))
+        if time.time() - t_ckpt > cfg.ckpt_every_s:
+            save_ckpt()
+            t_ckpt = time.time()
+        if cfg.max_minutes and elapsed / 60 > cfg.max_minutes:
+            log(f"time limit of {cfg.max_minutes} min reached at step {step}")
+            break
+    save_ckpt()
+    info = {"train": {"steps": step, "tokens": tokens_seen, "minutes": round(elapsed / 60, 1),
+                      "batch_size": cfg.batch_size, "block_size": cfg.model.block_size,
+                      "lr": cfg.lr, "seed": cfg.seed, "device": str(device),
+                      "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "p_drop_va": cfg.p_drop_va, "p_drop_b": cfg.p_drop_b,
+                      "history": history[-3:]}}
+    save_shipped(model, out / SHIPPED_NAME, extra=info)
+    if ship:
+        save_shipped(model, MODELS_DIR / SHIPPED_NAME, extra=info)
+        log(f"shipped to {MODELS_DIR / SHIPPED_NAME}.safetensors")
+    return model, history

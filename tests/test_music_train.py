@@ -1,0 +1,65 @@
+"""A tiny training run on a tiny synthetic corpus lowers the loss; checkpoints resume."""
+
+import numpy as np
+import torch
+
+from bridge.music import labels
+from bridge.music.data import make_example
+from bridge.music.model import MusicConfig
+from bridge.music.train import TrainConfig, train
+
+
+def _work(i, minor=False):
+    """Four voices of long chords (I-IV-V-I) in quarter notes, plus a moving melody."""
+    third = 3 if minor else 4
+    roots = [0, 5, 7, 0] * 4
+    parts = [[], [], [], []]
+    for k, r in enumerate(roots):
+        t = 4.0 * k
+        for v, iv in enumerate((-12, 0, third, 7)):
+            parts[v].append((t, 4.0, 60 + r + iv))
+    melody = [(4.0 * k + j, 1.0, 72 + (r + (0, 2, 4, 7)[j]) % 12) for k, r in enumerate(roots) for j in range(4)]
+    return {"id": f"synth/{i}", "collection": "synth", "qpm": 90.0,
+            "parts": [np.array(p, dtype=np.float32) for p in parts] + [np.array(melody, dtype=np.float32)]}
+
+
+def test_windows_have_labels_boundaries_and_conditions():
+    rng = np.random.default_rng(0)
+    x, c, (v, a) = make_example(_work(0), rng, 128, p_drop_va=0, p_drop_b=0, start_q=0.0)
+    assert x.shape == (129,) and c.shape == (129, 8)
+    assert -1 <= v <= 1 and -1 <= a <= 1
+    assert np.all(c[:, 3] == 1) and c[:, 6].max() > 0.9   # offsets given, reaching 0 at chords
+    _, _, (v_minor, _) = make_example(_work(0, minor=True), np.random.default_rng(0), 128,
+                                      p_drop_va=0, p_drop_b=0, start_q=0.0)
+    assert v_minor < v   # same window in minor: lower valence
+
+
+def test_labels_follow_known_augmentation_effects():
+    from bridge.music.tokens import Note
+    slow = [Note(i * 0.5, 0.5, 60 + (i % 5), 60, "piano") for i in range(16)]
+    fast = [n._replace(start=n.start / 2, duration=n.duration / 2) for n in slow]
+    loud = [n._replace(velocity=110) for n in slow]
+    assert labels.label(fast)[1] > labels.label(slow)[1]
+    assert labels.label(loud)[1] > labels.label(slow)[1]
+    chords = [Note(t, 1.2, p, 80, "pad") for t in (0.0, 2.0) for p in (60, 64, 67)]
+    assert list(labels.boundaries(chords)) == [0.0, 2.0]
+
+
+def test_tiny_training_run_lowers_loss_and_resumes(tmp_path):
+    works = [_work(i, minor=i % 2 == 1) for i in range(6)]
+    model_cfg = MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16)
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), steps=40, batch_size=8, lr=3e-3, warmup=5,
+                      eval_every=10, eval_windows=8, log_every=1000, bf16=False, seed=3,
+                      model=model_cfg)
+    torch.manual_seed(0)
+    _, hist = train(cfg, works, works[:2], log=lambda s: None)
+    first, last = hist[0], hist[-1]
+    assert (tmp_path / "run" / "ckpt.pt").exists()
+    assert (tmp_path / "run" / "scorebridge-music.safetensors").exists()
+    cfg2 = TrainConfig(**{**cfg.__dict__, "steps": 60, "eval_every": 20})
+    _, hist2 = train(cfg2, works, works[:2], resume=True, log=lambda s: None)
+    assert hist2[-1]["step"] == 60
+    # Untrained loss is ~ln(1032) = 6.9 nats; a few dozen steps on repetitive chords go far below.
+    assert last["val_nll_cond"] < first["val_nll_cond"] - 0.5
+    assert last["val_nll_cond"] < 6.0
+    assert hist2[-1]["val_nll_cond"] < last["val_nll_cond"] + 0.05
