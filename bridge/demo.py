@@ -1,0 +1,132 @@
+"""A small demo edit built from nothing: a synthetic video of contrasting moods and a timeline.
+
+The video is drawn with ffmpeg's lavfi sources, so the demo, the tests and the benchmark need
+no sample footage. Scenes are chosen so that picture analysis has something to tell apart:
+dark, grey, nearly still and quiet against bright, saturated, fast-moving and loud.
+"""
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import opentimelineio as otio
+
+# Each look is a lavfi video chain with {w}, {h}, {r} placeholders, and an audio amplitude.
+LOOKS = {
+    # Near-black grey with one slowly drifting slightly lighter box: dark, desaturated, still.
+    "dark": ("color=c=0x16181b:s={w}x{h}:r={r},"
+             "drawbox=x='iw/4+t*4':y=ih/3:w=iw/5:h=ih/4:color=0x2a2c30:t=fill", 0.004),
+    # Grey fog: mid-dark, colourless, a slow brightness breathing.
+    "grey": ("color=c=0x3a3c40:s={w}x{h}:r={r},"
+             "drawbox=x=iw/2:y='ih/4+t*3':w=iw/6:h=ih/3:color=0x4a4c50:t=fill", 0.006),
+    # The colour test pattern scrolling fast with its hue turning: bright, saturated, moving.
+    "bright": ("testsrc2=s={w}x{h}:r={r},scroll=h=0.045:v=0.02,"
+               "hue=h='t*150':s=1.4,eq=brightness=0.06", 0.35),
+    # A zooming Mandelbrot set: saturated and moving, with its own look for cut tests.
+    "fractal": ("mandelbrot=s={w}x{h}:r={r}:maxiter=64:end_scale=0.5,eq=brightness=0.1:saturation=1.3", 0.25),
+    # Flat warm colour with a box sweeping across: a third look for cut tests.
+    "warm": ("color=c=0xd08030:s={w}x{h}:r={r},"
+             "drawbox=x='mod(t*160,iw)':y=ih/4:w=iw/6:h=ih/2:color=0x3050c0:t=fill", 0.15),
+    "white": ("color=c=white:s={w}x{h}:r={r}", 0.1),
+}
+
+
+def render_scenes(path, scenes, size=(320, 180), rate=25, audio=True):
+    """Write a video of `scenes` [(look, frames, extra_filter or None), ...] at an exact frame count.
+
+    Every scene starts its source at time 0, so each scene is a hard cut from the one before.
+    `extra_filter` is a lavfi chain applied to that scene only (e.g. a flash with drawbox).
+    Written to a temporary name and renamed, so a reader never sees half a file.
+    """
+    w, h = size
+    chains, labels = [], []
+    for i, scene in enumerate(scenes):
+        look, frames, extra = (tuple(scene) + (None,))[:3]
+        video, amp = LOOKS[look]
+        chain = video.format(w=w, h=h, r=rate)
+        if extra:
+            chain += "," + extra
+        chains.append(f"{chain},trim=end_frame={frames},setpts=PTS-STARTPTS,format=yuv420p[v{i}]")
+        labels.append(f"[v{i}]")
+        if audio:
+            seconds = frames / rate
+            chains.append(f"anoisesrc=c=pink:r=16000:a={amp}:seed={i + 1},"
+                          f"atrim=duration={seconds:.6f},asetpts=PTS-STARTPTS[a{i}]")
+            labels.append(f"[a{i}]")
+    n = len(scenes)
+    chains.append("".join(labels) + f"concat=n={n}:v=1:a={1 if audio else 0}[v]" + ("[a]" if audio else ""))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent, prefix=".tmp-")
+    os.close(fd)
+    cmd = ["ffmpeg", "-v", "error", "-y", "-filter_complex", ";".join(chains), "-map", "[v]"]
+    if audio:
+        cmd += ["-map", "[a]", "-c:a", "aac", "-b:a", "64k"]
+    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-r", str(rate), tmp]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+# The demo's scenes (look, frames at 25 fps) and the timeline's clips (name, first frame,
+# end frame exclusive, the same in the source): clip edges fall on scene changes except in
+# the last clip, which holds a cut inside it (bright, then warm at frame 625) for picture
+# analysis to find.
+DEMO_RATE = 25
+DEMO_SCENES = [("dark", 125), ("grey", 100), ("bright", 75), ("dark", 125),
+               ("fractal", 100), ("bright", 100), ("warm", 75)]
+DEMO_CLIPS = [("1 night", 0, 125), ("2 fog", 125, 225), ("3 city", 225, 300),
+              ("4 night again", 300, 425), ("5 fractal", 425, 525), ("6 run to sunset", 525, 700)]
+DEMO_INNER_CUT = 625
+DEMO_MARKERS = [(150, "mood: tense"), (525, "hit")]
+
+
+def build_demo(out_dir):
+    """Write demo.mp4 and demo.otio into `out_dir`; returns (video_path, timeline_path).
+
+    Idempotent: files already present are kept, so a second call costs nothing.
+    """
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    video = out / "demo.mp4"
+    timeline_path = out / "demo.otio"
+    if not video.exists():
+        render_scenes(video, DEMO_SCENES, size=(640, 360), rate=DEMO_RATE)
+    if not timeline_path.exists():
+        fd, tmp = tempfile.mkstemp(suffix=".otio", dir=out, prefix=".tmp-")
+        os.close(fd)
+        try:
+            otio.adapters.write_to_file(demo_timeline(video), tmp, adapter_name="otio_json")
+            os.replace(tmp, timeline_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return video, timeline_path
+
+
+def demo_timeline(video_path):
+    """The demo edit as an OTIO timeline referencing `video_path` by absolute path."""
+    rate = DEMO_RATE
+    total = sum(frames for _, frames in DEMO_SCENES)
+    tl = otio.schema.Timeline(name="ScoreBridge demo")
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    tl.tracks.append(track)
+    available = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                        otio.opentime.RationalTime(total, rate))
+    for name, start, end in DEMO_CLIPS:
+        ref = otio.schema.ExternalReference(target_url=str(Path(video_path).resolve()),
+                                            available_range=available)
+        track.append(otio.schema.Clip(
+            name=name, media_reference=ref,
+            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(start, rate),
+                                                 otio.opentime.RationalTime(end - start, rate))))
+    for frame, name in DEMO_MARKERS:
+        tl.tracks.markers.append(otio.schema.Marker(
+            name=name, marked_range=otio.opentime.TimeRange(otio.opentime.RationalTime(frame, rate),
+                                                            otio.opentime.RationalTime(0, rate))))
+    return tl
