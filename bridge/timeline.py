@@ -106,23 +106,23 @@ def read_timeline(path, fps=None, media_root=None) -> Timeline:
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise BadInput(f"timeline not found: {path}")
-    user_rate = _user_rate(fps)
+    user_rate, user_drop = _user_rate(fps)
     ext = path.suffix.lower()
     warnings = []
     start_frame = None
     if ext in VIDEO_EXTENSIONS:
         otio_timeline, rate = _read_video(path, warnings)
     elif ext == ".edl":
-        otio_timeline, rate, drop, start_frame = _read_edl(path, user_rate, warnings)
+        otio_timeline, rate, drop, start_frame = _read_edl(path, user_rate, user_drop, warnings)
     elif ext in (".otio", ".otioz", ".otiod"):
         otio_timeline = _read_with_adapter(path, {".otio": "otio_json", ".otioz": "otioz",
                                                   ".otiod": "otiod"}[ext])
     elif ext == ".xml":
-        otio_timeline = _read_with_adapter(path, _sniff_xml(path))
-    elif ext == ".fcpxml":
-        otio_timeline = _read_with_adapter(path, "fcpx_xml")
-    elif ext == ".fcpxmld":
-        otio_timeline = _read_with_adapter(path / "Info.fcpxml", "fcpx_xml")
+        adapter = _sniff_xml(path)
+        otio_timeline = (_read_fcpx(path, warnings) if adapter == "fcpx_xml"
+                         else _read_with_adapter(path, adapter))
+    elif ext in (".fcpxml", ".fcpxmld"):
+        otio_timeline = _read_fcpx(path / "Info.fcpxml" if ext == ".fcpxmld" else path, warnings)
     else:
         raise BadInput(f"unknown timeline format {ext or path.name!r}; supported: {SUPPORTED}")
     if not isinstance(otio_timeline, otio.schema.Timeline):
@@ -130,7 +130,7 @@ def read_timeline(path, fps=None, media_root=None) -> Timeline:
     if ext != ".edl":
         rate = _checked_rate(_file_rate(otio_timeline), path)
         drop = rate in DROP_FRAME_RATES and _says_drop_frame(otio_timeline)
-        if user_rate is not None and user_rate != rate and ext not in VIDEO_EXTENSIONS:
+        if user_rate is not None and user_rate != rate:
             warnings.append(f"--fps {float(user_rate):.3f} ignored: {path.name} says "
                             f"{float(rate):.3f} fps")
     if start_frame is None:
@@ -148,16 +148,17 @@ def _first_line(exc) -> str:
 
 
 def _user_rate(fps):
-    """--fps as an exact rate, or None; absurd values are the user's error."""
+    """--fps as (exact rate, drop frame asked for), or (None, False); absurd values are errors."""
     if fps is None:
-        return None
+        return None, False
     try:
-        rate = exact_rate(Fraction(fps) if not isinstance(fps, str) else parse_rate(fps)[0])
-    except (ValueError, ZeroDivisionError):
-        raise BadInput(f"not a frame rate: {fps!r} (use e.g. 24, 25, 23.976, 29.97)") from None
-    if not 0 < rate <= MAX_FPS:
-        raise BadInput(f"frame rate out of range: {fps} (must be above 0 and at most {MAX_FPS})")
-    return rate
+        rate, drop = parse_rate(fps) if isinstance(fps, str) else (exact_rate(Fraction(fps)), False)
+    except (ValueError, ZeroDivisionError, TypeError):
+        rate, drop = None, False
+    if rate is None or not 0 < rate <= MAX_FPS:
+        raise BadInput(f"not a usable frame rate: {fps!r} (give one above 0 and at most "
+                       f"{MAX_FPS}, e.g. 24, 25, 23.976, 29.97)")
+    return rate, drop
 
 
 def _checked_rate(rate, path) -> Fraction:
@@ -198,7 +199,8 @@ def _newer_schemas(path) -> str:
 def _sniff_xml(path) -> str:
     """FCP 7 (<xmeml>) or FCP X (<fcpxml>) XML, told apart by the root element."""
     try:
-        head = path.read_bytes()[:4096].decode("utf-8", errors="replace")
+        with open(path, "rb") as stream:
+            head = stream.read(4096).decode("utf-8", errors="replace")
     except OSError as exc:
         raise BadInput(f"cannot open {path}: {exc.strerror}") from None
     if "<xmeml" in head:
@@ -207,6 +209,24 @@ def _sniff_xml(path) -> str:
         return "fcpx_xml"
     raise BadInput(f"{path.name} is no FCP 7 (<xmeml>) or FCP X (<fcpxml>) XML; "
                    f"supported: {SUPPORTED}")
+
+
+def _read_fcpx(path, warnings):
+    """FCP X XML through its adapter, which returns a collection: its first timeline."""
+    read = _read_with_adapter(path, "fcpx_xml")
+    if isinstance(read, otio.schema.SerializableCollection):
+        timelines = list(read.find_children(descended_from_type=otio.schema.Timeline))
+        if not timelines:
+            raise BadInput(f"{path.name} holds no project (no timeline)")
+        if len(timelines) > 1:
+            warnings.append(f"{path.name} holds {len(timelines)} projects; read the first, "
+                            f"{timelines[0].name!r}")
+        read = timelines[0]
+    if 'frameDuration="1001/' in path.read_text(errors="replace"):
+        warnings.append(f"{path.name} is at an NTSC rate, which the fcpx_xml adapter counts "
+                        f"as a whole rate (29.97 as 29): times may be off; export FCP 7 XML "
+                        f"or OTIO for frame-exact hits")
+    return read
 
 
 def _file_rate(timeline) -> Fraction:
@@ -254,7 +274,7 @@ _NDF_RATE_FOR_FRAME = [(23, Fraction(24)), (24, Fraction(25)), (29, Fraction(30)
                        (49, Fraction(50)), (59, Fraction(60))]
 
 
-def _read_edl(path, user_rate, warnings):
+def _read_edl(path, user_rate, user_drop, warnings):
     """A CMX 3600 EDL through OTIO's adapter, at the given or the inferred rate.
 
     Returns (OTIO timeline, rate, drop_frame, start frame = first record-in timecode).
@@ -272,7 +292,7 @@ def _read_edl(path, user_rate, warnings):
     largest_frame = max(int(tc[-2:]) for tc in timecodes)
     if user_rate is not None:
         rate = user_rate
-        drop = says_drop and rate in DROP_FRAME_RATES
+        drop = (says_drop or user_drop) and rate in DROP_FRAME_RATES
         if says_drop and not drop:
             warnings.append(f"{path.name} uses drop-frame timecode but --fps "
                             f"{float(rate):.3f} has none; read as non-drop")
