@@ -5,6 +5,7 @@ edges. NTSC rates are kept exact (24000/1001, not 23.976) so that a frame count 
 to the same seconds everywhere.
 """
 
+import bisect
 from fractions import Fraction
 
 from opentimelineio import opentime
@@ -157,6 +158,29 @@ def seconds_to_ticks(seconds, tempo_map, ppq: int = PPQ) -> int:
 
 def ticks_to_seconds(ticks: int, tempo_map, ppq: int = PPQ) -> float:
     return float(beats_to_seconds(Fraction(ticks, ppq), tempo_map))
+
+
+def seconds_to_ticks_all(times, tempo_map, ppq: int = PPQ) -> list:
+    """seconds_to_ticks for many times: the tempo map is read once, not once per time,
+    which matters for a whole score under a long tempo ramp."""
+    segments = _segments(tempo_map)
+    starts = [start_s for _, start_s, _ in segments]
+    ticks = []
+    for seconds in map(Fraction, times):
+        beat, start_s, tempo = segments[max(bisect.bisect_right(starts, seconds) - 1, 0)]
+        ticks.append(int(round((beat + (seconds - start_s) / Fraction(tempo, 1_000_000)) * ppq)))
+    return ticks
+
+
+def ticks_to_seconds_all(ticks, tempo_map, ppq: int = PPQ) -> list:
+    """ticks_to_seconds for many ticks, reading the tempo map once."""
+    segments = _segments(tempo_map)
+    starts = [beat for beat, _, _ in segments]
+    seconds = []
+    for beat in (Fraction(int(t), ppq) for t in ticks):
+        start_beat, start_s, tempo = segments[max(bisect.bisect_right(starts, beat) - 1, 0)]
+        seconds.append(float(start_s + (beat - start_beat) * Fraction(tempo, 1_000_000)))
+    return seconds
 
 
 def beats_to_ticks(beat, ppq: int = PPQ) -> int:

@@ -86,3 +86,13 @@ def test_beats_ticks_and_samples():
     assert tb.seconds_to_samples(1.5, 48000) == 72000
     assert tb.seconds_to_samples(tb.frames_to_seconds(1, "23.976"), 48000) == 2002
     assert tb.seconds_to_samples(1 / 3, 48000) == 16000
+
+
+def test_batch_conversions_match_one_at_a_time():
+    tempo_map = [(0, tb.bpm_to_tempo(96)), (8, tb.bpm_to_tempo(120)), (Fraction(33, 2), 827586)]
+    times = [0.0, 4.9, 5.0, 7.3, 12.345, 40.0, 1 / 3]
+    ticks = tb.seconds_to_ticks_all(times, tempo_map)
+    assert ticks == [tb.seconds_to_ticks(t, tempo_map) for t in times]
+    assert tb.ticks_to_seconds_all(ticks + [7680, 15840], tempo_map) == \
+        [tb.ticks_to_seconds(t, tempo_map) for t in ticks + [7680, 15840]]
+    assert tb.seconds_to_ticks_all([], tempo_map) == []
