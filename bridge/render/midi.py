@@ -68,15 +68,18 @@ def read_midi(path):
         tempos[0] = DEFAULT_TEMPO
     tempo_map = [(tb.ticks_to_beats(tick, ppq), tempos[tick]) for tick in sorted(tempos)]
 
-    def seconds(tick):
-        return tb.ticks_to_seconds(tick, tempo_map, ppq)
-
-    markers = sorted((seconds(tick), msg.text) for events in tracks for tick, msg in events
-                     if msg.type == "marker")
+    marks = sorted((tick, msg.text) for events in tracks for tick, msg in events
+                   if msg.type == "marker")
+    markers = list(zip(tb.ticks_to_seconds_all([t for t, _ in marks], tempo_map, ppq),
+                       [text for _, text in marks]))
     parts = []
     for number, events in enumerate(tracks):
-        part = _read_part(events, seconds, default_name=f"Track {number}")
+        part = _read_part(events, default_name=f"Track {number}")
         if part is not None:
+            ticks = [t for on, off, _, _ in part["notes"] for t in (on, off)]
+            seconds = tb.ticks_to_seconds_all(ticks, tempo_map, ppq)
+            part["notes"] = [(on, off, pitch, velocity) for on, off, (_, _, pitch, velocity)
+                             in zip(seconds[0::2], seconds[1::2], part["notes"])]
             parts.append(part)
     return parts, tempo_map, markers
 
@@ -133,11 +136,11 @@ def _conductor_events(title, tempo_map, time_signatures, markers, offset):
             "time_signature", numerator=int(numerator), denominator=int(denominator))))
     for beat, tempo in tempo_map:
         events.append((tb.beats_to_ticks(beat), mido.MetaMessage("set_tempo", tempo=int(tempo))))
-    for entry in markers:
-        seconds, text = entry
+    for seconds, text in markers:
         _check_seconds(f"marker {text!r}", seconds)
-        events.append((tb.seconds_to_ticks(seconds, tempo_map),
-                       mido.MetaMessage("marker", text=_text(text))))
+    ticks = tb.seconds_to_ticks_all([seconds for seconds, _ in markers], tempo_map)
+    for tick, (_, text) in zip(ticks, markers):
+        events.append((tick, mido.MetaMessage("marker", text=_text(text))))
     return sorted(events, key=lambda e: (e[0], _CONDUCTOR_ORDER[e[1].type]))
 
 
@@ -146,7 +149,7 @@ def _part_events(part, channel, tempo_map):
     program = part.get("program", 0)
     if not (_is_int(program) and 0 <= program <= 127):
         raise ValueError(f"part {name!r}: program must be 0..127, got {program!r}")
-    ticks = []
+    checked = []
     for number, note in enumerate(part["notes"]):
         where = f"part {name!r} note {number}"
         try:
@@ -162,11 +165,13 @@ def _part_events(part, channel, tempo_map):
             raise ValueError(f"{where}: pitch must be a MIDI note 0..127, got {pitch!r}")
         if not (_is_int(velocity) and 1 <= velocity <= 127):
             raise ValueError(f"{where}: velocity must be 1..127, got {velocity!r}")
-        ticks.append((tb.seconds_to_ticks(start, tempo_map), tb.seconds_to_ticks(end, tempo_map),
-                      int(pitch), int(velocity)))
+        checked.append((start, end, int(pitch), int(velocity)))
+    ticks = tb.seconds_to_ticks_all([t for note in checked for t in note[:2]], tempo_map)
+    notes = [(on, off, pitch, velocity) for on, off, (_, _, pitch, velocity)
+             in zip(ticks[0::2], ticks[1::2], checked)]
     events = [(0, mido.MetaMessage("track_name", name=_text(name))),
               (0, mido.Message("program_change", channel=channel, program=int(program)))]
-    for on, off, pitch, velocity in _playable(ticks):
+    for on, off, pitch, velocity in _playable(notes):
         events.append((on, mido.Message("note_on", channel=channel, note=pitch, velocity=velocity)))
         events.append((off, mido.Message("note_off", channel=channel, note=pitch, velocity=0)))
     return sorted(events, key=lambda e: (e[0], _PART_ORDER[e[1].type], getattr(e[1], "note", 0)))
@@ -251,8 +256,9 @@ def _absolute(track):
     return out
 
 
-def _read_part(events, seconds, default_name):
-    """A part from one track's events, or None for a track without notes or programs."""
+def _read_part(events, default_name):
+    """A part (note times in ticks) from one track's events, or None for a track without
+    notes or programs."""
     name, program, channel = default_name, None, None
     sounding, notes = {}, []
     for tick, msg in events:
@@ -274,5 +280,4 @@ def _read_part(events, seconds, default_name):
     if program is None and not notes:
         return None
     return {"name": name, "program": program or 0, "is_drum": channel == DRUM_CHANNEL,
-            "notes": [(seconds(on), seconds(off), pitch, velocity)
-                      for on, off, pitch, velocity in sorted(notes)]}
+            "notes": sorted(notes)}
