@@ -209,14 +209,20 @@ def _decode_and_measure(info, start, duration, reader, tick, timings):
 
 
 def _tacet_spans(timeline):
-    """[start, end) frame spans under tacet markers: to the next "music" marker after it,
-    else for the marker's duration, else to the end of the timeline."""
+    """[start, end) frame spans under tacet markers: up to a "music" marker when one follows
+    before the next tacet, else for the marker's duration, else to the end of the timeline."""
     spans = []
     markers = sorted(timeline.markers, key=lambda m: m.frame)
-    for m in markers:
+    for i, m in enumerate(markers):
         if m.kind != "tacet":
             continue
-        end = next((n.frame for n in markers if n.kind == "music" and n.frame > m.frame), None)
+        end = None
+        for n in markers[i + 1:]:
+            if n.kind == "tacet":
+                break
+            if n.kind == "music" and n.frame > m.frame:
+                end = n.frame
+                break
         if end is None:
             end = m.frame + m.duration if m.duration > 0 else timeline.duration
         spans.append((max(0, m.frame), min(timeline.duration, end)))

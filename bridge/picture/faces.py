@@ -47,8 +47,8 @@ class FaceReader:
         the 48x48 classifier cannot read them."""
         h, w = gray.shape[:2]
         scale = min(1.0, FACE_WIDTH / w)
+        # No histogram equalisation: the cascade divides every window by its own contrast.
         small = cv2.resize(gray, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
-        small = cv2.equalizeHist(small)
         min_side = max(24, small.shape[0] // 6)
         boxes = self.cascade.detectMultiScale(small, scaleFactor=1.2, minNeighbors=5,
                                               minSize=(min_side, min_side))

@@ -1,0 +1,64 @@
+"""Cuts found inside clips: at the right timeline frames, flashes and edge cuts left out."""
+
+import numpy as np
+import pytest
+import videos
+
+from bridge.picture import analyze_timeline
+from bridge.picture.scenes import drop_flashes, space_out
+
+
+@pytest.fixture(scope="module")
+def cuts_path(tmp_path_factory):
+    return videos.cuts_video(videos.video_folder(tmp_path_factory))
+
+
+def detected(result):
+    return [h.frame for h in result["detected_hits"]]
+
+
+def assert_near(found, expected):
+    assert len(found) == len(expected), (found, expected)
+    for f, e in zip(found, expected):
+        assert abs(f - e) <= 1, (found, expected)
+
+
+def test_cuts_inside_a_clip_land_on_their_timeline_frames(cuts_path):
+    # The clip sits after a 10-frame gap, so its cuts move 10 frames later on the timeline.
+    tl = videos.one_clip_timeline(cuts_path, 175, record_start=10)
+    result = analyze_timeline(tl, use_cache=False)
+    assert_near(detected(result), [c + 10 for c in videos.CUTS])
+    assert all(h.source == "detected" for h in result["detected_hits"])
+
+
+def test_a_flash_is_not_a_cut(cuts_path):
+    result = analyze_timeline(videos.one_clip_timeline(cuts_path, 175), use_cache=False)
+    found = detected(result)
+    assert not any(abs(f - flash) <= 2 for f in found for flash in videos.FLASH_FRAMES), found
+
+
+def test_source_offset_moves_cuts_and_drops_those_near_the_edges(cuts_path):
+    # Starting 30 frames into the file puts the first cut 10 frames (< 0.5 s) after the clip's
+    # head: it is dropped. The others land 30 frames earlier than in the file.
+    tl = videos.one_clip_timeline(cuts_path, 140, media_start=30 / videos.RATE)
+    assert_near(detected(analyze_timeline(tl, use_cache=False)), [c - 30 for c in videos.CUTS[1:]])
+
+
+def test_sections_split_at_detected_cuts(cuts_path):
+    result = analyze_timeline(videos.one_clip_timeline(cuts_path, 175), use_cache=False)
+    edges = [s.start for s in result["sections"]]
+    assert edges[0] == 0 and result["sections"][-1].end == 175
+    assert edges[1:] == detected(result)
+    assert all(s.segment == 0 for s in result["sections"])
+
+
+def test_space_out_keeps_cuts_apart_and_away_from_edges():
+    assert space_out([5, 20, 25, 40, 90, 96], 100, 12) == [20, 40]
+    assert space_out([12, 24, 36], 48, 12) == [12, 24, 36]
+
+
+def test_drop_flashes_removes_a_return_to_the_previous_look():
+    looks = np.zeros((30, 4), dtype=np.float32)
+    looks[10:12] = 200.0         # a two-frame flash
+    looks[20:] = 100.0           # a real cut
+    assert drop_flashes([10, 12, 20], looks, window=6) == [20]
