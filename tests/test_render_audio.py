@@ -129,9 +129,13 @@ def test_stems_line_up_and_sum_to_the_mix(tmp_path):
 
 def test_no_soundfont_is_a_specific_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setenv("SCOREBRIDGE_SOUNDFONT", str(tmp_path / "missing.sf2"))
-    with pytest.raises(NoSynthesizer, match="soundfont") as caught:
+    with pytest.raises(NoSynthesizer, match="missing.sf2 .SCOREBRIDGE_SOUNDFONT") as caught:
         render_wav(PARTS, tmp_path / "mix.wav", 1.0)
     assert "\n" not in str(caught.value)
+    monkeypatch.delenv("SCOREBRIDGE_SOUNDFONT")
+    monkeypatch.setattr(audio, "find_soundfont", lambda: None)
+    with pytest.raises(NoSynthesizer, match="no General MIDI soundfont found"):
+        render_wav(PARTS, tmp_path / "mix.wav", 1.0)
     with pytest.raises(NoSynthesizer, match="missing.sf2"):
         render_wav(PARTS, tmp_path / "mix.wav", 1.0, soundfont=tmp_path / "missing.sf2")
     assert not (tmp_path / "mix.wav").exists()

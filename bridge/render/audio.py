@@ -41,8 +41,10 @@ def pick_synth(soundfont=None, synth="auto"):
         raise ValueError(f"unknown synthesizer {synth!r}; choose auto, {', '.join(SYNTHS)}")
     soundfont = soundfont or find_soundfont()
     if soundfont is None:
-        raise NoSynthesizer("no General MIDI soundfont found: install fluid-soundfont-gm "
-                            "or set SCOREBRIDGE_SOUNDFONT to an .sf2 file")
+        configured = os.environ.get("SCOREBRIDGE_SOUNDFONT")
+        raise NoSynthesizer(f"soundfont not found: {configured} (SCOREBRIDGE_SOUNDFONT)"
+                            if configured else "no General MIDI soundfont found: install "
+                            "fluid-soundfont-gm or set SCOREBRIDGE_SOUNDFONT to an .sf2 file")
     if not Path(soundfont).is_file():
         raise NoSynthesizer(f"soundfont not found: {soundfont}")
     available = synthesizers()
@@ -65,7 +67,7 @@ def render_wav(parts_or_midi_path, wav_path, duration_seconds, *, tempo_map=None
     soundfont, synth = pick_synth(soundfont, synth)
     parts, tempo_map = _load(parts_or_midi_path, tempo_map)
     mix = _render(synth, parts, tempo_map, soundfont, sample_rate, duration_seconds)
-    path = _write_wav(wav_path, mix * _gain([mix]), sample_rate)
+    path = _write_wav(wav_path, mix, _gain([mix]), sample_rate)
     return {"path": str(path.absolute()), "synth": synth, "soundfont": soundfont,
             "render_s": round(time.perf_counter() - started, 3), "samples": samples}
 
@@ -87,7 +89,7 @@ def render_stems(parts_or_midi_path, out_dir, duration_seconds, *, tempo_map=Non
     folder, paths = Path(out_dir).absolute(), []
     for number, (part, stem) in enumerate(zip(parts, stems), start=1):
         name = re.sub(r"[^A-Za-z0-9_-]+", "_", part["name"]).strip("_") or "part"
-        path = _write_wav(folder / f"{prefix}{number:02d}-{name}.wav", stem * gain, sample_rate)
+        path = _write_wav(folder / f"{prefix}{number:02d}-{name}.wav", stem, gain, sample_rate)
         paths.append(str(path))
     return {"paths": paths, "synth": synth, "soundfont": soundfont,
             "render_s": round(time.perf_counter() - started, 3), "samples": samples}
@@ -122,11 +124,13 @@ def _render(synth, parts, tempo_map, soundfont, sample_rate, duration_seconds):
         audio = _tinysoundfont(parts, soundfont, sample_rate, samples)
     else:
         audio = _fluidsynth(parts, tempo_map, soundfont, sample_rate, duration_seconds)
-    audio = audio[:samples].copy()
+    audio = audio[:samples]
     fade = min(len(audio), tb.seconds_to_samples(FADE_SECONDS, sample_rate))
     if fade:
         audio[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
-    return np.pad(audio, ((0, samples - len(audio)), (0, 0)))
+    if len(audio) < samples:
+        audio = np.pad(audio, ((0, samples - len(audio)), (0, 0)))
+    return audio
 
 
 def _tinysoundfont(parts, soundfont, sample_rate, samples):
@@ -160,7 +164,7 @@ def _tinysoundfont(parts, soundfont, sample_rate, samples):
             synth.noteoff(channel, pitch)
     if done < samples:
         synth.generate_simple(samples - done, buffer=view[done * 8:])
-    return np.frombuffer(buffer, dtype=np.float32).reshape(samples, 2).copy()
+    return np.frombuffer(buffer, dtype=np.float32).reshape(samples, 2)
 
 
 def _fluidsynth(parts, tempo_map, soundfont, sample_rate, duration_seconds):
@@ -187,8 +191,12 @@ def _gain(signals):
     return min(PEAK / peak, MAX_GAIN) if peak > 0 else 1.0
 
 
-def _write_wav(path, audio, sample_rate):
-    pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype("<i2")
+def _write_wav(path, audio, gain, sample_rate):
+    """`audio` × gain as a 16-bit stereo WAV, written atomically; rounded, not dithered,
+    so the same render gives the same file and silence stays digital silence."""
+    scaled = audio * np.float32(gain * 32767.0)
+    np.clip(np.rint(scaled, out=scaled), -32768, 32767, out=scaled)
+    pcm = scaled.astype("<i2")
     data = io.BytesIO()
     with wave.open(data, "wb") as out:
         out.setnchannels(2)
