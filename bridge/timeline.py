@@ -23,8 +23,9 @@ import opentimelineio as otio
 
 from bridge.errors import BadInput
 from bridge.markers import parse_marker
-from bridge.timebase import (DROP_FRAME_RATES, exact_rate, parse_rate, rational_seconds,
-                             rational_to_frames, seconds_to_frame, timecode_to_frames)
+from bridge.timebase import (DROP_FRAME_RATES, exact_rate, frames_to_timecode, parse_rate,
+                             rational_seconds, rational_to_frames, seconds_to_frame,
+                             timecode_to_frames)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def read_timeline(path, fps=None, media_root=None) -> Timeline:
     warnings = []
     start_frame = None
     if ext in VIDEO_EXTENSIONS:
-        otio_timeline, rate = _read_video(path, warnings)
+        otio_timeline = _read_video(path, warnings)
     elif ext == ".edl":
         otio_timeline, rate, drop, start_frame = _read_edl(path, user_rate, user_drop, warnings)
     elif ext in (".otio", ".otioz", ".otiod"):
@@ -127,16 +128,16 @@ def read_timeline(path, fps=None, media_root=None) -> Timeline:
         raise BadInput(f"unknown timeline format {ext or path.name!r}; supported: {SUPPORTED}")
     if not isinstance(otio_timeline, otio.schema.Timeline):
         raise BadInput(f"{path.name} holds no timeline (found {type(otio_timeline).__name__})")
-    if ext != ".edl":
-        rate = _checked_rate(_file_rate(otio_timeline), path)
-        drop = rate in DROP_FRAME_RATES and _says_drop_frame(otio_timeline)
-        if user_rate is not None and user_rate != rate:
-            warnings.append(f"--fps {float(user_rate):.3f} ignored: {path.name} says "
-                            f"{float(rate):.3f} fps")
-    if start_frame is None:
-        start = otio_timeline.global_start_time
-        start_frame = rational_to_frames(start, rate) if start is not None else 0
     try:
+        if ext != ".edl":
+            rate = _checked_rate(_file_rate(otio_timeline), path)
+            drop = rate in DROP_FRAME_RATES and _says_drop_frame(otio_timeline)
+            if user_rate is not None and user_rate != rate:
+                warnings.append(f"--fps {float(user_rate):.3f} ignored: {path.name} says "
+                                f"{float(rate):.3f} fps")
+        if start_frame is None:
+            start = otio_timeline.global_start_time
+            start_frame = rational_to_frames(start, rate) if start is not None else 0
         return _build(otio_timeline, path, rate, drop, start_frame, warnings, media_root)
     except (otio.exceptions.OTIOError, ValueError, ZeroDivisionError) as exc:
         raise BadInput(f"cannot read {path.name}: {_first_line(exc)}") from None
@@ -167,9 +168,12 @@ def _checked_rate(rate, path) -> Fraction:
     return rate
 
 
-def _read_with_adapter(path, adapter, **options):
-    """One OTIO adapter call; whatever goes wrong becomes one line for the user."""
+def _read_with_adapter(path, adapter, text=None, **options):
+    """One OTIO adapter call (on the file, or on its text when given); whatever goes wrong
+    becomes one line for the user."""
     try:
+        if text is not None:
+            return otio.adapters.read_from_string(text, adapter_name=adapter, **options)
         return otio.adapters.read_from_file(str(path), adapter_name=adapter, **options)
     except otio.exceptions.UnsupportedSchemaError:
         raise BadInput(f"{path.name} was written by a newer OpenTimelineIO "
@@ -277,7 +281,7 @@ _NDF_RATE_FOR_FRAME = [(23, Fraction(24)), (24, Fraction(25)), (29, Fraction(30)
 def _read_edl(path, user_rate, user_drop, warnings):
     """A CMX 3600 EDL through OTIO's adapter, at the given or the inferred rate.
 
-    Returns (OTIO timeline, rate, drop_frame, start frame = first record-in timecode).
+    Returns (OTIO timeline, rate, drop_frame, start frame = earliest record-in timecode).
     """
     try:
         text = path.read_bytes().decode("utf-8", errors="replace")
@@ -300,15 +304,34 @@ def _read_edl(path, user_rate, user_drop, warnings):
         rate, drop = _infer_edl_rate(path, says_drop, largest_frame)
         warnings.append(f"{path.name} carries no frame rate: inferred {float(rate):.3f} fps"
                         f"{' drop frame' if drop else ''} from its timecodes; --fps overrides")
-    otio_timeline = _read_with_adapter(path, "cmx_3600", rate=float(rate))
-    for track in otio_timeline.tracks:
-        # The adapter keeps the first record-in as a negative track start; the timeline
-        # starts at that record-in (start_frame), so the track itself starts at 0.
-        if track.source_range is not None and track.source_range.start_time.value < 0:
-            track.source_range = None
-    start_frame = min(timecode_to_frames(event[2].replace(".", ":"), rate, drop)
-                      for event in events)
+    if drop:
+        text = _drop_frame_as_counts(text, rate)
+    otio_timeline = _read_with_adapter(path, "cmx_3600", text=text, rate=float(rate))
+    # The adapter keeps each track's first record-in as a negative track start (none when it
+    # is 00:00:00:00). The timeline starts at the earliest one; each track starts there too,
+    # with a gap up to its own first event.
+    tracks = list(otio_timeline.tracks)
+    record_ins = [-rational_to_frames(t.source_range.start_time, rate)
+                  if t.source_range is not None else 0 for t in tracks]
+    start_frame = min(record_ins, default=0)
+    for track, record_in in zip(tracks, record_ins):
+        track.source_range = None
+        if record_in > start_frame:
+            lead = otio.opentime.RationalTime(record_in - start_frame, float(rate))
+            track.insert(0, otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(0, float(rate)), lead)))
     return otio_timeline, rate, drop, start_frame
+
+
+def _drop_frame_as_counts(text, rate) -> str:
+    """Event and locator timecodes rewritten so that the adapter, which counts every
+    timecode as non-drop, gets the frame counts they mean in drop frame."""
+    def rewrite(line):
+        if not (_EDL_EVENT.match(line) or re.match(r"^\*?\s*LOC:", line)):
+            return line
+        return re.sub(_TC, lambda tc: frames_to_timecode(
+            timecode_to_frames(tc.group().replace(".", ":"), rate, True), rate), line)
+    return "\n".join(rewrite(line) for line in text.splitlines())
 
 
 def _infer_edl_rate(path, says_drop, largest_frame):
@@ -352,12 +375,12 @@ def _probe_rate(text) -> Fraction | None:
 
 
 def _probe_timecode(info):
-    return (info.get("streams", [{}])[0].get("tags", {}).get("timecode")
+    return ((info.get("streams") or [{}])[0].get("tags", {}).get("timecode")
             or info.get("format", {}).get("tags", {}).get("timecode"))
 
 
 def _read_video(path, warnings):
-    """A bare video file as a one-clip OTIO timeline; returns (timeline, rate)."""
+    """A bare video file as a one-clip OTIO timeline at its nominal rate."""
     info = _probe(path)
     if not info.get("streams"):
         raise BadInput(f"{path.name} has no video stream")
@@ -393,7 +416,7 @@ def _read_video(path, warnings):
                 timecode_to_frames(timecode, rate), r)
         except ValueError:
             warnings.append(f"{path.name}: start timecode {timecode!r} unreadable; starting at 0")
-    return timeline, rate
+    return timeline
 
 
 # --- the core: OTIO timeline -> segments, hits, markers ------------------------------------

@@ -566,6 +566,67 @@ def test_edl_markers_from_loc_lines(tmp_path):
     assert hits(t) == [(24, "marker"), (96, "cut")]            # record 00:00:04:00 = 4*24
 
 
+def test_edl_drop_frame_locators_and_minute_boundaries(tmp_path):
+    # drop frame written with colons; the cut sits across 01:01:00 where DF skips ;00 and ;01
+    path = edl(tmp_path, [("00:00:00:00", "00:01:10:00", "01:00:00:00", "01:01:10:00"),
+                          ("00:10:00:00", "00:10:01:00", "01:01:10:00", "01:01:11:00")],
+               header="FCM: DROP FRAME")
+    text = path.read_text().replace("* FROM CLIP NAME:  shot2\n", "* FROM CLIP NAME:  shot2\n"
+                                    "* LOC: 00:10:00:15 RED     hit\n")
+    path.write_text(text)
+    t = read_timeline(path)
+    assert (t.rate, t.drop_frame, t.start_frame) == (NTSC, True, 107892)
+    # 70 s of DF timecode crossing one minute boundary: 70 * 30 - 2 = 2098 frames
+    assert hits(t) == [(2098, "cut"), (2098 + 15, "marker")]
+    assert t.duration == 2098 + 30
+
+
+def test_edl_audio_and_video_tracks_share_the_start(tmp_path):
+    path = tmp_path / "av.edl"
+    path.write_text(
+        "TITLE: av\n"
+        "001  AX       V     C        00:00:00:00 00:00:02:00 01:00:01:00 01:00:03:00\n"
+        "002  AX       A     C        00:00:00:00 00:00:03:00 01:00:00:00 01:00:03:00\n"
+        "* LOC: 00:00:00:12 RED     hit\n"
+        "003  BX       V     C        00:00:00:00 00:00:01:00 01:00:03:00 01:00:04:00\n")
+    t = read_timeline(path, fps=24)
+    # the audio's 01:00:00:00 is the earliest record in; the picture starts a second later
+    assert t.start_frame == 86400
+    assert spans(t) == [("gap", "gap", 0, 24), ("clip", "001", 24, 72), ("clip", "003", 72, 96)]
+    assert hits(t) == [(12, "marker"), (24, "cut"), (72, "cut")]
+
+
+FCPX = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE fcpxml>
+<fcpxml version="1.9">
+  <resources>
+    <format id="r1" frameDuration="100/2500s" width="1920" height="1080"/>
+    <asset id="r2" name="shot_a" start="0s" duration="10s" hasVideo="1" format="r1"/>
+    <asset id="r3" name="shot_b" start="0s" duration="10s" hasVideo="1" format="r1"/>
+  </resources>
+  <library><event name="ev"><project name="proj">
+    <sequence format="r1" duration="4s"><spine>
+      <asset-clip ref="r2" offset="0s" name="shot_a" start="1s" duration="2s">
+        <marker start="2s" duration="100/2500s" value="hit: boom"/>
+      </asset-clip>
+      <asset-clip ref="r3" offset="2s" name="shot_b" duration="2s"/>
+    </spine></sequence>
+  </project></event></library>
+</fcpxml>
+"""
+
+
+@pytest.mark.parametrize("name", ["edit.fcpxml", "edit.xml"])
+def test_fcpx_xml(tmp_path, name):
+    path = tmp_path / name
+    path.write_text(FCPX)
+    t = read_timeline(path)
+    # 25 fps (frameDuration 1/25 s); two 2 s clips: 100 frames, a cut at 50
+    assert (t.rate, t.start_frame, t.duration) == (25, 0, 100)
+    # the marker at shot_a's source 2 s, which starts at source 1 s: timeline 1 s = 25
+    assert hits(t) == [(25, "marker"), (50, "cut")]
+    assert t.segments[0].media_start == pytest.approx(1.0)
+
 # --- bare video files -------------------------------------------------------------------------
 
 def ffmpeg(*args):
