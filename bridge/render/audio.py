@@ -99,7 +99,7 @@ def _sample_count(duration_seconds, sample_rate):
     if not (isinstance(duration_seconds, numbers.Real) and math.isfinite(duration_seconds)
             and duration_seconds > 0):
         raise ValueError(f"duration must be finite seconds > 0, got {duration_seconds!r}")
-    if not (isinstance(sample_rate, int) and 8000 <= sample_rate <= 192000):
+    if not (isinstance(sample_rate, numbers.Integral) and 8000 <= sample_rate <= 192000):
         raise ValueError(f"sample rate must be an integer 8000..192000 Hz, got {sample_rate!r}")
     return tb.seconds_to_samples(duration_seconds, sample_rate)
 
