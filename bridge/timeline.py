@@ -566,7 +566,7 @@ def _build(otio_timeline, path, rate, drop, start_frame, warnings, media_root) -
     segments = _segments(pieces, duration, rate, path, media_root, warnings)
     _collect_markers(stack, offset, Fraction(0), end, ctx)
     markers = _markers(ctx.markers, rate, duration, warnings)
-    hits = _hits(segments, pieces, markers, ctx, rate)
+    hits = _hits(segments, markers, ctx, rate)
     return Timeline(name=otio_timeline.name or path.stem, path=str(path), rate=rate,
                     drop_frame=drop, start_frame=start_frame, duration=duration,
                     segments=segments, markers=markers, hits=hits, warnings=warnings)
@@ -574,7 +574,7 @@ def _build(otio_timeline, path, rate, drop, start_frame, warnings, media_root) -
 
 def _segments(pieces, duration, rate, path, media_root, warnings) -> list:
     """Pieces as frame-exact segments covering [0, duration), holes filled with gaps."""
-    media = _Media(path.parent, media_root)
+    media = _Media(path if path.is_dir() else path.parent, media_root)  # bundles: .otiod
     segments, frame = [], 0
     for piece in pieces:
         first, stop = seconds_to_frame(piece.start, rate), seconds_to_frame(piece.end, rate)
@@ -594,7 +594,7 @@ def _segments(pieces, duration, rate, path, media_root, warnings) -> list:
     return segments
 
 
-def _hits(segments, pieces, markers, ctx, rate) -> list:
+def _hits(segments, markers, ctx, rate) -> list:
     """Every edit point of the picture, then marker hits on frames that are no edit point.
 
     An edit point is a transition's when a transition on the track of the picture on

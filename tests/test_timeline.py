@@ -391,6 +391,21 @@ def test_media_paths_decode_file_urls_and_relink(tmp_path):
     assert any("name no media file" in w for w in t.warnings)
 
 
+@pytest.mark.parametrize("bundle", ["edit.otiod", "edit.otioz"])
+def test_bundles(tmp_path, bundle):
+    media = tmp_path / "shot.mov"
+    media.write_bytes(b"\0")
+    path = save(tmp_path, track(clip("a", 0, 10, url=media.as_uri(), available=tr(0, 10))),
+                name=bundle)
+    t = read_timeline(path)
+    assert (t.duration, t.segments[0].name) == (10, "a")
+    if bundle.endswith("otiod"):     # media copied into the bundle, named relative to it
+        assert t.segments[0].media_path == str(path / "media" / "shot.mov")
+        assert not any("not found" in w for w in t.warnings)
+    else:                            # media inside the zip: unpacking it is the user's step
+        assert t.segments[0].media_path == str(tmp_path / "media" / "shot.mov")
+        assert any("media not found" in w for w in t.warnings)
+
 # --- markers ----------------------------------------------------------------------------------
 
 def test_clip_markers_follow_the_trimmed_clip(tmp_path):
