@@ -385,7 +385,8 @@ def _read_video(path, warnings):
     if not info.get("streams"):
         raise BadInput(f"{path.name} has no video stream")
     stream = info["streams"][0]
-    base, average = _probe_rate(stream.get("r_frame_rate")), _probe_rate(stream.get("avg_frame_rate"))
+    base = _probe_rate(stream.get("r_frame_rate"))
+    average = _probe_rate(stream.get("avg_frame_rate"))
     rate = base or average
     if rate is None:
         raise BadInput(f"cannot tell the frame rate of {path.name}")
