@@ -96,3 +96,22 @@ def test_a_marker_covers_a_gap_and_progress_is_reported(mood_path):
     fractions = [f for f, _ in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(calls) >= 3
     assert all(isinstance(stage, str) and stage for _, stage in calls)
+
+
+def test_real_footage_cuts_match_pyscenedetect_and_a_bunny_is_no_face(shared_data):
+    from scenedetect import AdaptiveDetector, detect
+
+    bikes = shared_data / "video" / "bikes.mp4"
+    reference = [start.frame_num for start, _ in detect(str(bikes), AdaptiveDetector())][1:]
+    # Cuts within half a second of the clip's edges are dropped on purpose.
+    reference = [r for r in reference if 13 <= r <= 250 - 13]
+    result = analyze_timeline(videos.one_clip_timeline(bikes, 250), use_cache=False)
+    found = [h.frame for h in result["detected_hits"]]
+    assert reference and len(found) == len(reference)
+    assert all(abs(f - r) <= 1 for f, r in zip(found, reference)), (found, reference)
+    assert result["warnings"] == []
+
+    bunny = shared_data / "video" / "bigbuckbunny.mp4"
+    (section,) = analyze_timeline(videos.one_clip_timeline(bunny, 132), use_cache=False)["sections"]
+    assert section.source == "picture" and section.emotion == {}
+    assert section.features["face_coverage"] == 0.0

@@ -261,10 +261,10 @@ def _sections(timeline, analysed):
                 _measure(span, seg, analysed[index], rate)
             est = combine(e.estimate(span) for e in estimators)
             sections.append(Section(
-                start=start, end=end, valence=round(est.valence, 4), arousal=round(est.arousal, 4),
-                emotion={k: round(v, 4) for k, v in est.emotion.items()}, source=est.source,
+                start=start, end=end, valence=float(round(est.valence, 4)), arousal=float(round(est.arousal, 4)),
+                emotion={k: float(round(v, 4)) for k, v in est.emotion.items()}, source=est.source,
                 tacet=any(a <= start < b for a, b in tacets),
-                features={k: (round(v, 5) if isinstance(v, float) else v) for k, v in span.features.items()},
+                features={k: float(round(v, 5)) for k, v in span.features.items()},
                 segment=index))
     hits = [Hit(frame, "detected") for frame in sorted(set(detected))]
     return sections, hits
