@@ -101,8 +101,16 @@ def read_timeline(path, fps=None, media_root=None) -> Timeline:
         30-49 -> 50, 50-59 -> 60;
       - when every frame field is 00 nothing bounds the rate: BadInput asks for --fps.
     Formats that carry a rate keep theirs; a differing fps is then ignored with a warning.
-    media_root relinks media that is not where the timeline says: the first file with the
-    same name (compared case-insensitively) under media_root, searched in sorted order.
+
+    The picture is what a viewer sees: the top-most enabled video track wins, nested stacks
+    are flattened, gaps show what lies below (a "gap" segment where nothing does); generated
+    clips (titles, slugs) only show where no real picture lies beneath them, so a title over
+    a scene keeps its cuts. A transition's edit point is its cut point, where the outgoing
+    clip would end; the incoming segment starts there. media_start is seconds into the
+    media file: source start minus the reference's available start, else minus the file's
+    own start timecode, else the source start as is. media_root relinks media that is not
+    where the timeline says: the first file with the same name (compared case-insensitively)
+    under media_root, searched in sorted order.
     """
     path = Path(path).expanduser().resolve()
     if not path.exists():
