@@ -50,6 +50,12 @@ def test_unreadable_media_warns_and_falls_back(tmp_path):
     assert len(result["warnings"]) == 1 and str(bad) in result["warnings"][0]
 
 
+def test_a_source_range_past_the_end_of_the_file_warns(mood_path):
+    result = analyze_timeline(videos.one_clip_timeline(mood_path, 50, media_start=60.0), use_cache=False)
+    assert result["sections"][0].source == "default"
+    assert len(result["warnings"]) == 1 and str(mood_path) in result["warnings"][0]
+
+
 def test_variable_frame_rate_warns_without_failing(tmp_path):
     path = tmp_path / "vfr.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=25:d=3",

@@ -78,9 +78,10 @@ def analyze_timeline(timeline: Timeline, media_root=None, progress=None, use_cac
                 try:
                     memo[mkey] = _analyze_clip(info, start, duration, reader, use_cache, tick, timings)
                     frames += int(memo[mkey].get("decoded", 0))
-                except MediaError as exc:
+                except (MediaError, cv2.error) as exc:
                     memo[mkey] = None
-                    warnings.append(str(exc))
+                    warnings.append(str(exc) if isinstance(exc, MediaError)
+                                    else f"cannot decode media {info.path}: {exc}")
             result = memo[mkey]
             if result is not None:
                 analysed[index] = result
@@ -97,24 +98,28 @@ def analyze_timeline(timeline: Timeline, media_root=None, progress=None, use_cac
 
 def _clips_with_media(timeline, media_root, warnings):
     """{segment index: (segment, MediaInfo)} for clips whose media can be read; one warning
-    per missing or unreadable file."""
-    found, bad = {}, {}
+    per missing or unreadable file, and one for all clips that name no file."""
+    found, probed, unnamed = {}, {}, []
     for index, seg in enumerate(timeline.segments):
         if seg.kind != "clip" or seg.record_end <= seg.record_start:
             continue
-        path = _resolve(seg.media_path, media_root)
-        key = seg.media_path or seg.name
-        if key in bad:
+        if not seg.media_path:
+            unnamed.append(seg.name)
             continue
-        if path is None:
-            bad[key] = f"media missing for clip '{seg.name}': {seg.media_path or 'no media reference'}"
-            warnings.append(bad[key])
-            continue
-        try:
-            found[index] = (seg, probe(path))
-        except MediaError as exc:
-            bad[key] = str(exc)
-            warnings.append(bad[key])
+        if seg.media_path not in probed:
+            path = _resolve(seg.media_path, media_root)
+            try:
+                if path is None:
+                    raise MediaError(f"media missing: {seg.media_path}")
+                probed[seg.media_path] = probe(path)
+            except MediaError as exc:
+                probed[seg.media_path] = None
+                warnings.append(str(exc))
+        if probed[seg.media_path] is not None:
+            found[index] = (seg, probed[seg.media_path])
+    if unnamed:
+        names = ", ".join(f"'{n}'" for n in unnamed[:5]) + (" …" if len(unnamed) > 5 else "")
+        warnings.append(f"no media reference for {len(unnamed)} clip(s): {names}")
     return found
 
 
@@ -182,7 +187,7 @@ def _decode_and_measure(info, start, duration, reader, tick, timings):
         if len(times) % 50 == 0:
             tick(min(1.0, len(times) / expected))
     if not times:
-        raise MediaError(f"cannot decode media: {info.path}")
+        raise MediaError(f"no frames decoded from {info.path} between {start:.2f} s and {start + duration:.2f} s")
     t0 = clock()
     cuts = finder.cuts()
     t1 = clock()
