@@ -14,20 +14,18 @@ import opentimelineio as otio
 
 # Each look is a lavfi video chain with {w}, {h}, {r} placeholders, and an audio amplitude.
 LOOKS = {
-    # Near-black grey with one slowly drifting slightly lighter box: dark, desaturated, still.
-    "dark": ("color=c=0x16181b:s={w}x{h}:r={r},"
-             "drawbox=x='iw/4+t*4':y=ih/3:w=iw/5:h=ih/4:color=0x2a2c30:t=fill", 0.004),
-    # Grey fog: mid-dark, colourless, a slow brightness breathing.
-    "grey": ("color=c=0x3a3c40:s={w}x{h}:r={r},"
-             "drawbox=x=iw/2:y='ih/4+t*3':w=iw/6:h=ih/3:color=0x4a4c50:t=fill", 0.006),
+    # Two near-black greys drifting slowly into each other: dark, desaturated, nearly still.
+    "dark": ("gradients=s={w}x{h}:r={r}:c0=0x0e1012:c1=0x2a2d31:nb_colors=2:speed=0.004:seed=1", 0.004),
+    # Grey fog: mid-dark, colourless, slow.
+    "grey": ("gradients=s={w}x{h}:r={r}:c0=0x303236:c1=0x5a5c60:nb_colors=2:speed=0.006:seed=2", 0.006),
     # The colour test pattern scrolling fast with its hue turning: bright, saturated, moving.
     "bright": ("testsrc2=s={w}x{h}:r={r},scroll=h=0.045:v=0.02,"
                "hue=h='t*150':s=1.4,eq=brightness=0.06", 0.35),
-    # A zooming Mandelbrot set: saturated and moving, with its own look for cut tests.
+    # A zooming Mandelbrot set: saturated and slowly moving, with its own look for cut tests.
     "fractal": ("mandelbrot=s={w}x{h}:r={r}:maxiter=64:end_scale=0.5,eq=brightness=0.1:saturation=1.3", 0.25),
-    # Flat warm colour with a box sweeping across: a third look for cut tests.
-    "warm": ("color=c=0xd08030:s={w}x{h}:r={r},"
-             "drawbox=x='mod(t*160,iw)':y=ih/4:w=iw/6:h=ih/2:color=0x3050c0:t=fill", 0.15),
+    # Orange and gold gradients turning at a moderate pace: warm, bright, some motion.
+    "warm": ("gradients=s={w}x{h}:r={r}:c0=0xd06020:c1=0xf0c050:c2=0xb04018:nb_colors=3:"
+             "speed=0.03:seed=3", 0.15),
     "white": ("color=c=white:s={w}x{h}:r={r}", 0.1),
 }
 

@@ -1,4 +1,7 @@
-"""Faces and their expressions: OpenCV's Haar cascade finds faces, a small CNN reads them.
+"""Faces and their expressions: a Haar cascade finds faces, a small CNN reads them.
+
+The cascade runs in OpenCV's CascadeClassifier where the installed OpenCV has it (4.x) and
+in haar.py's numpy evaluator where it does not (OpenCV 5 moved it out).
 
 The classifier is the 7-class FER2013 network shipped inside the `what_the_face_classification`
 wheel (3 conv + 3 linear layers, 48x48 grey input, 4.3 M parameters). Its package imports
@@ -28,10 +31,20 @@ def _package_dir():
     return list(spec.submodule_search_locations)[0]
 
 
+def _cascade_path():
+    """The frontal-face cascade from OpenCV's data folder, else the one the face wheel ships."""
+    name = "haarcascade_frontalface_default.xml"
+    for folder in (getattr(getattr(cv2, "data", None), "haarcascades", None), _package_dir()):
+        if folder and os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    return None
+
+
 def available() -> bool:
-    """Whether the expression model's weights are installed."""
+    """Whether the expression model's weights and a face cascade are installed."""
     folder = _package_dir()
-    return folder is not None and os.path.isfile(os.path.join(folder, "active_model.pth"))
+    return (folder is not None and os.path.isfile(os.path.join(folder, "active_model.pth"))
+            and _cascade_path() is not None)
 
 
 class FaceReader:
@@ -75,12 +88,8 @@ class FaceReader:
 
 
 def load_cascade():
-    """OpenCV's CascadeClassifier where this OpenCV build has it (4.x), else the numpy
-    evaluator in haar.py; the frontal-face cascade from OpenCV's data or the face wheel."""
-    name = "haarcascade_frontalface_default.xml"
-    path = os.path.join(getattr(cv2, "data", None) and cv2.data.haarcascades or "", name)
-    if not os.path.isfile(path):
-        path = os.path.join(_package_dir(), name)
+    """OpenCV's CascadeClassifier where this OpenCV build has it, else the numpy evaluator."""
+    path = _cascade_path()
     if hasattr(cv2, "CascadeClassifier"):
         return cv2.CascadeClassifier(path)
     return HaarCascade(path)
