@@ -26,7 +26,6 @@ LOOKS = {
     # Orange and gold gradients turning at a moderate pace: warm, bright, some motion.
     "warm": ("gradients=s={w}x{h}:r={r}:c0=0xd06020:c1=0xf0c050:c2=0xb04018:nb_colors=3:"
              "speed=0.03:seed=3", 0.15),
-    "white": ("color=c=white:s={w}x{h}:r={r}", 0.1),
 }
 
 

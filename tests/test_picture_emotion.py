@@ -1,14 +1,15 @@
 """Valence/arousal: the Ekman table, the cue formulas, the combination rule, and real footage."""
 
+from fractions import Fraction
+
 import pytest
 import videos
 
 from bridge.picture import analyze_timeline
-from bridge.picture.emotion import (EKMAN_VA, Estimate, Span, combine, cut_arousal, ekman_to_va,
-                                    loudness_arousal, motion_arousal, picture_arousal,
-                                    picture_valence, FaceEstimator, PictureEstimator)
-from bridge.timeline import Timeline, Clip
-from fractions import Fraction
+from bridge.picture.emotion import (EKMAN_VA, Estimate, FaceEstimator, PictureEstimator, Span,
+                                    combine, cut_arousal, ekman_to_va, loudness_arousal,
+                                    motion_arousal, picture_arousal, picture_valence)
+from bridge.timeline import Clip, Timeline
 
 
 def test_ekman_table_is_emsyncs():

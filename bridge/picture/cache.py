@@ -55,7 +55,3 @@ def store(name: str, arrays: dict):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def entry_path(name: str) -> Path:
-    return cache_dir() / f"{name}.npz"

@@ -24,7 +24,6 @@ class MediaInfo:
     fps: float
     width: int
     height: int
-    frame_count: int
 
 
 def probe(path) -> MediaInfo:
@@ -40,7 +39,7 @@ def probe(path) -> MediaInfo:
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         if fps <= 0 or width <= 0 or height <= 0:
             raise MediaError(f"cannot read media (no video stream): {path}")
-        return MediaInfo(str(path), fps, width, height, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+        return MediaInfo(str(path), fps, width, height)
     finally:
         cap.release()
 
