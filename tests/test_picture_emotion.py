@@ -57,6 +57,8 @@ def test_combine_marker_wins_then_faces_by_coverage_then_default():
     assert mostly.source == "faces" and rarely.source == "picture"
     assert mostly.valence < rarely.valence < picture_valence(BRIGHT)
     assert mostly.emotion["sadness"] == 1.0
+    marked = combine([Estimate(-0.7, 0.9, "marker"), FaceEstimator().estimate(span)])
+    assert (marked.source, marked.valence, marked.emotion["sadness"]) == ("marker", -0.7, 1.0)
     fallback = combine([None, Estimate(0.0, 0.2, "default", 0.0)])
     assert (fallback.source, fallback.valence) == ("default", 0.0)
 

@@ -162,16 +162,17 @@ class DefaultEstimator(Estimator):
 
 
 def combine(estimates) -> Estimate:
-    """The rule in the module docstring, over the non-None estimates."""
+    """The rule in the module docstring, over the non-None estimates. The face probabilities,
+    when faces were read, are kept whichever source wins: they were measured all the same."""
     estimates = [e for e in estimates if e is not None]
+    emotion = next((e.emotion for e in estimates if e.emotion), {})
     for e in estimates:
         if e.source == "marker":
-            return e
+            return Estimate(e.valence, e.arousal, e.source, e.weight, emotion)
     measured = [e for e in estimates if e.source in ("faces", "picture") and e.weight > 0]
     if measured:
         total = sum(e.weight for e in measured)
         lead = max(measured, key=lambda e: e.weight)
-        emotion = next((e.emotion for e in measured if e.emotion), {})
         return Estimate(clip(sum(e.valence * e.weight for e in measured) / total),
                         clip(sum(e.arousal * e.weight for e in measured) / total),
                         lead.source, total, emotion)
