@@ -1,11 +1,14 @@
 """Cuts found inside clips: at the right timeline frames, flashes and edge cuts left out."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import videos
 
 from bridge.picture import analyze_timeline
 from bridge.picture.scenes import drop_flashes, space_out
+from bridge.timeline import Clip, Timeline
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +65,10 @@ def test_drop_flashes_removes_a_return_to_the_previous_look():
     looks[10:12] = 200.0         # a two-frame flash
     looks[20:] = 100.0           # a real cut
     assert drop_flashes([10, 12, 20], looks, window=6) == [20]
+
+
+def test_cuts_in_25_fps_media_land_on_a_24_fps_timeline(cuts_path):
+    clip = Clip("clip", 0, 150, media_path=str(cuts_path), media_start=0.0, media_rate=25)
+    tl = Timeline("t24", "/tmp/t24.otio", Fraction(24), False, 0, 150, [clip])
+    expected = [round(c / videos.RATE * 24) for c in videos.CUTS]      # same seconds, 24 fps frames
+    assert_near(detected(analyze_timeline(tl, use_cache=False)), expected)
