@@ -138,7 +138,9 @@ def _resolve(path, media_root):
 
 def _analyze_clip(info, start, duration, reader, use_cache, tick, timings):
     """Per-frame analysis of one source range: from the cache, or decoded once and stored."""
-    name = cache.key(info.path, start, duration, ANALYSIS_VERSION) if use_cache else None
+    # Results without the face model must not stand in for results with it, and vice versa.
+    version = f"{ANALYSIS_VERSION}" if reader is not None else f"{ANALYSIS_VERSION}-nofaces"
+    name = cache.key(info.path, start, duration, version) if use_cache else None
     if name:
         hit = cache.load(name)
         if hit is not None and int(hit.get("version", -1)) == ANALYSIS_VERSION:
@@ -153,6 +155,8 @@ def _analyze_clip(info, start, duration, reader, use_cache, tick, timings):
 
 
 def _decode_and_measure(info, start, duration, reader, tick, timings):
+    """Decode the range once; every frame feeds the cut finder and the cue meter, a few per
+    second the face reader. Returns the per-frame arrays the cache stores."""
     fps = info.fps
     size = small_size(info.width, info.height)
     finder, meter = CutFinder(fps), CueMeter(fps)
@@ -181,7 +185,7 @@ def _decode_and_measure(info, start, duration, reader, tick, timings):
             probs = reader.expression(frame)
             face_times.append(t)
             face_probs.append(probs if probs is not None else np.full(len(faces.LABELS), np.nan))
-            next_sample += 1.0 / faces.SAMPLES_PER_SECOND
+            next_sample = (np.floor(t * faces.SAMPLES_PER_SECOND) + 1) / faces.SAMPLES_PER_SECOND
             timings["faces"] += clock() - t3
         times.append(t)
         if len(times) % 50 == 0:

@@ -22,7 +22,7 @@ def cache_dir() -> Path:
     return Path(root) / "picture"
 
 
-def key(path, start: float, duration: float, version: int) -> str | None:
+def key(path, start: float, duration: float, version: str) -> str | None:
     """The entry name for a source range of a file, or None when the file cannot be stat'ed."""
     try:
         st = os.stat(path)
