@@ -75,11 +75,13 @@ class RangeReader:
         try:
             if self.start > 0:
                 cap.set(cv2.CAP_PROP_POS_MSEC, self.start * 1000.0)
-            first = None
+            first = prev = None
             while True:
                 if not cap.grab():
                     break
                 t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 - self.start
+                if prev is not None and t <= prev:
+                    t = prev + 1.0 / fps        # a stream without usable timestamps
                 if t < -half:
                     continue            # the seek landed before the range
                 if t >= self.duration - half:
@@ -87,6 +89,7 @@ class RangeReader:
                 ok, frame = cap.retrieve()
                 if not ok or frame is None:
                     break
+                prev = t
                 if first is None:
                     first = t
                 elif abs((t - first) * fps - self.frames) > 0.5:
