@@ -20,7 +20,7 @@ def analyze(input_path, out_dir, fps=None, media_root=None, progress=None, use_c
     t0 = time.perf_counter()
     timeline = read_timeline(input_path, fps=fps, media_root=media_root)
     t1 = time.perf_counter()
-    result = analyze_timeline(timeline, media_root=media_root, progress=progress, use_cache=use_cache)
+    result = analyze_timeline(timeline, progress=progress, use_cache=use_cache)
     t2 = time.perf_counter()
     hits = merge_hits(timeline.hits, [Hit(h.frame, "detected", h.name) for h in result["detected_hits"]])
     manifest = manifest_mod.build(
@@ -28,8 +28,6 @@ def analyze(input_path, out_dir, fps=None, media_root=None, progress=None, use_c
         {"read_s": t1 - t0, "analysis_s": t2 - t1})
     path = manifest_mod.manifest_path(out_dir, timeline)
     manifest_mod.write(manifest, path)
-    if progress:
-        progress(1.0, "done")
     return manifest, path
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import opentimelineio as otio
 
+from bridge import atomic
+
 # Each look is a lavfi video chain with {w}, {h}, {r} placeholders, and an audio amplitude.
 LOOKS = {
     # Two near-black greys drifting slowly into each other: dark, desaturated, nearly still.
@@ -80,7 +82,9 @@ DEMO_SCENES = [("dark", 125), ("grey", 100), ("bright", 75), ("dark", 125),
 DEMO_CLIPS = [("1 night", 0, 125), ("2 fog", 125, 225), ("3 city", 225, 300),
               ("4 night again", 300, 425), ("5 fractal", 425, 525), ("6 run to sunset", 525, 700)]
 DEMO_INNER_CUT = 625
-DEMO_MARKERS = [(150, "mood: tense"), (525, "hit")]
+# The fog turns tense a second in; from the city on the picture decides again; a hit lands
+# inside the fractal shot.
+DEMO_MARKERS = [(150, "mood: tense"), (225, "mood: auto"), (480, "hit")]
 
 
 def build_demo(out_dir):
@@ -95,14 +99,7 @@ def build_demo(out_dir):
     if not video.exists():
         render_scenes(video, DEMO_SCENES, size=(640, 360), rate=DEMO_RATE)
     if not timeline_path.exists():
-        fd, tmp = tempfile.mkstemp(suffix=".otio", dir=out, prefix=".tmp-")
-        os.close(fd)
-        try:
-            otio.adapters.write_to_file(demo_timeline(video), tmp, adapter_name="otio_json")
-            os.replace(tmp, timeline_path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic.write_text(timeline_path, otio.adapters.write_to_string(demo_timeline(video), "otio_json"))
     return video, timeline_path
 
 

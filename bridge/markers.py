@@ -53,6 +53,9 @@ MOODS = {
     "grief": (-0.75, -0.20), "tragic": (-0.75, -0.10),
 }
 
+# `mood: auto` ends a mood/va marker's reach: from there the picture sets the emotion again.
+AUTO_WORDS = {"auto", "picture", "off"}
+
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)"
 _VA = re.compile(rf"^va\s*:\s*({_NUMBER})\s*[,;]?\s*({_NUMBER})$")
 
@@ -78,6 +81,8 @@ def _parse_one(text):
     mood = re.match(r"^mood\s*:\s*(.*)$", text)
     if mood:
         word = mood.group(1).strip(" .!")
+        if word in AUTO_WORDS:   # the picture decides again from here
+            return _result("mood", "auto")
         if word in MOODS:
             valence, arousal = MOODS[word]
             return _result("mood", word, valence, arousal)
@@ -109,3 +114,21 @@ def parse_marker(name, comment="") -> dict:
         if parsed is not None:
             return parsed
     return _result("note")
+
+
+def tacet_spans(markers, duration) -> list:
+    """[start, end) frames without music: a tacet marker's own duration when it has one,
+    else up to the next `music` marker, else to the end of the timeline."""
+    ordered = sorted(markers, key=lambda m: m.frame)
+    spans = []
+    for m in ordered:
+        if m.kind != "tacet":
+            continue
+        if m.duration > 0:
+            end = m.frame + m.duration
+        else:
+            end = next((n.frame for n in ordered if n.kind == "music" and n.frame > m.frame), duration)
+        start, end = max(0, m.frame), min(duration, end)
+        if end > start:
+            spans.append((start, end))
+    return spans

@@ -22,7 +22,7 @@ from pathlib import Path
 import opentimelineio as otio
 
 from bridge.errors import BadInput
-from bridge.markers import parse_marker
+from bridge.markers import parse_marker, tacet_spans
 from bridge.timebase import (DROP_FRAME_RATES, exact_rate, frames_to_timecode, parse_rate,
                              rational_seconds, rational_to_frames, seconds_to_frame,
                              timecode_to_frames)
@@ -660,11 +660,11 @@ def _markers(placed, rate, duration, warnings) -> list:
 
 
 def _tacet_span(marker, markers, duration):
-    """A tacet without a duration lasts until the next `music` marker or the end."""
-    if marker.kind != "tacet" or marker.duration > 0:
+    """A tacet marker with its resolved span as its duration (rule: markers.tacet_spans)."""
+    if marker.kind != "tacet":
         return marker
-    ends = [m.frame for m in markers if m.kind == "music" and m.frame > marker.frame]
-    return replace(marker, duration=min(ends, default=duration) - marker.frame)
+    spans = tacet_spans([marker] + [m for m in markers if m.kind == "music"], duration)
+    return replace(marker, duration=spans[0][1] - spans[0][0] if spans else 0)
 
 
 class _Media:

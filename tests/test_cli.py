@@ -11,9 +11,11 @@ import pytest
 from bridge.cli import main
 
 
-def _edit(path, rate=24, clips=(48, 72, 30), start_tc=None, markers=(), media=None):
+def _edit(path, rate=24, clips=(48, 72, 30), start_tc=None, markers=(), media=None, drop_frame=None):
     """Write a one-track OTIO edit with clips of the given lengths (frames)."""
     tl = otio.schema.Timeline(name="cli test")
+    if drop_frame is not None:  # OTIO times carry no drop-frame flag; exporters put it in metadata
+        tl.metadata["drop_frame"] = drop_frame
     if start_tc is not None:
         tl.global_start_time = otio.opentime.RationalTime(start_tc, rate)
     track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
@@ -57,7 +59,7 @@ def test_analyze_writes_manifest_with_frame_exact_hits(tmp_path, capsys):
 def test_analyze_ntsc_drop_frame_with_hour_start(tmp_path, capsys):
     rate = 30000 / 1001
     start = otio.opentime.from_timecode("01:00:00;00", rate).value  # 107892 frames
-    edit = _edit(tmp_path / "df.otio", rate=rate, clips=(300, 300), start_tc=start)
+    edit = _edit(tmp_path / "df.otio", rate=rate, clips=(300, 300), start_tc=start, drop_frame=True)
     assert main(["analyze", str(edit), "--out", str(tmp_path), "-q"]) == 0
     manifest = json.loads(open(capsys.readouterr().out.strip()).read())
     assert manifest["rate"] == "30000/1001"
@@ -99,3 +101,21 @@ def test_doctor_reports_core_parts(capsys):
     assert code == 0
     for name in ("torch", "opentimelineio", "cmx_3600", "fcp_xml", "ffmpeg", "soundfont"):
         assert name in out
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    """The README's first command: builds the demo edit and analyses it through the CLI."""
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    manifest = json.loads(open(capsys.readouterr().out.strip()).read())
+    hits = {h["frame"]: h["source"] for h in manifest["hits"]}
+    # the edit's cuts, the user's hit marker inside the fractal shot, the cut detected inside
+    # the last clip (bright -> warm at frame 625, within a frame)
+    assert {125: "cut", 225: "cut", 300: "cut", 425: "cut", 480: "marker", 525: "cut"}.items() <= hits.items()
+    assert [f for f, s in hits.items() if s == "detected"] in ([624], [625], [626])
+    by_start = {s["frame_start"]: s for s in manifest["sections"]}
+    night, tense, city = by_start[0], by_start[150], by_start[225]
+    assert night["source"] == "picture" and night["valence"] < 0 and night["arousal"] < 0
+    assert tense["source"] == "marker" and (tense["valence"], tense["arousal"]) == (-0.4, 0.6)
+    # `mood: auto` at 225 hands the emotion back to the picture: the bright city scene
+    assert city["source"] == "picture" and city["valence"] > 0 and city["arousal"] > 0
+    assert not manifest["warnings"]

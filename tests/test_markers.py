@@ -112,3 +112,22 @@ def test_comment_is_read_when_the_name_is_no_instruction():
 
 def test_name_wins_over_comment():
     assert parse_marker("tacet", "hit")["kind"] == "tacet"
+
+
+def test_mood_auto_hands_back_to_the_picture():
+    for text in ("mood: auto", "Mood: Picture", "mood:off"):
+        parsed = parse_marker(text)
+        assert parsed["kind"] == "mood" and parsed["mood"] == "auto"
+        assert parsed["valence"] is None and parsed["arousal"] is None and parsed["warning"] is None
+
+
+def test_tacet_spans_rule():
+    from bridge.markers import tacet_spans
+    from bridge.timeline import Marker
+    markers = [Marker(30, "tacet", kind="tacet", duration=10), Marker(35, "music", kind="music"),
+               Marker(80, "tacet", kind="tacet"), Marker(90, "music", kind="music"),
+               Marker(150, "tacet", kind="tacet")]
+    # own duration wins over a music marker inside it; no duration runs to the next music
+    # marker, else to the end; spans are clipped to the timeline
+    assert tacet_spans(markers, 200) == [(30, 40), (80, 90), (150, 200)]
+    assert tacet_spans([Marker(190, "tacet", kind="tacet", duration=50)], 200) == [(190, 200)]

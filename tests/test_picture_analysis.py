@@ -16,7 +16,7 @@ def mood_path(tmp_path_factory):
     return videos.mood_video(videos.video_folder(tmp_path_factory))
 
 
-def test_missing_media_gives_default_sections_and_one_warning_per_file(tmp_path):
+def test_missing_media_gives_default_sections(tmp_path):
     lost, other = str(tmp_path / "lost.mov"), str(tmp_path / "other.mov")
     segments = [Clip("a", 0, 25, media_path=lost), Clip("b", 25, 50, media_path=lost),
                 Clip("gap", 50, 100, kind="gap"), Clip("c", 100, 400, media_path=other),
@@ -30,16 +30,9 @@ def test_missing_media_gives_default_sections_and_one_warning_per_file(tmp_path)
     assert sections[2].arousal == GAP_AROUSAL
     # Quick cuts at the head, one long clip after: arousal follows the cut rate.
     assert sections[0].arousal > sections[3].arousal
-    assert len(result["warnings"]) == 3
-    assert sum(lost in w for w in result["warnings"]) == 1
-    assert sum(other in w for w in result["warnings"]) == 1
+    # Missing files are reported once by read_timeline; here only the clip with no file at all.
+    assert len(result["warnings"]) == 1 and "'d'" in result["warnings"][0]
     assert result["detected_hits"] == []
-
-
-def test_media_root_finds_moved_media(mood_path):
-    tl = videos.one_clip_timeline("/nowhere/" + mood_path.name, 50)
-    result = analyze_timeline(tl, media_root=str(mood_path.parent), use_cache=False)
-    assert result["warnings"] == [] and result["sections"][0].source == "picture"
 
 
 def test_unreadable_media_warns_and_falls_back(tmp_path):

@@ -34,7 +34,7 @@ def test_demo_video_and_timeline_are_as_promised(demo):
     assert [(c.source_range.start_time.to_frames(), c.source_range.duration.to_frames()) for c in clips] == \
         [(s, e - s) for _, s, e in DEMO_CLIPS]
     assert all(c.media_reference.target_url == str(video) for c in clips)
-    assert sorted(m.name for m in tl.tracks.markers) == ["hit", "mood: tense"]
+    assert sorted(m.name for m in tl.tracks.markers) == ["hit", "mood: auto", "mood: tense"]
 
 
 def test_build_demo_is_idempotent(demo):

@@ -23,6 +23,7 @@ from bridge.picture.emotion import (DefaultEstimator, FaceEstimator, MarkerEstim
                                     PictureEstimator, Span, combine)
 from bridge.picture.scenes import CutFinder
 from bridge.picture.video import MediaError, RangeReader, probe, small_size
+from bridge.markers import tacet_spans
 from bridge.timebase import frames_to_seconds, seconds_to_frame
 from bridge.timeline import Hit, Timeline
 
@@ -43,16 +44,16 @@ class Section:
     segment: int = 0             # index into timeline.segments
 
 
-def analyze_timeline(timeline: Timeline, media_root=None, progress=None, use_cache=True) -> dict:
+def analyze_timeline(timeline: Timeline, progress=None, use_cache=True) -> dict:
     """Sections, detected cuts (as Hit(frame, "detected")) and warnings for a timeline.
 
     Also returns "timings" (seconds per stage) and "frames" (frames decoded), for the benchmark
-    and the manifest. Missing or unreadable media give one warning per file and sections
-    estimated from the cuts alone.
+    and the manifest. Clips whose media are missing (read_timeline reports those) or
+    unreadable (one warning per file here) get sections estimated from the cuts alone.
     """
     report = progress or (lambda fraction, stage: None)
     warnings, timings = [], dict.fromkeys(STAGES, 0.0)
-    clips = _clips_with_media(timeline, media_root, warnings)
+    clips = _clips_with_media(timeline, warnings)
     reader = None
     if clips and faces.available():
         reader = faces.FaceReader()
@@ -96,9 +97,9 @@ def analyze_timeline(timeline: Timeline, media_root=None, progress=None, use_cac
             "timings": timings, "frames": frames}
 
 
-def _clips_with_media(timeline, media_root, warnings):
+def _clips_with_media(timeline, warnings):
     """{segment index: (segment, MediaInfo)} for clips whose media can be read; one warning
-    per missing or unreadable file, and one for all clips that name no file."""
+    per unreadable file, and one for all clips that name no file."""
     found, probed, unnamed = {}, {}, []
     for index, seg in enumerate(timeline.segments):
         if seg.kind != "clip" or seg.record_end <= seg.record_start:
@@ -107,11 +108,10 @@ def _clips_with_media(timeline, media_root, warnings):
             unnamed.append(seg.name)
             continue
         if seg.media_path not in probed:
-            path = _resolve(seg.media_path, media_root)
             try:
-                if path is None:
-                    raise MediaError(f"media missing: {seg.media_path}")
-                probed[seg.media_path] = probe(path)
+                # A missing file is no error here: read_timeline has relinked what it could
+                # (--media-root) and reported the rest; its clips get default sections.
+                probed[seg.media_path] = probe(seg.media_path) if os.path.isfile(seg.media_path) else None
             except MediaError as exc:
                 probed[seg.media_path] = None
                 warnings.append(str(exc))
@@ -121,19 +121,6 @@ def _clips_with_media(timeline, media_root, warnings):
         names = ", ".join(f"'{n}'" for n in unnamed[:5]) + (" …" if len(unnamed) > 5 else "")
         warnings.append(f"no media reference for {len(unnamed)} clip(s): {names}")
     return found
-
-
-def _resolve(path, media_root):
-    """The media file named by a clip: as written, else by name under media_root."""
-    if not path:
-        return None
-    if os.path.isfile(path):
-        return path
-    if media_root:
-        for candidate in (Path(media_root) / path, Path(media_root) / Path(path).name):
-            if candidate.is_file():
-                return str(candidate)
-    return None
 
 
 def _analyze_clip(info, start, duration, reader, use_cache, tick, timings):
@@ -217,27 +204,6 @@ def _decode_and_measure(info, start, duration, reader, tick, timings):
     }
 
 
-def _tacet_spans(timeline):
-    """[start, end) frame spans under tacet markers: up to a "music" marker when one follows
-    before the next tacet, else for the marker's duration, else to the end of the timeline."""
-    spans = []
-    markers = sorted(timeline.markers, key=lambda m: m.frame)
-    for i, m in enumerate(markers):
-        if m.kind != "tacet":
-            continue
-        end = None
-        for n in markers[i + 1:]:
-            if n.kind == "tacet":
-                break
-            if n.kind == "music" and n.frame > m.frame:
-                end = n.frame
-                break
-        if end is None:
-            end = m.frame + m.duration if m.duration > 0 else timeline.duration
-        spans.append((max(0, m.frame), min(timeline.duration, end)))
-    return spans
-
-
 def _sections(timeline, analysed):
     """Split every segment at detected cuts, mood/va markers and tacet edges; estimate each piece."""
     rate = timeline.rate
@@ -251,7 +217,7 @@ def _sections(timeline, analysed):
     edits = {seg.record_start for seg in timeline.segments} | set(detected)
     edit_seconds = sorted(frames_to_seconds(f, rate) for f in edits)
     total_seconds = frames_to_seconds(timeline.duration, rate)
-    tacets = _tacet_spans(timeline)
+    tacets = tacet_spans(timeline.markers, timeline.duration)
     splits = set(detected)
     splits |= {m.frame for m in timeline.markers if m.kind in ("mood", "va")}
     splits |= {f for span in tacets for f in span}

@@ -131,13 +131,13 @@ class PictureEstimator(Estimator):
 
 
 class MarkerEstimator(Estimator):
-    """The mood/va marker in force at the span's start: each holds until the next one."""
+    """The mood/va marker in force at the span's start: each holds until the next one.
+    A `mood: auto` marker (no values) hands the emotion back to the picture."""
 
     source = "marker"
 
     def __init__(self, markers):
-        self.markers = sorted((m for m in markers if m.kind in ("mood", "va")
-                               and m.valence is not None and m.arousal is not None),
+        self.markers = sorted((m for m in markers if m.kind in ("mood", "va")),
                               key=lambda m: m.frame)
 
     def estimate(self, span):
@@ -145,7 +145,7 @@ class MarkerEstimator(Estimator):
         for m in self.markers:
             if m.frame <= span.start:
                 current = m
-        if current is None:
+        if current is None or current.valence is None or current.arousal is None:
             return None
         return Estimate(clip(current.valence), clip(current.arousal), self.source)
 
