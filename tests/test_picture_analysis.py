@@ -97,7 +97,7 @@ def test_a_marker_covers_a_gap_and_progress_is_reported(mood_path):
     assert all(isinstance(stage, str) and stage for _, stage in calls)
 
 
-def test_real_footage_cuts_match_pyscenedetect_and_a_bunny_is_no_face(shared_data):
+def test_real_footage_cuts_match_pyscenedetect_and_the_bunny_face_is_read(shared_data):
     from scenedetect import AdaptiveDetector, detect
 
     bikes = shared_data / "video" / "bikes.mp4"
@@ -112,5 +112,9 @@ def test_real_footage_cuts_match_pyscenedetect_and_a_bunny_is_no_face(shared_dat
 
     bunny = shared_data / "video" / "bigbuckbunny.mp4"
     (section,) = analyze_timeline(videos.one_clip_timeline(bunny, 132), use_cache=False)["sections"]
-    assert section.source == "picture" and section.emotion == {}
-    assert section.features["face_coverage"] == 0.0
+    # The rabbit faces the camera around 4.8 s (frame 120): the cascade finds his face there,
+    # the expression model reads it, but one sampled frame in eleven is too few for faces to
+    # lead, so the picture still sets the emotion.
+    assert section.emotion and abs(sum(section.emotion.values()) - 1.0) < 1e-3
+    assert 0.0 < section.features["face_coverage"] < 0.5
+    assert section.source == "picture"

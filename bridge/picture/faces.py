@@ -1,7 +1,7 @@
 """Faces and their expressions: a Haar cascade finds faces, a small CNN reads them.
 
-The cascade runs in OpenCV's CascadeClassifier where the installed OpenCV has it (4.x) and
-in haar.py's numpy evaluator where it does not (OpenCV 5 moved it out).
+Faces are found with OpenCV's CascadeClassifier and its frontal-face cascade (OpenCV 4.x;
+OpenCV 5 moved the cascades out, so the project pins opencv < 5).
 
 The classifier is the 7-class FER2013 network shipped inside the `what_the_face_classification`
 wheel (3 conv + 3 linear layers, 48x48 grey input, 4.3 M parameters). Its package imports
@@ -15,8 +15,6 @@ import os
 
 import cv2
 import numpy as np
-
-from bridge.picture.haar import HaarCascade
 
 # The network's class order, renamed to the Ekman words used everywhere else.
 LABELS = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral")
@@ -88,11 +86,7 @@ class FaceReader:
 
 
 def load_cascade():
-    """OpenCV's CascadeClassifier where this OpenCV build has it, else the numpy evaluator."""
-    path = _cascade_path()
-    if hasattr(cv2, "CascadeClassifier"):
-        return cv2.CascadeClassifier(path)
-    return HaarCascade(path)
+    return cv2.CascadeClassifier(_cascade_path())
 
 
 def load_network():
