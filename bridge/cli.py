@@ -55,9 +55,11 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    if args.what == "analysis":
-        from bridge.picture import bench
-        bench.run()
+    import json
+    from bridge.picture import bench
+    results = bench.run(args.seconds)
+    if args.json:
+        print(json.dumps(results, indent=2))
     return 0
 
 
@@ -87,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
     p.add_argument("what", choices=["analysis"], help="analysis: picture analysis speed (frames/s)")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of each test video (default 20)")
+    p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p.set_defaults(func=cmd_bench)
 
     # The music model registers its own commands (train, eval).

@@ -1,11 +1,9 @@
 """How fast picture analysis runs: frames per second on synthetic 640x360 and 1280x720 footage.
 
 Emotion is on (faces sampled, cues, audio) and the cache is off, so every frame is decoded
-and measured. Run as `python -m bridge.picture.bench [--seconds N]`.
+and measured. Run as `scorebridge bench analysis [--seconds N] [--json]`.
 """
 
-import argparse
-import json
 import tempfile
 import time
 from fractions import Fraction
@@ -45,18 +43,3 @@ def run(seconds=20.0, sizes=SIZES) -> dict:
             print(f"{w}x{h}: {out['frames']} frames in {elapsed:.2f} s = {out['frames'] / elapsed:.0f} frames/s  "
                   + "  ".join(f"{k} {v:.2f}s" for k, v in out["timings"].items()), flush=True)
     return results
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of each test video")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON at the end")
-    args = parser.parse_args(argv)
-    results = run(args.seconds)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
