@@ -113,29 +113,13 @@ def read_timeline(path, fps=None, media_root=None) -> Timeline:
     under media_root, searched in sorted order.
     """
     path = Path(path).expanduser().resolve()
-    if not path.exists():
-        raise BadInput(f"timeline not found: {path}")
     user_rate, user_drop = _user_rate(fps)
     ext = path.suffix.lower()
     warnings = []
+    otio_timeline, edl = _load(path, user_rate, user_drop, warnings)
     start_frame = None
-    if ext in VIDEO_EXTENSIONS:
-        otio_timeline = _read_video(path, warnings)
-    elif ext == ".edl":
-        otio_timeline, rate, drop, start_frame = _read_edl(path, user_rate, user_drop, warnings)
-    elif ext in (".otio", ".otioz", ".otiod"):
-        otio_timeline = _read_with_adapter(path, {".otio": "otio_json", ".otioz": "otioz",
-                                                  ".otiod": "otiod"}[ext])
-    elif ext == ".xml":
-        adapter = _sniff_xml(path)
-        otio_timeline = (_read_fcpx(path, warnings) if adapter == "fcpx_xml"
-                         else _read_with_adapter(path, adapter))
-    elif ext in (".fcpxml", ".fcpxmld"):
-        otio_timeline = _read_fcpx(path / "Info.fcpxml" if ext == ".fcpxmld" else path, warnings)
-    else:
-        raise BadInput(f"unknown timeline format {ext or path.name!r}; supported: {SUPPORTED}")
-    if not isinstance(otio_timeline, otio.schema.Timeline):
-        raise BadInput(f"{path.name} holds no timeline (found {type(otio_timeline).__name__})")
+    if edl is not None:
+        rate, drop, start_frame = edl
     try:
         if ext != ".edl":
             rate = _checked_rate(_file_rate(otio_timeline), path)
@@ -149,6 +133,44 @@ def read_timeline(path, fps=None, media_root=None) -> Timeline:
         return _build(otio_timeline, path, rate, drop, start_frame, warnings, media_root)
     except (otio.exceptions.OTIOError, ValueError, ZeroDivisionError) as exc:
         raise BadInput(f"cannot read {path.name}: {_first_line(exc)}") from None
+
+
+def read_otio(path, fps=None):
+    """The edit as the OTIO timeline it is read from (EDL and XML through their adapters, a
+    video file as one clip), for writing it back out with the score added."""
+    path = Path(path).expanduser().resolve()
+    user_rate, user_drop = _user_rate(fps)
+    try:
+        return _load(path, user_rate, user_drop, [])[0]
+    except (otio.exceptions.OTIOError, ValueError, ZeroDivisionError) as exc:
+        raise BadInput(f"cannot read {path.name}: {_first_line(exc)}") from None
+
+
+def _load(path, user_rate, user_drop, warnings):
+    """(OTIO timeline, (rate, drop, start frame) for an EDL else None) for any supported file."""
+    if not path.exists():
+        raise BadInput(f"timeline not found: {path}")
+    ext = path.suffix.lower()
+    edl = None
+    if ext in VIDEO_EXTENSIONS:
+        otio_timeline = _read_video(path, warnings)
+    elif ext == ".edl":
+        otio_timeline, rate, drop, start_frame = _read_edl(path, user_rate, user_drop, warnings)
+        edl = (rate, drop, start_frame)
+    elif ext in (".otio", ".otioz", ".otiod"):
+        otio_timeline = _read_with_adapter(path, {".otio": "otio_json", ".otioz": "otioz",
+                                                  ".otiod": "otiod"}[ext])
+    elif ext == ".xml":
+        adapter = _sniff_xml(path)
+        otio_timeline = (_read_fcpx(path, warnings) if adapter == "fcpx_xml"
+                         else _read_with_adapter(path, adapter))
+    elif ext in (".fcpxml", ".fcpxmld"):
+        otio_timeline = _read_fcpx(path / "Info.fcpxml" if ext == ".fcpxmld" else path, warnings)
+    else:
+        raise BadInput(f"unknown timeline format {ext or path.name!r}; supported: {SUPPORTED}")
+    if not isinstance(otio_timeline, otio.schema.Timeline):
+        raise BadInput(f"{path.name} holds no timeline (found {type(otio_timeline).__name__})")
+    return otio_timeline, edl
 
 
 def _first_line(exc) -> str:
