@@ -6,3 +6,7 @@ class BadInput(Exception):
 
     The message is one line meant for the user, without a traceback.
     """
+
+
+class MissingModel(Exception):
+    """No shipped music model is installed; the message says where it was looked for."""

@@ -10,7 +10,9 @@ Valence and arousal may change over time: give a number, a list of (time_s, valu
 breakpoints (the value holds until the next breakpoint) or a function of time. At every
 step the time generated so far is recomputed from the tokens, and so is the offset to the
 next boundary; nothing forces a chord onto a boundary here — the model has learnt to put
-one there. Decode-time constraints belong to the stage that calls this.
+one there. Decode-time constraints belong to the stage that calls this: it passes
+`constrain`, which sees each step's logits and the time of every take before a token is
+drawn, and may mask tokens or force one (by leaving only that token possible).
 """
 
 import bisect
@@ -56,13 +58,15 @@ def _top_p(logits, temperature, top_p, gen):
 @torch.no_grad()
 def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, seed=0,
            temperature=1.0, top_p=0.95, use_valence_arousal=True, use_boundaries=True,
-           max_tokens=None, return_tokens=False, per_take=False):
+           max_tokens=None, return_tokens=False, per_take=False, constrain=None):
     """Generate `batch` takes of `duration_s` seconds; returns a list of note lists.
 
     use_valence_arousal / use_boundaries=False withhold that condition (the model's
     unconditioned behaviour), for comparisons. With return_tokens=True also returns the
     token lists. With per_take=True, valence and arousal are sequences of length `batch`
     (one schedule per take). The same arguments and seed give the same notes.
+    constrain(logits (batch, vocab) on the CPU, now_ms (batch,)) -> logits, when given, is
+    called before every draw; tokens it sets to -inf are never drawn.
     """
     device = next(model.parameters()).device
     cfg = model.cfg
@@ -101,7 +105,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
 
     cache, logits = prefill(cfg.block_size)
     for _ in range(max_tokens):
-        nxt = _top_p(logits.cpu(), temperature, top_p, gen).numpy()
+        step = logits.cpu() if constrain is None else constrain(logits.cpu(), now_ms.copy())
+        nxt = _top_p(step, temperature, top_p, gen).numpy()
         for b in range(batch):
             tok = int(nxt[b])
             if done[b] or tok == EOS:

@@ -1,0 +1,279 @@
+"""Music over a whole edit: the model plays freely, and every hit gets a chord on its frame.
+
+The constraint works at decode time, inside the sampler's loop (`sample(constrain=...)`):
+- a time shift that would carry the music past the next hit has its probability moved to
+  the shift that lands on the hit's millisecond (a remainder under 10 ms is forced), so the
+  music never steps over a hit;
+- on the hit the chord is forced: a loudness token and the note-ons of a triad from the
+  section's key in the pad or piano family; at its release (on a beat, at least one beat
+  later) the note-offs are forced. While it sounds, the model may not start or stop those
+  pitches in that family. Forced tokens are fed to the model like its own, so it hears
+  the chord and continues from it;
+- the end-of-piece token is never drawn, and no note starts in a tacet span or in a family
+  that rests in the section's palette.
+The token grid is 1 ms; the chords are then placed at the exact seconds of their frames,
+so in the MIDI file they sit on the tick of the frame under the tempo map.
+
+Several candidates are drawn in one batch and the best by `candidate_score` is kept.
+"""
+
+import math
+from fractions import Fraction
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from bridge.music.sample import sample
+from bridge.music.tokens import (BOS, EOS, FAMILIES, FAMILY_INDEX, FINE0, N_PITCH, N_VEL, OFF0, ON0,
+                                 PAD, PITCH_LO, SHIFT0, TOKEN_MS, VEL0, VOCAB_SIZE, vel_level)
+from bridge.plan import PROGRAM_NAMES, SCALES
+from bridge.timebase import beats_to_seconds, seconds_to_beats
+
+HIT_FAMILIES = ("pad", "piano")
+# Scale degrees (0-based) of the chords on hits inside a section; its first hit takes the tonic.
+DEGREES = {"major": (3, 4, 5), "minor": (3, 5, 2, 4)}   # IV V vi / iv VI III v
+TOKENS_PER_SECOND = 150      # generation budget: more than the music needs, so it reaches the end
+SOUNDING_GRID_S = 0.1
+
+
+class ScoreNote(NamedTuple):
+    start: float     # seconds from the timeline's first frame
+    end: float
+    pitch: int
+    velocity: int
+    family: str
+
+
+class Chord(NamedTuple):
+    hit: int         # index into plan.hits
+    start: float     # exact seconds of the hit's frame
+    end: float       # exact seconds of the release: a beat of the tempo map
+    family: str
+    pitches: tuple
+    velocity: int
+
+
+def plan_chords(plan, rng) -> list:
+    """A chord for every hit of the plan: a triad of the section's key held to a beat at
+    least one beat after the hit (cut short only where a tacet span begins first)."""
+    tempo_map = plan.tempo["tempo_map"]
+    free_at = dict.fromkeys(HIT_FAMILIES, -1.0)
+    chords = []
+    for index, hit in enumerate(plan.hits):
+        section = plan.section_at(hit.seconds)
+        release_beat = math.floor(seconds_to_beats(Fraction(hit.seconds), tempo_map)) + 2
+        end = float(beats_to_seconds(release_beat, tempo_map))
+        end = min([end, plan.duration_s] + [a for a, _ in plan.tacet if a > hit.seconds])
+        family = next((f for f in HIT_FAMILIES if free_at[f] <= hit.seconds),
+                      min(HIT_FAMILIES, key=lambda f: free_at[f]))
+        free_at[family] = end
+        degree = 0 if hit.frame == section.frame_start else int(rng.choice(DEGREES[section.mode]))
+        chords.append(Chord(index, hit.seconds, end, family,
+                            triad(section.tonic, section.mode, degree),
+                            min(127, section.velocity + 12)))
+    return chords
+
+
+def triad(tonic, mode, degree) -> tuple:
+    """Root below middle C, then root, third and fifth above it: four notes, three pitch classes."""
+    scale = SCALES[mode]
+    root = 48 + (tonic + scale[degree]) % 12
+    third = root + (scale[(degree + 2) % 7] - scale[degree]) % 12
+    fifth = root + (scale[(degree + 4) % 7] - scale[degree]) % 12
+    return (root, root + 12, third + 12, fifth + 12)
+
+
+def _on(family, pitch):
+    return ON0 + FAMILY_INDEX[family] * N_PITCH + pitch - PITCH_LO
+
+
+def _off(family, pitch):
+    return OFF0 + FAMILY_INDEX[family] * N_PITCH + pitch - PITCH_LO
+
+
+def chord_events(chords, duration_s) -> list:
+    """[(ms, tokens, pitches held from here, pitches released here)], ordered by time.
+
+    A release that would fall after the next chord of the same family starts is moved
+    onto that start, so the millisecond grid never overlaps two chords of one family."""
+    events = {}
+    next_start = {}
+    for chord in reversed(chords):
+        on_ms = int(round(chord.start * 1000))
+        off_ms = min(math.ceil(chord.end * 1000), next_start.get(chord.family, 1 << 60))
+        next_start[chord.family] = on_ms
+        keys = [(chord.family, p) for p in chord.pitches]
+        level = VEL0 + FAMILY_INDEX[chord.family] * N_VEL + vel_level(chord.velocity)
+        ons = events.setdefault(on_ms, ([], [], [], []))
+        ons[1].extend([level] + [_on(f, p) for f, p in keys])
+        ons[2].extend(keys)
+        if off_ms < duration_s * 1000:
+            offs = events.setdefault(off_ms, ([], [], [], []))
+            offs[0].extend(_off(f, p) for f, p in keys)
+            offs[3].extend(keys)
+    # at one millisecond: releases first, then the new chords
+    return [(ms, e[0] + e[1], e[2], e[3]) for ms, e in sorted(events.items())]
+
+
+class HitConstraint:
+    """The `constrain` hook for the sampler: one state per take (see the module docstring)."""
+
+    def __init__(self, plan, events_per_take):
+        self.plan = plan
+        self.events = events_per_take
+        self.next = [0] * len(events_per_take)
+        self.queue = [[] for _ in events_per_take]
+        self.held = [set() for _ in events_per_take]
+        self.shift_ms = torch.from_numpy(TOKEN_MS[SHIFT0:VEL0].astype(np.float64))
+        self.always = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
+        self.always[[PAD, BOS, EOS]] = True
+        self.rests = {}   # (section index, tacet) -> mask of note-ons that may not start
+
+    def __call__(self, logits, now_ms):
+        logits = logits.clone()
+        for b in range(logits.shape[0]):
+            logits[b] = self._step(b, int(now_ms[b]), logits[b])
+        return logits
+
+    def _step(self, b, now, row):
+        events = self.events[b]
+        if not self.queue[b] and self.next[b] < len(events) and events[self.next[b]][0] <= now:
+            _, tokens, hold, release = events[self.next[b]]
+            self.next[b] += 1
+            self.queue[b] = list(tokens)
+            self.held[b] -= set(release)
+            self.held[b] |= set(hold)
+        if self.queue[b]:
+            return _only(row, self.queue[b].pop(0))
+        row = row.masked_fill(self.always | self._rests(now), float("-inf"))
+        if self.held[b]:
+            held = [t for f, p in self.held[b] for t in (_on(f, p), _off(f, p))]
+            row[held] = float("-inf")
+        if self.next[b] < len(events):
+            remaining = events[self.next[b]][0] - now
+            if remaining < 10:
+                return _only(row, FINE0 + remaining - 1)
+            passing = self.shift_ms > remaining
+            if bool(passing.any()):
+                landing = SHIFT0 + remaining // 10 - 1
+                shifts = row[SHIFT0:VEL0]
+                mass = torch.logsumexp(torch.cat([shifts[passing], row[landing:landing + 1]]), 0)
+                shifts[passing] = float("-inf")
+                row[landing] = mass
+        return row
+
+    def _rests(self, now_ms):
+        seconds = now_ms / 1000
+        tacet = any(a <= seconds < b for a, b in self.plan.tacet)
+        index = self.plan.sections.index(self.plan.section_at(seconds))
+        key = (index, tacet)
+        if key not in self.rests:
+            mask = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
+            palette = self.plan.sections[index].palette
+            for family in FAMILIES:
+                if tacet or palette.get(family) is None:
+                    start = ON0 + FAMILY_INDEX[family] * N_PITCH
+                    mask[start:start + N_PITCH] = True
+            self.rests[key] = mask
+        return self.rests[key]
+
+
+def _only(row, token):
+    """Logits that leave `token` the only possible draw."""
+    out = torch.full_like(row, float("-inf"))
+    out[token] = 0.0
+    return out
+
+
+def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95) -> dict:
+    """Generate `candidates` takes of the whole cue and keep the best.
+
+    Returns {"notes": [ScoreNote], "chords": [Chord], "scores": [per candidate], "best": i,
+    "tokens": tokens drawn for the best take}. The same model, plan and seed give the same notes.
+    """
+    chords_per_take = [plan_chords(plan, np.random.default_rng([seed, k])) for k in range(candidates)]
+    hook = HitConstraint(plan, [chord_events(c, plan.duration_s) for c in chords_per_take])
+    sections = plan.sections
+    takes, tokens = sample(
+        model, plan.duration_s,
+        valence=[(s.start, s.valence) for s in sections], arousal=[(s.start, s.arousal) for s in sections],
+        boundaries=[h.seconds for h in plan.hits], batch=candidates, seed=seed,
+        temperature=temperature, top_p=top_p, return_tokens=True, constrain=hook,
+        max_tokens=int(plan.duration_s * TOKENS_PER_SECOND) + 16 * len(plan.hits) + 64)
+    results = [finish(take, chords, plan) for take, chords in zip(takes, chords_per_take)]
+    scores = [candidate_score(notes, chords, plan) for notes, chords in zip(results, chords_per_take)]
+    best = max(range(candidates), key=lambda k: (scores[k]["score"], -k))
+    return {"notes": results[best], "chords": chords_per_take[best], "scores": scores,
+            "best": best, "tokens": len(tokens[best])}
+
+
+def finish(take, chords, plan) -> list:
+    """The decoded take as the score: chords at their exact times, nothing in tacet spans."""
+    placed = {(c.family, p, int(round(c.start * 1000))) for c in chords for p in c.pitches}
+    notes = [ScoreNote(n.start, n.start + n.duration, n.pitch, n.velocity, n.family) for n in take
+             if (n.family, n.pitch, int(round(n.start * 1000))) not in placed]
+    notes += [ScoreNote(c.start, c.end, p, c.velocity, c.family) for c in chords for p in c.pitches]
+    out = []
+    for n in notes:
+        end = min([n.end, plan.duration_s] + [a for a, _ in plan.tacet if a > n.start])
+        if n.start < plan.duration_s and end > n.start and not any(
+                a <= n.start < b for a, b in plan.tacet):
+            out.append(n._replace(end=end))
+    return sorted(out, key=lambda n: (n.start, FAMILY_INDEX[n.family], n.pitch))
+
+
+def chord_at(notes, seconds, tolerance=1e-9):
+    """The pad/piano pitches that start at `seconds` (within `tolerance`)."""
+    return [n for n in notes if n.family in HIT_FAMILIES and abs(n.start - seconds) <= tolerance]
+
+
+def candidate_score(notes, chords, plan) -> dict:
+    """How well a take serves the plan; the best take has the highest `score`:
+    hit coverage (chords of 3+ pitch classes on the hits) + share of pitched notes in the
+    section's key + 0.5 × closeness of note density to the arousal target + share of the
+    non-tacet time in which something sounds."""
+    hits = plan.hits
+    covered = sum(1 for h in hits if len({n.pitch % 12 for n in chord_at(notes, h.seconds)}) >= 3)
+    pitched = [n for n in notes if n.family != "drums"]
+    in_key = sum(1 for n in pitched if n.pitch % 12 in plan.section_at(n.start).scale)
+    density, weight = 0.0, 0.0
+    for s in plan.sections:
+        if s.tacet or s.end <= s.start:
+            continue
+        count = sum(1 for n in notes if s.start <= n.start < s.end)
+        rate = count / (s.end - s.start)
+        density += math.exp(-abs(math.log((rate + 0.1) / (s.density + 0.1)))) * (s.end - s.start)
+        weight += s.end - s.start
+    grid = np.arange(0.0, plan.duration_s, SOUNDING_GRID_S)
+    open_time = np.array([not any(a <= t < b for a, b in plan.tacet) for t in grid], dtype=bool)
+    sounding = np.zeros(len(grid), dtype=bool)
+    for n in notes:
+        sounding[(grid >= n.start) & (grid < n.end)] = True
+    parts = {
+        "hit_coverage": covered / len(hits) if hits else 1.0,
+        "in_key": in_key / len(pitched) if pitched else 0.0,
+        "density_match": density / weight if weight else 1.0,
+        "sounding": float(sounding[open_time].mean()) if open_time.any() else 1.0,
+    }
+    parts["score"] = (parts["hit_coverage"] + parts["in_key"] + 0.5 * parts["density_match"]
+                      + parts["sounding"])
+    return {k: round(v, 4) for k, v in parts.items()}
+
+
+def to_parts(notes, plan) -> list:
+    """Notes as the MIDI writer's parts: one named track per instrument (family and the GM
+    program its section's palette gives it), in family order."""
+    groups = {}
+    for n in notes:
+        program = plan.section_at(n.start).palette.get(n.family)
+        program = 0 if program is None else program
+        groups.setdefault((FAMILY_INDEX[n.family], program), []).append(n)
+    parts = []
+    for (fam, program), group in sorted(groups.items()):
+        family = FAMILIES[fam]
+        name = "Drums" if family == "drums" else f"{PROGRAM_NAMES.get(program, f'Program {program}')} ({family})"
+        parts.append({"name": name, "program": 0 if family == "drums" else program,
+                      "is_drum": family == "drums",
+                      "notes": [(n.start, n.end, n.pitch, n.velocity) for n in group]})
+    return parts
