@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from bridge import __version__
-from bridge.errors import BadInput
+from bridge.errors import BadInput, MissingModel
 
 DEFAULT_OUT = "scorebridge-out"
 
@@ -22,6 +22,17 @@ def _rate(text):
     return rate
 
 
+def _unit(text):
+    """--valence / --arousal: a number in [-1, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not -1.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [-1, 1], got {text}")
+    return value
+
+
 def cmd_analyze(args) -> int:
     from bridge.analyze import analyze, summary
     from bridge.progress import console
@@ -34,18 +45,60 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    from bridge.progress import console
+    from bridge.score import load_model, score, summary
+    model, info = load_model(args.device, args.model) if args.model else (None, None)
+    manifest, path = score(args.input, args.out, seed=args.seed, device=args.device,
+                           audio_out=not args.no_audio, media_root=args.media_root, fps=args.fps,
+                           valence=args.valence, arousal=args.arousal, candidates=args.candidates,
+                           model=model, model_info=info, use_cache=not args.no_cache,
+                           progress=None if args.quiet else console("score"))
+    if not args.quiet:
+        print(summary(manifest), file=sys.stderr)
+    print(path)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from bridge.analyze import analyze, summary
     from bridge.demo import build_demo
     from bridge.progress import console
+    from bridge.score import load_model, score
+    from bridge.score import summary as score_summary
     out = Path(args.out).resolve()
     print(f"demo: building the demo edit in {out / 'media'}", file=sys.stderr)
     video, timeline = build_demo(out / "media")
-    manifest, path = analyze(timeline, out, progress=console("demo"))
-    print(summary(manifest), file=sys.stderr)
-    print(f"demo: the edit is {timeline}\ndemo: its video is {video}\n"
-          f"demo: cuts, moods and warnings are in the manifest:", file=sys.stderr)
+    try:
+        model, info = load_model()
+    except MissingModel as exc:
+        print(f"demo: {exc}\ndemo: analysing the picture only", file=sys.stderr)
+        manifest, path = analyze(timeline, out, progress=console("demo"))
+        print(summary(manifest), file=sys.stderr)
+        print(f"demo: the edit is {timeline}\ndemo: cuts, moods and warnings are in the manifest:",
+              file=sys.stderr)
+        print(path)
+        return 0
+    manifest, path = score(timeline, out, model=model, model_info=info, progress=console("demo"))
+    print(score_summary(manifest), file=sys.stderr)
+    outputs = manifest["outputs"]
+    listen = outputs["preview"] or outputs["wav"]
+    print(f"demo: the edit is {timeline}\n"
+          f"demo: watch and listen: {listen or 'no audio could be rendered here'}\n"
+          f"demo: open {outputs['midi']} in a DAW (tempo map, hit markers, named tracks), "
+          f"{outputs['otio']} in an editor, and look at {outputs['cue_sheet']}\n"
+          f"demo: the manifest:", file=sys.stderr)
     print(path)
+    return 0
+
+
+def cmd_eval_score(args) -> int:
+    import json
+    from bridge.score import load_model
+    from bridge.score_eval import evaluate
+    model, info = load_model(args.device, args.model)
+    result = evaluate(model, info, seed=args.seed, candidates=args.candidates)
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -56,8 +109,13 @@ def cmd_doctor(args) -> int:
 
 def cmd_bench(args) -> int:
     import json
-    from bridge.picture import bench
-    results = bench.run(args.seconds)
+    if args.what == "score":
+        from bridge.score_bench import run
+        results = run(seconds=args.seconds or 180.0, cuts=args.cuts, device=args.device,
+                      candidates=args.candidates)
+    else:
+        from bridge.picture import bench
+        results = bench.run(args.seconds or 20.0)
     if args.json:
         print(json.dumps(results, indent=2))
     return 0
@@ -80,7 +138,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print only the manifest path")
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("demo", help="build a small demo edit and run the pipeline on it")
+    p = sub.add_parser("score", help="score an edit: MIDI, WAV preview, scored OTIO, previews, manifest")
+    p.add_argument("input", help="OTIO/OTIOZ, CMX 3600 EDL, FCP 7 XML, FCP X XML, or a video file")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the deliverables (default ./{DEFAULT_OUT})")
+    p.add_argument("--seed", type=int, default=1, help="the same seed gives the same music (default 1)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--no-audio", action="store_true", help="MIDI only: no WAV and no preview video")
+    p.add_argument("--media-root", help="folder to look in for media that moved (relink by file name)")
+    p.add_argument("--fps", type=_rate, help="frame rate of formats that carry none (EDL)")
+    p.add_argument("--valence", type=_unit, help="valence in [-1, 1] for the whole cue (overrides the picture)")
+    p.add_argument("--arousal", type=_unit, help="arousal in [-1, 1] for the whole cue (overrides the picture)")
+    p.add_argument("--candidates", type=int, choices=range(1, 17), default=4, metavar="K",
+                   help="takes generated in one batch; the best is kept (1-16, default 4)")
+    p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")
+    p.add_argument("--no-cache", action="store_true", help="analyse the picture again even when cached")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the manifest path")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("eval-score", help="score synthetic edits and print how well the music follows them (JSON)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--candidates", type=int, default=2)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")
+    p.set_defaults(func=cmd_eval_score)
+
+    p = sub.add_parser("demo", help="build a small demo edit and score it")
     p.add_argument("--out", default="scorebridge-demo", help="folder for the demo (default ./scorebridge-demo)")
     p.set_defaults(func=cmd_demo)
 
@@ -88,8 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
-    p.add_argument("what", choices=["analysis"], help="analysis: picture analysis speed (frames/s)")
-    p.add_argument("--seconds", type=float, default=20.0, help="length of each test video (default 20)")
+    p.add_argument("what", choices=["analysis", "score"],
+                   help="analysis: picture analysis speed (frames/s); score: time to score an edit, by stage")
+    p.add_argument("--seconds", type=float,
+                   help="analysis: length of each test video (default 20); score: edit length (default 180)")
+    p.add_argument("--cuts", type=int, default=40, help="score: cuts in the edit (default 40)")
+    p.add_argument("--candidates", type=int, default=4, help="score: candidates per run (default 4)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p.set_defaults(func=cmd_bench)
 
@@ -107,6 +194,9 @@ def main(argv=None) -> int:
     except BadInput as exc:
         print(f"scorebridge: {exc}", file=sys.stderr)
         return 3
+    except MissingModel as exc:
+        print(f"scorebridge: {exc}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         print("scorebridge: interrupted", file=sys.stderr)
         return 130

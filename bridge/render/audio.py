@@ -204,3 +204,28 @@ def _write_wav(path, audio, gain, sample_rate):
         out.setframerate(sample_rate)
         out.writeframes(pcm.tobytes())
     return atomic.write_bytes(path, data.getvalue())
+
+
+def silence(wav_path, spans, fade_seconds=FADE_SECONDS) -> Path:
+    """Make [start, end) second spans of a rendered WAV digital silence, rewritten atomically.
+
+    Notes are cut where a tacet span begins, but a synthesizer's release and reverb ring on;
+    a tacet must be silent, so the ring is faded out just before the span and cut inside it."""
+    with wave.open(str(wav_path), "rb") as src:
+        params = src.getparams()
+        pcm = np.frombuffer(src.readframes(params.nframes), dtype="<i2").reshape(-1, params.nchannels)
+    audio = pcm.astype(np.float32)
+    rate = params.framerate
+    fade = tb.seconds_to_samples(fade_seconds, rate)
+    for start, end in spans:
+        a, b = tb.seconds_to_samples(start, rate), tb.seconds_to_samples(end, rate)
+        lead = max(0, a - fade)
+        audio[lead:a] *= np.linspace(1.0, 0.0, a - lead, dtype=np.float32)[:, None]
+        audio[a:b] = 0.0
+    data = io.BytesIO()
+    with wave.open(data, "wb") as out:
+        out.setnchannels(params.nchannels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.rint(audio).astype("<i2").tobytes())
+    return atomic.write_bytes(wav_path, data.getvalue())

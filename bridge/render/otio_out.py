@@ -1,0 +1,51 @@
+"""The scored edit: the input timeline with the score on an audio track and SB: hit markers.
+
+Any input format comes back as OTIO (an EDL or an XML is written out as OTIO), so an
+editor opens the picture and the music together. ScoreBridge's markers are named `SB: …`,
+which the timeline reader skips, so scoring the scored edit again sees only the editor's.
+"""
+
+from pathlib import Path
+
+import opentimelineio as otio
+
+from bridge import atomic
+
+
+def write_scored_otio(otio_timeline, path, *, rate, duration_frames, wav_path, hits, cue,
+                      sections=()) -> Path:
+    """Add the score to `otio_timeline` (changed in place) and write it to `path` atomically.
+
+    hits: (frame, source, timecode) from the timeline's first frame; sections: (frame, text).
+    With no WAV (nothing could render audio) only the markers are added.
+    """
+    r = float(rate)
+    stack = otio_timeline.tracks
+    # frames of the stack's own time where the picture's first frame lies
+    origin = stack.source_range.start_time.rescaled_to(r).value if stack.source_range else 0
+    if wav_path is not None:
+        length = otio.opentime.RationalTime(duration_frames, r)
+        reference = otio.schema.ExternalReference(
+            target_url=Path(wav_path).resolve().as_uri(),
+            available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), length))
+        track = otio.schema.Track(name=f"SB: {cue} score", kind=otio.schema.TrackKind.Audio)
+        if origin:
+            track.append(otio.schema.Gap(duration=otio.opentime.RationalTime(origin, r)))
+        track.append(otio.schema.Clip(
+            name=f"SB: {cue}", media_reference=reference,
+            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), length)))
+        stack.append(track)
+    marks = [(0, f"SB: cue {cue}", otio.schema.MarkerColor.PURPLE, {"kind": "cue", "cue": cue})]
+    marks += [(frame, f"SB: {text}", otio.schema.MarkerColor.BLUE, {"kind": "section"})
+              for frame, text in sections]
+    marks += [(frame, f"SB: hit {source} {timecode}", otio.schema.MarkerColor.RED,
+               {"kind": "hit", "source": source, "frame": frame})
+              for frame, source, timecode in hits]
+    for frame, name, color, data in marks:
+        marker = otio.schema.Marker(
+            name=name, color=color,
+            marked_range=otio.opentime.TimeRange(otio.opentime.RationalTime(origin + frame, r),
+                                                 otio.opentime.RationalTime(0, r)))
+        marker.metadata["scorebridge"] = data
+        stack.markers.append(marker)
+    return atomic.write_text(path, otio.adapters.write_to_string(otio_timeline, "otio_json"))

@@ -1,0 +1,185 @@
+"""`scorebridge score`: read the edit, analyse its picture, plan the cue, compose, render.
+
+The driver owns the I/O: every deliverable is written into a private folder inside `out`
+and moved into place only when all of them are done (the manifest last), so a failed run
+leaves nothing half-made behind.
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bridge import manifest as manifest_mod
+from bridge.analyze import merge_hits
+from bridge.compose import compose, to_parts
+from bridge.errors import MissingModel
+from bridge.picture.analysis import analyze_timeline
+from bridge.plan import describe, make_plan
+from bridge.render import audio, midi, otio_out, preview
+from bridge.timebase import beats_to_seconds, frames_to_timecode, tempo_to_bpm
+from bridge.timeline import Hit, read_otio, read_timeline
+
+
+def load_model(device="auto", path_stem=None):
+    """(model, description) for the shipped music model; MissingModel when none is installed."""
+    from bridge.music.model import MODELS_DIR, SHIPPED_NAME, load_shipped
+    stem = Path(path_stem) if path_stem else MODELS_DIR / SHIPPED_NAME
+    try:
+        model = load_shipped(device, stem)
+    except FileNotFoundError:
+        raise MissingModel(f"no shipped music model at {stem}.safetensors: music cannot be "
+                           f"written until one is trained (`scorebridge train model --ship`)") from None
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    return model, {"name": stem.name, "sha256": meta["sha256"], "params": model.num_params()}
+
+
+def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_root=None, fps=None,
+          valence=None, arousal=None, candidates=4, model=None, model_info=None, cue="1M1",
+          progress=None, use_cache=True):
+    """Score one edit; returns (manifest dict, manifest path).
+
+    model/model_info: a loaded MusicTransformer and how to name it in the manifest (the
+    shipped model is loaded when model is None). valence/arousal override the picture's
+    emotion for the whole cue.
+    """
+    report = progress or (lambda fraction, stage: None)
+    timings = {}
+    clock = time.perf_counter()
+
+    def lap(name):
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = now - clock
+        clock = now
+
+    timeline = read_timeline(input_path, fps=fps, media_root=media_root)
+    lap("read_s")
+    analysis = analyze_timeline(timeline, use_cache=use_cache,
+                                progress=lambda f, stage: report(0.3 * f, stage))
+    hits = merge_hits(timeline.hits, [Hit(h.frame, "detected", h.name) for h in analysis["detected_hits"]])
+    lap("analysis_s")
+    plan = make_plan(hits, analysis["sections"], timeline.rate, timeline.duration,
+                     valence=valence, arousal=arousal, cue=cue)
+    lap("plan_s")
+    if model is None:
+        report(0.3, "loading the music model")
+        model, model_info = load_model(device)
+        lap("model_load_s")
+    report(0.35, f"composing {plan.name}: {len(plan.hits)} hits, {candidates} candidates")
+    composed = compose(model, plan, seed=seed, candidates=candidates)
+    lap("generation_s")
+
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    stem = manifest_mod.manifest_path(out, timeline).name[:-len(".manifest.json")]
+    final = {"midi": out / f"{stem}.mid", "wav": out / f"{stem}.wav", "otio": out / f"{stem}.scored.otio",
+             "preview": out / f"{stem}.preview.mp4", "cue_sheet": out / f"{stem}.cuesheet.png"}
+    staging = Path(tempfile.mkdtemp(prefix=f".{stem}-", dir=out))
+    warnings = timeline.warnings + analysis["warnings"] + plan.warnings
+    try:
+        written = _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report)
+        tempo_map = plan.tempo["tempo_map"]
+        manifest = manifest_mod.build(
+            timeline, hits, analysis["sections"], warnings, timings,
+            tempo_map=[{"seconds": round(float(beats_to_seconds(beat, tempo_map)), 6),
+                        "bpm": round(tempo_to_bpm(tempo), 4), "beat": float(beat)}
+                       for beat, tempo in tempo_map],
+            outputs={k: (str(final[k]) if k in written else None) for k in final},
+            model=model_info, seed=seed, plan=describe(plan),
+            candidates={"count": candidates, "best": composed["best"], "scores": composed["scores"]})
+        if valence is not None or arousal is not None:
+            manifest["override"] = {"valence": valence, "arousal": arousal}
+        path = manifest_mod.manifest_path(out, timeline)
+        manifest_mod.write(manifest, staging / path.name)
+        for key in written:
+            os.replace(staging / final[key].name, final[key])
+        os.replace(staging / path.name, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report(1.0, "done")
+    return manifest, path
+
+
+def _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report):
+    """Write every deliverable into `staging` under its final name; returns the keys written."""
+    started = time.perf_counter()
+    written = []
+    parts = to_parts(composed["notes"], plan)
+    tempo_map = plan.tempo["tempo_map"]
+    rate, drop = timeline.rate, timeline.drop_frame
+    hit_marks = [(h.frame, h.source, frames_to_timecode(timeline.start_frame + h.frame, rate, drop))
+                 for h in plan.hits]
+    section_marks = [(s.frame_start, f"{plan.name} section {i + 1}: "
+                      + ("tacet" if s.tacet else f"{s.key}, valence {s.valence:+.2f} arousal {s.arousal:+.2f}"))
+                     for i, s in enumerate(plan.sections)]
+    markers = [(0.0, f"SB: cue {plan.name}")]
+    markers += [(s.start, f"SB: {text}") for s, (_, text) in zip(plan.sections, section_marks)]
+    markers += [(h.seconds, f"SB: hit {source} {tc}") for h, (_, source, tc) in zip(plan.hits, hit_marks)]
+    report(0.8, "writing the MIDI file")
+    midi.write_midi(staging / final["midi"].name, parts, tempo_map,
+                    time_signatures=plan.tempo["time_signatures"], markers=markers,
+                    start_frame=timeline.start_frame, rate=rate, drop_frame=drop,
+                    title=f"{plan.name} {timeline.name}")
+    written.append("midi")
+    wav = None
+    if not audio_out:
+        warnings.append("--no-audio: MIDI only, no WAV preview")
+    else:
+        report(0.85, "rendering the WAV preview")
+        try:
+            wav = staging / final["wav"].name
+            audio.render_wav(parts, wav, plan.duration_s, tempo_map=tempo_map)
+            if plan.tacet:
+                audio.silence(wav, plan.tacet)
+            written.append("wav")
+        except audio.NoSynthesizer as exc:
+            wav = None
+            warnings.append(f"no WAV preview: {exc}")
+    timings["render_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    otio_out.write_scored_otio(read_otio(timeline.path), staging / final["otio"].name,
+                               rate=rate, duration_frames=timeline.duration,
+                               wav_path=final["wav"] if wav else None, hits=hit_marks,
+                               cue=plan.name, sections=section_marks)
+    written.append("otio")
+    timings["otio_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    report(0.9, "drawing the cue sheet")
+    preview.cue_sheet(staging / final["cue_sheet"].name, plan, composed["notes"], timeline.name)
+    written.append("cue_sheet")
+    timings["cue_sheet_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    if wav is not None:
+        report(0.93, "building the preview video")
+        try:
+            preview.preview_video(timeline, wav, staging / final["preview"].name)
+            written.append("preview")
+        except preview.PreviewSkipped as exc:
+            warnings.append(str(exc))
+    timings["preview_s"] = time.perf_counter() - started
+    return written
+
+
+def summary(manifest: dict) -> str:
+    """What an editor wants to know after a run: the cue, its tempo, where the files are."""
+    plan = manifest["plan"]
+    lines = [f"{plan['cue']}: {manifest['duration_seconds']:.2f} s at {manifest['fps']:.3f} fps"
+             f"{' DF' if manifest['drop_frame'] else ''}, starts {manifest['start_timecode']}, "
+             f"{len(manifest['hits'])} hits, tempo {manifest['tempo_map'][0]['bpm']:.2f} BPM "
+             f"({plan['tempo_mode']}, {plan['hits_on_beat']} hits on a beat)"]
+    for s in plan["sections"]:
+        lines.append(f"  {s['start']:8.2f}–{s['end']:8.2f} s  "
+                     + ("tacet" if s["tacet"] else f"{s['key']:9s} {s['palette']}"))
+    for key, value in manifest["outputs"].items():
+        if value:
+            lines.append(f"  {key}: {value}")
+    for w in manifest["warnings"]:
+        lines.append(f"  warning: {w}")
+    return "\n".join(lines)

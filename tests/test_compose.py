@@ -1,0 +1,117 @@
+"""Composition over an edit: a chord on every hit, exact and held, whatever the model does."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from bridge.compose import (HIT_FAMILIES, HitConstraint, chord_at, chord_events, compose, plan_chords,
+                            to_parts, triad)
+from bridge.music.sample import sample
+from bridge.music.tokens import token_times_ms
+from bridge.plan import SCALES, make_plan
+from bridge.timebase import seconds_to_beats
+from bridge.timeline import Hit
+from scoring import one_thread, tiny_model  # noqa: F401  (one_thread: autouse)
+
+RATE = Fraction(24000, 1001)
+
+
+def _plan(tacet=False):
+    hits = [Hit(f, s) for f, s in ((30, "cut"), (77, "marker"), (150, "cut"), (151 + 60, "detected"),
+                                   (300, "cut"), (360, "transition"))]
+    rows = [{"start": 0, "end": 150, "valence": -0.5, "arousal": -0.3, "tacet": False},
+            {"start": 150, "end": 280, "valence": 0.6, "arousal": 0.7, "tacet": False},
+            {"start": 280, "end": 340, "valence": 0.6, "arousal": 0.7, "tacet": tacet},
+            {"start": 340, "end": 480, "valence": 0.1, "arousal": 0.2, "tacet": False}]
+    return make_plan(hits, rows, RATE, 480)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.mark.parametrize("mode", ["major", "minor"])
+@pytest.mark.parametrize("degree", range(7))
+def test_triads_are_three_pitch_classes_of_the_key(mode, degree):
+    pitches = triad(7, mode, degree)
+    classes = {p % 12 for p in pitches}
+    assert len(classes) == 3 and classes <= {(7 + s) % 12 for s in SCALES[mode]}
+
+
+def test_every_hit_gets_a_held_chord_of_its_key(model):
+    plan = _plan()
+    result = compose(model, plan, seed=5, candidates=2)
+    tempo_map = plan.tempo["tempo_map"]
+    placed = {(c.hit, n) for c in result["chords"] for n in result["notes"]
+              if n.family == c.family and n.start == c.start and n.pitch in c.pitches}
+    for index, hit in enumerate(plan.hits):
+        assert len({n.pitch % 12 for n in chord_at(result["notes"], hit.seconds, tolerance=0.0)}) >= 3
+        chord = [n for i, n in placed if i == index]  # the forced chord (the model may add notes)
+        classes = {n.pitch % 12 for n in chord}
+        assert len(classes) >= 3 and classes <= plan.section_at(hit.seconds).scale, hit
+        assert {n.family for n in chord} <= set(HIT_FAMILIES)
+        held = [seconds_to_beats(Fraction(n.end), tempo_map) - seconds_to_beats(Fraction(n.start), tempo_map)
+                for n in chord]
+        assert min(held) >= 1
+    assert result["best"] in (0, 1)
+    assert result["scores"][result["best"]]["score"] == max(s["score"] for s in result["scores"])
+    assert all(s["hit_coverage"] == 1.0 for s in result["scores"])
+
+
+def test_the_sampler_lands_on_every_hit_millisecond(model):
+    """The token stream itself (not only the placed chords) reaches each hit exactly."""
+    plan = _plan()
+    chords = plan_chords(plan, np.random.default_rng(0))
+    events = chord_events(chords, plan.duration_s)
+    takes, tokens = sample(model, plan.duration_s, boundaries=[h.seconds for h in plan.hits], batch=2,
+                           seed=1, constrain=HitConstraint(plan, [events, events]), return_tokens=True,
+                           max_tokens=4000)
+    for seq in tokens:
+        times = set(token_times_ms(seq).tolist())
+        assert {int(round(h.seconds * 1000)) for h in plan.hits} <= times
+        assert len(seq) > model.cfg.block_size  # the window slid at least once
+    for take in takes:  # the model's own notes held the chord: it starts at the hit, in the take
+        for chord in chords:
+            starts = {n.pitch for n in take
+                      if n.family == chord.family and round(n.start * 1000) == round(chord.start * 1000)}
+            assert set(chord.pitches) <= starts
+
+
+def test_constrain_none_changes_nothing(model):
+    a = sample(model, 3.0, boundaries=[1.0, 2.0], batch=2, seed=4)
+    b = sample(model, 3.0, boundaries=[1.0, 2.0], batch=2, seed=4, constrain=None)
+    assert a == b
+
+
+def test_same_seed_same_notes_other_seed_other_notes(model):
+    plan = _plan()
+    first = compose(model, plan, seed=9, candidates=2)["notes"]
+    assert compose(model, plan, seed=9, candidates=2)["notes"] == first
+    assert compose(model, plan, seed=10, candidates=2)["notes"] != first
+
+
+def test_tacet_is_silent_and_its_hit_unmarked(model):
+    plan = _plan(tacet=True)
+    a, b = plan.tacet[0]
+    assert [h.frame for h in plan.silent_hits] == [300]
+    notes = compose(model, plan, seed=2, candidates=2)["notes"]
+    assert notes and not [n for n in notes if n.start < b and n.end > a]
+
+
+def test_close_hits_alternate_families():
+    rows = [{"start": 0, "end": 100, "valence": 0.5, "arousal": 0.0, "tacet": False}]
+    plan = make_plan([Hit(f, "cut") for f in (20, 23, 70)], rows, 25, 100)
+    chords = plan_chords(plan, np.random.default_rng(0))
+    assert [c.family for c in chords][:2] == ["pad", "piano"]
+
+
+def test_parts_are_named_instruments_with_programs(model):
+    plan = _plan()
+    parts = to_parts(compose(model, plan, seed=1, candidates=1)["notes"], plan)
+    names = [p["name"] for p in parts]
+    assert len(names) == len(set(names))
+    assert all(0 <= p["program"] <= 127 for p in parts)
+    assert any(p["name"].endswith("(pad)") for p in parts)
+    assert all(p["is_drum"] == (p["name"] == "Drums") for p in parts)
