@@ -86,7 +86,8 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
         manifest = manifest_mod.build(
             timeline, hits, analysis["sections"], warnings, timings,
             tempo_map=[{"seconds": round(float(beats_to_seconds(beat, tempo_map)), 6),
-                        "bpm": round(tempo_to_bpm(tempo), 4), "beat": float(beat)}
+                        "bpm": round(tempo_to_bpm(tempo), 4), "beat": float(beat),
+                        "us_per_quarter": tempo}
                        for beat, tempo in tempo_map],
             outputs={k: (str(final[k]) if k in written else None) for k in final},
             model=model_info, seed=seed, plan=describe(plan),

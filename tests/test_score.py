@@ -1,0 +1,201 @@
+"""`scorebridge score` end to end: hits on their frames in the MIDI file, exact WAV length,
+tacet silence, determinism, clean failures."""
+
+import json
+import subprocess
+import sys
+import wave
+from fractions import Fraction
+from pathlib import Path
+
+import mido
+import numpy as np
+import opentimelineio as otio
+import pytest
+
+from bridge import score as score_mod
+from bridge.cli import main
+from bridge.music.model import save_shipped
+from bridge.render.midi import read_midi
+from bridge.score import score
+from bridge.timebase import (PPQ, frames_to_seconds, seconds_to_frame, seconds_to_ticks, ticks_to_seconds,
+                             timecode_to_frames)
+from scoring import TINY_INFO, edit, one_thread, tiny_model  # noqa: F401  (one_thread: autouse)
+
+MARKERS = [(100, "hit"), (60, "mood: tense"), (170, "hit: door")]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+def _run(model, path, out, **options):
+    options.setdefault("candidates", 2)
+    return score(path, out, model=model, model_info=TINY_INFO, **options)
+
+
+def _ticks(midi_path):
+    """{part name: [(on tick, off tick, pitch)]} straight from the file."""
+    out = {}
+    for track in mido.MidiFile(midi_path).tracks:
+        tick, name, sounding = 0, None, {}
+        for msg in track:
+            tick += msg.time
+            if msg.type == "track_name":
+                name = msg.name
+            elif msg.type == "note_on" and msg.velocity:
+                sounding[msg.note] = tick
+            elif msg.type in ("note_on", "note_off") and msg.note in sounding:
+                out.setdefault(name, []).append((sounding.pop(msg.note), tick, msg.note))
+    return out
+
+
+@pytest.mark.parametrize("rate, drop, start_tc", [
+    (Fraction(24000, 1001), False, "01:00:00:00"),
+    (Fraction(25), False, "01:00:00:00"),
+    (Fraction(30000, 1001), True, "01:00:00;00"),
+])
+def test_hits_land_on_their_frames_to_the_tick(model, tmp_path, rate, drop, start_tc):
+    start = timecode_to_frames(start_tc, rate, drop)
+    path = edit(tmp_path / "cut.otio", rate=float(rate), clips=(48, 73, 31, 95), start_frame=start,
+                markers=MARKERS, drop_frame=drop or None)
+    manifest, manifest_path = _run(model, path, tmp_path / "out", audio_out=False)
+    assert manifest["start_timecode"] == start_tc and manifest["drop_frame"] == drop
+    midi_path = manifest["outputs"]["midi"]
+    parts, tempo_map, markers = read_midi(midi_path)
+    assert tempo_map == [(Fraction(e["beat"]), e["us_per_quarter"]) for e in manifest["tempo_map"]]
+    offset = next(m for m in mido.MidiFile(midi_path).tracks[0] if m.type == "smpte_offset")
+    assert (offset.hours, offset.minutes, offset.seconds, offset.frames) == (1, 0, 0, 0)
+    ticks = _ticks(midi_path)
+    chord_parts = [name for name in ticks if name.endswith("(pad)") or name.endswith("(piano)")]
+    frames = [h["frame"] for h in manifest["hits"]]
+    assert frames == [48, 100, 121, 152, 170]
+    for frame in frames:
+        seconds = frames_to_seconds(frame, rate)
+        tick = seconds_to_ticks(seconds, tempo_map)
+        # the tick converts back to the hit's own frame and seconds (within a tick)
+        assert seconds_to_frame(ticks_to_seconds(tick, tempo_map), rate) == frame
+        assert abs(ticks_to_seconds(tick, tempo_map) - seconds) <= 60 / 40 / PPQ
+        chord = [(on, off, p) for name in chord_parts for on, off, p in ticks[name] if on == tick]
+        assert len({p % 12 for _, _, p in chord}) >= 3, frame
+        held = [off - on for on, off, _ in chord]
+        assert sorted(held)[-3] >= PPQ  # three pitch classes at least, each held a beat or more
+    hit_marks = [(s, text) for s, text in markers if text.startswith("SB: hit")]
+    assert [seconds_to_frame(s, rate) for s, _ in hit_marks] == frames
+    assert any(text == "SB: cue 1M1" for _, text in markers)
+    assert manifest_path.name == "cut.manifest.json"
+
+
+def test_manifest_outputs_and_exact_wav(model, tmp_path):
+    rate = Fraction(24000, 1001)
+    path = edit(tmp_path / "cut.otio", rate=float(rate), clips=(48, 73, 31), markers=MARKERS[:2])
+    manifest, manifest_path = _run(model, path, tmp_path / "out", seed=3)
+    outputs = manifest["outputs"]
+    for key in ("midi", "wav", "otio", "cue_sheet"):
+        assert Path(outputs[key]).parent == (tmp_path / "out").resolve()
+    assert outputs["preview"] is None and any("preview" in w for w in manifest["warnings"])
+    with wave.open(outputs["wav"]) as w:
+        assert w.getframerate() == 48000
+        assert w.getnframes() == round(frames_to_seconds(152, rate) * 48000)
+    assert manifest["seed"] == 3 and manifest["model"] == TINY_INFO
+    assert set(manifest["timings"]) >= {"read_s", "analysis_s", "plan_s", "generation_s", "render_s"}
+    assert manifest["plan"]["cue"] == "1M1" and manifest["candidates"]["count"] == 2
+    assert json.loads(manifest_path.read_text()) == manifest
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["cut.manifest.json", "cut.mid", "cut.wav", "cut.scored.otio", "cut.cuesheet.png"])
+
+
+def test_tacet_is_silent_in_midi_and_wav(model, tmp_path):
+    rate = 25
+    path = edit(tmp_path / "cut.otio", rate=rate, clips=(50, 100, 75),
+                markers=[(75, "tacet"), (125, "music"), (100, "hit")])
+    manifest, _ = _run(model, path, tmp_path / "out")
+    a, b = 3.0, 5.0
+    assert manifest["plan"]["tacet"] == [[a, b]]
+    assert [h["frame"] for h in manifest["plan"]["silent_hits"]] == [100]
+    parts, _, _ = read_midi(manifest["outputs"]["midi"])
+    sounding = [(s, e) for p in parts for s, e, _, _ in p["notes"] if s < b - 1e-6 and e > a + 1e-6]
+    assert not sounding
+    with wave.open(manifest["outputs"]["wav"]) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
+    assert not pcm[int(a * 48000):int(b * 48000)].any()
+    assert pcm[:int(a * 48000)].any()
+
+
+def test_same_seed_same_midi_bytes(model, tmp_path):
+    path = edit(tmp_path / "cut.otio", clips=(48, 72, 30), markers=MARKERS[:2])
+    one, _ = _run(model, path, tmp_path / "a", seed=7, audio_out=False)
+    two, _ = _run(model, path, tmp_path / "b", seed=7, audio_out=False)
+    other, _ = _run(model, path, tmp_path / "c", seed=8, audio_out=False)
+    data = [open(m["outputs"]["midi"], "rb").read() for m in (one, two, other)]
+    assert data[0] == data[1] != data[2]
+
+
+def test_override_and_cli_with_a_model_file(tmp_path, capsys, model):
+    stem = tmp_path / "models" / "tiny"
+    stem.parent.mkdir()
+    save_shipped(model, stem)
+    path = edit(tmp_path / "cut.otio", clips=(48, 72, 30))
+    code = main(["score", str(path), "--out", str(tmp_path / "out"), "--model", str(stem), "--no-audio",
+                 "--valence", "-0.8", "--arousal", "0.9", "--candidates", "1", "--seed", "4", "-q"])
+    assert code == 0
+    manifest = json.loads(open(capsys.readouterr().out.strip()).read())
+    assert manifest["override"] == {"valence": -0.8, "arousal": 0.9}
+    assert {s["palette"] for s in manifest["plan"]["sections"]} == {"tense"}
+    assert manifest["outputs"]["wav"] is None and manifest["model"]["name"] == "tiny"
+    assert any("--no-audio" in w for w in manifest["warnings"])
+
+
+@pytest.mark.parametrize("args", [["--valence", "1.5"], ["--arousal", "-2"], ["--valence", "x"]])
+def test_emotion_out_of_range_is_a_usage_error(tmp_path, args):
+    with pytest.raises(SystemExit) as exc:
+        main(["score", str(tmp_path / "cut.otio"), *args])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("content, suffix", [("{ not json", ".otio"), ("hello", ".doc"), (None, ".otio")])
+def test_bad_input_is_exit_3_and_leaves_nothing(tmp_path, content, suffix):
+    bad = tmp_path / f"bad{suffix}"
+    if content is not None:
+        bad.write_text(content)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "bridge.cli", "score", str(bad), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scorebridge: ")
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_a_failure_while_rendering_leaves_no_deliverable(model, tmp_path, monkeypatch):
+    path = edit(tmp_path / "cut.otio", clips=(48, 72))
+    out = tmp_path / "out"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(score_mod.otio_out, "write_scored_otio", broken)
+    with pytest.raises(RuntimeError):
+        _run(model, path, out)
+    assert list(out.iterdir()) == []
+
+
+def test_no_shipped_model_says_so(tmp_path, monkeypatch):
+    import bridge.music.model as model_mod
+    monkeypatch.setattr(model_mod, "MODELS_DIR", tmp_path / "empty")
+    path = edit(tmp_path / "cut.otio", clips=(48, 72))
+    code = main(["score", str(path), "--out", str(tmp_path / "out"), "-q"])
+    assert code == 4
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_scored_otio_reads_back_without_its_own_markers(model, tmp_path):
+    from bridge.timeline import read_timeline
+    path = edit(tmp_path / "cut.otio", clips=(48, 72, 30), markers=MARKERS[:1])
+    manifest, _ = _run(model, path, tmp_path / "out", audio_out=False)
+    again = read_timeline(manifest["outputs"]["otio"])
+    original = read_timeline(path)
+    assert again.hits == original.hits and again.markers == original.markers
+    tl = otio.adapters.read_from_file(manifest["outputs"]["otio"])
+    assert [m.name for m in tl.tracks.markers if m.name.startswith("SB: hit")]
