@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from bridge.music.model import MusicConfig, MusicTransformer, KVCache, cond_features
+from bridge.music.model import (MusicConfig, MusicTransformer, KVCache, cond_features,
+                                offset_bins, BIN_NONE, BIN_WITHHELD)
 from bridge.music.sample import sample
 from bridge.music.tokens import VOCAB_SIZE, BOS
 
@@ -55,11 +56,13 @@ def test_valence_arousal_and_offset_change_the_logits():
 
 def test_condition_features_encode_no_boundary_and_withheld():
     c = cond_features(0.2, -0.4, np.array([0.0, 1.0, np.inf]), 1.0, 1.0)
-    assert c.shape == (3, 8)
+    assert c.shape == (3, 9)
     assert c[2, 4] == 1 and c[0, 4] == 0          # "no boundary ahead" flag
     assert c[0, 6] > c[1, 6] > c[2, 6] == 0         # closeness to the cut
     w = cond_features(0.2, -0.4, 1.0, 0.0, 0.0)
     assert np.all(w == 0)
+    bins = offset_bins(torch.from_numpy(np.concatenate([c, w[None]])))
+    assert bins.tolist() == [0, 100, BIN_NONE, BIN_WITHHELD]
 
 
 def test_sampling_is_deterministic_for_a_seed_and_returns_notes():

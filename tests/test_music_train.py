@@ -26,7 +26,7 @@ def _work(i, minor=False):
 def test_windows_have_labels_boundaries_and_conditions():
     rng = np.random.default_rng(0)
     x, c, (v, a) = make_example(_work(0), rng, 128, p_drop_va=0, p_drop_b=0, start_q=0.0)
-    assert x.shape == (129,) and c.shape == (129, 8)
+    assert x.shape == (129,) and c.shape == (129, 9)
     assert -1 <= v <= 1 and -1 <= a <= 1
     assert np.all(c[:, 3] == 1) and c[:, 6].max() > 0.9   # offsets given, reaching 0 at chords
     _, _, (v_minor, _) = make_example(_work(0, minor=True), np.random.default_rng(0), 128,

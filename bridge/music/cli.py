@@ -61,7 +61,7 @@ def register(sub) -> None:
     c.set_defaults(func=lambda args: _corpus(args))
     m = tsub.add_parser("model", help="train the music transformer")
     m.add_argument("--out", default="runs/music", help="run folder (checkpoints, exported weights)")
-    m.add_argument("--steps", type=int, default=3000)
+    m.add_argument("--steps", type=int, default=4000)
     m.add_argument("--batch-size", type=int, default=16)
     m.add_argument("--seed", type=int, default=1337)
     m.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")

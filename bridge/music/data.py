@@ -68,8 +68,8 @@ def augment(work, rng, start_q=None, max_notes=420, fixed=None):
         sel = p[p[:, 0] >= start_q - 1e-6]
         vel = VEL_LEVELS[min(level + 1, len(VEL_LEVELS) - 1)] if fam == "melody" else VEL_LEVELS[level]
         for on, dur, pitch in sel[:max_notes]:
-            t = round((on - start_q) * sec_per_q, 2)             # 10 ms grid
-            d = max(round(dur * sec_per_q, 2), 0.01)
+            t = round((on - start_q) * sec_per_q, 2)             # 10 ms grid; the end is
+            d = max(round((on + dur - start_q) * sec_per_q, 2) - t, 0.01)  # rounded, not the length
             notes.append(Note(t, d, int(pitch) + transpose + octave, vel, fam))
     notes.sort(key=lambda n: (n.start, n.pitch))
     notes = notes[:max_notes]

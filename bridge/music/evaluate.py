@@ -36,7 +36,8 @@ def spearman(x, y):
 
 def measured_arousal(f):
     """The density and loudness terms of the arousal label, on generated notes."""
-    return 0.5 * np.log2(max(f["density"], 0.25) / 4.0) + 0.35 * (f["velocity"] - 76.0) / 24.0
+    z = labels.terms(f)
+    return 0.50 * z["tempo"] + 0.35 * z["loudness"]
 
 
 def pitch_class_entropy(notes, window_s=4 * BAR_S):

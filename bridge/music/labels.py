@@ -12,10 +12,11 @@ known amount):
   loudness  mean MIDI velocity
   leaps     mean absolute interval of the top line (skyline), semitones
 
-  valence = tanh(2.2*(0.80*mode + 0.12*register + 0.08*tempo))        tempo: log2(density/4)
-  arousal = tanh(1.6*(0.50*density + 0.35*loudness + 0.08*register + 0.07*leaps))
+  valence = tanh(0.80*mode + 0.12*register + 0.08*tempo)
+  arousal = tanh(0.50*tempo + 0.35*loudness + 0.08*register + 0.07*leaps)
 
-with each term centred and scaled to about unit spread on the corpus (constants below).
+where tempo = log2(density / 2.4) and every term is centred and scaled to about unit
+spread on the corpus (constants below).
 Transposition and orchestration leave the label unchanged by construction (mode and
 density do not depend on them; register is measured after octave shift only).
 
@@ -95,15 +96,30 @@ def features(notes, span_s=None) -> dict:
             "seconds": span}
 
 
+# Centre and spread of each feature over training windows (measured on 1,500 augmented
+# windows of the corpus: median and roughly half the 5-95 % range).
+MODE_C, MODE_S = 0.10, 0.15
+REG_C, REG_S = 67.0, 10.0
+DENS_C = 2.4            # onsets per second; the tempo term is log2(density / DENS_C)
+VEL_C, VEL_S = 80.0, 28.0
+LEAP_C, LEAP_S = 3.3, 2.5
+
+
+def terms(f) -> dict:
+    """Features -> centred, unit-spread terms."""
+    return {"mode": (f["mode"] - MODE_C) / MODE_S,
+            "register": (f["register"] - REG_C) / REG_S,
+            "tempo": float(np.log2(max(f["density"], 0.25) / DENS_C)),
+            "loudness": (f["velocity"] - VEL_C) / VEL_S,
+            "leaps": (f["leaps"] - LEAP_C) / LEAP_S}
+
+
 def label_from_features(f) -> tuple:
-    """Features -> (valence, arousal) in [-1, 1] (constants: corpus centre and spread)."""
-    mode = f["mode"] / 0.35
-    register = (f["register"] - 64.0) / 8.0
-    tempo = np.log2(max(f["density"], 0.25) / 4.0)
-    loud = (f["velocity"] - 76.0) / 24.0
-    leaps = (f["leaps"] - 3.0) / 2.0
-    valence = np.tanh(2.2 * (0.80 * mode + 0.12 * register + 0.08 * tempo) / 1.0)
-    arousal = np.tanh(1.6 * (0.50 * tempo + 0.35 * loud + 0.08 * register + 0.07 * leaps))
+    """Features -> (valence, arousal) in [-1, 1]."""
+    z = terms(f)
+    valence = np.tanh(0.80 * z["mode"] + 0.12 * z["register"] + 0.08 * z["tempo"])
+    arousal = np.tanh(0.50 * z["tempo"] + 0.35 * z["loudness"] + 0.08 * z["register"]
+                      + 0.07 * z["leaps"])
     return float(valence), float(arousal)
 
 

@@ -25,15 +25,15 @@ from bridge.music.model import MusicConfig, MusicTransformer, pick_device, save_
 @dataclass
 class TrainConfig:
     out_dir: str = "runs/music"
-    steps: int = 3000
+    steps: int = 4000
     batch_size: int = 16
     lr: float = 1.5e-3
     min_lr: float = 1.5e-4
     warmup: int = 100
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    p_drop_va: float = 0.15       # condition dropout: valence/arousal withheld
-    p_drop_b: float = 0.15        # condition dropout: boundary offsets withheld
+    p_drop_va: float = 0.2        # condition dropout: valence/arousal withheld
+    p_drop_b: float = 0.2         # condition dropout: boundary offsets withheld
     unconditioned: bool = False   # withhold every condition (a separate unconditioned twin)
     eval_every: int = 250
     eval_windows: int = 64
@@ -47,12 +47,20 @@ class TrainConfig:
     model: MusicConfig = field(default_factory=MusicConfig)
 
 
-def lr_at(step, cfg):
-    """Linear warm-up, then cosine decay to min_lr (nanoGPT)."""
+def progress(step, elapsed_s, cfg):
+    """Share of the run done: by steps, or by time when a time limit is set (whichever is
+    further), so a run slowed down by a busy machine still ends on a fully decayed rate."""
+    p = step / cfg.steps
+    if cfg.max_minutes:
+        p = max(p, elapsed_s / 60 / cfg.max_minutes)
+    return min(p, 1.0)
+
+
+def lr_at(step, prog, cfg):
+    """Linear warm-up, then cosine decay to min_lr over the run's progress (nanoGPT)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    ratio = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
+    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * prog)) * (cfg.lr - cfg.min_lr)
 
 
 def fixed_windows(works, n, block_size, seed=0):
@@ -73,7 +81,7 @@ def withhold(cond, va=True, boundary=True):
     if va:
         c[..., 0:3] = 0
     if boundary:
-        c[..., 3:8] = 0
+        c[..., 3:] = 0
     return c
 
 
@@ -139,7 +147,7 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
     while step < cfg.steps:
         t0 = time.time()
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr_at(step, progress(step, elapsed, cfg), cfg)
         x, c, y = (torch.from_numpy(a).to(device) for a in batcher.batch(cfg.batch_size))
         with autocast:
             _, loss = model(x, c, y)
@@ -167,6 +175,12 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
             t_ckpt = time.time()
         if cfg.max_minutes and elapsed / 60 > cfg.max_minutes:
             log(f"time limit of {cfg.max_minutes} min reached at step {step}")
+            with autocast:
+                nll_c = eval_nll(model, vx, vc, vy, device)
+                nll_u = eval_nll(model, vx, withhold(vc), vy, device)
+            history.append({"step": step, "train_loss": loss.item(), "val_nll_cond": nll_c,
+                            "val_nll_uncond": nll_u, "min": elapsed / 60})
+            log(json.dumps({"eval": history[-1]}))
             break
     save_ckpt()
     info = {"train": {"steps": step, "tokens": tokens_seen, "minutes": round(elapsed / 60, 1),
