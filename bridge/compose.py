@@ -273,7 +273,7 @@ def to_parts(notes, plan) -> list:
     for (fam, program), group in sorted(groups.items()):
         family = FAMILIES[fam]
         name = "Drums" if family == "drums" else f"{PROGRAM_NAMES.get(program, f'Program {program}')} ({family})"
-        parts.append({"name": name, "program": 0 if family == "drums" else program,
+        parts.append({"name": name, "family": family, "program": 0 if family == "drums" else program,
                       "is_drum": family == "drums",
                       "notes": [(n.start, n.end, n.pitch, n.velocity) for n in group]})
     return parts
