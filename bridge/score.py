@@ -146,7 +146,8 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
     otio_out.write_scored_otio(read_otio(timeline.path), staging / final["otio"].name,
                                rate=rate, duration_frames=timeline.duration,
                                wav_path=final["wav"] if wav else None, hits=hit_marks,
-                               cue=plan.name, sections=section_marks)
+                               cue=plan.name, sections=section_marks,
+                               start_frame=timeline.start_frame, drop_frame=drop)
     written.append("otio")
     timings["otio_s"] = time.perf_counter() - started
 

@@ -13,13 +13,19 @@ from bridge import atomic
 
 
 def write_scored_otio(otio_timeline, path, *, rate, duration_frames, wav_path, hits, cue,
-                      sections=()) -> Path:
+                      sections=(), start_frame=0, drop_frame=False) -> Path:
     """Add the score to `otio_timeline` (changed in place) and write it to `path` atomically.
 
     hits: (frame, source, timecode) from the timeline's first frame; sections: (frame, text).
-    With no WAV (nothing could render audio) only the markers are added.
+    With no WAV (nothing could render audio) only the markers are added. The start timecode
+    and drop-frame flag the edit was read with are written into the OTIO (an EDL's come
+    from its record timecodes, which the OTIO does not otherwise keep).
     """
     r = float(rate)
+    if otio_timeline.global_start_time is None and start_frame:
+        otio_timeline.global_start_time = otio.opentime.RationalTime(start_frame, r)
+    if drop_frame:
+        otio_timeline.metadata["drop_frame"] = True
     stack = otio_timeline.tracks
     # frames of the stack's own time where the picture's first frame lies
     origin = stack.source_range.start_time.rescaled_to(r).value if stack.source_range else 0
