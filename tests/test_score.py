@@ -199,3 +199,17 @@ def test_scored_otio_reads_back_without_its_own_markers(model, tmp_path):
     assert again.hits == original.hits and again.markers == original.markers
     tl = otio.adapters.read_from_file(manifest["outputs"]["otio"])
     assert [m.name for m in tl.tracks.markers if m.name.startswith("SB: hit")]
+
+
+def test_demo_scores_its_edit_and_says_where_to_listen(tmp_path, capsys, monkeypatch, model):
+    import bridge.music.model as model_mod
+    (tmp_path / "models").mkdir()
+    save_shipped(model, tmp_path / "models" / model_mod.SHIPPED_NAME)
+    monkeypatch.setattr(model_mod, "MODELS_DIR", tmp_path / "models")
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    captured = capsys.readouterr()
+    manifest = json.loads(open(captured.out.strip()).read())
+    outputs = manifest["outputs"]
+    assert all(Path(outputs[k]).is_file() for k in ("midi", "wav", "otio", "cue_sheet", "preview"))
+    assert f"watch and listen: {outputs['preview']}" in captured.err
+    assert len(manifest["plan"]["sections"]) >= 6 and manifest["model"]["name"] == model_mod.SHIPPED_NAME
