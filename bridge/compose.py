@@ -26,7 +26,8 @@ import torch
 
 from bridge.music.sample import sample
 from bridge.music.tokens import (BOS, EOS, FAMILIES, FAMILY_INDEX, FINE0, N_PITCH, N_VEL, OFF0, ON0,
-                                 PAD, PITCH_LO, SHIFT0, TOKEN_MS, VEL0, VOCAB_SIZE, vel_level)
+                                 PAD, PITCH_LO, SHIFT0, TOKEN_MS, VEL0, VOCAB_SIZE, token_times_ms,
+                                 vel_level)
 from bridge.plan import PROGRAM_NAMES, SCALES
 from bridge.timebase import beats_to_seconds, seconds_to_beats
 
@@ -56,7 +57,7 @@ class Chord(NamedTuple):
 
 def plan_chords(plan, rng) -> list:
     """A chord for every hit of the plan: a triad of the section's key held to a beat at
-    least one beat after the hit (cut short only where a tacet span begins first)."""
+    least one beat after the hit (cut short only where a tacet span or the cue ends first)."""
     tempo_map = plan.tempo["tempo_map"]
     free_at = dict.fromkeys(HIT_FAMILIES, -1.0)
     chords = []
@@ -190,7 +191,8 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95) -> d
     """Generate `candidates` takes of the whole cue and keep the best.
 
     Returns {"notes": [ScoreNote], "chords": [Chord], "scores": [per candidate], "best": i,
-    "tokens": tokens drawn for the best take}. The same model, plan and seed give the same notes.
+    "tokens": tokens drawn for the best take, "reached_s": where its music ended (the token
+    budget can run out first)}. The same model, plan and seed give the same notes.
     """
     chords_per_take = [plan_chords(plan, np.random.default_rng([seed, k])) for k in range(candidates)]
     hook = HitConstraint(plan, [chord_events(c, plan.duration_s) for c in chords_per_take])
@@ -204,8 +206,9 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95) -> d
     results = [finish(take, chords, plan) for take, chords in zip(takes, chords_per_take)]
     scores = [candidate_score(notes, chords, plan) for notes, chords in zip(results, chords_per_take)]
     best = max(range(candidates), key=lambda k: (scores[k]["score"], -k))
+    reached = int(token_times_ms(tokens[best])[-1]) / 1000 if tokens[best] else 0.0
     return {"notes": results[best], "chords": chords_per_take[best], "scores": scores,
-            "best": best, "tokens": len(tokens[best])}
+            "best": best, "tokens": len(tokens[best]), "reached_s": min(reached, plan.duration_s)}
 
 
 def finish(take, chords, plan) -> list:

@@ -7,7 +7,7 @@ play, and where the music is silent.
 """
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 from bridge import tempo
@@ -81,7 +81,6 @@ class CuePlan:
     tacet: list             # [(start_s, end_s)] without music
     tempo: dict             # tempo.fit's result: mode, tempo_map, time_signatures, bpm, ...
     target_bpm: float
-    warnings: list = field(default_factory=list)
 
     def section_at(self, seconds) -> SectionPlan:
         starts = [s.start for s in self.sections]

@@ -8,7 +8,6 @@ leaves nothing half-made behind.
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -79,7 +78,10 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     final = {"midi": out / f"{stem}.mid", "wav": out / f"{stem}.wav", "otio": out / f"{stem}.scored.otio",
              "preview": out / f"{stem}.preview.mp4", "cue_sheet": out / f"{stem}.cuesheet.png"}
     staging = Path(tempfile.mkdtemp(prefix=f".{stem}-", dir=out))
-    warnings = timeline.warnings + analysis["warnings"] + plan.warnings
+    warnings = timeline.warnings + analysis["warnings"]
+    if composed["reached_s"] < plan.duration_s - 0.5:
+        warnings.append(f"the music model's token budget ran out at {composed['reached_s']:.1f} s of "
+                        f"{plan.duration_s:.1f} s: after that only the hit chords play")
     try:
         written = _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report)
         tempo_map = plan.tempo["tempo_map"]
@@ -91,7 +93,8 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
                        for beat, tempo in tempo_map],
             outputs={k: (str(final[k]) if k in written else None) for k in final},
             model=model_info, seed=seed, plan=describe(plan),
-            candidates={"count": candidates, "best": composed["best"], "scores": composed["scores"]})
+            candidates={"count": candidates, "best": composed["best"], "scores": composed["scores"],
+                        "tokens": composed["tokens"]})
         if valence is not None or arousal is not None:
             manifest["override"] = {"valence": valence, "arousal": arousal}
         path = manifest_mod.manifest_path(out, timeline)
