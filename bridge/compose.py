@@ -204,7 +204,7 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95) -> d
         temperature=temperature, top_p=top_p, return_tokens=True, constrain=hook,
         max_tokens=int(plan.duration_s * TOKENS_PER_SECOND) + 16 * len(plan.hits) + 64)
     results = [finish(take, chords, plan) for take, chords in zip(takes, chords_per_take)]
-    scores = [candidate_score(notes, chords, plan) for notes, chords in zip(results, chords_per_take)]
+    scores = [candidate_score(notes, plan) for notes in results]
     best = max(range(candidates), key=lambda k: (scores[k]["score"], -k))
     reached = int(token_times_ms(tokens[best])[-1]) / 1000 if tokens[best] else 0.0
     return {"notes": results[best], "chords": chords_per_take[best], "scores": scores,
@@ -231,7 +231,7 @@ def chord_at(notes, seconds, tolerance=1e-9):
     return [n for n in notes if n.family in HIT_FAMILIES and abs(n.start - seconds) <= tolerance]
 
 
-def candidate_score(notes, chords, plan) -> dict:
+def candidate_score(notes, plan) -> dict:
     """How well a take serves the plan; the best take has the highest `score`:
     hit coverage (chords of 3+ pitch classes on the hits) + share of pitched notes in the
     section's key + 0.5 × closeness of note density to the arousal target + share of the

@@ -5,8 +5,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from bridge.compose import (HIT_FAMILIES, HitConstraint, chord_at, chord_events, compose, plan_chords,
-                            to_parts, triad)
+from bridge.compose import (HIT_FAMILIES, HitConstraint, ScoreNote, candidate_score, chord_at, chord_events,
+                            compose, plan_chords, to_parts, triad)
 from bridge.music.sample import sample
 from bridge.music.tokens import token_times_ms
 from bridge.plan import SCALES, make_plan
@@ -115,3 +115,18 @@ def test_parts_are_named_instruments_with_programs(model):
     assert all(0 <= p["program"] <= 127 for p in parts)
     assert any(p["name"].endswith("(pad)") for p in parts)
     assert all(p["is_drum"] == (p["name"] == "Drums") for p in parts)
+
+
+def test_candidate_score_prefers_in_key_sounding_music():
+    rows = [{"start": 0, "end": 100, "valence": 0.5, "arousal": 0.0, "tacet": False}]
+    plan = make_plan([Hit(50, "cut")], rows, 25, 100)
+    hit = plan.hits[0].seconds
+    chord = [ScoreNote(hit, hit + 1.0, p, 90, "pad") for p in triad(plan.sections[0].tonic, "major", 0)]
+    in_key = [ScoreNote(t * 0.25, t * 0.25 + 0.3, 62 + 2 * (t % 3), 80, "melody") for t in range(16)]
+    out_of_key = [n._replace(pitch=n.pitch + 1) for n in in_key]
+    good, bad = candidate_score(chord + in_key, plan), candidate_score(chord + out_of_key, plan)
+    assert good["hit_coverage"] == bad["hit_coverage"] == 1.0
+    assert good["in_key"] == 1.0 > bad["in_key"] and good["score"] > bad["score"]
+    sparse = candidate_score(chord, plan)
+    assert sparse["sounding"] < good["sounding"] and sparse["score"] < good["score"]
+    assert candidate_score(in_key, plan)["hit_coverage"] == 0.0
