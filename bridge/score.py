@@ -99,8 +99,11 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
             manifest["override"] = {"valence": valence, "arousal": arousal}
         path = manifest_mod.manifest_path(out, timeline)
         manifest_mod.write(manifest, staging / path.name)
-        for key in written:
-            os.replace(staging / final[key].name, final[key])
+        for key in final:  # a file an earlier run left that this one did not make goes
+            if key in written:
+                os.replace(staging / final[key].name, final[key])
+            else:
+                final[key].unlink(missing_ok=True)
         os.replace(staging / path.name, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -213,3 +213,13 @@ def test_demo_scores_its_edit_and_says_where_to_listen(tmp_path, capsys, monkeyp
     assert all(Path(outputs[k]).is_file() for k in ("midi", "wav", "otio", "cue_sheet", "preview"))
     assert f"watch and listen: {outputs['preview']}" in captured.err
     assert len(manifest["plan"]["sections"]) >= 6 and manifest["model"]["name"] == model_mod.SHIPPED_NAME
+
+
+def test_a_second_run_replaces_the_first(model, tmp_path):
+    path = edit(tmp_path / "cut.otio", clips=(48, 72))
+    first, _ = _run(model, path, tmp_path / "out", seed=1)
+    assert Path(first["outputs"]["wav"]).is_file()
+    second, _ = _run(model, path, tmp_path / "out", seed=2, audio_out=False)
+    assert second["outputs"]["wav"] is None and not Path(first["outputs"]["wav"]).exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "cut.cuesheet.png", "cut.manifest.json", "cut.mid", "cut.scored.otio"]
