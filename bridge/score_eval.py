@@ -1,7 +1,7 @@
 """`scorebridge eval-score`: how well scored music follows edits whose cuts and moods are known.
 
-The edits are built here (no media): cuts at seeded positions, and sections whose valence
-and arousal are set as a `va:` marker would set them. Each is planned, composed and written
+The edits are built here (no media): cuts at seeded positions, and 25 sections whose
+valence and arousal (EMSYNC's 5 × 5 grid of targets) are set as a `va:` marker would set them. Each is planned, composed and written
 as MIDI, and the file read back is measured:
 - hit chords: share of hits with a chord onset (3+ pitch classes, pad or piano) within one
   frame of the hit, after the file's tempo map is applied (must be 1.0);
@@ -26,13 +26,17 @@ from bridge.render.midi import read_midi, write_midi
 from bridge.timebase import seconds_to_beats, seconds_to_frame
 from bridge.timeline import Hit
 
-# name, rate, seconds, sections [(start s, valence, arousal)], mean shot length s
+# The targets: EMSYNC's grid of 25 (valence, arousal) points, in a fixed shuffled order, one
+# section of SECTION_S seconds each, spread over three edits at the three common rates.
+GRID = (-0.8, -0.4, 0.0, 0.4, 0.8)
+TARGETS = [(v, a) for v in GRID for a in GRID]
+ORDER = (12, 3, 21, 7, 16, 0, 24, 9, 5, 18, 14, 1, 22, 10, 6, 19, 2, 23, 11, 15, 8, 20, 4, 13, 17)
+SECTION_S = 7.5
+# name, rate, first target, number of sections, mean shot length (s)
 EDITS = [
-    ("drama 23.976", Fraction(24000, 1001), 60.0,
-     [(0, -0.63, -0.27), (15, 0.76, 0.48), (30, -0.40, 0.60), (45, 0.50, -0.60)], 5.0),
-    ("contrast 25", Fraction(25), 45.0, [(0, 0.50, -0.60), (15, 0.10, 0.85), (30, -0.50, -0.40)], 4.0),
-    ("action 29.97 DF", Fraction(30000, 1001), 60.0,
-     [(0, -0.64, 0.60), (12, 0.80, 0.70), (24, 0.60, -0.35), (36, -0.51, 0.59), (48, 0.0, 0.0)], 2.5),
+    ("drama 23.976", Fraction(24000, 1001), 0, 8, 4.0),
+    ("contrast 25", Fraction(25), 8, 8, 3.0),
+    ("action 29.97 DF", Fraction(30000, 1001), 16, 9, 2.0),
 ]
 
 # Krumhansl-Kessler key profiles (tonic first)
@@ -40,29 +44,32 @@ MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 
 MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
-def synthetic_edit(name, rate, seconds, moods, shot_s, seed):
-    """(hits, sections, duration frames) for one edit: cuts about `shot_s` apart (at least a
-    second), every mood change a cut too."""
+def synthetic_edit(rate, first, count, shot_s, seed):
+    """(hits, sections, duration frames) for one edit: `count` sections of SECTION_S seconds
+    with the grid targets from `first` on, every section start a cut, and cuts about `shot_s`
+    apart (at least a second) in between."""
     rng = np.random.default_rng(seed)
+    seconds = count * SECTION_S
     duration = seconds_to_frame(seconds, rate)
-    frames = {seconds_to_frame(start, rate) for start, _, _ in moods[1:]}
+    bounds = [seconds_to_frame(i * SECTION_S, rate) for i in range(count)] + [duration]
+    frames = set(bounds[1:-1])
     t = 0.0
     while True:
         t += max(1.0, rng.exponential(shot_s))
         if t >= seconds - 1.0:
             break
         frames.add(seconds_to_frame(t, rate))
-    bounds = [seconds_to_frame(start, rate) for start, _, _ in moods] + [duration]
+    moods = [TARGETS[ORDER[first + i]] for i in range(count)]
     sections = [{"start": a, "end": b, "valence": v, "arousal": ar, "tacet": False}
-                for (a, b), (_, v, ar) in zip(zip(bounds, bounds[1:]), moods)]
+                for (a, b), (v, ar) in zip(zip(bounds, bounds[1:]), moods)]
     return [Hit(f, "cut") for f in sorted(frames)], sections, duration
 
 
 def evaluate(model, model_info, seed=1, candidates=2) -> dict:
     rows, targets, measured = [], [], []
     started = time.perf_counter()
-    for number, (name, rate, seconds, moods, shot_s) in enumerate(EDITS):
-        hits, sections, duration = synthetic_edit(name, rate, seconds, moods, shot_s, seed + number)
+    for number, (name, rate, first, count, shot_s) in enumerate(EDITS):
+        hits, sections, duration = synthetic_edit(rate, first, count, shot_s, seed + number)
         plan = make_plan(hits, sections, rate, duration, cue=f"1M{number + 1}")
         composed = compose(model, plan, seed=seed, candidates=candidates)
         notes = _through_midi(composed["notes"], plan, rate)
