@@ -7,6 +7,7 @@ Without shipped weights a model of the same configuration with untrained weights
 instead, and the result says so: the time per token is the same, the music is not.
 """
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,7 +54,7 @@ def run(seconds=180.0, cuts=40, device="auto", candidates=4) -> dict:
         loaded = round(time.perf_counter() - started, 3)
     except MissingModel as exc:
         print(f"bench: {exc}\nbench: timing a model of the same configuration with untrained weights",
-              flush=True)
+              file=sys.stderr, flush=True)
         torch.manual_seed(0)
         model = MusicTransformer(MusicConfig()).to(pick_device(device)).eval()
         info = {"name": "untrained (no shipped weights)", "sha256": None, "params": model.num_params()}
