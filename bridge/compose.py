@@ -120,8 +120,9 @@ def chord_events(chords, duration_s) -> list:
 class HitConstraint:
     """The `constrain` hook for the sampler: one state per take (see the module docstring)."""
 
-    def __init__(self, plan, events_per_take):
+    def __init__(self, plan, events_per_take, temperature=1.0):
         self.plan = plan
+        self.temperature = max(temperature, 1e-5)  # the sampler's: merged mass is kept under it
         self.events = events_per_take
         self.next = [0] * len(events_per_take)
         self.queue = [[] for _ in events_per_take]
@@ -159,7 +160,8 @@ class HitConstraint:
             if bool(passing.any()):
                 landing = SHIFT0 + remaining // 10 - 1
                 shifts = row[SHIFT0:VEL0]
-                mass = torch.logsumexp(torch.cat([shifts[passing], row[landing:landing + 1]]), 0)
+                merged = torch.cat([shifts[passing], row[landing:landing + 1]]) / self.temperature
+                mass = torch.logsumexp(merged, 0) * self.temperature
                 shifts[passing] = float("-inf")
                 row[landing] = mass
         return row
@@ -195,7 +197,7 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95) -> d
     budget can run out first)}. The same model, plan and seed give the same notes.
     """
     chords_per_take = [plan_chords(plan, np.random.default_rng([seed, k])) for k in range(candidates)]
-    hook = HitConstraint(plan, [chord_events(c, plan.duration_s) for c in chords_per_take])
+    hook = HitConstraint(plan, [chord_events(c, plan.duration_s) for c in chords_per_take], temperature)
     sections = plan.sections
     takes, tokens = sample(
         model, plan.duration_s,

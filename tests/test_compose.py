@@ -8,7 +8,7 @@ import pytest
 from bridge.compose import (HIT_FAMILIES, HitConstraint, ScoreNote, candidate_score, chord_at, chord_events,
                             compose, plan_chords, to_parts, triad)
 from bridge.music.sample import sample
-from bridge.music.tokens import token_times_ms
+from bridge.music.tokens import FINE0, token_times_ms
 from bridge.plan import SCALES, make_plan
 from bridge.timebase import seconds_to_beats
 from bridge.timeline import Hit
@@ -130,3 +130,24 @@ def test_candidate_score_prefers_in_key_sounding_music():
     sparse = candidate_score(chord, plan)
     assert sparse["sounding"] < good["sounding"] and sparse["score"] < good["score"]
     assert candidate_score(in_key, plan)["hit_coverage"] == 0.0
+
+
+def test_a_shift_past_the_hit_gives_its_probability_to_the_landing_shift():
+    import torch
+    from bridge.music.tokens import SHIFT0, VOCAB_SIZE
+    rows = [{"start": 0, "end": 100, "valence": 0.5, "arousal": 0.0, "tacet": False}]
+    plan = make_plan([Hit(50, "cut")], rows, 25, 100)  # the hit at 2000 ms
+    chords = plan_chords(plan, np.random.default_rng(0))
+    for temperature in (1.0, 1.3):
+        hook = HitConstraint(plan, [chord_events(chords, plan.duration_s)], temperature)
+        logits = torch.randn(1, VOCAB_SIZE)
+        out = hook(logits, np.array([1500]))  # 500 ms to go: shifts of 510..1000 ms would pass
+        before = torch.softmax(logits[0] / temperature, -1)
+        after = torch.softmax(out[0] / temperature, -1)
+        landing, other = SHIFT0 + 50 - 1, SHIFT0 + 10  # other: a 110 ms shift, untouched
+        merged = before[landing + 1:SHIFT0 + 100].sum() + before[landing]
+        # masks elsewhere renormalise, so compare against a token neither merged nor masked
+        assert torch.isclose(after[landing] / after[other], merged / before[other], rtol=1e-4)
+        assert after[landing + 1:SHIFT0 + 100].sum() == 0
+        out = hook(logits, np.array([1996]))  # 4 ms to go: forced
+        assert int(out[0].argmax()) == FINE0 + 3 and torch.isinf(out[0]).sum() == VOCAB_SIZE - 1
