@@ -14,7 +14,9 @@ The constraint works at decode time, inside the sampler's loop (`sample(constrai
 The token grid is 1 ms; the chords are then placed at the exact seconds of their frames,
 so in the MIDI file they sit on the tick of the frame under the tempo map.
 
-Several candidates are drawn in one batch and the best by `candidate_score` is kept.
+Several candidates are drawn in one batch and the best by `candidate_score` is kept, among
+the takes that reached the end of the cue (a take far slower than the first to finish is
+ended early rather than holding up the whole batch).
 """
 
 import math
@@ -35,6 +37,9 @@ HIT_FAMILIES = ("pad", "piano")
 # Scale degrees (0-based) of the chords on hits inside a section; its first hit takes the tonic.
 DEGREES = {"major": (3, 4, 5), "minor": (3, 5, 2, 4)}   # IV V vi / iv VI III v
 TOKENS_PER_SECOND = 150      # generation budget: more than the music needs, so it reaches the end
+# A batch runs as long as its slowest take. Once one take has reached the end, the others get
+# this many times its steps to finish, then are ended (and lose to any take that finished).
+STRAGGLER_GRACE = 1.25
 SOUNDING_GRID_S = 0.1
 
 
@@ -131,11 +136,21 @@ class HitConstraint:
         self.always = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
         self.always[[PAD, BOS, EOS]] = True
         self.rests = {}   # (section index, tacet) -> mask of note-ons that may not start
+        self.end_ms = plan.duration_s * 1000
+        self.steps = 0
+        self.first_finish = None   # steps the first take needed to reach the end
 
     def __call__(self, logits, now_ms):
+        self.steps += 1
+        if self.first_finish is None and (now_ms >= self.end_ms).any():
+            self.first_finish = self.steps
+        late = self.first_finish is not None and self.steps > STRAGGLER_GRACE * self.first_finish
         logits = logits.clone()
         for b in range(logits.shape[0]):
-            logits[b] = self._step(b, int(now_ms[b]), logits[b])
+            if late and now_ms[b] < self.end_ms:
+                logits[b] = _only(logits[b], EOS)
+            else:
+                logits[b] = self._step(b, int(now_ms[b]), logits[b])
         return logits
 
     def _step(self, b, now, row):
@@ -207,10 +222,12 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95) -> d
         max_tokens=int(plan.duration_s * TOKENS_PER_SECOND) + 16 * len(plan.hits) + 64)
     results = [finish(take, chords, plan) for take, chords in zip(takes, chords_per_take)]
     scores = [candidate_score(notes, plan) for notes in results]
-    best = max(range(candidates), key=lambda k: (scores[k]["score"], -k))
-    reached = int(token_times_ms(tokens[best])[-1]) / 1000 if tokens[best] else 0.0
+    for score, seq in zip(scores, tokens):
+        score["reached_s"] = round(min(int(token_times_ms(seq)[-1]) / 1000 if seq else 0.0, plan.duration_s), 3)
+    finished = [k for k in range(candidates) if scores[k]["reached_s"] >= plan.duration_s - 0.001]
+    best = max(finished or range(candidates), key=lambda k: (scores[k]["score"], -k))
     return {"notes": results[best], "chords": chords_per_take[best], "scores": scores,
-            "best": best, "tokens": len(tokens[best]), "reached_s": min(reached, plan.duration_s)}
+            "best": best, "tokens": len(tokens[best]), "reached_s": scores[best]["reached_s"]}
 
 
 def finish(take, chords, plan) -> list:

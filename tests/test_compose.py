@@ -151,3 +151,19 @@ def test_a_shift_past_the_hit_gives_its_probability_to_the_landing_shift():
         assert after[landing + 1:SHIFT0 + 100].sum() == 0
         out = hook(logits, np.array([1996]))  # 4 ms to go: forced
         assert int(out[0].argmax()) == FINE0 + 3 and torch.isinf(out[0]).sum() == VOCAB_SIZE - 1
+
+
+def test_a_straggling_take_is_ended_once_another_has_finished():
+    import torch
+    from bridge.music.tokens import EOS, VOCAB_SIZE
+    rows = [{"start": 0, "end": 100, "valence": 0.5, "arousal": 0.0, "tacet": False}]
+    plan = make_plan([], rows, 25, 100)
+    hook = HitConstraint(plan, [[], []])
+    logits = torch.zeros(2, VOCAB_SIZE)
+    for step in range(4):
+        out = hook(logits, np.array([1000 * step, 10 * step]))
+    out = hook(logits, np.array([4000, 50]))   # step 5: take 0 at the end
+    assert int(out[1].argmax()) != EOS
+    for step in range(2):
+        out = hook(logits, np.array([4000, 60]))
+    assert int(out[1].argmax()) == EOS and torch.isinf(out[1]).sum() == VOCAB_SIZE - 1
