@@ -84,3 +84,12 @@ def test_sampling_runs_past_the_context_window():
     _, toks = sample(m, duration_s=1e9, batch=2, seed=0, max_tokens=3 * CFG.block_size,
                      return_tokens=True)
     assert all(len(t) > CFG.block_size for t in toks)
+
+
+def test_guided_sampling_is_deterministic_and_differs_from_plain():
+    m = _model()
+    kw = dict(duration_s=2.0, valence=0.8, arousal=-0.5, boundaries=[1.0], batch=2, max_tokens=80)
+    _, plain = sample(m, seed=3, return_tokens=True, **kw)
+    _, g1 = sample(m, seed=3, return_tokens=True, guidance=2.0, **kw)
+    _, g2 = sample(m, seed=3, return_tokens=True, guidance=2.0, **kw)
+    assert g1 == g2 and g1 != plain

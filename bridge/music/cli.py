@@ -42,7 +42,8 @@ def _eval(args) -> int:
     from bridge.music.evaluate import evaluate
     from bridge.music.model import load_shipped
     model = load_shipped("cpu", path_stem=args.model) if args.model else None
-    res = evaluate(quick=args.quick, model=model, log=lambda s: print(s, file=sys.stderr, flush=True))
+    res = evaluate(quick=args.quick, model=model, guidance=args.guidance,
+                   log=lambda s: print(s, file=sys.stderr, flush=True))
     text = json.dumps(res, indent=2)
     print(text)
     if args.json_out:
@@ -74,4 +75,6 @@ def register(sub) -> None:
     e.add_argument("--quick", action="store_true", help="fewer windows and takes")
     e.add_argument("--json-out", help="also write the JSON here")
     e.add_argument("--model", help="path stem of another model (default: the shipped one)")
+    e.add_argument("--guidance", type=float, default=2.0,
+                   help="classifier-free guidance reported beside plain sampling")
     e.set_defaults(func=lambda args: _eval(args))

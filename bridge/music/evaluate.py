@@ -7,6 +7,7 @@
                  arousal <- onset density and mean velocity (and their label combination)
   boundaries     share of requested boundaries with a chord onset (>= 3 notes) within
                  +-125 ms, offsets given vs withheld, no decode-time constraint
+                 (control and boundaries: plain sampling, and with classifier-free guidance)
   style          pitch-class entropy and grooving-pattern similarity (REFERENCES.md) of
                  generated vs held-out real windows; "bars" are 2 s (4 beats at 120 qpm),
                  as generated music has no bar lines; entropy per 4-bar window
@@ -85,7 +86,8 @@ def _time(fn):
     return out, time.time() - t
 
 
-def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, log=print):
+def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, guidance=2.0,
+             log=print):
     torch.manual_seed(seed)
     model = model or load_shipped("auto")
     if works_val is None or works_test is None:
@@ -108,39 +110,38 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, l
                       "windows": len(vx), "tokens": int((vy != 0).sum())}
     log(json.dumps({"nll": res["nll"]}))
 
-    # 2. Controllability over a 5x5 grid.
+    # 2. Controllability over a 5x5 grid, plain sampling and with classifier-free guidance.
     per = 2 if quick else 4
-    dur = 10.0 if quick else 15.0
+    dur = 10.0 if quick else 12.0
     targets = [(v, a) for v in GRID for a in GRID for _ in range(per)]
-    takes, secs = _time(lambda: sample(model, dur, valence=[t[0] for t in targets],
-                                       arousal=[t[1] for t in targets], batch=len(targets),
-                                       seed=seed + 1, per_take=True, use_boundaries=False))
-    feats = [labels.features(t, span_s=dur) for t in takes]
     tv = [t[0] for t in targets]
     ta = [t[1] for t in targets]
-    mv = [f["mode"] for f in feats]
-    ma = [measured_arousal(f) for f in feats]
-    # Means per target cell, for reading alongside the per-take correlations.
-    cells = {}
-    for (v, a), f, x, y in zip(targets, feats, mv, ma):
-        cells.setdefault((v, a), []).append((x, y))
-    cell_v = [np.mean([p[0] for p in cells[k]]) for k in cells]
-    cell_a = [np.mean([p[1] for p in cells[k]]) for k in cells]
-    res["control"] = {
-        "takes": len(targets), "seconds_each": dur, "generation_s": round(secs, 1),
-        "rho_valence": spearman(tv, mv),
-        "rho_arousal": spearman(ta, ma),
-        "rho_arousal_density": spearman(ta, [f["density"] for f in feats]),
-        "rho_arousal_velocity": spearman(ta, [f["velocity"] for f in feats]),
-        "rho_valence_cell_means": spearman([k[0] for k in cells], cell_v),
-        "rho_arousal_cell_means": spearman([k[1] for k in cells], cell_a),
-        "empty_takes": int(sum(1 for t in takes if not t)),
-    }
-    log(json.dumps({"control": res["control"]}))
+    res["control"] = {"takes": len(targets), "seconds_each": dur}
+    for name, g in (("plain", 1.0), (f"guidance_{guidance:g}", guidance)):
+        takes, secs = _time(lambda: sample(model, dur, valence=tv, arousal=ta, batch=len(targets),
+                                           seed=seed + 1, per_take=True, use_boundaries=False,
+                                           guidance=g))
+        feats = [labels.features(t, span_s=dur) for t in takes]
+        mv = [f["mode"] for f in feats]
+        ma = [measured_arousal(f) for f in feats]
+        cells = {}  # means per target cell, read alongside the per-take correlations
+        for (v, a), x, y in zip(targets, mv, ma):
+            cells.setdefault((v, a), []).append((x, y))
+        res["control"][name] = {
+            "generation_s": round(secs, 1),
+            "rho_valence": spearman(tv, mv),
+            "rho_arousal": spearman(ta, ma),
+            "rho_arousal_density": spearman(ta, [f["density"] for f in feats]),
+            "rho_arousal_velocity": spearman(ta, [f["velocity"] for f in feats]),
+            "rho_valence_cell_means": spearman([k[0] for k in cells], [np.mean([p[0] for p in c]) for c in cells.values()]),
+            "rho_arousal_cell_means": spearman([k[1] for k in cells], [np.mean([p[1] for p in c]) for c in cells.values()]),
+            "empty_takes": int(sum(1 for t in takes if not t)),
+        }
+        log(json.dumps({"control": {name: res["control"][name]}}))
 
     # 3. Boundaries from the conditioning alone, vs the same takes with offsets withheld.
     n_takes = 8 if quick else 24
-    bdur = 16.0 if quick else 24.0
+    bdur = 16.0 if quick else 20.0
     bounds_per, va_per = [], []
     for _ in range(n_takes):
         t, bs = 1.0 + rng.uniform(0.5, 2.0), []
@@ -149,20 +150,18 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, l
             t += rng.uniform(2.0, 5.0)
         bounds_per.append(bs)
         va_per.append((float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8))))
-    hits = {}
-    for mode, use_b in (("given", True), ("withheld", False)):
-        got, total = 0, 0
-        for i in range(n_takes):  # one take per call: each take has its own boundary list
-            take = sample(model, bdur, valence=va_per[i][0], arousal=va_per[i][1],
-                          boundaries=bounds_per[i], batch=1, seed=seed + 100 + i,
-                          use_boundaries=use_b)[0]
-            got += boundary_hits(take, bounds_per[i])
-            total += len(bounds_per[i])
-        hits[mode] = round(got / max(total, 1), 3)
-    res["boundaries"] = {"hit_rate_given": hits["given"], "hit_rate_withheld": hits["withheld"],
-                         "requested": int(sum(len(b) for b in bounds_per)), "takes": n_takes,
-                         "tolerance_ms": 125}
-    log(json.dumps({"boundaries": res["boundaries"]}))
+    res["boundaries"] = {"requested": int(sum(len(b) for b in bounds_per)), "takes": n_takes,
+                         "seconds_each": bdur, "tolerance_ms": 125}
+    for name, g in (("plain", 1.0), (f"guidance_{guidance:g}", guidance)):
+        rates = {}
+        for mode, use_b in (("given", True), ("withheld", False)):
+            takes = sample(model, bdur, valence=[x[0] for x in va_per], arousal=[x[1] for x in va_per],
+                           boundaries=bounds_per, batch=n_takes, seed=seed + 100, per_take=True,
+                           use_boundaries=use_b, guidance=g)
+            got = sum(boundary_hits(t, bs) for t, bs in zip(takes, bounds_per))
+            rates[f"hit_rate_{mode}"] = round(got / max(res["boundaries"]["requested"], 1), 3)
+        res["boundaries"][name] = rates
+        log(json.dumps({"boundaries": {name: rates}}))
 
     # 4. Style: held-out real windows vs takes generated with the same labels and boundaries.
     from bridge.music.data import augment
@@ -176,8 +175,8 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, l
             continue
         reals.append(notes)
         conds.append((labels.label(notes, span_s=sdur), list(labels.boundaries(notes))))
-    gens = [sample(model, sdur, valence=c[0][0], arousal=c[0][1], boundaries=c[1], batch=1,
-                   seed=seed + 500 + i)[0] for i, c in enumerate(conds)]
+    gens = sample(model, sdur, valence=[c[0][0] for c in conds], arousal=[c[0][1] for c in conds],
+                  boundaries=[c[1] for c in conds], batch=len(conds), seed=seed + 500, per_take=True)
     pe_r = float(np.mean([pitch_class_entropy(n) for n in reals]))
     pe_g = float(np.mean([pitch_class_entropy(n) for n in gens]))
     gs_r = float(np.mean([grooving_similarity(n) for n in reals]))
@@ -191,23 +190,24 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, l
 
     # 5. Speed at batch 1 with the cache (and batch 8, total tokens/s).
     res["speed"] = {"threads": torch.get_num_threads()}
-    for b in (1, 8):
-        _, toks = sample(model, 1e9, batch=b, seed=seed, max_tokens=16, return_tokens=True)  # warm-up
+    for b, g, key in ((1, 1.0, "tokens_per_s_batch1"), (8, 1.0, "tokens_per_s_batch8"),
+                      (1, guidance, f"tokens_per_s_batch1_guidance_{guidance:g}")):
+        sample(model, 1e9, batch=b, seed=seed, max_tokens=16, guidance=g)  # warm-up
         (_, toks), secs = _time(lambda: sample(model, 1e9, batch=b, seed=seed, max_tokens=384,
-                                               return_tokens=True))
-        n = sum(len(t) - 1 for t in toks)
-        res["speed"][f"tokens_per_s_batch{b}"] = round(n / secs, 1)
+                                               return_tokens=True, guidance=g))
+        res["speed"][key] = round(sum(len(t) - 1 for t in toks) / secs, 1)
     log(json.dumps({"speed": res["speed"]}))
 
-    c, bd, st, sp = res["control"], res["boundaries"], res["style"], res["speed"]
-    res["targets_met"] = {
-        "nll_conditioned_below_unconditioned": res["nll"]["conditioned"] < res["nll"]["unconditioned"],
-        "rho_valence_ge_0.7": (c["rho_valence"] or 0) >= 0.7,
-        "rho_arousal_ge_0.8": (c["rho_arousal"] or 0) >= 0.8,
-        "boundary_hits_ge_70pct_and_above_withheld": bd["hit_rate_given"] >= 0.7
-        and bd["hit_rate_given"] > bd["hit_rate_withheld"] + 0.1,
-        "pitch_class_entropy_within_10pct": st["pitch_class_entropy_rel_diff"] <= 0.10,
-        "grooving_similarity_within_10pct": st["grooving_similarity_rel_diff"] <= 0.10,
-        "speed_ge_400_tok_s": sp["tokens_per_s_batch1"] >= 400,
-    }
+    st, sp = res["style"], res["speed"]
+    met = {"nll_conditioned_below_unconditioned": res["nll"]["conditioned"] < res["nll"]["unconditioned"]}
+    for name in ("plain", f"guidance_{guidance:g}"):
+        c, bd = res["control"][name], res["boundaries"][name]
+        met[f"{name}: rho_valence_ge_0.7"] = (c["rho_valence"] or 0) >= 0.7
+        met[f"{name}: rho_arousal_ge_0.8"] = (c["rho_arousal"] or 0) >= 0.8
+        met[f"{name}: boundary_hits_ge_70pct_and_above_withheld"] = (
+            bd["hit_rate_given"] >= 0.7 and bd["hit_rate_given"] > bd["hit_rate_withheld"] + 0.1)
+    met["pitch_class_entropy_within_10pct"] = st["pitch_class_entropy_rel_diff"] <= 0.10
+    met["grooving_similarity_within_10pct"] = st["grooving_similarity_rel_diff"] <= 0.10
+    met["speed_ge_400_tok_s"] = sp["tokens_per_s_batch1"] >= 400
+    res["targets_met"] = met
     return res

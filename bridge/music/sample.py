@@ -58,15 +58,19 @@ def _top_p(logits, temperature, top_p, gen):
 @torch.no_grad()
 def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, seed=0,
            temperature=1.0, top_p=0.95, use_valence_arousal=True, use_boundaries=True,
-           max_tokens=None, return_tokens=False, per_take=False, constrain=None):
+           max_tokens=None, return_tokens=False, per_take=False, constrain=None, guidance=1.0):
     """Generate `batch` takes of `duration_s` seconds; returns a list of note lists.
 
     use_valence_arousal / use_boundaries=False withhold that condition (the model's
     unconditioned behaviour), for comparisons. With return_tokens=True also returns the
-    token lists. With per_take=True, valence and arousal are sequences of length `batch`
-    (one schedule per take). The same arguments and seed give the same notes.
+    token lists. With per_take=True, valence, arousal and boundaries are sequences of
+    length `batch` (one schedule / boundary list per take). The same arguments and seed give the same notes.
     constrain(logits (batch, vocab) on the CPU, now_ms (batch,)) -> logits, when given, is
     called before every draw; tokens it sets to -inf are never drawn.
+    guidance > 1 applies classifier-free guidance: each step also runs the same tokens with
+    every condition withheld (the model was trained with condition dropout, so it knows that
+    case) and draws from log p_uncond + guidance * (log p_cond - log p_uncond). It costs a
+    second row per take in the same forward pass.
     """
     device = next(model.parameters()).device
     cfg = model.cfg
@@ -76,7 +80,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         a_at = [_schedule(a) for a in arousal]
     else:
         v_at, a_at = [_schedule(valence)] * batch, [_schedule(arousal)] * batch
-    bounds = np.array(sorted(float(b) for b in boundaries), dtype=np.float64)
+    per_bounds = boundaries if per_take and len(boundaries) else [boundaries] * batch
+    bounds = [np.array(sorted(float(b) for b in bs), dtype=np.float64) for bs in per_bounds]
     va_mask, b_mask = float(use_valence_arousal), float(use_boundaries)
     max_tokens = max_tokens or int(duration_s * 120) + 64
 
@@ -84,7 +89,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         t = times_ms / 1000.0
         v = np.array([f(x) for f, x in zip(v_at, t)])
         a = np.array([f(x) for f, x in zip(a_at, t)])
-        return cond_features(v, a, _next_offsets(t, bounds), va_mask, b_mask)
+        off = np.array([_next_offsets(x[None], bs)[0] for x, bs in zip(t, bounds)])
+        return cond_features(v, a, off, va_mask, b_mask)
 
     # ctx/conds: what the model has been fed (finished takes idle on PAD, so all rows stay
     # the same length); decoders turn each take's own tokens into notes.
@@ -94,14 +100,26 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     decoders = [Decoder() for _ in range(batch)]
     done = np.zeros(batch, dtype=bool)
 
+    guided = guidance != 1.0
+    rows = 2 * batch if guided else batch
+
+    def run(idx, cnd, cache):
+        """Forward the takes (and, when guided, their unconditioned twins); mixed logits."""
+        if guided:  # withheld conditions are all zeros (see cond_features)
+            idx, cnd = torch.cat([idx, idx]), torch.cat([cnd, torch.zeros_like(cnd)])
+        logits = model(idx, cnd, cache=cache)[0][:, -1].float()
+        if not guided:
+            return logits
+        lc, lu = logits[:batch].log_softmax(-1), logits[batch:].log_softmax(-1)
+        return lu + guidance * (lc - lu)
+
     def prefill(window):
         """(Re)start the cache from the last `window` positions (a training-like BOS first)."""
-        cache = KVCache(cfg, batch, device)
+        cache = KVCache(cfg, rows, device)
         keep = min(window, len(ctx[0]))
         idx = torch.tensor([[BOS] + s[len(s) - keep + 1:] for s in ctx], device=device)
         cnd = torch.tensor(np.array([c[len(c) - keep:] for c in conds]), device=device)
-        logits, _ = model(idx, cnd, cache=cache)
-        return cache, logits[:, -1]
+        return cache, run(idx, cnd, cache)
 
     cache, logits = prefill(cfg.block_size)
     for _ in range(max_tokens):
@@ -129,8 +147,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
             continue
         x = torch.from_numpy(nxt.astype(np.int64)).to(device).view(batch, 1)
         cx = torch.from_numpy(c).to(device).view(batch, 1, -1)
-        logits, _ = model(x, cx, cache=cache)
-        logits = logits[:, -1]
+        logits = run(x, cx, cache)
     takes = [d.finish() for d in decoders]
     # Notes past the requested end (a long chord started just before it) are trimmed.
     takes = [[n._replace(duration=min(n.duration, max(duration_s - n.start, 0.01)))
