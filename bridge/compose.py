@@ -41,6 +41,7 @@ TOKENS_PER_SECOND = 150      # generation budget: more than the music needs, so 
 # this many times its steps to finish, then are ended (and lose to any take that finished).
 STRAGGLER_GRACE = 1.25
 SOUNDING_GRID_S = 0.1
+MAX_NOTE_S = 8.0    # a note the model never released ends here, not at the end of the cue
 
 
 class ScoreNote(NamedTuple):
@@ -231,10 +232,11 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95) -> d
 
 
 def finish(take, chords, plan) -> list:
-    """The decoded take as the score: chords at their exact times, nothing in tacet spans."""
+    """The decoded take as the score: chords at their exact times, nothing in tacet spans,
+    no model note longer than MAX_NOTE_S."""
     placed = {(c.family, p, int(round(c.start * 1000))) for c in chords for p in c.pitches}
-    notes = [ScoreNote(n.start, n.start + n.duration, n.pitch, n.velocity, n.family) for n in take
-             if (n.family, n.pitch, int(round(n.start * 1000))) not in placed]
+    notes = [ScoreNote(n.start, n.start + min(n.duration, MAX_NOTE_S), n.pitch, n.velocity, n.family)
+             for n in take if (n.family, n.pitch, int(round(n.start * 1000))) not in placed]
     notes += [ScoreNote(c.start, c.end, p, c.velocity, c.family) for c in chords for p in c.pitches]
     out = []
     for n in notes:

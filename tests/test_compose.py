@@ -167,3 +167,18 @@ def test_a_straggling_take_is_ended_once_another_has_finished():
     for step in range(2):
         out = hook(logits, np.array([4000, 60]))
     assert int(out[1].argmax()) == EOS and torch.isinf(out[1]).sum() == VOCAB_SIZE - 1
+
+
+def test_finish_places_chords_exactly_and_ends_unreleased_notes():
+    from bridge.compose import MAX_NOTE_S, finish
+    from bridge.music.tokens import Note
+    plan = _plan(tacet=True)
+    chords = plan_chords(plan, np.random.default_rng(0))
+    take = [Note(0.5, 30.0, 64, 80, "piano"), Note(0.5, 1.0, 40, 80, "bass"),
+            Note(12.0, 3.0, 70, 80, "melody"), Note(12.6, 0.2, 71, 80, "melody")]  # tacet from 11.678 s
+    notes = finish(take, chords, plan)
+    assert ScoreNote(0.5, 0.5 + MAX_NOTE_S, 64, 80, "piano") in notes
+    assert not [n for n in notes if n.family == "melody"]
+    for chord in chords:
+        assert {n.pitch for n in chord_at(notes, chord.start, tolerance=0.0) if n.family == chord.family} \
+            >= set(chord.pitches)
