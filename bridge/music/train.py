@@ -163,7 +163,8 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
             log(json.dumps({"step": step, "loss": round(loss.item(), 4), "lr": round(g["lr"], 6),
                             "tok_s": round(tps), "min": round(elapsed / 60, 2),
                             "Mtok": round(tokens_seen / 1e6, 3)}))
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        out_of_time = bool(cfg.max_minutes) and elapsed / 60 > cfg.max_minutes
+        if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
             with autocast:
                 nll_c = eval_nll(model, vx, vc, vy, device)
                 nll_u = eval_nll(model, vx, withhold(vc), vy, device)
@@ -173,14 +174,8 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
         if time.time() - t_ckpt > cfg.ckpt_every_s:
             save_ckpt()
             t_ckpt = time.time()
-        if cfg.max_minutes and elapsed / 60 > cfg.max_minutes:
+        if out_of_time:
             log(f"time limit of {cfg.max_minutes} min reached at step {step}")
-            with autocast:
-                nll_c = eval_nll(model, vx, vc, vy, device)
-                nll_u = eval_nll(model, vx, withhold(vc), vy, device)
-            history.append({"step": step, "train_loss": loss.item(), "val_nll_cond": nll_c,
-                            "val_nll_uncond": nll_u, "min": elapsed / 60})
-            log(json.dumps({"eval": history[-1]}))
             break
     save_ckpt()
     info = {"train": {"steps": step, "tokens": tokens_seen, "minutes": round(elapsed / 60, 1),
