@@ -5,7 +5,7 @@ from pathlib import Path
 
 from bridge import manifest as manifest_mod
 from bridge.picture.analysis import analyze_timeline
-from bridge.timeline import Hit, read_timeline
+from bridge.timeline import read_timeline
 
 
 def merge_hits(edit_hits, detected_hits) -> list:
@@ -15,17 +15,25 @@ def merge_hits(edit_hits, detected_hits) -> list:
     return [by_frame[f] for f in sorted(by_frame)]
 
 
-def analyze(input_path, out_dir, fps=None, media_root=None, progress=None, use_cache=True):
-    """Run the timeline and picture stages; return (manifest dict, manifest path)."""
+def read_and_analyze(input_path, fps=None, media_root=None, progress=None, use_cache=True):
+    """The timeline and picture stages, shared by `analyze` and `score`.
+
+    Returns (timeline, picture analysis result, all hits, {"read_s", "analysis_s"}).
+    """
     t0 = time.perf_counter()
     timeline = read_timeline(input_path, fps=fps, media_root=media_root)
     t1 = time.perf_counter()
     result = analyze_timeline(timeline, progress=progress, use_cache=use_cache)
     t2 = time.perf_counter()
-    hits = merge_hits(timeline.hits, [Hit(h.frame, "detected", h.name) for h in result["detected_hits"]])
-    manifest = manifest_mod.build(
-        timeline, hits, result["sections"], timeline.warnings + result["warnings"],
-        {"read_s": t1 - t0, "analysis_s": t2 - t1})
+    hits = merge_hits(timeline.hits, result["detected_hits"])
+    return timeline, result, hits, {"read_s": t1 - t0, "analysis_s": t2 - t1}
+
+
+def analyze(input_path, out_dir, fps=None, media_root=None, progress=None, use_cache=True):
+    """Run the timeline and picture stages; return (manifest dict, manifest path)."""
+    timeline, result, hits, timings = read_and_analyze(input_path, fps, media_root, progress, use_cache)
+    manifest = manifest_mod.build(timeline, hits, result["sections"],
+                                  timeline.warnings + result["warnings"], timings)
     path = manifest_mod.manifest_path(out_dir, timeline)
     manifest_mod.write(manifest, path)
     return manifest, path

@@ -13,14 +13,13 @@ import time
 from pathlib import Path
 
 from bridge import manifest as manifest_mod
-from bridge.analyze import merge_hits
+from bridge.analyze import read_and_analyze
 from bridge.compose import compose, to_parts
 from bridge.errors import MissingModel
-from bridge.picture.analysis import analyze_timeline
 from bridge.plan import describe, make_plan
 from bridge.render import audio, midi, otio_out, preview
 from bridge.timebase import beats_to_seconds, frames_to_timecode, tempo_to_bpm
-from bridge.timeline import Hit, read_otio, read_timeline
+from bridge.timeline import read_otio
 
 
 def load_model(device="auto", path_stem=None):
@@ -46,7 +45,8 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     emotion for the whole cue.
     """
     report = progress or (lambda fraction, stage: None)
-    timings = {}
+    timeline, analysis, hits, timings = read_and_analyze(
+        input_path, fps, media_root, lambda f, stage: report(0.3 * f, stage), use_cache)
     clock = time.perf_counter()
 
     def lap(name):
@@ -55,12 +55,6 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
         timings[name] = now - clock
         clock = now
 
-    timeline = read_timeline(input_path, fps=fps, media_root=media_root)
-    lap("read_s")
-    analysis = analyze_timeline(timeline, use_cache=use_cache,
-                                progress=lambda f, stage: report(0.3 * f, stage))
-    hits = merge_hits(timeline.hits, [Hit(h.frame, "detected", h.name) for h in analysis["detected_hits"]])
-    lap("analysis_s")
     plan = make_plan(hits, analysis["sections"], timeline.rate, timeline.duration,
                      valence=valence, arousal=arousal, cue=cue)
     lap("plan_s")
