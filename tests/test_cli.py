@@ -9,36 +9,12 @@ import opentimelineio as otio
 import pytest
 
 from bridge.cli import main
-
-
-def _edit(path, rate=24, clips=(48, 72, 30), start_tc=None, markers=(), media=None, drop_frame=None):
-    """Write a one-track OTIO edit with clips of the given lengths (frames)."""
-    tl = otio.schema.Timeline(name="cli test")
-    if drop_frame is not None:  # OTIO times carry no drop-frame flag; exporters put it in metadata
-        tl.metadata["drop_frame"] = drop_frame
-    if start_tc is not None:
-        tl.global_start_time = otio.opentime.RationalTime(start_tc, rate)
-    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
-    offset = 0
-    for i, n in enumerate(clips):
-        ref = otio.schema.ExternalReference(target_url=media) if media else otio.schema.MissingReference()
-        track.append(otio.schema.Clip(
-            name=f"c{i}", media_reference=ref,
-            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(offset, rate),
-                                                 otio.opentime.RationalTime(n, rate))))
-        offset += n
-    for frame, name in markers:
-        tl.tracks.markers.append(otio.schema.Marker(
-            name=name, marked_range=otio.opentime.TimeRange(otio.opentime.RationalTime(frame, rate),
-                                                            otio.opentime.RationalTime(0, rate))))
-    tl.tracks.append(track)
-    otio.adapters.write_to_file(tl, str(path))
-    return path
+from scoring import edit
 
 
 def test_analyze_writes_manifest_with_frame_exact_hits(tmp_path, capsys):
-    edit = _edit(tmp_path / "cut.otio", markers=[(100, "hit"), (60, "mood: tense")])
-    assert main(["analyze", str(edit), "--out", str(tmp_path / "out"), "-q"]) == 0
+    cut = edit(tmp_path / "cut.otio", markers=[(100, "hit"), (60, "mood: tense")])
+    assert main(["analyze", str(cut), "--out", str(tmp_path / "out"), "-q"]) == 0
     path = capsys.readouterr().out.strip()
     manifest = json.loads(open(path).read())
     assert path == str((tmp_path / "out" / "cut.manifest.json").resolve())
@@ -59,8 +35,8 @@ def test_analyze_writes_manifest_with_frame_exact_hits(tmp_path, capsys):
 def test_analyze_ntsc_drop_frame_with_hour_start(tmp_path, capsys):
     rate = 30000 / 1001
     start = otio.opentime.from_timecode("01:00:00;00", rate).value  # 107892 frames
-    edit = _edit(tmp_path / "df.otio", rate=rate, clips=(300, 300), start_tc=start, drop_frame=True)
-    assert main(["analyze", str(edit), "--out", str(tmp_path), "-q"]) == 0
+    cut = edit(tmp_path / "df.otio", rate=rate, clips=(300, 300), start_frame=start, drop_frame=True)
+    assert main(["analyze", str(cut), "--out", str(tmp_path), "-q"]) == 0
     manifest = json.loads(open(capsys.readouterr().out.strip()).read())
     assert manifest["rate"] == "30000/1001"
     assert manifest["start_timecode"] == "01:00:00;00"

@@ -9,7 +9,7 @@ import pytest
 
 from bridge import atomic
 from bridge import timebase as tb
-from bridge.render.midi import read_midi, smpte_offset, write_midi
+from bridge.render.midi import _absolute, read_midi, smpte_offset, write_midi
 
 TEMPO_MAP = [(0, tb.bpm_to_tempo(96)), (8, tb.bpm_to_tempo(120)),
              (Fraction(33, 2), tb.bpm_to_tempo(72.5)), (40, tb.bpm_to_tempo(140))]
@@ -25,14 +25,6 @@ def _parts():
         {"name": "Percussion", "program": 0, "is_drum": True,
          "notes": [(0.0, 0.1, 36, 110), (5.0, 5.1, 38, 100), (12.345, 12.4, 49, 120)]},
     ]
-
-
-def _absolute(track):
-    tick, out = 0, []
-    for msg in track:
-        tick += msg.time
-        out.append((tick, msg))
-    return out
 
 
 def test_note_times_read_back_within_half_a_tick(tmp_path):
