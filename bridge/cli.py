@@ -121,6 +121,14 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_install(args) -> int:
+    import importlib
+    host = importlib.import_module(f"bridge.hosts.{args.host}")
+    for path in host.install(args.dest):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scorebridge",
@@ -179,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("install", help="copy the host scripts to where REAPER or Resolve looks for them")
+    p.add_argument("host", choices=["reaper", "resolve"])
+    p.add_argument("--dest", help="the host's script folder (default: where it looks on this OS)")
+    p.set_defaults(func=cmd_install)
 
     # The music model registers its own commands (train, eval).
     from bridge.music import cli as music_cli

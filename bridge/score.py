@@ -70,6 +70,7 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     out.mkdir(parents=True, exist_ok=True)
     stem = manifest_mod.manifest_path(out, timeline).name[:-len(".manifest.json")]
     final = {"midi": out / f"{stem}.mid", "wav": out / f"{stem}.wav", "otio": out / f"{stem}.scored.otio",
+             "notes": out / f"{stem}.notes.json",
              "preview": out / f"{stem}.preview.mp4", "cue_sheet": out / f"{stem}.cuesheet.png"}
     staging = Path(tempfile.mkdtemp(prefix=f".{stem}-", dir=out))
     warnings = timeline.warnings + analysis["warnings"]
@@ -126,6 +127,8 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
                     start_frame=timeline.start_frame, rate=rate, drop_frame=drop,
                     title=f"{plan.name} {timeline.name}")
     written.append("midi")
+    midi.write_notes_json(staging / final["notes"].name, parts, tempo_map)
+    written.append("notes")
     wav = None
     if not audio_out:
         warnings.append("--no-audio: MIDI only, no WAV preview")

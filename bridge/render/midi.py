@@ -48,6 +48,26 @@ def write_midi(path, parts, tempo_map, *, time_signatures=((0, 4, 4),), markers=
     return atomic.write_bytes(path, data.getvalue())
 
 
+def write_notes_json(path, parts, tempo_map) -> Path:
+    """The MIDI file's notes as JSON, for host scripts that build MIDI items themselves
+    (REAPER's direct route needs no MIDI parser and raises no import dialog).
+
+    Times are seconds from the first frame, after the same tick rounding as the MIDI file,
+    so both place a note at the same time.
+    """
+    _check_tempo_map(tempo_map)
+    channels = assign_channels(parts)
+    out = []
+    for part, channel in zip(parts, channels):
+        ticks = tb.seconds_to_ticks_all([t for note in part["notes"] for t in note[:2]], tempo_map)
+        times = tb.ticks_to_seconds_all(ticks, tempo_map)
+        notes = sorted([round(float(t0), 6), round(float(t1), 6), int(pitch), int(velocity)]
+                       for t0, t1, (_, _, pitch, velocity) in zip(times[0::2], times[1::2], part["notes"]))
+        out.append({"name": part["name"], "family": part.get("family"), "program": int(part["program"]),
+                    "channel": int(channel), "is_drum": bool(part.get("is_drum", False)), "notes": notes})
+    return atomic.write_json(path, {"parts": out})
+
+
 def read_midi(path):
     """Read a MIDI file back as (parts, tempo_map, markers), times in seconds from tick 0.
 
