@@ -1,6 +1,7 @@
 """The `scorebridge` command: argument parsing only; every command calls the library."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -121,6 +122,85 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    import logging
+    from bridge import server
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    host, port = _endpoint()
+    port = port if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        raise BadInput(f"--port must be 0..65535, got {port}")
+    return server.serve(args.host or host, port, device=args.device, allow_remote=args.allow_remote)
+
+
+# `scorebridge request` exit codes by error code; PROTOCOL.md lists them.
+REQUEST_EXIT = {"bad_request": 2, "bad_input": 3, "unreachable": 5, "stale": 6}
+
+
+def cmd_request(args) -> int:
+    from bridge import client
+    from bridge.progress import console
+    if (args.session is None) != (args.revision is None):
+        print("scorebridge: --session and --revision go together", file=sys.stderr)
+        return 2
+    options = {"seed": args.seed, "audio": not args.no_audio}
+    for key in ("valence", "arousal", "candidates"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    if args.media_root:
+        options["media_root"] = str(Path(args.media_root).resolve())
+    if args.fps is not None:
+        options["fps"] = str(args.fps)
+    shown = None if args.quiet else console("request")
+    filed = client.progress_writer(args.manifest_file) if args.manifest_file else None
+
+    def progress(fraction, stage):
+        for report in (shown, filed):
+            if report is not None:
+                report(fraction, stage)
+    try:
+        path = client.request(args.input, args.out, options, session=args.session, revision=args.revision,
+                              timeout=args.timeout, progress=progress,
+                              say=None if args.quiet else (lambda text: print(f"request: {text}", file=sys.stderr)))
+    except client.RequestFailed as exc:
+        if args.manifest_file:
+            client.write_result(args.manifest_file, error=exc)
+        print(f"scorebridge: {exc}", file=sys.stderr)
+        return REQUEST_EXIT.get(exc.code, 1)
+    except KeyboardInterrupt:
+        if args.manifest_file:
+            client.write_result(args.manifest_file, error=client.RequestFailed("cancelled", "interrupted"))
+        raise
+    if args.manifest_file:
+        client.write_result(args.manifest_file, path)
+    print(path)
+    return 0
+
+
+def cmd_status(args) -> int:
+    from bridge import client
+    try:
+        info = client.status()
+    except client.RequestFailed as exc:
+        print(f"scorebridge: the daemon answered {exc}", file=sys.stderr)
+        return 1
+    if info is None:
+        host, port = _endpoint()
+        print(f"scorebridge: no daemon answers on {host}:{port}", file=sys.stderr)
+        return 1
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def _endpoint():
+    from bridge import config
+    try:
+        return config.endpoint()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
 def cmd_install(args) -> int:
     import importlib
     host = importlib.import_module(f"bridge.hosts.{args.host}")
@@ -187,6 +267,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("serve", help="the OSC daemon host scripts talk to (models stay loaded)")
+    p.add_argument("--host", help="address to listen on (default SCOREBRIDGE_HOST, else 127.0.0.1)")
+    p.add_argument("--port", type=int, help="UDP port (default SCOREBRIDGE_PORT, else 9451)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a --host that is not loopback (anyone who reaches it may run jobs)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every packet, not only requests")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("request", help="score an edit through the daemon (started if none answers)")
+    p.add_argument("input", help="OTIO/OTIOZ, CMX 3600 EDL, FCP 7 XML, FCP X XML, or a video file")
+    p.add_argument("--out", required=True, help="folder for the deliverables")
+    p.add_argument("--session", help="live mode: the session this revision belongs to")
+    p.add_argument("--revision", type=int, help="live mode: the edit's revision; older ones are dropped")
+    p.add_argument("--manifest-file", help="write the manifest path (or `error CODE: message`) here "
+                                           "when done; FILE.progress holds the progress meanwhile")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait (default 900)")
+    p.add_argument("--seed", type=int, default=1, help="the same seed gives the same music (default 1)")
+    p.add_argument("--no-audio", action="store_true", help="MIDI only: no WAV")
+    p.add_argument("--media-root", help="folder to look in for media that moved (relink by file name)")
+    p.add_argument("--fps", type=_rate, help="frame rate of formats that carry none (EDL)")
+    p.add_argument("--valence", type=_unit, help="valence in [-1, 1] for the whole cue")
+    p.add_argument("--arousal", type=_unit, help="arousal in [-1, 1] for the whole cue")
+    p.add_argument("--candidates", type=int, choices=range(1, 17), metavar="K", help="takes per run (1-16)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the manifest path")
+    p.set_defaults(func=cmd_request)
+
+    p = sub.add_parser("status", help="what the daemon is doing (JSON)")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("install", help="copy the host scripts to where REAPER or Resolve looks for them")
     p.add_argument("host", choices=["reaper", "resolve"])

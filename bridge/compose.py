@@ -126,8 +126,9 @@ def chord_events(chords, duration_s) -> list:
 class HitConstraint:
     """The `constrain` hook for the sampler: one state per take (see the module docstring)."""
 
-    def __init__(self, plan, events_per_take, temperature=1.0):
+    def __init__(self, plan, events_per_take, temperature=1.0, progress=None):
         self.plan = plan
+        self.progress = progress  # progress(fraction): every 32 steps; it may raise to stop
         self.temperature = max(temperature, 1e-5)  # the sampler's: merged mass is kept under it
         self.events = events_per_take
         self.next = [0] * len(events_per_take)
@@ -143,6 +144,8 @@ class HitConstraint:
 
     def __call__(self, logits, now_ms):
         self.steps += 1
+        if self.progress is not None and self.steps % 32 == 0:
+            self.progress(min(1.0, float(now_ms.min()) / self.end_ms))
         if self.first_finish is None and (now_ms >= self.end_ms).any():
             self.first_finish = self.steps
         late = self.first_finish is not None and self.steps > STRAGGLER_GRACE * self.first_finish
@@ -205,15 +208,18 @@ def _only(row, token):
     return out
 
 
-def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95) -> dict:
+def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95, progress=None) -> dict:
     """Generate `candidates` takes of the whole cue and keep the best.
 
     Returns {"notes": [ScoreNote], "chords": [Chord], "scores": [per candidate], "best": i,
     "tokens": tokens drawn for the best take, "reached_s": where its music ended (the token
     budget can run out first)}. The same model, plan and seed give the same notes.
+    progress(fraction of the cue reached by the slowest take) is called as sampling goes;
+    an exception it raises stops the work (that is how a daemon cancels a job).
     """
     chords_per_take = [plan_chords(plan, np.random.default_rng([seed, k])) for k in range(candidates)]
-    hook = HitConstraint(plan, [chord_events(c, plan.duration_s) for c in chords_per_take], temperature)
+    hook = HitConstraint(plan, [chord_events(c, plan.duration_s) for c in chords_per_take], temperature,
+                         progress)
     sections = plan.sections
     takes, tokens = sample(
         model, plan.duration_s,

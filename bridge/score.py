@@ -62,8 +62,10 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
         report(0.3, "loading the music model")
         model, model_info = load_model(device)
         lap("model_load_s")
-    report(0.35, f"composing {plan.name}: {len(plan.hits)} hits, {candidates} candidates")
-    composed = compose(model, plan, seed=seed, candidates=candidates)
+    composing = f"composing {plan.name}: {len(plan.hits)} hits, {candidates} candidates"
+    report(0.35, composing)
+    composed = compose(model, plan, seed=seed, candidates=candidates,
+                       progress=lambda f: report(0.35 + 0.45 * f, composing))
     lap("generation_s")
 
     out = Path(out_dir).resolve()
