@@ -35,6 +35,7 @@ MAX_FINISHED = 256        # finished jobs remembered, so a re-sent request gets 
 MAX_TEXT = 4096           # longest path or id accepted
 MAX_OPTIONS = 16384       # longest options_json accepted
 PROGRESS_INTERVAL = 0.2   # seconds between progress replies for one job
+BUNDLES = {".otiod", ".fcpxmld"}   # timelines that are folders
 OPTIONS = {"seed", "audio", "valence", "arousal", "fps", "media_root", "candidates"}
 
 
@@ -271,6 +272,8 @@ class Daemon:
                                                 f"revision {newest}; not computed", request_id)
             if not timeline.exists():
                 raise RequestError("bad_input", f"no such timeline: {timeline}", request_id)
+            if timeline.is_dir() and timeline.suffix.lower() not in BUNDLES:
+                raise RequestError("bad_input", f"{timeline} is a folder, not a timeline", request_id)
             if len(self.queue) >= MAX_QUEUE:
                 self.counts["busy"] += 1
                 raise RequestError("busy", f"{len(self.queue)} jobs are waiting; try again later", request_id)
