@@ -178,6 +178,19 @@ def cmd_request(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    from bridge import batch
+    options = {"seed": args.seed, "audio_out": not args.no_audio, "fps": args.fps,
+               "valence": args.valence, "arousal": args.arousal, "candidates": args.candidates,
+               "media_root": args.media_root}
+    report = batch.run(args.inputs, args.out, workers=args.workers, resume=args.resume,
+                       options=options, device=args.device, show=not args.quiet)
+    s = report["summary"]
+    print(f"batch: {s['done']} done ({s['resumed']} from an earlier run), {s['failed']} failed, "
+          f"of {s['timelines']}; report {Path(args.out).resolve() / batch.REPORT}", file=sys.stderr)
+    return 1 if s["failed"] else 0
+
+
 def cmd_status(args) -> int:
     from bridge import client
     try:
@@ -294,6 +307,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--candidates", type=int, choices=range(1, 17), metavar="K", help="takes per run (1-16)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the manifest path")
     p.set_defaults(func=cmd_request)
+
+    p = sub.add_parser("batch", help="score many timelines (files, folders, globs) into one folder with a report")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="timelines, folders of timelines, or glob patterns")
+    p.add_argument("--out", required=True, help="folder for the results: one sub-folder per timeline")
+    p.add_argument("--workers", type=int, default=1, choices=range(1, 33), metavar="N",
+                   help="timelines scored at once, each in its own process (default 1)")
+    p.add_argument("--resume", action="store_true", help="skip timelines an earlier run finished")
+    p.add_argument("--seed", type=int, default=1, help="the same seed gives the same music (default 1)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--no-audio", action="store_true", help="MIDI only: no WAV and no preview video")
+    p.add_argument("--media-root", help="folder to look in for media that moved (relink by file name)")
+    p.add_argument("--fps", type=_rate, help="frame rate of formats that carry none (EDL)")
+    p.add_argument("--valence", type=_unit, help="valence in [-1, 1] for every cue")
+    p.add_argument("--arousal", type=_unit, help="arousal in [-1, 1] for every cue")
+    p.add_argument("--candidates", type=int, choices=range(1, 17), default=4, metavar="K",
+                   help="takes per cue; the best is kept (1-16, default 4)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("status", help="what the daemon is doing (JSON)")
     p.set_defaults(func=cmd_status)
