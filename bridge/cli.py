@@ -112,8 +112,12 @@ def cmd_bench(args) -> int:
     import json
     if args.what == "score":
         from bridge.score_bench import run
-        results = run(seconds=args.seconds or 180.0, cuts=args.cuts, device=args.device,
+        results = run(seconds=args.seconds or 180.0, cuts=args.cuts or 40, device=args.device,
                       candidates=args.candidates)
+    elif args.what == "daemon":
+        from bridge import daemon_bench
+        results = daemon_bench.run(seconds=args.seconds or 60.0, cuts=args.cuts or 14)
+        print(daemon_bench.report(results))
     else:
         from bridge.picture import bench
         results = bench.run(args.seconds or 20.0)
@@ -271,11 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
-    p.add_argument("what", choices=["analysis", "score"],
-                   help="analysis: picture analysis speed (frames/s); score: time to score an edit, by stage")
+    p.add_argument("what", choices=["analysis", "score", "daemon"],
+                   help="analysis: picture analysis speed (frames/s); score: time to score an edit, by stage; "
+                        "daemon: ping, request-to-done cold and warm, bursts of requests")
     p.add_argument("--seconds", type=float,
-                   help="analysis: length of each test video (default 20); score: edit length (default 180)")
-    p.add_argument("--cuts", type=int, default=40, help="score: cuts in the edit (default 40)")
+                   help="analysis: length of each test video (default 20); score: edit length (default 180); "
+                        "daemon: edit length (default 60)")
+    p.add_argument("--cuts", type=int, help="score: cuts in the edit (default 40); daemon: (default 14)")
     p.add_argument("--candidates", type=int, default=4, help="score: candidates per run (default 4)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
