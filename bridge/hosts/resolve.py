@@ -1,0 +1,60 @@
+"""`scorebridge install resolve`: copy ScoreBridge.py to where Resolve lists menu scripts.
+
+Scripts under Fusion/Scripts/Utility show in Workspace > Scripts on every page. The copy
+learns the command that installed it (INSTALLED_CLI), so it can start this ScoreBridge's
+daemon even when `scorebridge` is not on the PATH Resolve gives its scripts.
+"""
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+from bridge.errors import BadInput
+
+SCRIPT = Path(__file__).resolve().parents[2] / "resolve_script" / "ScoreBridge.py"
+PLACEHOLDER = "INSTALLED_CLI = None"
+
+
+def default_dir(system=None) -> Path:
+    """The per-user Utility scripts folder of Resolve on this OS (HOSTS.md)."""
+    system = system or platform.system()
+    if system == "Windows":
+        appdata = os.environ.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
+        return (Path(appdata) / "Blackmagic Design" / "DaVinci Resolve" / "Support" / "Fusion"
+                / "Scripts" / "Utility")
+    if system == "Darwin":
+        return (Path.home() / "Library" / "Application Support" / "Blackmagic Design"
+                / "DaVinci Resolve" / "Fusion" / "Scripts" / "Utility")
+    return Path.home() / ".local" / "share" / "DaVinciResolve" / "Fusion" / "Scripts" / "Utility"
+
+
+def own_command() -> list:
+    """How this installation runs `scorebridge`: its console script, else `python -m bridge`."""
+    folder = Path(sys.executable).parent
+    for name in ("scorebridge.exe", "scorebridge"):
+        if (folder / name).is_file():
+            return [str(folder / name)]
+    return [sys.executable, "-m", "bridge"]
+
+
+def install(dest=None) -> list:
+    """Copy ScoreBridge.py into dest (default: Resolve's per-user Utility folder, created);
+    returns the paths written."""
+    if not SCRIPT.is_file():
+        raise BadInput(f"the Resolve script is not part of this installation ({SCRIPT} is missing); "
+                       f"install ScoreBridge from its source folder")
+    folder = Path(dest).expanduser() if dest else default_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"cannot create {folder}: {exc.strerror}") from None
+    text = SCRIPT.read_text(encoding="utf-8")
+    if text.count(PLACEHOLDER) != 1:
+        raise BadInput(f"{SCRIPT.name} has no single `{PLACEHOLDER}` line to fill in")
+    text = text.replace(PLACEHOLDER, f"INSTALLED_CLI = {own_command()!r}")
+    target = folder / SCRIPT.name
+    tmp = target.with_name(f".{target.name}.{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return [target]
