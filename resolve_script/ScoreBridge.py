@@ -259,7 +259,7 @@ def start_daemon(cli, host, port):
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError:
-        folder = os.path.join(os.path.expanduser("~"))
+        folder = os.path.expanduser("~")
     log_path = os.path.join(folder, "serve-from-resolve.log")
     env = dict(os.environ)
     for name in ("PYTHONHOME", "PYTHONPATH"):   # Resolve's own Python must not leak into the daemon's
@@ -866,8 +866,8 @@ class Session:
         how = export_edit(self.ctx, path)
         if how == "built" and not self.built_said:
             self.built_said = True
-            self.view.say("Timeline.Export(OTIO) is not available here: built the edit from the "
-                          "timeline's items and markers instead.")
+            self.view.say("Timeline.Export(OTIO) did not work here (Resolve before 18.5, or the call "
+                          "failed): built the edit from the timeline's items and markers instead.")
         return path, signature
 
     def _send(self, request_id, address, args, revision=None):
@@ -1134,7 +1134,10 @@ class Window(Console):
         self.win.On.StopButton.Clicked = self._stop
         self.win.On.LiveButton.Clicked = self._live
         self.win.On.ScoreBridgeTick.Timeout = self._tick
-        self.disp.On.Timeout = self._tick   # some versions deliver timer events here instead
+        try:   # some versions deliver timer events to the dispatcher instead
+            self.disp.On.Timeout = self._tick
+        except Exception:
+            pass
         self.last_tick = 0.0
         self.win.Show()
 
