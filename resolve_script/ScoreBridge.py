@@ -885,7 +885,8 @@ class Session:
                    [self.request_id, path, folder, json.dumps(self.options)])
 
     def go_live(self, send_now=True):
-        """Follow the edit from now on; with send_now, score its present state at once."""
+        """Follow the edit from now on; with send_now, score its present state at once
+        (else from the first edit after the single score)."""
         self.live = True
         self.finished = False
         self.session_id = "resolve-" + uuid.uuid4().hex[:8]
@@ -1166,15 +1167,20 @@ class Window(Console):
             return
         self.last_tick = time.monotonic()
         try:
-            if self.session is not None:
-                self.session.tick(0.02)
+            session = self.session
+            if session is not None:
+                was_live = session.live
+                session.tick(0.02)
+                if was_live and not session.live:   # ended by itself (see Session._gone)
+                    self._status("Live mode stopped.")
         except Exception as exc:   # never let an exception escape into Resolve's event loop
             self.error("unexpected problem: %s (details: %s)" % (exc, log_traceback()))
             self.session = None
 
     def _live(self, event=None):
-        if self.session is not None and not self.session.live:
-            self.session.go_live(send_now=self.session.signature is None)
+        session = self.session
+        if session is not None and not session.live:   # score now unless a result is placed or coming
+            session.go_live(send_now=not session.ok and session.request_id not in session.pending)
             self._status("Live: following the edit.")
 
     def _stop(self, event=None):
