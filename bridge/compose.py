@@ -126,7 +126,7 @@ def chord_events(chords, duration_s) -> list:
 class HitConstraint:
     """The `constrain` hook for the sampler: one state per take (see the module docstring)."""
 
-    def __init__(self, plan, events_per_take, temperature=1.0, progress=None):
+    def __init__(self, plan, events_per_take, temperature=1.0, progress=None, start_s=0.0, end_s=None):
         self.plan = plan
         self.progress = progress  # progress(fraction): every 32 steps; it may raise to stop
         self.temperature = max(temperature, 1e-5)  # the sampler's: merged mass is kept under it
@@ -138,14 +138,16 @@ class HitConstraint:
         self.always = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
         self.always[[PAD, BOS, EOS]] = True
         self.rests = {}   # (section index, tacet) -> mask of note-ons that may not start
-        self.end_ms = plan.duration_s * 1000
+        self.start_ms = start_s * 1000    # the span being written (the whole cue by default)
+        self.end_ms = (plan.duration_s if end_s is None else end_s) * 1000
         self.steps = 0
         self.first_finish = None   # steps the first take needed to reach the end
 
     def __call__(self, logits, now_ms):
         self.steps += 1
         if self.progress is not None and self.steps % 32 == 0:
-            self.progress(min(1.0, float(now_ms.min()) / self.end_ms))
+            done = (float(now_ms.min()) - self.start_ms) / max(1.0, self.end_ms - self.start_ms)
+            self.progress(min(1.0, max(0.0, done)))
         if self.first_finish is None and (now_ms >= self.end_ms).any():
             self.first_finish = self.steps
         late = self.first_finish is not None and self.steps > STRAGGLER_GRACE * self.first_finish

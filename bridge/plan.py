@@ -81,6 +81,7 @@ class CuePlan:
     tacet: list             # [(start_s, end_s)] without music
     tempo: dict             # tempo.fit's result: mode, tempo_map, time_signatures, bpm, ...
     target_bpm: float
+    home: str = "major"     # the cue's home mode (its sections' keys follow from it)
 
     def section_at(self, seconds) -> SectionPlan:
         starts = [s.start for s in self.sections]
@@ -98,12 +99,14 @@ def palette_for(valence, arousal) -> str:
     return "warm" if valence >= 0 else "dark"
 
 
-def make_plan(hits, sections, rate, duration_frames, valence=None, arousal=None, cue="1M1") -> CuePlan:
+def make_plan(hits, sections, rate, duration_frames, valence=None, arousal=None, cue="1M1",
+              home=None) -> CuePlan:
     """The cue plan for an edit.
 
     hits: objects with frame, source (and name); sections: objects or dicts with start/end
     frames, valence, arousal and tacet. valence/arousal, when given, replace the picture's
-    emotion everywhere (an override for the whole cue).
+    emotion everywhere (an override for the whole cue). home ("major"/"minor"), when given,
+    replaces the mode the cue's mean valence picks (a live update keeps its cue's keys).
     """
     duration_s = frames_to_seconds(duration_frames, rate)
     rows = [_section_row(s) for s in sections] or [
@@ -131,11 +134,11 @@ def make_plan(hits, sections, rate, duration_frames, valence=None, arousal=None,
     fit = tempo.fit([(h.seconds, h.weight) for h in planned], duration_s, float(rate),
                     target_bpm=bpm, lo=BPM_LO, hi=BPM_HI)
 
-    home = "major" if mean_v >= 0 else "minor"
+    home = home or ("major" if mean_v >= 0 else "minor")
     section_plans = [_section_plan(r, rate, home) for r in rows]
     return CuePlan(name=cue, rate=Fraction(rate), duration_s=duration_s, hits=planned,
                    silent_hits=silent, sections=section_plans, tacet=tacet, tempo=fit,
-                   target_bpm=round(bpm, 3))
+                   target_bpm=round(bpm, 3), home=home)
 
 
 def _section_row(s) -> dict:

@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bridge import live
 from bridge import manifest as manifest_mod
 from bridge.analyze import read_and_analyze
 from bridge.compose import compose, to_parts
@@ -37,14 +38,19 @@ def load_model(device="auto", path_stem=None):
 
 def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_root=None, fps=None,
           valence=None, arousal=None, candidates=4, model=None, model_info=None, cue="1M1",
-          progress=None, use_cache=True):
+          progress=None, use_cache=True, previous=None, keep=None):
     """Score one edit; returns (manifest dict, manifest path).
 
     model/model_info: a loaded MusicTransformer and how to name it in the manifest (the
     shipped model is loaded when model is None). valence/arousal override the picture's
     emotion for the whole cue.
+    Live mode: `previous` is the session state an earlier revision left in `keep` (a dict
+    filled on success); with it only the spans the edit changed are written again (see
+    bridge.live), and the manifest's `update` says which.
     """
+    started = time.perf_counter()
     report = progress or (lambda fraction, stage: None)
+    options = {"seed": seed, "valence": valence, "arousal": arousal, "candidates": candidates, "cue": cue}
     timeline, analysis, hits, timings = read_and_analyze(
         input_path, fps, media_root, lambda f, stage: report(0.3 * f, stage), use_cache)
     clock = time.perf_counter()
@@ -55,17 +61,38 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
         timings[name] = now - clock
         clock = now
 
+    if previous is not None and previous["options"] != options:
+        update = {"mode": "full", "reason": "the scoring options changed since the last revision"}
+        previous = None
+    elif previous is None:
+        update = {"mode": "full", "reason": "no earlier revision of this session is known"}
     plan = make_plan(hits, analysis["sections"], timeline.rate, timeline.duration,
-                     valence=valence, arousal=arousal, cue=cue)
+                     valence=valence, arousal=arousal, cue=cue,
+                     home=previous["plan"].home if previous else None)
     lap("plan_s")
     if model is None:
         report(0.3, "loading the music model")
         model, model_info = load_model(device)
         lap("model_load_s")
-    composing = f"composing {plan.name}: {len(plan.hits)} hits, {candidates} candidates"
-    report(0.35, composing)
-    composed = compose(model, plan, seed=seed, candidates=candidates,
-                       progress=lambda f: report(0.35 + 0.45 * f, composing))
+    composed = None
+    if previous is not None:
+        report(0.35, "re-writing the changed spans")
+        try:
+            changed = live.update(model, previous, plan, seed,
+                                  progress=lambda f: report(0.35 + 0.45 * f, "re-writing the changed spans"))
+            plan = changed["plan"]
+            composed = {"notes": changed["notes"], "best": 0, "scores": [], "tokens": None,
+                        "reached_s": plan.duration_s}
+            update = {"mode": "partial", "previous_revision": previous["revision"], "spans": changed["spans"],
+                      "retimed": changed["retimed"], "kept_notes": changed["kept"],
+                      "written_notes": changed["written"]}
+        except live.FullRescore as exc:
+            update = {"mode": "full", "reason": str(exc)}
+    if composed is None:
+        composing = f"composing {plan.name}: {len(plan.hits)} hits, {candidates} candidates"
+        report(0.35, composing)
+        composed = compose(model, plan, seed=seed, candidates=candidates,
+                           progress=lambda f: report(0.35 + 0.45 * f, composing))
     lap("generation_s")
 
     out = Path(out_dir).resolve()
@@ -80,7 +107,9 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
         warnings.append(f"the music model's token budget ran out at {composed['reached_s']:.1f} s of "
                         f"{plan.duration_s:.1f} s: after that only the hit chords play")
     try:
-        written = _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report)
+        light = keep is not None and update["mode"] == "partial"
+        written = _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report,
+                          light=light, job_started=started)
         tempo_map = plan.tempo["tempo_map"]
         manifest = manifest_mod.build(
             timeline, hits, analysis["sections"], warnings, timings,
@@ -94,6 +123,8 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
                         "tokens": composed["tokens"]})
         if valence is not None or arousal is not None:
             manifest["override"] = {"valence": valence, "arousal": arousal}
+        if keep is not None:
+            manifest["update"] = update
         path = manifest_mod.manifest_path(out, timeline)
         manifest_mod.write(manifest, staging / path.name)
         for key in final:  # a file an earlier run left that this one did not make goes
@@ -104,12 +135,16 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
         os.replace(staging / path.name, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if keep is not None:
+        keep.update(live.state(plan, composed["notes"], options, keep.get("revision")))
     report(1.0, "done")
     return manifest, path
 
 
-def _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report):
-    """Write every deliverable into `staging` under its final name; returns the keys written."""
+def _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report, light=False,
+            job_started=None):
+    """Write every deliverable into `staging` under its final name; returns the keys written.
+    light: a live update, where speed matters: no cue sheet and no preview video."""
     started = time.perf_counter()
     written = []
     parts = to_parts(composed["notes"], plan)
@@ -131,6 +166,8 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
     written.append("midi")
     midi.write_notes_json(staging / final["notes"].name, parts, tempo_map)
     written.append("notes")
+    if job_started is not None:
+        timings["midi_ready_s"] = time.perf_counter() - job_started
     wav = None
     if not audio_out:
         warnings.append("--no-audio: MIDI only, no WAV preview")
@@ -156,6 +193,9 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
     written.append("otio")
     timings["otio_s"] = time.perf_counter() - started
 
+    if light:
+        warnings.append("live update: no cue sheet and no preview video (a full score makes them)")
+        return written
     started = time.perf_counter()
     report(0.9, "drawing the cue sheet")
     preview.cue_sheet(staging / final["cue_sheet"].name, plan, composed["notes"], timeline.name)

@@ -31,6 +31,7 @@ log = logging.getLogger("scorebridge.daemon")
 
 PREFIX = "/scorebridge/"
 MAX_QUEUE = 64            # waiting jobs; one more is answered `busy`
+MAX_SESSIONS = 32         # live sessions whose last score is kept for partial updates
 MAX_FINISHED = 256        # finished jobs remembered, so a re-sent request gets its answer again
 MAX_TEXT = 4096           # longest path or id accepted
 MAX_OPTIONS = 16384       # longest options_json accepted
@@ -147,6 +148,7 @@ class Daemon:
         self.finished = collections.deque()     # request_ids in the order they finished
         self.running = None
         self.sessions = {}                      # session_id -> newest revision seen
+        self.states = collections.OrderedDict()  # session_id -> what its last finished revision left
         self.counts = collections.Counter()
         self.model = None
         self.model_info = None
@@ -367,12 +369,18 @@ class Daemon:
                     return
                 job = self.queue.popleft()
                 job["state"], job["started"] = "running", time.monotonic()
+                job["previous"] = self.states.get(job["session"])
                 self.running = job
             outcome = self._execute(job)
             with self.lock:
                 self.running = None
                 if job["cancel"] is not None and outcome[0] == "done":
                     outcome = ("error", job["cancel"])
+                if outcome[0] == "done" and job.get("keep"):
+                    self.states[job["session"]] = job["keep"]
+                    self.states.move_to_end(job["session"])
+                    while len(self.states) > MAX_SESSIONS:
+                        self.states.popitem(last=False)
                 self._finish(job, *outcome)
                 self.counts[outcome[0] if outcome[0] == "done" else outcome[1][0]] += 1
             took = time.monotonic() - job["started"]
@@ -422,9 +430,13 @@ def _load_shipped(device):
 
 
 def _run_score(job, model, model_info, progress):
+    """One job; an update keeps what bridge.live needs for the session's next revision."""
     from bridge.score import score
-    _, path = score(job["timeline"], job["out"], model=model, model_info=model_info,
-                    progress=progress, **job["options"])
+    keep = None
+    if job["session"] is not None:
+        keep = job["keep"] = {"revision": job["revision"]}
+    _, path = score(job["timeline"], job["out"], model=model, model_info=model_info, progress=progress,
+                    previous=job.get("previous"), keep=keep, **job["options"])
     return path
 
 

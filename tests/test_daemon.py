@@ -11,16 +11,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bridge import client, config, server
+from daemon import Peer, serving
 from scoring import edit
 
 FAST = json.dumps({"audio": False, "candidates": 1})
@@ -28,72 +27,16 @@ FAST = json.dumps({"audio": False, "candidates": 1})
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    """(host, port, token, out folder) of a daemon serving in a thread for this module."""
+    """(host, port, token, folder) of a daemon serving in a thread for this module."""
     base = tmp_path_factory.mktemp("daemon")
-    saved = {k: os.environ.get(k) for k in ("SCOREBRIDGE_CONFIG", "SCOREBRIDGE_TOKEN")}
-    os.environ["SCOREBRIDGE_CONFIG"] = str(base / "config")
-    os.environ.pop("SCOREBRIDGE_TOKEN", None)
-    stop, ready = threading.Event(), []
-    thread = threading.Thread(target=server.serve, args=("127.0.0.1", 0),
-                              kwargs={"ready": ready.append, "stop_event": stop, "device": "cpu"}, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if ready:
-            break
-        time.sleep(0.05)
-    token = (base / "config" / "token").read_text().strip()
-    yield "127.0.0.1", ready[0], token, base
-    stop.set()
-    thread.join(timeout=15)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with serving(base / "config") as (host, port, token):
+        yield host, port, token, base
 
 
 @pytest.fixture(autouse=True)
 def _same_config(daemon, monkeypatch):
     """The client reads the token the module's daemon wrote (conftest gives each test its own)."""
     monkeypatch.setenv("SCOREBRIDGE_CONFIG", str(daemon[3] / "config"))
-
-
-class Peer:
-    """A raw UDP client: send any packet, read the replies addressed to it."""
-
-    def __init__(self, daemon):
-        self.addr = daemon[:2]
-        self.token = daemon[2]
-        self.conn = client.Connection(*self.addr)
-
-    def raw(self, data):
-        self.conn.sock.sendto(data, self.addr)
-
-    def send(self, name, *args):
-        builder = OscMessageBuilder(address=name if name.startswith("/") else "/scorebridge/" + name)
-        for arg in args:
-            builder.add_arg(arg)
-        self.raw(builder.build().dgram)
-
-    def replies(self, until, timeout=60.0):
-        """Replies until one whose name is in `until` (or the timeout): [(name, args)]."""
-        got = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            reply = self.conn.receive(deadline - time.monotonic())
-            if reply is None:
-                break
-            got.append(reply)
-            if reply[0] in until:
-                break
-        return got
-
-    def ping(self, timeout=2.0):
-        self.send("ping", self.token)
-        return self.replies({"pong"}, timeout)
-
-    def close(self):
-        self.conn.close()
 
 
 @pytest.fixture
@@ -189,7 +132,7 @@ def test_random_bytes_never_stop_the_daemon(peer, data):
 
 
 osc_args = st.lists(st.one_of(st.integers(-2**31, 2**31 - 1), st.floats(allow_nan=False, width=32),
-                              st.text(max_size=40), st.booleans(), st.binary(min_size=1, max_size=20)), max_size=8)
+                              st.text(st.characters(blacklist_characters="\x00"), max_size=40), st.booleans(), st.binary(min_size=1, max_size=20)), max_size=8)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

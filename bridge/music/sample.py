@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from bridge.music.model import KVCache, cond_features
-from bridge.music.tokens import BOS, EOS, PAD, TOKEN_MS, Decoder
+from bridge.music.tokens import BOS, EOS, PAD, TOKEN_MS, Decoder, token_times_ms
 
 
 def _schedule(value):
@@ -58,7 +58,8 @@ def _top_p(logits, temperature, top_p, gen):
 @torch.no_grad()
 def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, seed=0,
            temperature=1.0, top_p=0.95, use_valence_arousal=True, use_boundaries=True,
-           max_tokens=None, return_tokens=False, per_take=False, constrain=None, guidance=1.0):
+           max_tokens=None, return_tokens=False, per_take=False, constrain=None, guidance=1.0,
+           prompt=(), prompt_ms=0):
     """Generate `batch` takes of `duration_s` seconds; returns a list of note lists.
 
     use_valence_arousal / use_boundaries=False withhold that condition (the model's
@@ -71,6 +72,10 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     every condition withheld (the model was trained with condition dropout, so it knows that
     case) and draws from log p_uncond + guidance * (log p_cond - log p_uncond). It costs a
     second row per take in the same forward pass.
+    prompt: tokens (no BOS) every take continues from, starting at `prompt_ms` on the
+    timeline; they are heard, not returned. Times stay absolute: generation starts where the
+    prompt ends and stops at `duration_s` from the timeline's zero (used to regenerate one
+    span of a finished score with the music before it as context).
     """
     device = next(model.parameters()).device
     cfg = model.cfg
@@ -84,6 +89,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     bounds = [np.array(sorted(float(b) for b in bs), dtype=np.float64) for bs in per_bounds]
     va_mask, b_mask = float(use_valence_arousal), float(use_boundaries)
     max_tokens = max_tokens or int(duration_s * 120) + 64
+    prompt = [int(t) for t in prompt][-(cfg.block_size - 1):] if len(prompt) else []
+    heard_ms = int(prompt_ms) + np.concatenate([[0], token_times_ms(prompt)]) if prompt else np.array([0])
 
     def cond_at(times_ms):
         t = times_ms / 1000.0
@@ -94,10 +101,15 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
 
     # ctx/conds: what the model has been fed (finished takes idle on PAD, so all rows stay
     # the same length); decoders turn each take's own tokens into notes.
-    ctx = [[BOS] for _ in range(batch)]
-    conds = [[c] for c in cond_at(np.zeros(batch))]
-    now_ms = np.zeros(batch, dtype=np.int64)
+    ctx = [[BOS] + prompt for _ in range(batch)]
+    conds = [[] for _ in range(batch)]
+    for ms in heard_ms:
+        for b, c in enumerate(cond_at(np.full(batch, float(ms)))):
+            conds[b].append(c)
+    now_ms = np.full(batch, int(heard_ms[-1]), dtype=np.int64)
     decoders = [Decoder() for _ in range(batch)]
+    for d in decoders:
+        d.now_ms = int(now_ms[0])
     done = np.zeros(batch, dtype=bool)
 
     guided = guidance != 1.0
