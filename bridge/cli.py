@@ -114,6 +114,11 @@ def cmd_bench(args) -> int:
         from bridge.score_bench import run
         results = run(seconds=args.seconds or 180.0, cuts=args.cuts or 40, device=args.device,
                       candidates=args.candidates)
+    elif args.what == "live":
+        from bridge import live_bench
+        results = live_bench.run(seconds=args.seconds or 180.0, cuts=args.cuts or 40, device=args.device,
+                                 audio=not args.no_audio)
+        print(live_bench.report(results))
     elif args.what == "daemon":
         from bridge import daemon_bench
         results = daemon_bench.run(seconds=args.seconds or 60.0, cuts=args.cuts or 14)
@@ -275,15 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
-    p.add_argument("what", choices=["analysis", "score", "daemon"],
+    p.add_argument("what", choices=["analysis", "score", "daemon", "live"],
                    help="analysis: picture analysis speed (frames/s); score: time to score an edit, by stage; "
-                        "daemon: ping, request-to-done cold and warm, bursts of requests")
+                        "daemon: ping, request-to-done cold and warm, bursts of requests; "
+                        "live: partial re-scoring after edits vs a full re-score")
     p.add_argument("--seconds", type=float,
                    help="analysis: length of each test video (default 20); score: edit length (default 180); "
                         "daemon: edit length (default 60)")
     p.add_argument("--cuts", type=int, help="score: cuts in the edit (default 40); daemon: (default 14)")
     p.add_argument("--candidates", type=int, default=4, help="score: candidates per run (default 4)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--no-audio", action="store_true", help="live: time MIDI-only updates (no WAV)")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p.set_defaults(func=cmd_bench)
 

@@ -1,0 +1,103 @@
+"""How fast a live update is: `scorebridge bench live`.
+
+The 3-minute benchmark edit of `bench score` (40 cuts, three mood markers, no media) is
+scored once in full with the shipped model warm; then each edit below is applied to it and
+scored as the next revision of the same session, exactly as the daemon runs an `update`:
+- move: one cut moved 12 frames later (a roll: the neighbouring shot gets shorter);
+- trim: one shot 12 frames shorter, everything after it moves up (a ripple);
+- add: a cut added in the middle of a shot;
+- remove: a cut removed (two shots joined);
+- mood: a mood marker changed.
+For each: seconds until the MIDI file is written, until every deliverable is, how much of
+the cue was re-written, and a full re-score of the same edited timeline for comparison.
+"""
+
+import copy
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import opentimelineio as otio
+
+from bridge.score import load_model, score
+from bridge.score_bench import RATE, bench_edit
+
+EDITS = ("move", "trim", "add", "remove", "mood")
+
+
+def edited(base, kind, path):
+    """Write `base` (an OTIO timeline) with one edit of `kind` applied; returns path."""
+    tl = copy.deepcopy(base)
+    clips = list(tl.tracks[0])
+    frames = lambda n: otio.opentime.RationalTime(n, RATE)   # noqa: E731
+    a, b = clips[20], clips[21]
+
+    def resize(clip, delta):
+        clip.source_range = otio.opentime.TimeRange(clip.source_range.start_time,
+                                                    clip.source_range.duration + frames(delta))
+    if kind == "move":
+        resize(a, 12)
+        resize(b, -12)
+    elif kind == "trim":
+        resize(a, -12)
+    elif kind == "add":
+        length = int(a.source_range.duration.value)
+        second = a.clone()
+        second.source_range = otio.opentime.TimeRange(a.source_range.start_time + frames(length // 2),
+                                                      frames(length - length // 2))
+        resize(a, length // 2 - length)
+        tl.tracks[0].insert(21, second)
+    elif kind == "remove":
+        resize(a, int(b.source_range.duration.value))
+        tl.tracks[0].remove(b)
+    elif kind == "mood":
+        tl.tracks.markers[1].name = "mood: joyful"
+    otio.adapters.write_to_file(tl, str(path))
+    return path
+
+
+def run(seconds=180.0, cuts=40, device="auto", audio=True) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="scorebridge-live-bench-"))
+    model, info = load_model(device)
+    base_path = bench_edit(work / "base.otio", seconds=seconds, cuts=cuts)
+    base = otio.adapters.read_from_file(str(base_path))
+    common = {"model": model, "model_info": info, "audio_out": audio, "use_cache": False}
+    print("bench: full score of the base edit", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    first = {"revision": 1}
+    manifest, _ = score(base_path, work / "base", keep=first, **common)
+    result = {"edit": {"seconds": seconds, "cuts": cuts}, "audio": audio,
+              "base_full_s": round(time.perf_counter() - started, 3), "edits": {}}
+    for kind in EDITS:
+        path = edited(base, kind, work / f"{kind}.otio")
+        print(f"bench: {kind}", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        manifest, _ = score(path, work / kind, previous=first, keep={"revision": 2}, **common)
+        total = time.perf_counter() - started
+        update = manifest["update"]
+        started = time.perf_counter()
+        score(path, work / f"{kind}-full", **common)
+        full = time.perf_counter() - started
+        spans = update.get("spans", [])
+        result["edits"][kind] = {
+            "mode": update["mode"], "reason": update.get("reason"),
+            "midi_s": round(manifest["timings"]["midi_ready_s"], 3), "total_s": round(total, 3),
+            "full_rescore_s": round(full, 3),
+            "rewritten_s": round(sum(s["end"] - s["start"] for s in spans), 3),
+            "spans": [[s["start"], s["end"], s["what"]] for s in spans],
+            "retimed": update.get("retimed", []), "kept_notes": update.get("kept_notes"),
+            "written_notes": update.get("written_notes")}
+    return result
+
+
+def report(result) -> str:
+    lines = [f"live update benchmark ({result['edit']['seconds']:.0f} s edit, {result['edit']['cuts']} cuts, "
+             f"WAV {'included' if result['audio'] else 'off'}; full score of the base {result['base_full_s']:.2f} s)",
+             f"  {'edit':8s} {'mode':8s} {'MIDI':>7s} {'all':>7s} {'full':>7s} {'re-written':>11s}  kept/new notes"]
+    for kind, r in result["edits"].items():
+        lines.append(f"  {kind:8s} {r['mode']:8s} {r['midi_s']:6.2f}s {r['total_s']:6.2f}s {r['full_rescore_s']:6.2f}s "
+                     f"{r['rewritten_s']:9.2f} s  {r['kept_notes']}/{r['written_notes']}"
+                     + (f"  re-timed {r['retimed'][0]['was_bpm']:.1f}->{r['retimed'][0]['bpm']:.1f} BPM"
+                        if r["retimed"] else ""))
+    return "\n".join(lines)
