@@ -231,6 +231,18 @@ def cmd_install(args) -> int:
     return 0
 
 
+def _music_options(p):
+    """The options of every command that writes music (score, request, batch)."""
+    p.add_argument("--seed", type=int, default=1, help="the same seed gives the same music (default 1)")
+    p.add_argument("--no-audio", action="store_true", help="MIDI only: no WAV and no preview video")
+    p.add_argument("--media-root", help="folder to look in for media that moved (relink by file name)")
+    p.add_argument("--fps", type=_rate, help="frame rate of formats that carry none (EDL)")
+    p.add_argument("--valence", type=_unit, help="valence in [-1, 1] for the whole cue (overrides the picture)")
+    p.add_argument("--arousal", type=_unit, help="arousal in [-1, 1] for the whole cue (overrides the picture)")
+    p.add_argument("--candidates", type=int, choices=range(1, 17), default=4, metavar="K",
+                   help="takes generated in one batch; the best is kept (1-16, default 4)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scorebridge",
@@ -251,15 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="score an edit: MIDI, WAV preview, scored OTIO, previews, manifest")
     p.add_argument("input", help="OTIO/OTIOZ, CMX 3600 EDL, FCP 7 XML, FCP X XML, or a video file")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the deliverables (default ./{DEFAULT_OUT})")
-    p.add_argument("--seed", type=int, default=1, help="the same seed gives the same music (default 1)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--no-audio", action="store_true", help="MIDI only: no WAV and no preview video")
-    p.add_argument("--media-root", help="folder to look in for media that moved (relink by file name)")
-    p.add_argument("--fps", type=_rate, help="frame rate of formats that carry none (EDL)")
-    p.add_argument("--valence", type=_unit, help="valence in [-1, 1] for the whole cue (overrides the picture)")
-    p.add_argument("--arousal", type=_unit, help="arousal in [-1, 1] for the whole cue (overrides the picture)")
-    p.add_argument("--candidates", type=int, choices=range(1, 17), default=4, metavar="K",
-                   help="takes generated in one batch; the best is kept (1-16, default 4)")
+    _music_options(p)
     p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")
     p.add_argument("--no-cache", action="store_true", help="analyse the picture again even when cached")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the manifest path")
@@ -311,13 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest-file", help="write the manifest path (or `error CODE: message`) here "
                                            "when done; FILE.progress holds the progress meanwhile")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait (default 900)")
-    p.add_argument("--seed", type=int, default=1, help="the same seed gives the same music (default 1)")
-    p.add_argument("--no-audio", action="store_true", help="MIDI only: no WAV")
-    p.add_argument("--media-root", help="folder to look in for media that moved (relink by file name)")
-    p.add_argument("--fps", type=_rate, help="frame rate of formats that carry none (EDL)")
-    p.add_argument("--valence", type=_unit, help="valence in [-1, 1] for the whole cue")
-    p.add_argument("--arousal", type=_unit, help="arousal in [-1, 1] for the whole cue")
-    p.add_argument("--candidates", type=int, choices=range(1, 17), metavar="K", help="takes per run (1-16)")
+    _music_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the manifest path")
     p.set_defaults(func=cmd_request)
 
@@ -327,15 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, choices=range(1, 33), metavar="N",
                    help="timelines scored at once, each in its own process (default 1)")
     p.add_argument("--resume", action="store_true", help="skip timelines an earlier run finished")
-    p.add_argument("--seed", type=int, default=1, help="the same seed gives the same music (default 1)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--no-audio", action="store_true", help="MIDI only: no WAV and no preview video")
-    p.add_argument("--media-root", help="folder to look in for media that moved (relink by file name)")
-    p.add_argument("--fps", type=_rate, help="frame rate of formats that carry none (EDL)")
-    p.add_argument("--valence", type=_unit, help="valence in [-1, 1] for every cue")
-    p.add_argument("--arousal", type=_unit, help="arousal in [-1, 1] for every cue")
-    p.add_argument("--candidates", type=int, choices=range(1, 17), default=4, metavar="K",
-                   help="takes per cue; the best is kept (1-16, default 4)")
+    _music_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_batch)
 

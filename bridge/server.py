@@ -342,9 +342,10 @@ class Daemon:
         def report(fraction, stage):
             if job["cancel"] is not None:
                 raise Cancelled()
+            changed = stage != job["stage"]
             job["fraction"], job["stage"] = fraction, stage
             now = time.monotonic()
-            if now - job["sent"] >= PROGRESS_INTERVAL:
+            if changed or fraction >= 1.0 or now - job["sent"] >= PROGRESS_INTERVAL:
                 job["sent"] = now
                 self.reply(job["addr"], "progress", job["id"], float(fraction), str(stage))
         return report

@@ -9,7 +9,7 @@ import pytest
 
 from bridge import atomic
 from bridge import timebase as tb
-from bridge.render.midi import _absolute, read_midi, smpte_offset, write_midi
+from bridge.render.midi import _absolute, read_midi, smpte_offset, write_midi, write_notes_json
 
 TEMPO_MAP = [(0, tb.bpm_to_tempo(96)), (8, tb.bpm_to_tempo(120)),
              (Fraction(33, 2), tb.bpm_to_tempo(72.5)), (40, tb.bpm_to_tempo(140))]
@@ -38,6 +38,20 @@ def test_note_times_read_back_within_half_a_tick(tmp_path):
         for (s0, e0, p0, v0), (s1, e1, p1, v1) in zip(want["notes"], got["notes"]):
             assert abs(s0 - s1) <= HALF_TICK and abs(e0 - e1) <= HALF_TICK
             assert (p0, v0) == (p1, v1)
+
+
+def test_notes_json_says_what_the_midi_file_says(tmp_path):
+    """Hosts that build MIDI items from the JSON place every note at the file's tick."""
+    import json
+    parts = _parts()
+    back, _, _ = read_midi(write_midi(tmp_path / "cue.mid", parts, TEMPO_MAP))
+    listed = json.loads(write_notes_json(tmp_path / "cue.notes.json", parts, TEMPO_MAP).read_text())["parts"]
+    assert [(p["name"], p["program"], p["channel"], p["is_drum"]) for p in listed] == [
+        ("Strings", 48, 0, False), ("Horns", 60, 1, False), ("Percussion", 0, 9, True)]
+    for from_json, from_midi in zip(listed, back):
+        assert len(from_json["notes"]) == len(from_midi["notes"])
+        for (s0, e0, p0, v0), (s1, e1, p1, v1) in zip(from_json["notes"], from_midi["notes"]):
+            assert abs(s0 - s1) < 1e-6 and abs(e0 - e1) < 1e-6 and (p0, v0) == (p1, v1)
 
 
 def test_mido_plays_notes_at_the_requested_seconds(tmp_path):

@@ -92,7 +92,7 @@ def test_manifest_outputs_and_exact_wav(model, tmp_path):
     path = edit(tmp_path / "cut.otio", rate=float(rate), clips=(48, 73, 31), markers=MARKERS[:2])
     manifest, manifest_path = _run(model, path, tmp_path / "out", seed=3)
     outputs = manifest["outputs"]
-    for key in ("midi", "wav", "otio", "cue_sheet"):
+    for key in ("midi", "wav", "otio", "cue_sheet", "notes"):
         assert Path(outputs[key]).parent == (tmp_path / "out").resolve()
     assert outputs["preview"] is None and any("preview" in w for w in manifest["warnings"])
     with wave.open(outputs["wav"]) as w:
@@ -103,7 +103,7 @@ def test_manifest_outputs_and_exact_wav(model, tmp_path):
     assert manifest["plan"]["cue"] == "1M1" and manifest["candidates"]["count"] == 2
     assert json.loads(manifest_path.read_text()) == manifest
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        ["cut.manifest.json", "cut.mid", "cut.wav", "cut.scored.otio", "cut.cuesheet.png"])
+        ["cut.manifest.json", "cut.mid", "cut.notes.json", "cut.wav", "cut.scored.otio", "cut.cuesheet.png"])
 
 
 def test_tacet_is_silent_in_midi_and_wav(model, tmp_path):
@@ -222,4 +222,4 @@ def test_a_second_run_replaces_the_first(model, tmp_path):
     second, _ = _run(model, path, tmp_path / "out", seed=2, audio_out=False)
     assert second["outputs"]["wav"] is None and not Path(first["outputs"]["wav"]).exists()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "cut.cuesheet.png", "cut.manifest.json", "cut.mid", "cut.scored.otio"]
+        "cut.cuesheet.png", "cut.manifest.json", "cut.mid", "cut.notes.json", "cut.scored.otio"]

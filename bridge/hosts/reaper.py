@@ -10,11 +10,11 @@ scripts it lists in its Actions window. The copy also learns the command that in
 import hashlib
 import os
 import platform
-import sys
 from pathlib import Path
 
 from bridge import atomic
 from bridge.errors import BadInput
+from bridge.hosts import own_command
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "reaper_scripts"
 FOLDER = "ScoreBridge"
@@ -33,15 +33,6 @@ def resource_dir(system=None) -> Path:
     if system == "Darwin":
         return Path.home() / "Library" / "Application Support" / "REAPER"
     return Path.home() / ".config" / "REAPER"
-
-
-def own_command() -> list:
-    """How this installation runs `scorebridge`: its console script, else `python -m bridge`."""
-    folder = Path(sys.executable).parent
-    for name in ("scorebridge.exe", "scorebridge"):
-        if (folder / name).is_file():
-            return [str(folder / name)]
-    return [sys.executable, "-m", "bridge"]
 
 
 def command_id(relative: str) -> str:

@@ -7,10 +7,10 @@ daemon even when `scorebridge` is not on the PATH Resolve gives its scripts.
 
 import os
 import platform
-import sys
 from pathlib import Path
 
 from bridge.errors import BadInput
+from bridge.hosts import own_command
 
 SCRIPT = Path(__file__).resolve().parents[2] / "resolve_script" / "ScoreBridge.py"
 PLACEHOLDER = "INSTALLED_CLI = None"
@@ -27,15 +27,6 @@ def default_dir(system=None) -> Path:
         return (Path.home() / "Library" / "Application Support" / "Blackmagic Design"
                 / "DaVinci Resolve" / "Fusion" / "Scripts" / "Utility")
     return Path.home() / ".local" / "share" / "DaVinciResolve" / "Fusion" / "Scripts" / "Utility"
-
-
-def own_command() -> list:
-    """How this installation runs `scorebridge`: its console script, else `python -m bridge`."""
-    folder = Path(sys.executable).parent
-    for name in ("scorebridge.exe", "scorebridge"):
-        if (folder / name).is_file():
-            return [str(folder / name)]
-    return [sys.executable, "-m", "bridge"]
 
 
 def install(dest=None) -> list:

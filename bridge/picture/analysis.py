@@ -99,13 +99,12 @@ def analyze_timeline(timeline: Timeline, progress=None, use_cache=True) -> dict:
 
 def _clips_with_media(timeline, warnings):
     """{segment index: (segment, MediaInfo)} for clips whose media can be read; one warning
-    per unreadable file, and one for all clips that name no file."""
-    found, probed, unnamed = {}, {}, []
+    per unreadable file (clips that name no file are reported by the timeline reader)."""
+    found, probed = {}, {}
     for index, seg in enumerate(timeline.segments):
         if seg.kind != "clip" or seg.record_end <= seg.record_start:
             continue
-        if not seg.media_path:
-            unnamed.append(seg.name)
+        if not seg.media_path:   # read_timeline reports these (the reader owns media warnings)
             continue
         if seg.media_path not in probed:
             try:
@@ -117,9 +116,6 @@ def _clips_with_media(timeline, warnings):
                 warnings.append(str(exc))
         if probed[seg.media_path] is not None:
             found[index] = (seg, probed[seg.media_path])
-    if unnamed:
-        names = ", ".join(f"'{n}'" for n in unnamed[:5]) + (" …" if len(unnamed) > 5 else "")
-        warnings.append(f"no media reference for {len(unnamed)} clip(s): {names}")
     return found
 
 
