@@ -37,6 +37,7 @@ MOOD_STEP = 0.25             # valence/arousal changes smaller than about this k
 MAX_STRETCH = 1.2            # a span's tempo changes by at most this factor; else the span widens
 BPM_RANGE = (30.0, 300.0)
 MAX_CHANGED_SHARE = 0.75     # more of the cue changed than this: a full re-score is simpler
+EPS = 1e-6                   # seconds: a note on a boundary's frame belongs to what starts there
 
 
 class FullRescore(Exception):
@@ -153,7 +154,7 @@ def _mean_bpm(b0, b1, tempo_map):
     return float((b1 - b0) * 60 / (beats_to_seconds(b1, tempo_map) - beats_to_seconds(b0, tempo_map)))
 
 
-def widen(blocks, index, old_pts, new_pts) -> list:
+def widen(blocks, index, old_pts) -> list:
     """Block `index` grown by one gap on each side (more beats to absorb a stretch); a
     changed neighbour is taken in whole."""
     blocks = [list(b) for b in blocks]
@@ -167,7 +168,7 @@ def widen(blocks, index, old_pts, new_pts) -> list:
             prev[2], prev[4] = o0, n0
         else:
             o0, n0 = prev[1], prev[3]
-            prev[2] = prev[1]   # emptied: dropped below
+            prev[2], prev[4] = prev[1], prev[3]   # emptied: dropped below
         grown = True
     if index + 1 < len(blocks):
         nxt = blocks[index + 1]
@@ -177,7 +178,7 @@ def widen(blocks, index, old_pts, new_pts) -> list:
             nxt[1], nxt[3] = o1, n1
         else:
             o1, n1 = nxt[2], nxt[4]
-            nxt[1] = nxt[2]
+            nxt[1], nxt[3] = nxt[2], nxt[4]
         grown = True
     if not grown:
         raise FullRescore("the whole cue would have to change tempo")
@@ -244,7 +245,7 @@ def kept_notes(old_notes, blocks, old_map, new_map, rate) -> list:
     """The old notes that start in kept runs, at their new times (same ticks); their ends
     are cut where a changed span begins (see update)."""
     rate = Fraction(rate)
-    keep = [(o0 / rate, o1 / rate) for kind, o0, o1, _, _ in blocks if kind == "keep"]
+    keep = [(float(o0 / rate) - EPS, float(o1 / rate) - EPS) for kind, o0, o1, _, _ in blocks if kind == "keep"]
     notes = [n for n in old_notes if any(a <= n.start < b for a, b in keep)]
     if new_map == old_map:
         return notes
@@ -257,23 +258,24 @@ def write_span(model, plan, context, start_s, end_s, seed, progress=None) -> lis
     """Model-written notes for [start_s, end_s): the context (notes before start_s) as the
     prompt, the plan's hits inside the span forced as chords."""
     rng = np.random.default_rng([seed, int(round(start_s * 1000))])
-    chords = [c._replace(end=min(c.end, end_s)) for c in plan_chords(plan, rng) if start_s <= c.start < end_s]
+    chords = [c._replace(end=min(c.end, end_s)) for c in plan_chords(plan, rng)
+              if start_s - EPS <= c.start < end_s - EPS]
     heard = [Note(n.start, min(n.end, start_s) - n.start, n.pitch, n.velocity, n.family)
-             for n in context if n.start < start_s and min(n.end, start_s) > n.start]
+             for n in context if n.start < start_s - EPS and min(n.end, start_s) > n.start]
     first = max(0.0, start_s - 30.0)   # the prompt: the last 30 s at most (the window is shorter)
     prompt = encode([n._replace(start=n.start - first) for n in heard if n.start >= first], bos=False)
     heard_ms = int(token_times_ms(prompt)[-1]) if prompt else 0
     prompt += shift_tokens(int(round(start_s * 1000)) - int(round(first * 1000)) - heard_ms)
     hook = HitConstraint(plan, [chord_events(chords, end_s)], progress=progress, start_s=start_s, end_s=end_s)
     sections = plan.sections
-    hits_inside = sum(1 for h in plan.hits if start_s <= h.seconds < end_s)
+    hits_inside = len(chords)
     takes = sample(model, end_s, valence=[(s.start, s.valence) for s in sections],
                    arousal=[(s.start, s.arousal) for s in sections],
                    boundaries=[h.seconds for h in plan.hits] + [end_s], batch=1, seed=seed,
                    constrain=hook, prompt=prompt, prompt_ms=int(round(first * 1000)),
                    max_tokens=int((end_s - start_s) * TOKENS_PER_SECOND) + 16 * hits_inside + 64)
     notes = finish(takes[0], chords, plan)
-    return [n._replace(end=min(n.end, end_s)) for n in notes if start_s <= n.start < end_s and n.start < end_s]
+    return [n._replace(end=min(n.end, end_s)) for n in notes if start_s - EPS <= n.start < end_s - EPS]
 
 
 def update(model, old, plan, seed, progress=None) -> dict:
@@ -291,15 +293,12 @@ def update(model, old, plan, seed, progress=None) -> dict:
     if not changed:
         new_map, retimed = list(old_plan.tempo["tempo_map"]), []
     else:
-        share = sum(b[4] - b[3] for b in changed) / max(1, plan.sections[-1].frame_end)
-        if share > MAX_CHANGED_SHARE:
-            raise FullRescore(f"{100 * share:.0f}% of the cue changed")
         while True:
             try:
                 new_map, retimed = retime(blocks, old_plan.tempo["tempo_map"], rate)
                 break
             except Stretch as exc:
-                blocks = widen(blocks, exc.index, points(old_plan), points(plan))
+                blocks = widen(blocks, exc.index, points(old_plan))
         changed = [b for b in blocks if b[0] == "change"]
         share = sum(b[4] - b[3] for b in changed) / max(1, plan.sections[-1].frame_end)
         if share > MAX_CHANGED_SHARE:
@@ -322,7 +321,7 @@ def update(model, old, plan, seed, progress=None) -> dict:
         def report(fraction, done=done, n=n1 - n0):
             if progress is not None:
                 progress((done + fraction * n) / total)
-        context = [n for n in notes if n.start < start_s]
+        context = [n for n in notes if n.start < start_s - EPS]
         written = write_span(model, plan, context, start_s, end_s, seed, report)
         notes = notes + written
         done += n1 - n0
