@@ -25,12 +25,13 @@ def _work(i, minor=False):
 
 def test_windows_have_labels_boundaries_and_conditions():
     rng = np.random.default_rng(0)
-    x, c, (v, a) = make_example(_work(0), rng, 128, p_drop_va=0, p_drop_b=0, start_q=0.0)
+    keep_mode = {"mode_swap": False}   # the swap augmentation would turn one of the two round
+    x, c, (v, a) = make_example(_work(0), rng, 128, p_drop_va=0, p_drop_b=0, start_q=0.0, fixed=keep_mode)
     assert x.shape == (129,) and c.shape == (129, 9)
     assert -1 <= v <= 1 and -1 <= a <= 1
     assert np.all(c[:, 3] == 1) and c[:, 6].max() > 0.9   # offsets given, reaching 0 at chords
     _, _, (v_minor, _) = make_example(_work(0, minor=True), np.random.default_rng(0), 128,
-                                      p_drop_va=0, p_drop_b=0, start_q=0.0)
+                                      p_drop_va=0, p_drop_b=0, start_q=0.0, fixed=keep_mode)
     assert v_minor < v   # same window in minor: lower valence
 
 
@@ -63,3 +64,26 @@ def test_tiny_training_run_lowers_loss_and_resumes(tmp_path):
     assert last["val_nll_cond"] < first["val_nll_cond"] - 0.5
     assert last["val_nll_cond"] < 6.0
     assert hist2[-1]["val_nll_cond"] < last["val_nll_cond"] + 0.05
+
+
+def test_mode_swap_moves_major_to_minor_and_back_and_the_label_follows():
+    from bridge.music.data import augment, swap_mode
+    from bridge.music.tokens import Note
+    scale = [Note(i * 0.5, 0.5, p, 80, "melody") for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72] * 2)]
+    chords = [Note(4.0 * k, 2.0, p, 70, "pad") for k, root in enumerate([0, 5, 7, 0]) for p in
+              (48 + root, 52 + root, 55 + root)]
+    drums = [Note(0.0, 0.1, 64, 100, "drums")]
+    major = scale + chords + drums
+    minor = swap_mode(major)
+    assert sorted({n.pitch % 12 for n in minor if n.family == "melody"}) == [0, 2, 3, 5, 7, 8, 10]
+    assert [n for n in minor if n.family == "drums"] == drums     # drum keys are not pitches
+    assert labels.label(minor)[0] < labels.label(major)[0] - 0.5
+    back = swap_mode(minor)
+    assert sorted({n.pitch % 12 for n in back if n.family == "melody"}) == [0, 2, 4, 5, 7, 9, 11]
+    # evaluation windows (fixed choices) are never swapped unless asked
+    work = _work(0)
+    fixed = {"transpose": 0, "octave": 0, "qpm": 90.0, "level": 3, "scheme": "ensemble"}
+    rng = np.random.default_rng(0)
+    assert augment(work, rng, start_q=0.0, fixed=fixed) == augment(work, rng, start_q=0.0, fixed=fixed)
+    swapped = augment(work, rng, start_q=0.0, fixed=dict(fixed, mode_swap=True))
+    assert labels.label(swapped)[0] < labels.label(augment(work, rng, start_q=0.0, fixed=fixed))[0]

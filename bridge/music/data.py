@@ -76,7 +76,46 @@ def augment(work, rng, start_q=None, max_notes=420, fixed=None):
     # Keep the pitch range playable: undo the octave shift if it pushed notes off the keyboard.
     if notes and (min(n.pitch for n in notes) < 24 or max(n.pitch for n in notes) > 105) and octave:
         notes = [n._replace(pitch=n.pitch - octave) for n in notes]
+    # Evaluation windows (fixed) are real music: no mode swap unless asked for.
+    if fx.get("mode_swap", fixed is None and rng.random() < P_MODE_SWAP):
+        notes = swap_mode(notes)
     return notes
+
+
+P_MODE_SWAP = 0.5
+# Scale steps above the tonic that differ between major and natural minor: 3rd, 6th, 7th.
+TO_MINOR = {4: 3, 9: 8, 11: 10}
+TO_MAJOR = {3: 4, 8: 9, 10: 11}
+
+
+def swap_mode(notes):
+    """The window in the parallel mode: a major passage with its 3rd, 6th and 7th lowered, a
+    minor one with them raised (the key is the best Krumhansl-Kessler match).
+
+    Why: in the corpus the mode is a property of the piece, so a model learns to continue
+    the piece's mode whatever valence it is asked for. The same music in both modes, with
+    the labels computed from the swapped notes, ties the mode to the condition instead.
+    """
+    pitched = [n for n in notes if n.family != "drums"]
+    if not pitched:
+        return notes
+    hist = np.bincount([n.pitch % 12 for n in pitched], weights=[min(n.duration, 2.0) for n in pitched],
+                       minlength=12)
+    if hist.std() == 0:
+        return notes
+    h = (hist - hist.mean()) / hist.std()
+    major, minor = labels._MAJ @ h, labels._MIN @ h
+    if major.max() >= minor.max():
+        tonic, steps = int(major.argmax()), TO_MINOR
+    else:
+        tonic, steps = int(minor.argmax()), TO_MAJOR
+    out = []
+    for n in notes:
+        step = (n.pitch - tonic) % 12
+        if n.family != "drums" and step in steps:
+            n = n._replace(pitch=n.pitch + steps[step] - step)
+        out.append(n)
+    return out
 
 
 def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=None, start_q=None):

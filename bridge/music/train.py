@@ -44,6 +44,7 @@ class TrainConfig:
     bf16: bool = True
     threads: int = 0              # 0: torch's default
     max_minutes: float = 0.0      # stop (and save) after this long, 0 = no limit
+    init: str = ""                # path stem of weights to start from (a fine-tune), "" = random
     model: MusicConfig = field(default_factory=MusicConfig)
 
 
@@ -111,6 +112,14 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
         cfg.p_drop_va = cfg.p_drop_b = 1.0
 
     model = MusicTransformer(cfg.model).to(device)
+    base = None
+    if cfg.init:   # a fine-tune starts from earlier weights, with a fresh optimizer
+        from bridge.music.model import load_shipped
+        start = load_shipped("cpu", cfg.init)
+        cfg.model = start.cfg
+        model = start.to(device)
+        base = json.loads(Path(cfg.init).with_suffix(".json").read_text())
+        log(f"starting from {cfg.init} (SHA-256 {base['sha256'][:12]}…)")
     # Weight decay on matrices only, as in nanoGPT.
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -184,6 +193,8 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "p_drop_va": cfg.p_drop_va, "p_drop_b": cfg.p_drop_b,
                       "history": history[-3:]}}
+    if base is not None:   # what the fine-tune started from, and how that was trained
+        info["train"]["init"] = {"sha256": base["sha256"], "train": base.get("train")}
     save_shipped(model, out / SHIPPED_NAME, extra=info)
     if ship:
         save_shipped(model, MODELS_DIR / SHIPPED_NAME, extra=info)
