@@ -87,10 +87,7 @@ def ping(host=None, port=None, token=None, timeout=1.0):
     """(version, device) when a daemon answers with our token; None when none answers.
     A daemon that answers `auth` raises RequestFailed: it runs, but with another token."""
     host, port = _where(host, port)
-    token = token or config.read_token() or ""
-    with Connection(host, port) as conn:
-        conn.send("ping", token)
-        reply = conn.receive(timeout)
+    reply = _ask(host, port, "ping", token, timeout)
     if reply is None:
         return None
     name, args = reply
@@ -194,11 +191,7 @@ def request(timeline, out_dir, options=None, *, session=None, revision=None, hos
 
 def status(host=None, port=None, timeout=2.0):
     """The daemon's status dict, or None when none answers."""
-    host, port = _where(host, port)
-    token = config.read_token() or ""
-    with Connection(host, port) as conn:
-        conn.send("status", token)
-        reply = conn.receive(timeout)
+    reply = _ask(*_where(host, port), "status", None, timeout)
     if reply is None:
         return None
     name, args = reply
@@ -207,6 +200,13 @@ def status(host=None, port=None, timeout=2.0):
     if name == "error" and len(args) >= 3:
         raise RequestFailed(str(args[1]), str(args[2]))
     return None
+
+
+def _ask(host, port, name, token, timeout):
+    """One request without arguments, one reply: (name, args) or None."""
+    with Connection(host, port) as conn:
+        conn.send(name, token or config.read_token() or "")
+        return conn.receive(timeout)
 
 
 def _where(host, port):
