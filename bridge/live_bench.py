@@ -30,8 +30,10 @@ def edited(base, kind, path):
     """Write `base` (an OTIO timeline) with one edit of `kind` applied; returns path."""
     tl = copy.deepcopy(base)
     clips = list(tl.tracks[0])
-    frames = lambda n: otio.opentime.RationalTime(n, RATE)   # noqa: E731
     a, b = clips[20], clips[21]
+
+    def frames(n):
+        return otio.opentime.RationalTime(n, RATE)
 
     def resize(clip, delta):
         clip.source_range = otio.opentime.TimeRange(clip.source_range.start_time,
