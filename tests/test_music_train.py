@@ -87,3 +87,18 @@ def test_mode_swap_moves_major_to_minor_and_back_and_the_label_follows():
     assert augment(work, rng, start_q=0.0, fixed=fixed) == augment(work, rng, start_q=0.0, fixed=fixed)
     swapped = augment(work, rng, start_q=0.0, fixed=dict(fixed, mode_swap=True))
     assert labels.label(swapped)[0] < labels.label(augment(work, rng, start_q=0.0, fixed=fixed))[0]
+
+
+def test_boundary_weighted_loss_counts_positions_before_a_boundary_more():
+    from bridge.music.model import cond_features
+    from bridge.music.train import boundary_weighted_loss
+    torch.manual_seed(0)
+    logits = torch.randn(1, 4, 10)
+    y = torch.tensor([[3, 4, 5, 0]])                     # the last target is PAD: ignored
+    offsets = np.array([5.0, 0.5, 0.0, 0.0])              # the middle two lie within 1 s of a boundary
+    c = torch.from_numpy(cond_features(0.0, 0.0, offsets, 1.0, 1.0))[None]
+    ce = torch.nn.functional.cross_entropy(logits[0, :3], y[0, :3], reduction="none")
+    assert torch.isclose(boundary_weighted_loss(logits, y, c, 1.0), ce.mean())
+    assert torch.isclose(boundary_weighted_loss(logits, y, c, 3.0), (ce[0] + 3 * ce[1] + 3 * ce[2]) / 7)
+    withheld = torch.from_numpy(cond_features(0.0, 0.0, offsets, 1.0, 0.0))[None]
+    assert torch.isclose(boundary_weighted_loss(logits, y, withheld, 3.0), ce.mean())

@@ -32,7 +32,7 @@ def _model(args) -> int:
     cfg = TrainConfig(out_dir=args.out, steps=args.steps, device=args.device,
                       unconditioned=args.unconditioned, max_minutes=args.max_minutes,
                       batch_size=args.batch_size, seed=args.seed, init=args.init or "",
-                      lr=args.lr, min_lr=args.lr / 10)
+                      lr=args.lr, min_lr=args.lr / 10, boundary_weight=args.boundary_weight)
     works = load_corpus()
     train(cfg, [w for w in works if w["split"] == "train"], [w for w in works if w["split"] == "val"],
           resume=args.resume, ship=args.ship, log=lambda s: print(s, flush=True))
@@ -72,6 +72,8 @@ def register(sub) -> None:
     m.add_argument("--max-minutes", type=float, default=0.0, help="stop and save after this long")
     m.add_argument("--init", help="path stem of weights to fine-tune (e.g. models/scorebridge-music)")
     m.add_argument("--lr", type=float, default=1.5e-3, help="peak learning rate (default 0.0015)")
+    m.add_argument("--boundary-weight", type=float, default=1.0,
+                   help="loss weight of positions less than 1 s before a boundary (default 1)")
     m.add_argument("--ship", action="store_true", help="also write models/scorebridge-music.*")
     m.set_defaults(func=lambda args: _model(args))
     e = sub.add_parser("eval", help="evaluate the shipped music model (JSON)")

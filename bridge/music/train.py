@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from bridge.music.data import Batcher, make_example
 from bridge.music.model import MusicConfig, MusicTransformer, pick_device, save_shipped, MODELS_DIR, SHIPPED_NAME
@@ -45,6 +46,7 @@ class TrainConfig:
     threads: int = 0              # 0: torch's default
     max_minutes: float = 0.0      # stop (and save) after this long, 0 = no limit
     init: str = ""                # path stem of weights to start from (a fine-tune), "" = random
+    boundary_weight: float = 1.0  # loss weight of positions less than 1 s before a boundary
     model: MusicConfig = field(default_factory=MusicConfig)
 
 
@@ -99,6 +101,17 @@ def eval_nll(model, x, c, y, device, batch=16):
         count += n
     model.train()
     return total / max(count, 1)
+
+
+def boundary_weighted_loss(logits, y, c, weight):
+    """Cross-entropy in which positions less than 1 s before a given boundary count `weight`
+    times: they are few, and they are where the model must learn to time a chord onto the
+    boundary (columns of cond_features: 3 offsets given, 4 none ahead, 7 exp(-offset / 1 s))."""
+    ce = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=0,
+                         reduction="none").view_as(y)
+    near = (c[..., 3] > 0.5) & (c[..., 4] < 0.5) & (c[..., 7] > math.exp(-1.0))
+    w = torch.where(near, float(weight), 1.0) * (y != 0)
+    return (ce * w).sum() / w.sum().clamp(min=1.0)
 
 
 def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, log=print):
@@ -159,7 +172,10 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
             g["lr"] = lr_at(step, progress(step, elapsed, cfg), cfg)
         x, c, y = (torch.from_numpy(a).to(device) for a in batcher.batch(cfg.batch_size))
         with autocast:
-            _, loss = model(x, c, y)
+            if cfg.boundary_weight == 1.0:
+                _, loss = model(x, c, y)
+            else:
+                loss = boundary_weighted_loss(model(x, c)[0], y, c, cfg.boundary_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -192,6 +208,7 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                       "lr": cfg.lr, "seed": cfg.seed, "device": str(device),
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "p_drop_va": cfg.p_drop_va, "p_drop_b": cfg.p_drop_b,
+                      "boundary_weight": cfg.boundary_weight,
                       "history": history[-3:]}}
     if base is not None:   # what the fine-tune started from, and how that was trained
         info["train"]["init"] = {"sha256": base["sha256"], "train": base.get("train")}
