@@ -102,3 +102,87 @@ def test_boundary_weighted_loss_counts_positions_before_a_boundary_more():
     assert torch.isclose(boundary_weighted_loss(logits, y, c, 3.0), (ce[0] + 3 * ce[1] + 3 * ce[2]) / 7)
     withheld = torch.from_numpy(cond_features(0.0, 0.0, offsets, 1.0, 0.0))[None]
     assert torch.isclose(boundary_weighted_loss(logits, y, withheld, 3.0), ce.mean())
+
+
+def _phrase():
+    """Quarter-note melody over a bass, and a long three-note chord at 2.0 s."""
+    from bridge.music.tokens import Note
+    notes = [Note(i * 0.5, 0.5, 72 + i, 80, "melody") for i in range(8)]
+    notes += [Note(1.0, 1.5, 43, 70, "bass")]                 # sounds across the chord's onset
+    notes += [Note(2.0, 2.0, p, 70, "pad") for p in (48, 52, 55)]
+    return sorted(notes, key=lambda n: (n.start, n.pitch))
+
+
+def test_cut_timing_moves_the_boundary_off_the_beat_and_keeps_the_music_whole():
+    from bridge.music.data import _cut_before, _hold_before, retime_at_boundaries
+    notes = _phrase()
+    assert list(labels.boundaries(notes)) == [2.0]
+    held = _hold_before(notes, 2.0, 0.3)
+    assert list(labels.boundaries(held)) == [2.3]
+    assert len(held) == len(notes)
+    assert [n.duration for n in held if n.pitch == 43] == [1.8]           # held into the chord
+    assert [n.duration for n in held if n.start == 1.5] == [0.8]          # the last step is 0.8 s
+    cut = _cut_before(notes, 2.0, 0.3)
+    assert list(labels.boundaries(cut)) == [1.7]
+    assert [n.duration for n in cut if n.pitch == 43] == [1.2]            # still reaches the chord
+    assert [n.duration for n in cut if n.start == 1.5] == [0.2]           # the last step is 0.2 s
+    assert len(cut) == len(notes) and all(n.duration > 0 for n in cut)
+    removed = _cut_before(notes, 2.0, 0.6)                                # takes the note at 1.5 s
+    assert len(removed) == len(notes) - 1 and list(labels.boundaries(removed)) == [1.4]
+    # every window with a boundary: the new boundary lies within the allowed range of the old
+    rng = np.random.default_rng(0)
+    moved = {float(labels.boundaries(retime_at_boundaries(notes, rng, share=1.0))[0]) for _ in range(40)}
+    assert len(moved) > 10 and all(1.5 <= b <= 2.5 and b != 2.0 for b in moved)
+
+
+def test_mode_switch_changes_the_valence_condition_where_the_mode_changes():
+    from bridge.music.tokens import decode, token_times_ms
+    rng = np.random.default_rng(1)
+    aug = {"mode_swap": 0.0, "mode_switch": 1.0, "retime": 0.0}
+    seen = 0
+    for _ in range(20):
+        x, c, (v, _) = make_example(_work(0), rng, 256, p_drop_va=0, p_drop_b=0, start_q=0.0, aug=aug)
+        vs = c[:, 0]
+        if np.ptp(vs) == 0:
+            continue
+        seen += 1
+        assert vs[0] == v and len(set(np.round(vs, 5))) == 2        # two labels, the first at the start
+        assert vs.min() < vs[0] - 0.5                                # the major work turned minor
+        # the stretches between changes of the condition: their own mode follows it
+        times = token_times_ms(x) / 1000
+        edges = [0.0] + [float(times[i]) for i in np.flatnonzero(np.diff(vs)) + 1] + [times[-1] + 1]
+        notes = decode(x)
+        for t0, t1 in zip(edges, edges[1:]):
+            stretch = [n for n in notes if t0 - 1e-6 <= n.start < t1 - 1e-6]
+            if len(stretch) < 8:
+                continue
+            pitch = np.array([n.pitch for n in stretch])
+            mode, _ = labels.mode_score(pitch, np.array([n.duration for n in stretch]))
+            assert (mode > 0) == (vs[np.searchsorted(times, t0)] == vs[0]), (t0, t1, mode)
+    assert seen >= 5
+    # evaluation windows never switch
+    _, c, _ = make_example(_work(0), rng, 256, fixed={"transpose": 0}, start_q=0.0, aug=aug)
+    assert np.ptp(c[:, 0]) == 0
+
+
+def test_unconditioned_twin_is_trained_without_conditions_and_evaluated_beside(tmp_path):
+    import json
+    from bridge.music.evaluate import evaluate
+    works = [_work(i, minor=i % 2 == 1) for i in range(6)]
+    model_cfg = MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16)
+    runs = {}
+    for name, uncond in (("cond", False), ("twin", True)):
+        cfg = TrainConfig(out_dir=str(tmp_path / name), steps=30, batch_size=8, lr=3e-3, warmup=5,
+                          eval_every=30, eval_windows=8, log_every=1000, bf16=False, seed=3,
+                          model=model_cfg, unconditioned=uncond)
+        torch.manual_seed(0)
+        runs[name], _ = train(cfg, works, works[:2], log=lambda s: None)
+    meta = json.loads((tmp_path / "twin" / "scorebridge-music.json").read_text())
+    assert meta["train"]["p_drop_va"] == meta["train"]["p_drop_b"] == 1.0
+    res = evaluate(model=runs["cond"].eval(), twin=runs["twin"].eval(), works_val=works[2:],
+                   works_test=works[2:], quick=True, nll_only=True, log=lambda s: None)
+    nll = res["nll"]
+    assert set(nll) >= {"conditioned", "unconditioned", "twin_unconditioned"}
+    assert all(0 < nll[k] < 7 for k in ("conditioned", "unconditioned", "twin_unconditioned"))
+    assert res["targets_met"]["nll_conditioned_below_twin"] == (nll["conditioned"] < nll["twin_unconditioned"])
+    assert "control" not in res        # --nll-only stops after the NLL

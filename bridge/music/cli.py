@@ -32,7 +32,9 @@ def _model(args) -> int:
     cfg = TrainConfig(out_dir=args.out, steps=args.steps, device=args.device,
                       unconditioned=args.unconditioned, max_minutes=args.max_minutes,
                       batch_size=args.batch_size, seed=args.seed, init=args.init or "",
-                      lr=args.lr, min_lr=args.lr / 10, boundary_weight=args.boundary_weight)
+                      lr=args.lr, min_lr=args.lr / 10, boundary_weight=args.boundary_weight,
+                      p_mode_swap=args.p_mode_swap, p_mode_switch=args.p_mode_switch,
+                      p_retime=args.p_retime)
     works = load_corpus()
     train(cfg, [w for w in works if w["split"] == "train"], [w for w in works if w["split"] == "val"],
           resume=args.resume, ship=args.ship, log=lambda s: print(s, flush=True))
@@ -43,8 +45,9 @@ def _eval(args) -> int:
     from bridge.music.evaluate import evaluate
     from bridge.music.model import load_shipped
     model = load_shipped("cpu", path_stem=args.model) if args.model else None
-    res = evaluate(quick=args.quick, model=model, guidance=args.guidance,
-                   log=lambda s: print(s, file=sys.stderr, flush=True))
+    twin = load_shipped("cpu", path_stem=args.twin) if args.twin else None
+    res = evaluate(quick=args.quick, model=model, guidance=args.guidance, twin=twin,
+                   nll_only=args.nll_only, log=lambda s: print(s, file=sys.stderr, flush=True))
     text = json.dumps(res, indent=2)
     print(text)
     if args.json_out:
@@ -74,12 +77,21 @@ def register(sub) -> None:
     m.add_argument("--lr", type=float, default=1.5e-3, help="peak learning rate (default 0.0015)")
     m.add_argument("--boundary-weight", type=float, default=1.0,
                    help="loss weight of positions less than 1 s before a boundary (default 1)")
+    m.add_argument("--p-mode-swap", type=float, default=0.5,
+                   help="share of windows put in the parallel mode (default 0.5)")
+    m.add_argument("--p-mode-switch", type=float, default=0.5,
+                   help="share of windows whose mode and valence change mid-window (default 0.5)")
+    m.add_argument("--p-retime", type=float, default=0.5,
+                   help="share of windows held or cut before boundaries (default 0.5)")
     m.add_argument("--ship", action="store_true", help="also write models/scorebridge-music.*")
     m.set_defaults(func=lambda args: _model(args))
     e = sub.add_parser("eval", help="evaluate the shipped music model (JSON)")
     e.add_argument("--quick", action="store_true", help="fewer windows and takes")
     e.add_argument("--json-out", help="also write the JSON here")
     e.add_argument("--model", help="path stem of another model (default: the shipped one)")
+    e.add_argument("--twin", help="path stem of a run trained with --unconditioned (otherwise "
+                                  "identical), whose NLL is reported beside the model's")
+    e.add_argument("--nll-only", action="store_true", help="only the validation NLL section")
     e.add_argument("--guidance", type=float, default=2.0,
                    help="classifier-free guidance reported beside plain sampling")
     e.set_defaults(func=lambda args: _eval(args))

@@ -10,6 +10,10 @@ a known effect on (valence, arousal):
   transpose    -5..+6 semitones -> no label change (mode is key-independent)
   orchestration  which family plays which part (ensemble, piano, strings, piano + solo)
                -> no label change
+  mode         the whole window, or alternate stretches of it, in the parallel mode
+               -> valence (per position: each stretch is labelled in its own mode)
+  cut timing   the music held or cut short just before some boundaries, as a picture
+               edit does -> none (teaches landing on a boundary that is off the beat)
 Times are put on a 10 ms grid: scores have no finer timing, and the fine 1 ms tokens stay
 free for decode-time constraints.
 """
@@ -44,11 +48,12 @@ def _assign_families(parts, scheme):
     return fam
 
 
-def augment(work, rng, start_q=None, max_notes=420, fixed=None):
+def augment(work, rng, start_q=None, max_notes=420, fixed=None, p_mode_swap=None, p_retime=0.0):
     """One augmented window of a work as a note list (seconds) starting near start_q.
 
     `fixed` (a dict) pins augmentation choices, for evaluation on real data.
     """
+    p_mode_swap = P_MODE_SWAP if p_mode_swap is None else p_mode_swap
     parts = work["parts"]
     fx = fixed or {}
     if start_q is None:
@@ -76,10 +81,63 @@ def augment(work, rng, start_q=None, max_notes=420, fixed=None):
     # Keep the pitch range playable: undo the octave shift if it pushed notes off the keyboard.
     if notes and (min(n.pitch for n in notes) < 24 or max(n.pitch for n in notes) > 105) and octave:
         notes = [n._replace(pitch=n.pitch - octave) for n in notes]
-    # Evaluation windows (fixed) are real music: no mode swap unless asked for.
-    if fx.get("mode_swap", fixed is None and rng.random() < P_MODE_SWAP):
+    # Evaluation windows (fixed) are real music: no mode swap or cut timing unless asked for.
+    if fx.get("retime", fixed is None and rng.random() < p_retime):
+        notes = retime_at_boundaries(notes, rng)
+    if fx.get("mode_swap", fixed is None and rng.random() < p_mode_swap):
         notes = swap_mode(notes)
     return notes
+
+
+RETIME_SHARE = 0.6       # of a window's boundaries, the share held or cut before
+RETIME_MAX_S = 0.45      # by at most this long (at least 50 ms)
+
+
+def retime_at_boundaries(notes, rng, share=RETIME_SHARE, max_s=RETIME_MAX_S):
+    """Hold or cut the music just before some of its boundaries, the way a picture edit
+    moves a cut off the beat.
+
+    Why: in scores every boundary falls on the music's own beat grid, so a model learns to
+    reach a boundary only when its rhythm happens to. Cuts in an edit fall anywhere. A hold
+    (the notes sounding across the boundary lengthened, everything from it on later) or a
+    cut (the last stretch before it removed, everything from it on earlier) makes the last
+    step into the boundary an arbitrary length, which the offset alone can tell.
+    """
+    for b in labels.boundaries(notes)[::-1]:       # latest first: earlier edits move it along
+        if rng.random() >= share:
+            continue
+        d = round(float(rng.uniform(0.05, max_s)), 2)
+        notes = _hold_before(notes, b, d) if rng.random() < 0.5 else _cut_before(notes, b, d)
+    return notes
+
+
+def _hold_before(notes, b, d):
+    out = []
+    for n in notes:
+        if n.start >= b - 1e-6:
+            n = n._replace(start=round(n.start + d, 2))
+        elif n.start + n.duration > b - 1e-6:      # sounding into the boundary: held longer
+            n = n._replace(duration=round(n.duration + d, 2))
+        out.append(n)
+    return out
+
+
+def _cut_before(notes, b, d):
+    cut = max(b - d, 0.0)
+    d = b - cut
+    out = []
+    for n in notes:
+        end = n.start + n.duration
+        if n.start >= b - 1e-6:
+            n = n._replace(start=round(n.start - d, 2))
+        elif n.start >= cut - 1e-6:
+            continue                                # inside the removed stretch
+        elif end > b + 1e-6:
+            n = n._replace(duration=round(n.duration - d, 2))
+        elif end > cut:
+            n = n._replace(duration=max(round(cut - n.start, 2), 0.01))
+        out.append(n)
+    return sorted(out, key=lambda n: (n.start, n.pitch))
 
 
 P_MODE_SWAP = 0.5
@@ -88,44 +146,89 @@ TO_MINOR = {4: 3, 9: 8, 11: 10}
 TO_MAJOR = {3: 4, 8: 9, 10: 11}
 
 
-def swap_mode(notes):
+def find_key(notes):
+    """(tonic pitch class, steps to change) for the parallel mode of the best
+    Krumhansl-Kessler key, or None when the notes have no key."""
+    pitched = [n for n in notes if n.family != "drums"]
+    if not pitched:
+        return None
+    hist = np.bincount([n.pitch % 12 for n in pitched], weights=[min(n.duration, 2.0) for n in pitched],
+                       minlength=12)
+    if hist.std() == 0:
+        return None
+    h = (hist - hist.mean()) / hist.std()
+    major, minor = labels._MAJ @ h, labels._MIN @ h
+    if major.max() >= minor.max():
+        return int(major.argmax()), TO_MINOR
+    return int(minor.argmax()), TO_MAJOR
+
+
+def swap_mode(notes, key=None, when=None):
     """The window in the parallel mode: a major passage with its 3rd, 6th and 7th lowered, a
-    minor one with them raised (the key is the best Krumhansl-Kessler match).
+    minor one with them raised (the key is the best Krumhansl-Kessler match, or `key`).
+    With `when(start_s) -> bool`, only the notes starting where it is true change.
 
     Why: in the corpus the mode is a property of the piece, so a model learns to continue
     the piece's mode whatever valence it is asked for. The same music in both modes, with
     the labels computed from the swapped notes, ties the mode to the condition instead.
     """
-    pitched = [n for n in notes if n.family != "drums"]
-    if not pitched:
+    key = key or find_key(notes)
+    if key is None:
         return notes
-    hist = np.bincount([n.pitch % 12 for n in pitched], weights=[min(n.duration, 2.0) for n in pitched],
-                       minlength=12)
-    if hist.std() == 0:
-        return notes
-    h = (hist - hist.mean()) / hist.std()
-    major, minor = labels._MAJ @ h, labels._MIN @ h
-    if major.max() >= minor.max():
-        tonic, steps = int(major.argmax()), TO_MINOR
-    else:
-        tonic, steps = int(minor.argmax()), TO_MAJOR
+    tonic, steps = key
     out = []
     for n in notes:
         step = (n.pitch - tonic) % 12
-        if n.family != "drums" and step in steps:
+        if n.family != "drums" and step in steps and (when is None or when(n.start)):
             n = n._replace(pitch=n.pitch + steps[step] - step)
         out.append(n)
     return out
 
 
-def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=None, start_q=None):
-    """-> (tokens (block_size+1,), cond (block_size+1, COND_DIM), (valence, arousal))."""
-    notes = augment(work, rng, start_q=start_q, fixed=fixed)
+def mode_switches(notes, covered_s, rng):
+    """One or two times inside the window where the mode changes (chord onsets preferred)."""
+    lo, hi = 0.2 * covered_s, 0.85 * covered_s
+    chords = [t for t in labels.chord_onsets(notes) if lo <= t <= hi]
+    onsets = sorted({round(n.start, 2) for n in notes if lo <= n.start <= hi})
+    pool = chords if len(chords) >= 2 else onsets
+    if not pool:
+        return []
+    k = min(len(pool), int(rng.integers(1, 3)))
+    return sorted(float(t) for t in rng.choice(pool, size=k, replace=False))
+
+
+def _switched(times, switches):
+    """True where an odd number of switches lie at or before each time."""
+    return (np.searchsorted(np.asarray(switches), np.asarray(times) + 1e-6) % 2) == 1
+
+
+def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=None, start_q=None,
+                 aug=None):
+    """-> (tokens (block_size+1,), cond (block_size+1, COND_DIM), (valence, arousal)).
+
+    aug: augmentation probabilities {"mode_swap", "mode_switch", "retime"} (see Batcher).
+    With "mode_switch" a window changes mode at one or two points; the valence condition
+    changes with it (each stretch carries the label of the whole window in that mode), so
+    the model must follow the condition against what it has heard so far.
+    The valence returned is that of the window's start.
+    """
+    aug = aug or {}
+    notes = augment(work, rng, start_q=start_q, fixed=fixed, p_mode_swap=aug.get("mode_swap"),
+                    p_retime=aug.get("retime", 0.0))
     toks = np.array(encode(notes), dtype=np.int64)[: block_size + 1]
     times = token_times_ms(toks) / 1000.0          # running time after each token
     covered = times[-1] if len(times) else 0.0
     window = [n for n in notes if n.start <= covered]
     v, a = labels.label(window, span_s=max(covered, 1.0))
+    key = find_key(window)
+    if fixed is None and key is not None and rng.random() < aug.get("mode_switch", 0.0):
+        switches = mode_switches(window, covered, rng)
+        if switches:
+            v_other = labels.label(swap_mode(window, key), span_s=max(covered, 1.0))[0]
+            notes = swap_mode(notes, key, when=lambda t: _switched([t], switches)[0])
+            toks = np.array(encode(notes), dtype=np.int64)[: block_size + 1]
+            times = token_times_ms(toks) / 1000.0
+            v = np.where(_switched(times, switches), v_other, v)
     # Boundaries come from the notes beyond the window too, so late positions see the next cut.
     bounds = labels.boundaries(notes)
     b_given = len(bounds) > 0 or labels.has_chords(window)  # no chords at all: a bare melody
@@ -142,14 +245,15 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
         n = block_size + 1 - len(toks)
         toks = np.concatenate([toks, np.full(n, PAD)])
         cond = np.concatenate([cond, np.repeat(cond[-1:], n, axis=0)])
-    return toks, cond, (v, a)
+    return toks, cond, (float(np.ravel(v)[0]), a)
 
 
 class Batcher:
     """Random windows from a list of works, weighted by note count (long works matter more)."""
 
-    def __init__(self, works, block_size, seed=0, p_drop_va=0.15, p_drop_b=0.15):
+    def __init__(self, works, block_size, seed=0, p_drop_va=0.15, p_drop_b=0.15, aug=None):
         self.works = works
+        self.aug = aug
         self.block_size = block_size
         sizes = np.array([sum(len(p) for p in w["parts"]) for w in works], dtype=np.float64)
         self.weights = np.sqrt(sizes) * np.sqrt(np.minimum(sizes, 2000))  # ~ size, capped boost
@@ -161,7 +265,7 @@ class Batcher:
         xs, cs = [], []
         for i in self.rng.choice(len(self.works), size=n, p=self.weights):
             t, c, _ = make_example(self.works[i], self.rng, self.block_size,
-                                   self.p_drop_va, self.p_drop_b)
+                                   self.p_drop_va, self.p_drop_b, aug=self.aug)
             xs.append(t)
             cs.append(c)
         x = np.stack(xs)

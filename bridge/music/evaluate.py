@@ -1,7 +1,8 @@
 """`scorebridge eval`: the shipped model's figures, as JSON.
 
   nll            validation NLL (nats/token) with every condition vs all withheld
-                 (one set of weights trained with condition dropout: see train.py)
+                 (one set of weights trained with condition dropout: see train.py), and,
+                 given `twin`, vs a separate run trained with every condition withheld
   control        5x5 grid of (valence, arousal) targets, several takes each; Spearman rho
                  between target and measured: valence <- Krumhansl major-minor score,
                  arousal <- onset density and mean velocity (and their label combination)
@@ -87,7 +88,7 @@ def _time(fn):
 
 
 def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, guidance=2.0,
-             log=print):
+             log=print, twin=None, nll_only=False):
     torch.manual_seed(seed)
     model = model or load_shipped("auto")
     if works_val is None or works_test is None:
@@ -108,7 +109,16 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
                       "va_withheld": round(eval_nll(model, vx, withhold(vc, boundary=False), vy, "cpu"), 4),
                       "boundary_withheld": round(eval_nll(model, vx, withhold(vc, va=False), vy, "cpu"), 4),
                       "windows": len(vx), "tokens": int((vy != 0).sum())}
+        if twin is not None:   # an otherwise identical run that never saw a condition
+            res["nll"]["twin_unconditioned"] = round(eval_nll(twin, vx, withhold(vc), vy, "cpu"), 4)
     log(json.dumps({"nll": res["nll"]}))
+    nll = res["nll"]
+    met = {"nll_conditioned_below_unconditioned": nll["conditioned"] < nll["unconditioned"]}
+    if "twin_unconditioned" in nll:
+        met["nll_conditioned_below_twin"] = nll["conditioned"] < nll["twin_unconditioned"]
+    if nll_only:
+        res["targets_met"] = met
+        return res
 
     # 2. Controllability over a 5x5 grid, plain sampling and with classifier-free guidance.
     per = 2 if quick else 4
@@ -199,7 +209,6 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     log(json.dumps({"speed": res["speed"]}))
 
     st, sp = res["style"], res["speed"]
-    met = {"nll_conditioned_below_unconditioned": res["nll"]["conditioned"] < res["nll"]["unconditioned"]}
     for name in ("plain", f"guidance_{guidance:g}"):
         c, bd = res["control"][name], res["boundaries"][name]
         met[f"{name}: rho_valence_ge_0.7"] = (c["rho_valence"] or 0) >= 0.7

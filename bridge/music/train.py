@@ -47,6 +47,9 @@ class TrainConfig:
     max_minutes: float = 0.0      # stop (and save) after this long, 0 = no limit
     init: str = ""                # path stem of weights to start from (a fine-tune), "" = random
     boundary_weight: float = 1.0  # loss weight of positions less than 1 s before a boundary
+    p_mode_swap: float = 0.5      # augmentation (data.py): whole window in the parallel mode,
+    p_mode_switch: float = 0.5    # the mode changing mid-window with the valence condition,
+    p_retime: float = 0.5         # the music held or cut before boundaries
     model: MusicConfig = field(default_factory=MusicConfig)
 
 
@@ -139,8 +142,9 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg.lr, betas=(0.9, 0.95))
+    aug = {"mode_swap": cfg.p_mode_swap, "mode_switch": cfg.p_mode_switch, "retime": cfg.p_retime}
     batcher = Batcher(works_train, cfg.model.block_size, seed=cfg.seed,
-                      p_drop_va=cfg.p_drop_va, p_drop_b=cfg.p_drop_b)
+                      p_drop_va=cfg.p_drop_va, p_drop_b=cfg.p_drop_b, aug=aug)
     step, elapsed, tokens_seen, history = 0, 0.0, 0, []
     ckpt_path = out / "ckpt.pt"
     if resume and ckpt_path.exists():
@@ -208,7 +212,7 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                       "lr": cfg.lr, "seed": cfg.seed, "device": str(device),
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "p_drop_va": cfg.p_drop_va, "p_drop_b": cfg.p_drop_b,
-                      "boundary_weight": cfg.boundary_weight,
+                      "boundary_weight": cfg.boundary_weight, "augment": aug,
                       "history": history[-3:]}}
     if base is not None:   # what the fine-tune started from, and how that was trained
         info["train"]["init"] = {"sha256": base["sha256"], "train": base.get("train")}
