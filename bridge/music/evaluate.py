@@ -43,8 +43,10 @@ def measured_arousal(f):
 
 
 def pitch_class_entropy(notes, window_s=4 * BAR_S):
+    """Mean entropy (bits) of the pitch-class histogram per window; None when no window has
+    two pitched notes (undefined, and left out of averages rather than counted as 0)."""
     if not notes:
-        return 0.0
+        return None
     end = max(n.start for n in notes) + 1e-6
     out = []
     for w0 in np.arange(0, end, window_s):
@@ -54,13 +56,14 @@ def pitch_class_entropy(notes, window_s=4 * BAR_S):
         h = np.bincount(pcs, minlength=12) / len(pcs)
         h = h[h > 0]
         out.append(float(-(h * np.log2(h)).sum()))
-    return float(np.mean(out)) if out else 0.0
+    return float(np.mean(out)) if out else None
 
 
 def grooving_similarity(notes, bar_s=BAR_S, steps=GRID_STEPS):
-    """1 - mean XOR of per-bar binary onset vectors, averaged over all pairs of bars."""
+    """1 - mean XOR of per-bar binary onset vectors, averaged over all pairs of bars; None
+    when fewer than two bars have an onset (no pair: undefined, not 0)."""
     if not notes:
-        return 0.0
+        return None
     n_bars = int(max(n.start for n in notes) // bar_s) + 1
     grid = np.zeros((n_bars, steps), dtype=bool)
     for n in notes:
@@ -68,10 +71,15 @@ def grooving_similarity(notes, bar_s=BAR_S, steps=GRID_STEPS):
         grid[b, min(int((n.start - b * bar_s) / bar_s * steps), steps - 1)] = True
     grid = grid[grid.any(1)]
     if len(grid) < 2:
-        return 0.0
+        return None
     sims = [1 - np.logical_xor(grid[i], grid[j]).mean()
             for i in range(len(grid)) for j in range(i + 1, len(grid))]
     return float(np.mean(sims))
+
+
+def _mean_defined(measure, takes):
+    vals = [x for x in (measure(t) for t in takes) if x is not None]
+    return float(np.mean(vals)) if vals else float("nan")
 
 
 def boundary_hits(notes, bounds, tol=0.125):
@@ -187,10 +195,8 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         conds.append((labels.label(notes, span_s=sdur), list(labels.boundaries(notes))))
     gens = sample(model, sdur, valence=[c[0][0] for c in conds], arousal=[c[0][1] for c in conds],
                   boundaries=[c[1] for c in conds], batch=len(conds), seed=seed + 500, per_take=True)
-    pe_r = float(np.mean([pitch_class_entropy(n) for n in reals]))
-    pe_g = float(np.mean([pitch_class_entropy(n) for n in gens]))
-    gs_r = float(np.mean([grooving_similarity(n) for n in reals]))
-    gs_g = float(np.mean([grooving_similarity(n) for n in gens]))
+    pe_r, pe_g = _mean_defined(pitch_class_entropy, reals), _mean_defined(pitch_class_entropy, gens)
+    gs_r, gs_g = _mean_defined(grooving_similarity, reals), _mean_defined(grooving_similarity, gens)
     res["style"] = {"pitch_class_entropy_real": round(pe_r, 3), "pitch_class_entropy_gen": round(pe_g, 3),
                     "pitch_class_entropy_rel_diff": round(abs(pe_g - pe_r) / pe_r, 3),
                     "grooving_similarity_real": round(gs_r, 3), "grooving_similarity_gen": round(gs_g, 3),

@@ -1,0 +1,30 @@
+"""The style measures of `scorebridge eval` (REFERENCES.md definitions) on notes with known answers."""
+
+import math
+
+from bridge.music.evaluate import grooving_similarity, pitch_class_entropy, _mean_defined
+from bridge.music.tokens import Note
+
+
+def _at(times, pitch=60):
+    return [Note(t, 0.1, pitch, 80, "piano") for t in times]
+
+
+def test_grooving_similarity_of_known_bars():
+    beats = [0.0, 0.5, 1.0, 1.5]                              # 2 s bars, 16 steps of 125 ms
+    same = _at(beats + [2 + t for t in beats])
+    assert grooving_similarity(same) == 1.0
+    # bar 2 moves one onset by one step: 2 of 16 steps differ
+    other = _at(beats + [2.0, 2.5, 3.0, 3.625])
+    assert math.isclose(grooving_similarity(other), 1 - 2 / 16)
+    # empty bars are not compared; a single bar with onsets has no pair: undefined, not 0
+    assert grooving_similarity(_at(beats + [6 + t for t in beats])) == 1.0
+    assert grooving_similarity(_at(beats)) is None and grooving_similarity([]) is None
+
+
+def test_pitch_class_entropy_and_undefined_takes_left_out_of_means():
+    chromatic = [Note(i * 0.25, 0.25, 60 + i, 80, "piano") for i in range(12)]
+    assert math.isclose(pitch_class_entropy(chromatic), math.log2(12))
+    assert pitch_class_entropy(_at([0.0, 0.5, 1.0])) == 0.0       # one pitch class: 0 bits
+    assert pitch_class_entropy(_at([0.0])) is None
+    assert _mean_defined(grooving_similarity, [_at([0.0, 0.5, 2.0, 2.5]), _at([0.0])]) == 1.0
