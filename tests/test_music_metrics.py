@@ -28,3 +28,27 @@ def test_pitch_class_entropy_and_undefined_takes_left_out_of_means():
     assert pitch_class_entropy(_at([0.0, 0.5, 1.0])) == 0.0       # one pitch class: 0 bits
     assert pitch_class_entropy(_at([0.0])) is None
     assert _mean_defined(grooving_similarity, [_at([0.0, 0.5, 2.0, 2.5]), _at([0.0])]) == 1.0
+
+
+def test_eval_runs_every_section_on_a_tiny_model():
+    import sys
+    from pathlib import Path
+    import torch
+    from bridge.music.evaluate import evaluate
+    from bridge.music.model import MusicConfig, MusicTransformer
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_music_train import _work
+    torch.manual_seed(0)
+    model = MusicTransformer(MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16)).eval()
+    works = [_work(i) for i in range(4)]
+    res = evaluate(quick=True, model=model, works_val=works, works_test=works, log=lambda s: None)
+    assert set(res) == {"quick", "nll", "control", "boundaries", "style", "speed", "targets_met"}
+    for name in ("plain", "guidance_2"):
+        c, b = res["control"][name], res["boundaries"][name]
+        assert all(c[k] is None or -1 <= c[k] <= 1 for k in ("rho_valence", "rho_arousal"))
+        assert 0 <= b["hit_rate_given"] <= 1 and 0 <= b["hit_rate_withheld"] <= 1
+    assert res["control"]["switch"]["takes"] == 8
+    assert 0 <= res["control"]["switch"]["share_in_asked_direction"] <= 1
+    assert res["style"]["windows"] > 0 and res["style"]["grooving_similarity_real"] > 0
+    assert res["speed"]["tokens_per_s_batch1"] > 0
+    assert all(isinstance(v, bool) for v in res["targets_met"].values())

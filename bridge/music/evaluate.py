@@ -8,7 +8,9 @@
                  arousal <- onset density and mean velocity (and their label combination)
   boundaries     share of requested boundaries with a chord onset (>= 3 notes) within
                  +-125 ms, offsets given vs withheld, no decode-time constraint
-                 (control and boundaries: plain sampling, and with classifier-free guidance)
+                 (control and boundaries: plain sampling, and with classifier-free guidance);
+                 control.switch: valence changing mid-take (+0.8 -> -0.8 and back), the
+                 mode of each half measured apart, as when the picture's mood turns
   style          pitch-class entropy and grooving-pattern similarity (REFERENCES.md) of
                  generated vs held-out real windows; "bars" are 2 s (4 beats at 120 qpm),
                  as generated music has no bar lines; entropy per 4-bar window
@@ -156,6 +158,21 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
             "empty_takes": int(sum(1 for t in takes if not t)),
         }
         log(json.dumps({"control": {name: res["control"][name]}}))
+
+    # Valence that turns mid-take: does the music's mode turn with it?
+    n_sw = 8 if quick else 24
+    half = dur / 2
+    signs = [1 if i % 2 == 0 else -1 for i in range(n_sw)]
+    takes = sample(model, dur, valence=[[(0.0, 0.8 * s), (half, -0.8 * s)] for s in signs],
+                   arousal=[0.0] * n_sw, batch=n_sw, seed=seed + 50, per_take=True, use_boundaries=False)
+    moved = []
+    for t, s in zip(takes, signs):
+        m1 = labels.features([n for n in t if n.start < half], span_s=half)["mode"]
+        m2 = labels.features([n for n in t if n.start >= half], span_s=half)["mode"]
+        moved.append(s * (m1 - m2))          # > 0: the mode moved the way the valence did
+    res["control"]["switch"] = {"takes": n_sw, "mean_mode_change_in_asked_direction": round(float(np.mean(moved)), 3),
+                                "share_in_asked_direction": round(float(np.mean(np.array(moved) > 0)), 3)}
+    log(json.dumps({"control": {"switch": res["control"]["switch"]}}))
 
     # 3. Boundaries from the conditioning alone, vs the same takes with offsets withheld.
     n_takes = 8 if quick else 24
