@@ -185,21 +185,39 @@ def swap_mode(notes, key=None, when=None):
     return out
 
 
-def mode_switches(notes, covered_s, rng):
-    """One or two times inside the window where the mode changes (chord onsets preferred)."""
-    lo, hi = 0.2 * covered_s, 0.85 * covered_s
-    chords = [t for t in labels.chord_onsets(notes) if lo <= t <= hi]
-    onsets = sorted({round(n.start, 2) for n in notes if lo <= n.start <= hi})
-    pool = chords if len(chords) >= 2 else onsets
-    if not pool:
-        return []
-    k = min(len(pool), int(rng.integers(1, 3)))
-    return sorted(float(t) for t in rng.choice(pool, size=k, replace=False))
+SWITCH_GAP_S = (1.5, 5.0)   # seconds between mode switches inside a window
 
 
-def _switched(times, switches):
-    """True where an odd number of switches lie at or before each time."""
-    return (np.searchsorted(np.asarray(switches), np.asarray(times) + 1e-6) % 2) == 1
+def mode_switches(notes, covered_s, rng, gap_s=SWITCH_GAP_S):
+    """Milliseconds inside the window where the mode changes: every 1.5-5 s, each on the
+    nearest onset (a chord's when one is within 0.5 s).
+
+    Why this often: the music just heard tells the mode, so a model learns to continue it
+    and the valence condition only helps on the first altered notes after a change. Many
+    changes per window make the condition, not the context, the reliable guide.
+    Milliseconds, as the tokens count time: note starts are not exact decimals.
+    """
+    ms = lambda t: int(round(float(t) * 1000))
+    onsets = np.array(sorted({ms(n.start) for n in notes if n.start <= covered_s}))
+    counts = {}
+    for n in notes:
+        if n.family != "drums":
+            counts[ms(n.start)] = counts.get(ms(n.start), 0) + 1
+    chords = np.array(sorted(t for t, k in counts.items() if k >= labels.CHORD_NOTES))
+    out, t = [], float(rng.uniform(*gap_s)) * 500
+    while t < (covered_s - 0.5) * 1000 and len(onsets):
+        near = chords[np.abs(chords - t) <= 500] if len(chords) else chords
+        pool = near if len(near) else onsets
+        snap = int(pool[np.abs(pool - t).argmin()])
+        if snap > 0 and (not out or snap > out[-1] + 500):
+            out.append(snap)
+        t = max(t, snap) + float(rng.uniform(*gap_s)) * 1000
+    return out
+
+
+def _switched(times_ms, switches_ms):
+    """True where an odd number of switches lie at or before each time (ms)."""
+    return (np.searchsorted(np.asarray(switches_ms), np.round(np.asarray(times_ms)), side="right") % 2) == 1
 
 
 def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=None, start_q=None,
@@ -207,7 +225,7 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
     """-> (tokens (block_size+1,), cond (block_size+1, COND_DIM), (valence, arousal)).
 
     aug: augmentation probabilities {"mode_swap", "mode_switch", "retime"} (see Batcher).
-    With "mode_switch" a window changes mode at one or two points; the valence condition
+    With "mode_switch" a window changes mode every few seconds; the valence condition
     changes with it (each stretch carries the label of the whole window in that mode), so
     the model must follow the condition against what it has heard so far.
     The valence returned is that of the window's start.
@@ -225,10 +243,11 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
         switches = mode_switches(window, covered, rng)
         if switches:
             v_other = labels.label(swap_mode(window, key), span_s=max(covered, 1.0))[0]
-            notes = swap_mode(notes, key, when=lambda t: _switched([t], switches)[0])
+            notes = swap_mode(notes, key, when=lambda t: _switched([round(t * 1000)], switches)[0])
             toks = np.array(encode(notes), dtype=np.int64)[: block_size + 1]
-            times = token_times_ms(toks) / 1000.0
-            v = np.where(_switched(times, switches), v_other, v)
+            times_ms = token_times_ms(toks)
+            times = times_ms / 1000.0
+            v = np.where(_switched(times_ms, switches), v_other, v)
     # Boundaries come from the notes beyond the window too, so late positions see the next cut.
     bounds = labels.boundaries(notes)
     b_given = len(bounds) > 0 or labels.has_chords(window)  # no chords at all: a bare melody
