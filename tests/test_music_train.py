@@ -196,7 +196,7 @@ def test_unconditioned_twin_is_trained_without_conditions_and_evaluated_beside(t
     res = evaluate(model=runs["cond"].eval(), twin=runs["twin"].eval(), works_val=works[2:],
                    works_test=works[2:], quick=True, nll_only=True, log=lambda s: None)
     nll = res["nll"]
-    assert set(nll) >= {"conditioned", "unconditioned", "twin_unconditioned"}
+    assert set(nll) >= {"conditioned", "unconditioned", "twin_unconditioned", "valence_flipped"}
     assert all(0 < nll[k] < 7 for k in ("conditioned", "unconditioned", "twin_unconditioned"))
     assert res["targets_met"]["nll_conditioned_below_twin"] == (nll["conditioned"] < nll["twin_unconditioned"])
     assert "control" not in res        # --nll-only stops after the NLL

@@ -119,6 +119,10 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
                       "va_withheld": round(eval_nll(model, vx, withhold(vc, boundary=False), vy, "cpu"), 4),
                       "boundary_withheld": round(eval_nll(model, vx, withhold(vc, va=False), vy, "cpu"), 4),
                       "windows": len(vx), "tokens": int((vy != 0).sum())}
+        # How much the model uses valence at all: the same windows with its sign flipped.
+        flipped = vc.clone()
+        flipped[..., 0] = -flipped[..., 0]
+        res["nll"]["valence_flipped"] = round(eval_nll(model, vx, flipped, vy, "cpu"), 4)
         if twin is not None:   # an otherwise identical run that never saw a condition
             res["nll"]["twin_unconditioned"] = round(eval_nll(twin, vx, withhold(vc), vy, "cpu"), 4)
     log(json.dumps({"nll": res["nll"]}))

@@ -55,7 +55,7 @@ def _top_p(logits, temperature, top_p, gen):
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, seed=0,
            temperature=1.0, top_p=0.95, use_valence_arousal=True, use_boundaries=True,
            max_tokens=None, return_tokens=False, per_take=False, constrain=None, guidance=1.0,
