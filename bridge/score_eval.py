@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.compose import HIT_FAMILIES, compose, to_parts
+from bridge.music.evaluate import spearman_rho
 from bridge.plan import make_plan
 from bridge.render.midi import read_midi, write_midi
 from bridge.timebase import seconds_to_beats, seconds_to_frame
@@ -172,14 +173,5 @@ def _entropy(notes, plan, bar_beats=16):
 
 
 def _spearman(a, b):
-    def ranks(x):
-        order = np.argsort(x, kind="stable")
-        r = np.empty(len(x))
-        r[order] = np.arange(len(x))
-        for value in np.unique(x):  # ties share their mean rank
-            r[x == value] = r[x == value].mean()
-        return r
-    ra, rb = ranks(np.asarray(a, float)), ranks(np.asarray(b, float))
-    if ra.std() == 0 or rb.std() == 0:
-        return None
-    return round(float(np.corrcoef(ra, rb)[0, 1]), 4)
+    r = spearman_rho(a, b)
+    return None if r is None else round(r, 4)

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 from bridge.music.evaluate import grooving_similarity, pitch_class_entropy, _mean_defined
 from bridge.music.tokens import Note
 
@@ -52,3 +54,13 @@ def test_eval_runs_every_section_on_a_tiny_model():
     assert res["style"]["windows"] > 0 and res["style"]["grooving_similarity_real"] > 0
     assert res["speed"]["tokens_per_s_batch1"] > 0
     assert all(isinstance(v, bool) for v in res["targets_met"].values())
+
+
+def test_spearman_matches_its_definition_with_ties():
+    from bridge.music.evaluate import spearman, spearman_rho
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    # ties share the mean rank: ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4)
+    expected = float(np.corrcoef([1, 2.5, 2.5, 4], [1, 2, 3, 4])[0, 1])
+    assert math.isclose(spearman_rho([1, 2, 2, 3], [1, 2, 3, 4]), expected)
+    assert spearman([1, 1, 1], [1, 2, 3]) is None

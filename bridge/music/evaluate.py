@@ -32,10 +32,24 @@ BAR_S = 2.0
 GRID_STEPS = 16
 
 
+def spearman_rho(a, b):
+    """Spearman's rho (ties share their mean rank); None when either side is constant."""
+    def ranks(x):
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x))
+        for value in np.unique(x):
+            r[x == value] = r[x == value].mean()
+        return r
+    ra, rb = ranks(np.asarray(a, float)), ranks(np.asarray(b, float))
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
 def spearman(x, y):
-    from scipy.stats import spearmanr
-    r = spearmanr(x, y).correlation
-    return None if r is None or np.isnan(r) else round(float(r), 3)
+    r = spearman_rho(x, y)
+    return None if r is None else round(r, 3)
 
 
 def measured_arousal(f):
