@@ -199,11 +199,7 @@ def mode_switches(notes, covered_s, rng, gap_s=SWITCH_GAP_S):
     """
     ms = lambda t: int(round(float(t) * 1000))
     onsets = np.array(sorted({ms(n.start) for n in notes if n.start <= covered_s}))
-    counts = {}
-    for n in notes:
-        if n.family != "drums":
-            counts[ms(n.start)] = counts.get(ms(n.start), 0) + 1
-    chords = np.array(sorted(t for t, k in counts.items() if k >= labels.CHORD_NOTES))
+    chords = np.array([ms(t) for t in labels.chord_onsets(notes, per_s=1000)], dtype=np.int64)
     out, t = [], float(rng.uniform(*gap_s)) * 500
     while t < (covered_s - 0.5) * 1000 and len(onsets):
         near = chords[np.abs(chords - t) <= 500] if len(chords) else chords

@@ -142,14 +142,15 @@ def boundaries(notes) -> np.ndarray:
     return np.array(out)
 
 
-def chord_onsets(notes, min_notes: int = CHORD_NOTES) -> np.ndarray:
-    """Times (s) where at least `min_notes` pitched notes start within the same 10 ms."""
+def chord_onsets(notes, min_notes: int = CHORD_NOTES, per_s: int = 100) -> np.ndarray:
+    """Times (s) where at least `min_notes` pitched notes start within the same 1/per_s s
+    (10 ms by default)."""
     counts = {}
     for n in notes:
         if n.family != "drums":
-            k = int(round(n.start * 100))
+            k = int(round(n.start * per_s))
             counts[k] = counts.get(k, 0) + 1
-    return np.array(sorted(k / 100 for k, c in counts.items() if c >= min_notes))
+    return np.array(sorted(k / per_s for k, c in counts.items() if c >= min_notes))
 
 
 def has_chords(notes) -> bool:
