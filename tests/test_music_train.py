@@ -200,3 +200,50 @@ def test_unconditioned_twin_is_trained_without_conditions_and_evaluated_beside(t
     assert all(0 < nll[k] < 7 for k in ("conditioned", "unconditioned", "twin_unconditioned"))
     assert res["targets_met"]["nll_conditioned_below_twin"] == (nll["conditioned"] < nll["twin_unconditioned"])
     assert "control" not in res        # --nll-only stops after the NLL
+
+
+
+def test_valence_contrast_pushes_each_window_towards_its_own_valence(tmp_path):
+    """Steps on the contrast alone make windows likelier under their valence than under the
+    opposite one; windows whose valence is withheld or near 0 take no part."""
+    import json
+    from bridge.music.model import MusicTransformer
+    from bridge.music.train import fixed_windows, valence_contrast_loss, token_logprobs
+    works = [_work(i, minor=i % 2 == 1) for i in range(6)]
+    cfg = MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16)
+    torch.manual_seed(0)
+    model = MusicTransformer(cfg)
+    x, c, y = fixed_windows(works, 8, cfg.block_size, seed=1)
+    flipped = c.clone()
+    flipped[..., 0] = -flipped[..., 0]
+
+    def margin():
+        with torch.no_grad():
+            return float((token_logprobs(model(x, c)[0], y) - token_logprobs(model(x, flipped)[0], y)).sum()
+                         / (y != 0).sum())
+
+    before = margin()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        loss = valence_contrast_loss(model, x, c, y, model(x, c)[0])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[0] > 0.6 and losses[-1] < 0.3          # softplus(0) = 0.69 at the start
+    assert margin() > before + 0.01
+    quiet = c.clone()
+    quiet[..., 0] = 0.1                                   # near 0: flipping changes nothing
+    assert valence_contrast_loss(model, x, quiet, y, model(x, quiet)[0]) is None
+    withheld = c.clone()
+    withheld[..., 0:3] = 0
+    assert valence_contrast_loss(model, x, withheld, y, model(x, withheld)[0]) is None
+    # In the loop: logged beside the loss and recorded in the exported weights' metadata.
+    lines = []
+    tcfg = TrainConfig(out_dir=str(tmp_path / "run"), steps=3, batch_size=4, warmup=1, eval_every=3,
+                       eval_windows=4, log_every=1, bf16=False, model=cfg, valence_contrast=0.5)
+    train(tcfg, works, works[:2], log=lines.append)
+    assert any('"contrast"' in line for line in lines)
+    meta = json.loads((tmp_path / "run" / "scorebridge-music.json").read_text())
+    assert meta["train"]["valence_contrast"] == 0.5

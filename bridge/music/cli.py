@@ -34,7 +34,8 @@ def _model(args) -> int:
                       batch_size=args.batch_size, seed=args.seed, init=args.init or "",
                       lr=args.lr, min_lr=args.lr / 10, boundary_weight=args.boundary_weight,
                       p_mode_swap=args.p_mode_swap, p_mode_switch=args.p_mode_switch,
-                      p_retime=args.p_retime)
+                      p_retime=args.p_retime, valence_contrast=args.valence_contrast,
+                      contrast_scale=args.contrast_scale)
     works = load_corpus()
     train(cfg, [w for w in works if w["split"] == "train"], [w for w in works if w["split"] == "val"],
           resume=args.resume, ship=args.ship, log=lambda s: print(s, flush=True))
@@ -83,6 +84,11 @@ def register(sub) -> None:
                    help="share of windows whose mode and valence change mid-window (default 0.5)")
     m.add_argument("--p-retime", type=float, default=0.5,
                    help="share of windows held or cut before boundaries (default 0.5)")
+    m.add_argument("--valence-contrast", type=float, default=0.0,
+                   help="weight of the valence contrast: each window more likely under its own "
+                        "valence than under the opposite one (default 0: off)")
+    m.add_argument("--contrast-scale", type=float, default=50.0,
+                   help="sharpness of that contrast, per nat/token (default 50)")
     m.add_argument("--ship", action="store_true", help="also write models/scorebridge-music.*")
     m.set_defaults(func=lambda args: _model(args))
     e = sub.add_parser("eval", help="evaluate the shipped music model (JSON)")

@@ -50,6 +50,8 @@ class TrainConfig:
     p_mode_swap: float = 0.5      # augmentation (data.py): whole window in the parallel mode,
     p_mode_switch: float = 0.5    # the mode changing mid-window with the valence condition,
     p_retime: float = 0.5         # the music held or cut before boundaries
+    valence_contrast: float = 0.0  # weight of the valence contrast (valence_contrast_loss)
+    contrast_scale: float = 50.0   # its sharpness, per nat/token of likelihood ratio
     model: MusicConfig = field(default_factory=MusicConfig)
 
 
@@ -106,15 +108,46 @@ def eval_nll(model, x, c, y, device, batch=16):
     return total / max(count, 1)
 
 
+def token_logprobs(logits, y):
+    """Log-probability of each target token, 0 at PAD."""
+    lp = -F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=0,
+                          reduction="none").view_as(y)
+    return lp * (y != 0)
+
+
 def boundary_weighted_loss(logits, y, c, weight):
     """Cross-entropy in which positions less than 1 s before a given boundary count `weight`
     times: they are few, and they are where the model must learn to time a chord onto the
     boundary (columns of cond_features: 3 offsets given, 4 none ahead, 7 exp(-offset / 1 s))."""
-    ce = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=0,
-                         reduction="none").view_as(y)
+    ce = -token_logprobs(logits, y)
     near = (c[..., 3] > 0.5) & (c[..., 4] < 0.5) & (c[..., 7] > math.exp(-1.0))
     w = torch.where(near, float(weight), 1.0) * (y != 0)
     return (ce * w).sum() / w.sum().clamp(min=1.0)
+
+
+CONTRAST_MIN_VALENCE = 0.2
+
+
+def valence_contrast_loss(model, x, c, y, logits, scale=50.0):
+    """softplus(-scale * mean-per-token log[p(x | valence) / p(x | -valence)]) per window.
+
+    Why: the music heard so far tells its mode, so the plain likelihood gains almost nothing
+    from the valence condition (a few notes after each change) and the model learns to ignore
+    it. Asking each window to be more likely under its own valence than under the opposite
+    one makes the condition, not the context, carry the mode. Only windows whose valence is
+    given and not near 0 take part (flipping 0 changes nothing); None when there are none.
+    """
+    v = c[..., 0]
+    rows = (c[:, 0, 2] > 0.5) & (v.abs().mean(1) > CONTRAST_MIN_VALENCE)
+    if not bool(rows.any()):
+        return None
+    neg = c[rows].clone()
+    neg[..., 0] = -neg[..., 0]
+    lp_true = token_logprobs(logits[rows], y[rows])
+    lp_neg = token_logprobs(model(x[rows], neg)[0], y[rows])
+    n = (y[rows] != 0).sum(1).clamp(min=1)
+    margin = (lp_true - lp_neg).sum(1) / n            # nats per token
+    return F.softplus(-scale * margin).mean()
 
 
 def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, log=print):
@@ -176,12 +209,14 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
             g["lr"] = lr_at(step, progress(step, elapsed, cfg), cfg)
         x, c, y = (torch.from_numpy(a).to(device) for a in batcher.batch(cfg.batch_size))
         with autocast:
-            if cfg.boundary_weight == 1.0:
-                _, loss = model(x, c, y)
-            else:
-                loss = boundary_weighted_loss(model(x, c)[0], y, c, cfg.boundary_weight)
+            logits = model(x, c)[0]
+            loss = boundary_weighted_loss(logits, y, c, cfg.boundary_weight)
+            contrast = None
+            if cfg.valence_contrast:
+                contrast = valence_contrast_loss(model, x, c, y, logits, cfg.contrast_scale)
+            total = loss if contrast is None else loss + cfg.valence_contrast * contrast
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         step += 1
@@ -189,9 +224,11 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
         elapsed = time.time() - t_start
         if step % cfg.log_every == 0 or step == 1:
             tps = x.numel() / (time.time() - t0)
-            log(json.dumps({"step": step, "loss": round(loss.item(), 4), "lr": round(g["lr"], 6),
-                            "tok_s": round(tps), "min": round(elapsed / 60, 2),
-                            "Mtok": round(tokens_seen / 1e6, 3)}))
+            rec = {"step": step, "loss": round(loss.item(), 4), "lr": round(g["lr"], 6),
+                   "tok_s": round(tps), "min": round(elapsed / 60, 2), "Mtok": round(tokens_seen / 1e6, 3)}
+            if contrast is not None:
+                rec["contrast"] = round(contrast.item(), 4)
+            log(json.dumps(rec))
         out_of_time = bool(cfg.max_minutes) and elapsed / 60 > cfg.max_minutes
         if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
             with autocast:
@@ -213,6 +250,7 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "p_drop_va": cfg.p_drop_va, "p_drop_b": cfg.p_drop_b,
                       "boundary_weight": cfg.boundary_weight, "augment": aug,
+                      "valence_contrast": cfg.valence_contrast, "contrast_scale": cfg.contrast_scale,
                       "history": history[-3:]}}
     if base is not None:   # what the fine-tune started from, and how that was trained
         info["train"]["init"] = {"sha256": base["sha256"], "train": base.get("train")}
