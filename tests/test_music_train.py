@@ -202,7 +202,6 @@ def test_unconditioned_twin_is_trained_without_conditions_and_evaluated_beside(t
     assert "control" not in res        # --nll-only stops after the NLL
 
 
-
 def test_valence_contrast_pushes_each_window_towards_its_own_valence(tmp_path):
     """Steps on the contrast alone make windows likelier under their valence than under the
     opposite one; windows whose valence is withheld or near 0 take no part."""

@@ -134,8 +134,10 @@ def valence_contrast_loss(model, x, c, y, logits, scale=50.0):
     Why: the music heard so far tells its mode, so the plain likelihood gains almost nothing
     from the valence condition (a few notes after each change) and the model learns to ignore
     it. Asking each window to be more likely under its own valence than under the opposite
-    one makes the condition, not the context, carry the mode. Only windows whose valence is
-    given and not near 0 take part (flipping 0 changes nothing); None when there are none.
+    one is meant to make the condition, not the context, carry the mode. Off by default: in
+    a 12-minute fine-tune it learnt the augmentation's traces instead (see the model card).
+    Only windows whose valence is given and not near 0 take part (flipping 0 changes
+    nothing); None when there are none.
     """
     v = c[..., 0]
     rows = (c[:, 0, 2] > 0.5) & (v.abs().mean(1) > CONTRAST_MIN_VALENCE)
