@@ -98,7 +98,8 @@ def cmd_eval_score(args) -> int:
     from bridge.score import load_model
     from bridge.score_eval import evaluate
     model, info = load_model(args.device, args.model)
-    result = evaluate(model, info, seed=args.seed, candidates=args.candidates)
+    extra = {} if args.key_pull is None else {"key_pull": args.key_pull}
+    result = evaluate(model, info, seed=args.seed, candidates=args.candidates, **extra)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -273,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval-score", help="score synthetic edits and print how well the music follows them (JSON)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--candidates", type=int, default=2)
+    p.add_argument("--key-pull", type=float, metavar="S",
+                   help="strength of the pull toward each section's key (0: none; default: the product's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")
     p.set_defaults(func=cmd_eval_score)

@@ -10,7 +10,10 @@ The constraint works at decode time, inside the sampler's loop (`sample(constrai
   pitches in that family. Forced tokens are fed to the model like its own, so it hears
   the chord and continues from it;
 - the end-of-piece token is never drawn, and no note starts in a tacet span or in a family
-  that rests in the section's palette.
+  that rests in the section's palette;
+- every free note-on is pulled toward the section's key (music/steer.py, strength
+  `key_pull`): the model alone wanders between keys, and out-of-key notes clash with the
+  forced chords and blur the mode the scene's valence asked for.
 The token grid is 1 ms; the chords are then placed at the exact seconds of their frames,
 so in the MIDI file they sit on the tick of the frame under the tempo map.
 
@@ -27,6 +30,7 @@ import numpy as np
 import torch
 
 from bridge.music.sample import sample
+from bridge.music.steer import STRENGTH, pull
 from bridge.music.tokens import (BOS, EOS, FAMILIES, FAMILY_INDEX, FINE0, N_PITCH, N_VEL, OFF0, ON0,
                                  PAD, PITCH_LO, SHIFT0, TOKEN_MS, VEL0, VOCAB_SIZE, token_times_ms,
                                  vel_level)
@@ -42,6 +46,7 @@ TOKENS_PER_SECOND = 150      # generation budget: more than the music needs, so 
 STRAGGLER_GRACE = 1.25
 SOUNDING_GRID_S = 0.1
 MAX_NOTE_S = 8.0    # a note the model never released ends here, not at the end of the cue
+KEY_PULL = STRENGTH  # how hard free notes are pulled toward the section's key (steer.py)
 
 
 class ScoreNote(NamedTuple):
@@ -126,8 +131,10 @@ def chord_events(chords, duration_s) -> list:
 class HitConstraint:
     """The `constrain` hook for the sampler: one state per take (see the module docstring)."""
 
-    def __init__(self, plan, events_per_take, temperature=1.0, progress=None, start_s=0.0, end_s=None):
+    def __init__(self, plan, events_per_take, temperature=1.0, progress=None, start_s=0.0, end_s=None,
+                 key_pull=KEY_PULL):
         self.plan = plan
+        self.key_pull = float(key_pull)
         self.progress = progress  # progress(fraction): every 32 steps; it may raise to stop
         self.temperature = max(temperature, 1e-5)  # the sampler's: merged mass is kept under it
         self.events = events_per_take
@@ -170,6 +177,8 @@ class HitConstraint:
         if self.queue[b]:
             return _only(row, self.queue[b].pop(0))
         row = row.masked_fill(self.always | self._rests(now), float("-inf"))
+        section = self.plan.section_at(now / 1000)
+        row = pull(row, section.tonic, section.mode, self.key_pull)
         if self.held[b]:
             held = [t for f, p in self.held[b] for t in (_on(f, p), _off(f, p))]
             row[held] = float("-inf")
@@ -210,7 +219,8 @@ def _only(row, token):
     return out
 
 
-def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95, progress=None) -> dict:
+def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95, progress=None,
+            key_pull=KEY_PULL) -> dict:
     """Generate `candidates` takes of the whole cue and keep the best.
 
     Returns {"notes": [ScoreNote], "chords": [Chord], "scores": [per candidate], "best": i,
@@ -221,7 +231,7 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95, prog
     """
     chords_per_take = [plan_chords(plan, np.random.default_rng([seed, k])) for k in range(candidates)]
     hook = HitConstraint(plan, [chord_events(c, plan.duration_s) for c in chords_per_take], temperature,
-                         progress)
+                         progress, key_pull=key_pull)
     sections = plan.sections
     takes, tokens = sample(
         model, plan.duration_s,

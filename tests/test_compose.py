@@ -5,7 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from bridge.compose import (HIT_FAMILIES, HitConstraint, ScoreNote, candidate_score, chord_at, chord_events,
+from bridge.compose import (HIT_FAMILIES, KEY_PULL, HitConstraint, ScoreNote, candidate_score, chord_at, chord_events,
                             compose, plan_chords, to_parts, triad)
 from bridge.music.sample import sample
 from bridge.music.tokens import FINE0, token_times_ms
@@ -90,6 +90,20 @@ def test_same_seed_same_notes_other_seed_other_notes(model):
     first = compose(model, plan, seed=9, candidates=2)["notes"]
     assert compose(model, plan, seed=9, candidates=2)["notes"] == first
     assert compose(model, plan, seed=10, candidates=2)["notes"] != first
+
+
+def test_free_notes_are_pulled_into_each_sections_key(model):
+    plan = _plan()
+
+    def in_key(key_pull):
+        result = compose(model, plan, seed=6, candidates=2, key_pull=key_pull)
+        placed = {(c.family, p, c.start) for c in result["chords"] for p in c.pitches}
+        own = [n for n in result["notes"] if (n.family, n.pitch, n.start) not in placed]
+        assert len(own) > 20
+        return np.mean([n.pitch % 12 in plan.section_at(n.start).scale for n in own])
+
+    # The untrained model picks pitches about at random (7 of 12 are in a key).
+    assert in_key(0.0) < 0.8 and in_key(KEY_PULL) > 0.9
 
 
 def test_tacet_is_silent_and_its_hit_unmarked(model):

@@ -45,13 +45,19 @@ def test_eval_runs_every_section_on_a_tiny_model():
     works = [_work(i) for i in range(4)]
     res = evaluate(quick=True, model=model, works_val=works, works_test=works, log=lambda s: None)
     assert set(res) == {"quick", "nll", "control", "boundaries", "style", "speed", "targets_met"}
-    for name in ("plain", "guidance_2"):
-        c, b = res["control"][name], res["boundaries"][name]
+    for name in ("plain", "guidance_2", "steered_3.5"):
+        c = res["control"][name]
         assert all(c[k] is None or -1 <= c[k] <= 1 for k in ("rho_valence", "rho_arousal"))
+        assert f"{name}: rho_valence_ge_0.7" in res["targets_met"]
+    for name in ("plain", "guidance_2"):
+        b = res["boundaries"][name]
         assert 0 <= b["hit_rate_given"] <= 1 and 0 <= b["hit_rate_withheld"] <= 1
+    assert "steered_3.5" not in res["boundaries"]   # steering moves pitches, not time
     assert res["control"]["switch"]["takes"] == 8
     assert 0 <= res["control"]["switch"]["share_in_asked_direction"] <= 1
+    assert 0 <= res["control"]["switch"]["steered_3.5"]["share_in_asked_direction"] <= 1
     assert res["style"]["windows"] > 0 and res["style"]["grooving_similarity_real"] > 0
+    assert res["style"]["steered_3.5"]["pitch_class_entropy_gen"] >= 0
     assert res["speed"]["tokens_per_s_batch1"] > 0
     assert all(isinstance(v, bool) for v in res["targets_met"].values())
 

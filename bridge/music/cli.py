@@ -48,7 +48,8 @@ def _eval(args) -> int:
     model = load_shipped("cpu", path_stem=args.model) if args.model else None
     twin = load_shipped("cpu", path_stem=args.twin) if args.twin else None
     res = evaluate(quick=args.quick, model=model, guidance=args.guidance, twin=twin,
-                   nll_only=args.nll_only, log=lambda s: print(s, file=sys.stderr, flush=True))
+                   nll_only=args.nll_only, log=lambda s: print(s, file=sys.stderr, flush=True),
+                   **({} if args.steer is None else {"steer": args.steer}))
     text = json.dumps(res, indent=2)
     print(text)
     if args.json_out:
@@ -100,4 +101,7 @@ def register(sub) -> None:
     e.add_argument("--nll-only", action="store_true", help="only the validation NLL section")
     e.add_argument("--guidance", type=float, default=2.0,
                    help="classifier-free guidance reported beside plain sampling")
+    e.add_argument("--steer", type=float, default=None, metavar="S",
+                   help="key-steering strength reported beside plain sampling (the product's, "
+                        "compose.KEY_PULL; 0 leaves that variant out)")
     e.set_defaults(func=lambda args: _eval(args))

@@ -8,7 +8,9 @@
                  arousal <- onset density and mean velocity (and their label combination)
   boundaries     share of requested boundaries with a chord onset (>= 3 notes) within
                  +-125 ms, offsets given vs withheld, no decode-time constraint
-                 (control and boundaries: plain sampling, and with classifier-free guidance);
+                 (control and boundaries: plain sampling, and with classifier-free guidance;
+                 control and style also "steered": plain sampling pulled toward a key whose
+                 mode follows the valence's sign, as a score does it — steer.py);
                  control.switch: valence changing mid-take (+0.8 -> -0.8 and back), the
                  mode of each half measured apart, as when the picture's mood turns
   style          pitch-class entropy and grooving-pattern similarity (REFERENCES.md) of
@@ -25,7 +27,8 @@ import torch
 
 from bridge.music import labels
 from bridge.music.model import load_shipped
-from bridge.music.sample import sample
+from bridge.music.sample import _schedule, sample
+from bridge.music.steer import STRENGTH, for_valence
 
 GRID = (-0.8, -0.4, 0.0, 0.4, 0.8)
 BAR_S = 2.0
@@ -112,7 +115,7 @@ def _time(fn):
 
 
 def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, guidance=2.0,
-             log=print, twin=None, nll_only=False):
+             log=print, twin=None, nll_only=False, steer=STRENGTH):
     torch.manual_seed(seed)
     model = model or load_shipped("auto")
     if works_val is None or works_test is None:
@@ -155,10 +158,21 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     tv = [t[0] for t in targets]
     ta = [t[1] for t in targets]
     res["control"] = {"takes": len(targets), "seconds_each": dur}
-    for name, g in (("plain", 1.0), (f"guidance_{guidance:g}", guidance)):
+    steered = f"steered_{steer:g}"
+    variants = [("plain", 1.0, 0.0), (f"guidance_{guidance:g}", guidance, 0.0)]
+    variants += [(steered, 1.0, steer)] if steer else []
+
+    def steering(valences, strength):
+        """The sampler hook for a variant: each take in a seeded tonic (None when unsteered)."""
+        if not strength:
+            return None
+        tonics = [int(k) for k in np.random.default_rng([seed, len(valences)]).integers(0, 12, len(valences))]
+        return for_valence([_schedule(v) for v in valences], tonics, strength)
+
+    for name, g, strength in variants:
         takes, secs = _time(lambda: sample(model, dur, valence=tv, arousal=ta, batch=len(targets),
                                            seed=seed + 1, per_take=True, use_boundaries=False,
-                                           guidance=g))
+                                           guidance=g, constrain=steering(tv, strength)))
         feats = [labels.features(t, span_s=dur) for t in takes]
         mv = [f["mode"] for f in feats]
         ma = [measured_arousal(f) for f in feats]
@@ -174,6 +188,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
             "rho_valence_cell_means": spearman([k[0] for k in cells], [np.mean([p[0] for p in c]) for c in cells.values()]),
             "rho_arousal_cell_means": spearman([k[1] for k in cells], [np.mean([p[1] for p in c]) for c in cells.values()]),
             "empty_takes": int(sum(1 for t in takes if not t)),
+            "pitch_class_entropy": round(_mean_defined(pitch_class_entropy, takes), 3),
         }
         log(json.dumps({"control": {name: res["control"][name]}}))
 
@@ -181,15 +196,22 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     n_sw = 8 if quick else 24
     half = dur / 2
     signs = [1 if i % 2 == 0 else -1 for i in range(n_sw)]
-    takes = sample(model, dur, valence=[[(0.0, 0.8 * s), (half, -0.8 * s)] for s in signs],
-                   arousal=[0.0] * n_sw, batch=n_sw, seed=seed + 50, per_take=True, use_boundaries=False)
-    moved = []
-    for t, s in zip(takes, signs):
-        m1 = labels.features([n for n in t if n.start < half], span_s=half)["mode"]
-        m2 = labels.features([n for n in t if n.start >= half], span_s=half)["mode"]
-        moved.append(s * (m1 - m2))          # > 0: the mode moved the way the valence did
-    res["control"]["switch"] = {"takes": n_sw, "mean_mode_change_in_asked_direction": round(float(np.mean(moved)), 3),
-                                "share_in_asked_direction": round(float(np.mean(np.array(moved) > 0)), 3)}
+    turns = [[(0.0, 0.8 * s), (half, -0.8 * s)] for s in signs]
+    res["control"]["switch"] = {"takes": n_sw}
+    for name, _, strength in (v for v in variants if v[1] == 1.0):
+        takes = sample(model, dur, valence=turns, arousal=[0.0] * n_sw, batch=n_sw, seed=seed + 50,
+                       per_take=True, use_boundaries=False, constrain=steering(turns, strength))
+        moved = []
+        for t, s in zip(takes, signs):
+            m1 = labels.features([n for n in t if n.start < half], span_s=half)["mode"]
+            m2 = labels.features([n for n in t if n.start >= half], span_s=half)["mode"]
+            moved.append(s * (m1 - m2))          # > 0: the mode moved the way the valence did
+        row = {"mean_mode_change_in_asked_direction": round(float(np.mean(moved)), 3),
+               "share_in_asked_direction": round(float(np.mean(np.array(moved) > 0)), 3)}
+        if name == "plain":   # the plain figures sit at the top level, as before
+            res["control"]["switch"].update(row)
+        else:
+            res["control"]["switch"][name] = row
     log(json.dumps({"control": {"switch": res["control"]["switch"]}}))
 
     # 3. Boundaries from the conditioning alone, vs the same takes with offsets withheld.
@@ -228,15 +250,23 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
             continue
         reals.append(notes)
         conds.append((labels.label(notes, span_s=sdur), list(labels.boundaries(notes))))
-    gens = sample(model, sdur, valence=[c[0][0] for c in conds], arousal=[c[0][1] for c in conds],
-                  boundaries=[c[1] for c in conds], batch=len(conds), seed=seed + 500, per_take=True)
-    pe_r, pe_g = _mean_defined(pitch_class_entropy, reals), _mean_defined(pitch_class_entropy, gens)
-    gs_r, gs_g = _mean_defined(grooving_similarity, reals), _mean_defined(grooving_similarity, gens)
-    res["style"] = {"pitch_class_entropy_real": round(pe_r, 3), "pitch_class_entropy_gen": round(pe_g, 3),
-                    "pitch_class_entropy_rel_diff": round(abs(pe_g - pe_r) / pe_r, 3),
-                    "grooving_similarity_real": round(gs_r, 3), "grooving_similarity_gen": round(gs_g, 3),
-                    "grooving_similarity_rel_diff": round(abs(gs_g - gs_r) / gs_r, 3),
+    pe_r, gs_r = _mean_defined(pitch_class_entropy, reals), _mean_defined(grooving_similarity, reals)
+    res["style"] = {"pitch_class_entropy_real": round(pe_r, 3), "grooving_similarity_real": round(gs_r, 3),
                     "windows": len(reals), "seconds_each": sdur}
+    for name, _, strength in (v for v in variants if v[1] == 1.0):
+        valences = [c[0][0] for c in conds]
+        gens = sample(model, sdur, valence=valences, arousal=[c[0][1] for c in conds],
+                      boundaries=[c[1] for c in conds], batch=len(conds), seed=seed + 500, per_take=True,
+                      constrain=steering(valences, strength))
+        pe_g, gs_g = _mean_defined(pitch_class_entropy, gens), _mean_defined(grooving_similarity, gens)
+        row = {"pitch_class_entropy_gen": round(pe_g, 3),
+               "pitch_class_entropy_rel_diff": round(abs(pe_g - pe_r) / pe_r, 3),
+               "grooving_similarity_gen": round(gs_g, 3),
+               "grooving_similarity_rel_diff": round(abs(gs_g - gs_r) / gs_r, 3)}
+        if name == "plain":
+            res["style"].update(row)
+        else:
+            res["style"][name] = row
     log(json.dumps({"style": res["style"]}))
 
     # 5. Speed at batch 1 with the cache (and batch 8, total tokens/s).
@@ -250,14 +280,17 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     log(json.dumps({"speed": res["speed"]}))
 
     st, sp = res["style"], res["speed"]
-    for name in ("plain", f"guidance_{guidance:g}"):
-        c, bd = res["control"][name], res["boundaries"][name]
+    for name, _, _ in variants:
+        c = res["control"][name]
         met[f"{name}: rho_valence_ge_0.7"] = (c["rho_valence"] or 0) >= 0.7
         met[f"{name}: rho_arousal_ge_0.8"] = (c["rho_arousal"] or 0) >= 0.8
-        met[f"{name}: boundary_hits_ge_70pct_and_above_withheld"] = (
-            bd["hit_rate_given"] >= 0.7 and bd["hit_rate_given"] > bd["hit_rate_withheld"] + 0.1)
-    met["pitch_class_entropy_within_10pct"] = st["pitch_class_entropy_rel_diff"] <= 0.10
-    met["grooving_similarity_within_10pct"] = st["grooving_similarity_rel_diff"] <= 0.10
+        if name in res["boundaries"]:
+            bd = res["boundaries"][name]
+            met[f"{name}: boundary_hits_ge_70pct_and_above_withheld"] = (
+                bd["hit_rate_given"] >= 0.7 and bd["hit_rate_given"] > bd["hit_rate_withheld"] + 0.1)
+    for name, row in [("plain", st)] + ([(steered, st[steered])] if steered in st else []):
+        met[f"{name}: pitch_class_entropy_within_10pct"] = row["pitch_class_entropy_rel_diff"] <= 0.10
+        met[f"{name}: grooving_similarity_within_10pct"] = row["grooving_similarity_rel_diff"] <= 0.10
     met["speed_ge_400_tok_s"] = sp["tokens_per_s_batch1"] >= 400
     res["targets_met"] = met
     return res
