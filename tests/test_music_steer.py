@@ -6,7 +6,7 @@ import torch
 
 from bridge.music import labels
 from bridge.music.model import MODELS_DIR, SHIPPED_NAME, load_shipped
-from bridge.music.sample import _schedule, sample
+from bridge.music.sample import sample
 from bridge.music.steer import ON_HI, ON_LO, for_valence, pitch_class_bias, pull
 from bridge.music.tokens import N_PITCH, ON0, PITCH_LO, VOCAB_SIZE
 from bridge.plan import SCALES
@@ -50,7 +50,7 @@ def test_pull_leaves_a_row_where_no_note_may_start():
 
 
 def test_steering_follows_the_valence_schedule():
-    hook = for_valence([_schedule([(0.0, 0.6), (5.0, -0.4)]), _schedule(-0.2)], [0, 9], 2.0)
+    hook = for_valence([[(0.0, 0.6), (5.0, -0.4)], -0.2], [0, 9], 2.0)
     assert hook.key_at(0, 1.0) == (0, "major", 2.0)
     assert hook.key_at(0, 6.0) == (0, "minor", 2.0)
     assert hook.key_at(1, 0.0) == (9, "minor", 2.0)
@@ -66,7 +66,7 @@ def test_steered_takes_stay_in_key_and_take_its_mode():
     common = dict(valence=valence, arousal=[0.0] * (2 * n), batch=2 * n, seed=3, per_take=True,
                   use_boundaries=False)
     free = sample(model, dur, **common)
-    steered = sample(model, dur, constrain=for_valence([_schedule(v) for v in valence], tonics, 3.5),
+    steered = sample(model, dur, constrain=for_valence(valence, tonics, 3.5),
                      **common)
 
     def in_key(takes, mode):

@@ -27,7 +27,7 @@ import torch
 
 from bridge.music import labels
 from bridge.music.model import load_shipped
-from bridge.music.sample import _schedule, sample
+from bridge.music.sample import sample
 from bridge.music.steer import STRENGTH, for_valence
 
 GRID = (-0.8, -0.4, 0.0, 0.4, 0.8)
@@ -167,7 +167,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         if not strength:
             return None
         tonics = [int(k) for k in np.random.default_rng([seed, len(valences)]).integers(0, 12, len(valences))]
-        return for_valence([_schedule(v) for v in valences], tonics, strength)
+        return for_valence(valences, tonics, strength)
 
     for name, g, strength in variants:
         takes, secs = _time(lambda: sample(model, dur, valence=tv, arousal=ta, batch=len(targets),
@@ -253,8 +253,8 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     pe_r, gs_r = _mean_defined(pitch_class_entropy, reals), _mean_defined(grooving_similarity, reals)
     res["style"] = {"pitch_class_entropy_real": round(pe_r, 3), "grooving_similarity_real": round(gs_r, 3),
                     "windows": len(reals), "seconds_each": sdur}
+    valences = [c[0][0] for c in conds]
     for name, _, strength in (v for v in variants if v[1] == 1.0):
-        valences = [c[0][0] for c in conds]
         gens = sample(model, sdur, valence=valences, arousal=[c[0][1] for c in conds],
                       boundaries=[c[1] for c in conds], batch=len(conds), seed=seed + 500, per_take=True,
                       constrain=steering(valences, strength))

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from bridge.music.labels import KK_MAJOR, KK_MINOR
+from bridge.music.sample import _schedule
 from bridge.music.tokens import FAMILY_INDEX, N_PITCH, ON0, PITCH_LO
 
 PROFILES = {"major": KK_MAJOR, "minor": KK_MINOR}
@@ -74,7 +75,10 @@ class KeySteer:
 
 def for_valence(valence_per_take, tonics, strength):
     """Steering as a score's plan does it: each take in its tonic, major while v >= 0 and
-    minor below, at one strength. valence_per_take: one f(seconds) -> v per take."""
+    minor below, at one strength. valence_per_take: one valence per take, in any form the
+    sampler takes (a number, [(seconds, v), ...] breakpoints, a function of seconds)."""
+    valence_at = [_schedule(v) for v in valence_per_take]
+
     def key_at(b, seconds):
-        return tonics[b], ("major" if valence_per_take[b](seconds) >= 0 else "minor"), strength
+        return tonics[b], ("major" if valence_at[b](seconds) >= 0 else "minor"), strength
     return KeySteer(key_at)
