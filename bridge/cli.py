@@ -34,6 +34,17 @@ def _unit(text):
     return value
 
 
+def _strength(text):
+    """--key-pull / --steer: a key-steering strength in [0, 20] (0: none)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 20.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 20], got {text}")
+    return value
+
+
 def cmd_analyze(args) -> int:
     from bridge.analyze import analyze, summary
     from bridge.progress import console
@@ -274,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval-score", help="score synthetic edits and print how well the music follows them (JSON)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--candidates", type=int, default=2)
-    p.add_argument("--key-pull", type=float, metavar="S",
+    p.add_argument("--key-pull", type=_strength, metavar="S",
                    help="strength of the pull toward each section's key (0: none; default: the product's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")

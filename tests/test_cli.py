@@ -95,3 +95,11 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     # `mood: auto` at 225 hands the emotion back to the picture: the bright city scene
     assert city["source"] == "picture" and city["valence"] > 0 and city["arousal"] > 0
     assert not manifest["warnings"]
+
+
+@pytest.mark.parametrize("argv", [["eval-score", "--key-pull", "nan"], ["eval", "--steer", "-1"],
+                                  ["eval-score", "--key-pull", "many"]])
+def test_absurd_steering_strength_is_refused_before_any_work(argv):
+    proc = subprocess.run([sys.executable, "-m", "bridge.cli", *argv], capture_output=True, text=True)
+    assert proc.returncode == 2 and ("[0, 20]" in proc.stderr or "not a number" in proc.stderr)
+    assert "Traceback" not in proc.stderr

@@ -60,6 +60,7 @@ def _eval(args) -> int:
 
 def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
+    from bridge.cli import _strength   # bridge.cli calls this once it is fully imported
     train = sub.add_parser("train", help="build the music corpus or train the music model")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
@@ -101,7 +102,7 @@ def register(sub) -> None:
     e.add_argument("--nll-only", action="store_true", help="only the validation NLL section")
     e.add_argument("--guidance", type=float, default=2.0,
                    help="classifier-free guidance reported beside plain sampling")
-    e.add_argument("--steer", type=float, default=None, metavar="S",
+    e.add_argument("--steer", type=_strength, default=None, metavar="S",
                    help="key-steering strength reported beside plain sampling (the product's, "
                         "compose.KEY_PULL; 0 leaves that variant out)")
     e.set_defaults(func=lambda args: _eval(args))
