@@ -45,6 +45,17 @@ def _strength(text):
     return value
 
 
+def _temperature(text):
+    """eval --temperature: a sampling temperature in (0, 2]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 2], got {text}")
+    return value
+
+
 def cmd_analyze(args) -> int:
     from bridge.analyze import analyze, summary
     from bridge.progress import console

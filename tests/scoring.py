@@ -13,7 +13,10 @@ from bridge.music.model import MusicConfig, MusicTransformer
 
 def tiny_model(seed=0, block_size=96):
     torch.manual_seed(seed)
-    cfg = MusicConfig(n_layer=1, n_head=2, n_embd=64, n_cond=16, block_size=block_size)
+    # A random condition path (not the zero start of a training run), so the conditions
+    # change what even this untrained model writes.
+    cfg = MusicConfig(n_layer=1, n_head=2, n_embd=64, n_cond=16, block_size=block_size,
+                      cond_zero_init=False)
     return MusicTransformer(cfg).eval()
 
 

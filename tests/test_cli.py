@@ -98,8 +98,10 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv", [["eval-score", "--key-pull", "nan"], ["eval", "--steer", "-1"],
-                                  ["eval-score", "--key-pull", "many"]])
-def test_absurd_steering_strength_is_refused_before_any_work(argv):
+                                  ["eval-score", "--key-pull", "many"], ["eval", "--temperature", "0"],
+                                  ["eval", "--temperature", "nan"]])
+def test_absurd_steering_strength_or_temperature_is_refused_before_any_work(argv):
     proc = subprocess.run([sys.executable, "-m", "bridge.cli", *argv], capture_output=True, text=True)
-    assert proc.returncode == 2 and ("[0, 20]" in proc.stderr or "not a number" in proc.stderr)
+    assert proc.returncode == 2
+    assert any(s in proc.stderr for s in ("[0, 20]", "(0, 2]", "not a number"))
     assert "Traceback" not in proc.stderr

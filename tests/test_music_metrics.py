@@ -32,7 +32,7 @@ def test_pitch_class_entropy_and_undefined_takes_left_out_of_means():
     assert _mean_defined(grooving_similarity, [_at([0.0, 0.5, 2.0, 2.5]), _at([0.0])]) == 1.0
 
 
-def test_eval_runs_every_section_on_a_tiny_model():
+def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
     import sys
     from pathlib import Path
     import torch
@@ -43,8 +43,20 @@ def test_eval_runs_every_section_on_a_tiny_model():
     torch.manual_seed(0)
     model = MusicTransformer(MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16)).eval()
     works = [_work(i) for i in range(4)]
-    res = evaluate(quick=True, model=model, works_val=works, works_test=works, log=lambda s: None)
-    assert set(res) == {"quick", "nll", "control", "boundaries", "style", "speed", "targets_met"}
+    import bridge.music.evaluate as ev
+    seen, real_sample = [], ev.sample
+
+    def sample(*a, **kw):   # the real sampler, noting the temperature each take is drawn at
+        seen.append(kw.get("temperature", 1.0) if kw.get("max_tokens") is None else "speed")
+        return real_sample(*a, **kw)
+
+    monkeypatch.setattr(ev, "sample", sample)
+    res = evaluate(quick=True, model=model, works_val=works, works_test=works, log=lambda s: None,
+                   temperature=0.8)
+    assert {t for t in seen if t != "speed"} == {0.8} and seen.count(0.8) >= 10
+    assert set(res) == {"quick", "temperature", "nll", "control", "boundaries", "style", "speed",
+                        "targets_met"}
+    assert res["temperature"] == 0.8
     for name in ("plain", "guidance_2", "steered_3.5"):
         c = res["control"][name]
         assert all(c[k] is None or -1 <= c[k] <= 1 for k in ("rho_valence", "rho_arousal"))

@@ -54,6 +54,25 @@ def test_valence_arousal_and_offset_change_the_logits():
     assert (m(idx, withheld.expand(2, -1, -1))[0] - base).abs().max() > 1e-3
 
 
+def test_condition_path_starts_at_zero_and_still_learns():
+    """A model from scratch starts as its unconditioned twin; the conditions enter by training."""
+    torch.manual_seed(0)
+    m = MusicTransformer(CFG)
+    idx, cond = _inputs()
+    with torch.no_grad():
+        base = m(idx, cond)[0]
+        for other in (_inputs(v=-0.8)[1], _inputs(a=0.9)[1], _inputs(offset=0.02)[1]):
+            assert torch.equal(m(idx, other)[0], base)
+    _, loss = m(idx[:, :-1], cond[:, :-1], targets=idx[:, 1:])
+    loss.backward()
+    assert m.cond[-1].weight.grad.abs().max() > 0 and m.offset.weight.grad.abs().max() > 0
+    # Every other weight is drawn as it was with a random condition path.
+    torch.manual_seed(0)
+    r = MusicTransformer(MusicConfig(**{**CFG.__dict__, "cond_zero_init": False}))
+    assert torch.equal(r.blocks[0].attn.qkv.weight, m.blocks[0].attn.qkv.weight)
+    assert r.cond[-1].weight.abs().max() > 0
+
+
 def test_condition_features_encode_no_boundary_and_withheld():
     c = cond_features(0.2, -0.4, np.array([0.0, 1.0, np.inf]), 1.0, 1.0)
     assert c.shape == (3, 9)

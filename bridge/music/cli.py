@@ -28,8 +28,10 @@ def _corpus(args) -> int:
 
 def _model(args) -> int:
     from bridge.music.corpus import load_corpus
+    from bridge.music.model import MusicConfig
     from bridge.music.train import TrainConfig, train
     cfg = TrainConfig(out_dir=args.out, steps=args.steps, device=args.device,
+                      model=MusicConfig(cond_zero_init=not args.random_cond_init),
                       unconditioned=args.unconditioned, max_minutes=args.max_minutes,
                       batch_size=args.batch_size, seed=args.seed, init=args.init or "",
                       lr=args.lr, min_lr=args.lr / 10, boundary_weight=args.boundary_weight,
@@ -48,7 +50,8 @@ def _eval(args) -> int:
     model = load_shipped("cpu", path_stem=args.model) if args.model else None
     twin = load_shipped("cpu", path_stem=args.twin) if args.twin else None
     res = evaluate(quick=args.quick, model=model, guidance=args.guidance, twin=twin,
-                   nll_only=args.nll_only, log=lambda s: print(s, file=sys.stderr, flush=True),
+                   nll_only=args.nll_only, temperature=args.temperature,
+                   log=lambda s: print(s, file=sys.stderr, flush=True),
                    **({} if args.steer is None else {"steer": args.steer}))
     text = json.dumps(res, indent=2)
     print(text)
@@ -60,7 +63,7 @@ def _eval(args) -> int:
 
 def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
-    from bridge.cli import _strength   # bridge.cli calls this once it is fully imported
+    from bridge.cli import _strength, _temperature   # bridge.cli calls this once fully imported
     train = sub.add_parser("train", help="build the music corpus or train the music model")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
@@ -75,6 +78,8 @@ def register(sub) -> None:
     m.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
     m.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     m.add_argument("--unconditioned", action="store_true", help="withhold every condition")
+    m.add_argument("--random-cond-init", action="store_true",
+                   help="random rather than zero initial condition path (as runs 1-6 were trained)")
     m.add_argument("--max-minutes", type=float, default=0.0, help="stop and save after this long")
     m.add_argument("--init", help="path stem of weights to fine-tune (e.g. models/scorebridge-music)")
     m.add_argument("--lr", type=float, default=1.5e-3, help="peak learning rate (default 0.0015)")
@@ -105,4 +110,6 @@ def register(sub) -> None:
     e.add_argument("--steer", type=_strength, default=None, metavar="S",
                    help="key-steering strength reported beside plain sampling (the product's, "
                         "compose.KEY_PULL; 0 leaves that variant out)")
+    e.add_argument("--temperature", type=_temperature, default=1.0, metavar="T",
+                   help="sampling temperature of every generated take (default 1.0; top-p 0.95)")
     e.set_defaults(func=lambda args: _eval(args))

@@ -115,7 +115,9 @@ def _time(fn):
 
 
 def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, guidance=2.0,
-             log=print, twin=None, nll_only=False, steer=STRENGTH):
+             log=print, twin=None, nll_only=False, steer=STRENGTH, temperature=1.0):
+    """The model's metrics as a dict. `temperature` is the sampling temperature of every
+    generated take (controllability, boundaries, style; top-p stays 0.95)."""
     torch.manual_seed(seed)
     model = model or load_shipped("auto")
     if works_val is None or works_test is None:
@@ -123,7 +125,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         works = load_corpus()
         works_val = [w for w in works if w["split"] == "val"]
         works_test = [w for w in works if w["split"] == "test"]
-    res = {"quick": quick}
+    res = {"quick": quick, "temperature": temperature}
     rng = np.random.default_rng(seed)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16)
 
@@ -172,7 +174,8 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     for name, g, strength in variants:
         takes, secs = _time(lambda: sample(model, dur, valence=tv, arousal=ta, batch=len(targets),
                                            seed=seed + 1, per_take=True, use_boundaries=False,
-                                           guidance=g, constrain=steering(tv, strength)))
+                                           guidance=g, constrain=steering(tv, strength),
+                                           temperature=temperature))
         feats = [labels.features(t, span_s=dur) for t in takes]
         mv = [f["mode"] for f in feats]
         ma = [measured_arousal(f) for f in feats]
@@ -200,7 +203,8 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     res["control"]["switch"] = {"takes": n_sw}
     for name, _, strength in (v for v in variants if v[1] == 1.0):
         takes = sample(model, dur, valence=turns, arousal=[0.0] * n_sw, batch=n_sw, seed=seed + 50,
-                       per_take=True, use_boundaries=False, constrain=steering(turns, strength))
+                       per_take=True, use_boundaries=False, constrain=steering(turns, strength),
+                       temperature=temperature)
         moved = []
         for t, s in zip(takes, signs):
             m1 = labels.features([n for n in t if n.start < half], span_s=half)["mode"]
@@ -232,7 +236,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         for mode, use_b in (("given", True), ("withheld", False)):
             takes = sample(model, bdur, valence=[x[0] for x in va_per], arousal=[x[1] for x in va_per],
                            boundaries=bounds_per, batch=n_takes, seed=seed + 100, per_take=True,
-                           use_boundaries=use_b, guidance=g)
+                           use_boundaries=use_b, guidance=g, temperature=temperature)
             got = sum(boundary_hits(t, bs) for t, bs in zip(takes, bounds_per))
             rates[f"hit_rate_{mode}"] = round(got / max(res["boundaries"]["requested"], 1), 3)
         res["boundaries"][name] = rates
@@ -257,7 +261,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     for name, _, strength in (v for v in variants if v[1] == 1.0):
         gens = sample(model, sdur, valence=valences, arousal=[c[0][1] for c in conds],
                       boundaries=[c[1] for c in conds], batch=len(conds), seed=seed + 500, per_take=True,
-                      constrain=steering(valences, strength))
+                      constrain=steering(valences, strength), temperature=temperature)
         pe_g, gs_g = _mean_defined(pitch_class_entropy, gens), _mean_defined(grooving_similarity, gens)
         row = {"pitch_class_entropy_gen": round(pe_g, 3),
                "pitch_class_entropy_rel_diff": round(abs(pe_g - pe_r) / pe_r, 3),
