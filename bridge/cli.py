@@ -23,37 +23,24 @@ def _rate(text):
     return rate
 
 
-def _unit(text):
-    """--valence / --arousal: a number in [-1, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not -1.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [-1, 1], got {text}")
-    return value
+def _number_in(lo, hi, low_open=False):
+    """An argparse type for a number in [lo, hi] ((lo, hi] with low_open); NaN is refused."""
+    span = f"{'(' if low_open else '['}{lo:g}, {hi:g}]"
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not ((lo < value) if low_open else (lo <= value)) or not value <= hi:
+            raise argparse.ArgumentTypeError(f"must be in {span}, got {text}")
+        return value
+    return parse
 
 
-def _strength(text):
-    """--key-pull / --steer: a key-steering strength in [0, 20] (0: none)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 20.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 20], got {text}")
-    return value
-
-
-def _temperature(text):
-    """eval --temperature: a sampling temperature in (0, 2]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value <= 2.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 2], got {text}")
-    return value
+_unit = _number_in(-1, 1)                       # --valence / --arousal
+_strength = _number_in(0, 20)                   # --key-pull / --steer (0: no key steering)
+_temperature = _number_in(0, 2, low_open=True)  # eval --temperature
 
 
 def cmd_analyze(args) -> int:
