@@ -41,6 +41,18 @@ def _number_in(lo, hi, low_open=False):
 _unit = _number_in(-1, 1)                       # --valence / --arousal
 _strength = _number_in(0, 20)                   # --key-pull / --steer (0: no key steering)
 _temperature = _number_in(0, 2, low_open=True)  # eval --temperature
+_share = _number_in(0, 1)                       # train model --self-share
+_take_seconds = _number_in(4, 60)               # train takes --seconds
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def cmd_analyze(args) -> int:

@@ -238,6 +238,12 @@ def test_valence_contrast_pushes_each_window_towards_its_own_valence(tmp_path):
     withheld = c.clone()
     withheld[..., 0:3] = 0
     assert valence_contrast_loss(model, x, withheld, y, model(x, withheld)[0]) is None
+    # Restricted to some rows (the kept takes of a mixed batch): the others take no part.
+    none = torch.zeros(len(x), dtype=torch.bool)
+    assert valence_contrast_loss(model, x, c, y, model(x, c)[0], rows=none) is None
+    one = none.clone()
+    one[int((c[:, 0, 0].abs() > 0.2).nonzero()[0])] = True
+    assert valence_contrast_loss(model, x, c, y, model(x, c)[0], rows=one) is not None
     # In the loop: logged beside the loss and recorded in the exported weights' metadata.
     lines = []
     tcfg = TrainConfig(out_dir=str(tmp_path / "run"), steps=3, batch_size=4, warmup=1, eval_every=3,
@@ -246,3 +252,74 @@ def test_valence_contrast_pushes_each_window_towards_its_own_valence(tmp_path):
     assert any('"contrast"' in line for line in lines)
     meta = json.loads((tmp_path / "run" / "scorebridge-music.json").read_text())
     assert meta["train"]["valence_contrast"] == 0.5
+
+
+def test_kept_takes_follow_their_target_and_train_as_sampled(tmp_path):
+    """Self-training data: the take in the asked mode scores higher, a kept take survives the
+    file round trip, and its training window carries the conditions it was sampled with."""
+    from bridge.music import selftrain
+    from bridge.music.data import swap_mode
+    from bridge.music.tokens import Note, decode
+    chords = [Note(2.0 * k + 0.0, 1.9, 60 + r + iv, 84, "pad")
+              for k, r in enumerate((0, 5, 7, 0, 0, 5, 7, 0)) for iv in (0, 4, 7)]
+    minor = swap_mode(chords)
+    happy = {"valence": 0.8, "arousal": 0.0, "bounds": [2.0, 6.0]}
+    sad = {**happy, "valence": -0.8}
+    assert selftrain.score(chords, happy, 16.0) > selftrain.score(minor, happy, 16.0)
+    assert selftrain.score(minor, sad, 16.0) > selftrain.score(chords, sad, 16.0)
+    off_cut = [n._replace(start=n.start + 0.5) for n in chords]      # chords miss the cuts
+    assert selftrain.score(chords, happy, 16.0) > selftrain.score(off_cut, happy, 16.0)
+    assert selftrain.score([], happy, 16.0) == float("-inf")
+
+    targets = [happy, sad]
+    best = [(chords, 0.5, [0.5, -1.0]), (minor, 0.4, [0.4])]
+    path = tmp_path / "takes.json.gz"
+    selftrain.save(path, selftrain.keep(targets, best, 16.0), {"candidates": 2})
+    data = selftrain.load(path)
+    assert data["meta"]["candidates"] == 2 and len(data["takes"]) == 2
+    assert data["takes"][0]["notes"] == chords
+
+    rec = data["takes"][0]
+    toks, cond = selftrain.make_self_example(rec, np.random.default_rng(0), 96, transpose=False)
+    assert toks.shape == (97,) and cond.shape == (97, 9)
+    real = toks[toks != 0]
+    got = decode(list(real))
+    assert [(round(n.start, 3), n.pitch) for n in got] == [(n.start, n.pitch) for n in chords][:len(got)]
+    assert np.allclose(cond[: len(real), 0], 0.8) and np.all(cond[: len(real), 3] == 1)
+    assert cond[0, 8] == np.float32(2.0)             # 2 s to the first cut at the start
+    sad_toks, sad_cond = selftrain.make_self_example({**rec, "bounds": None, "valence": -0.8},
+                                                     np.random.default_rng(0), 96)
+    assert np.all(sad_cond[:, 3] == 0) and np.allclose(sad_cond[:, 0], -0.8)
+
+
+def test_training_mixes_kept_takes_into_every_batch_and_resumes(tmp_path):
+    from bridge.music import selftrain
+    from bridge.music.model import MusicTransformer
+    torch.manual_seed(0)
+    model_cfg = MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16)
+    writer = MusicTransformer(model_cfg).eval()
+    targets = selftrain.draw_targets(4, 4.0, np.random.default_rng(1))
+    best = selftrain.generate(writer, targets, 2, 4.0, seed=1, batch=4, log=lambda s: None)
+    assert all(len(b[2]) == 2 for b in best)                 # every candidate was scored
+    assert all(b[1] == max(b[2]) for b in best)              # and the best one kept
+    kept = selftrain.keep(targets, best, 4.0)
+    path = tmp_path / "takes.json.gz"
+    selftrain.save(path, kept, {"candidates": 2})
+    works = [_work(i, minor=i % 2 == 1) for i in range(4)]
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), steps=6, batch_size=4, lr=3e-3, warmup=2,
+                      eval_every=6, eval_windows=4, log_every=1000, bf16=False, seed=3,
+                      model=model_cfg, self_data=str(path), self_share=0.5)
+    logs = []
+    train(cfg, works, works[:2], log=logs.append)
+    assert any(f"mixing in {len(kept)} kept takes" in s for s in logs)
+    ck = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    assert "self_rng" in ck
+    import json
+    meta = json.loads((tmp_path / "run" / "scorebridge-music.json").read_text())
+    assert meta["train"]["self_data"]["takes"] == len(kept)
+    _, hist = train(TrainConfig(**{**cfg.__dict__, "steps": 8}), works, works[:2], resume=True,
+                    log=lambda s: None)
+    assert hist[-1]["step"] == 8
+    # Only kept takes (share 1) works too: no real windows drawn.
+    train(TrainConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "all"), "self_share": 1.0}),
+          works, works[:2], log=lambda s: None)

@@ -37,10 +37,31 @@ def _model(args) -> int:
                       lr=args.lr, min_lr=args.lr / 10, boundary_weight=args.boundary_weight,
                       p_mode_swap=args.p_mode_swap, p_mode_switch=args.p_mode_switch,
                       p_retime=args.p_retime, valence_contrast=args.valence_contrast,
-                      contrast_scale=args.contrast_scale)
+                      contrast_scale=args.contrast_scale, self_data=args.self_data or "",
+                      self_share=args.self_share)
     works = load_corpus()
     train(cfg, [w for w in works if w["split"] == "train"], [w for w in works if w["split"] == "val"],
           resume=args.resume, ship=args.ship, log=lambda s: print(s, flush=True))
+    return 0
+
+
+def _takes(args) -> int:
+    """Write takes, keep the best per target, save them for `train model --self-data`."""
+    import numpy as np
+    import torch
+    from bridge.music import selftrain
+    from bridge.music.model import load_shipped
+    log = lambda s: print(s, file=sys.stderr, flush=True)
+    torch.manual_seed(args.seed)
+    model = load_shipped("auto", path_stem=args.model)
+    targets = selftrain.draw_targets(args.targets, args.seconds, np.random.default_rng(args.seed))
+    best = selftrain.generate(model, targets, args.candidates, args.seconds, seed=args.seed, log=log)
+    kept = selftrain.keep(targets, best, args.seconds)
+    rep = selftrain.report(targets, best)
+    meta = {"model": args.model or "models/scorebridge-music", "candidates": args.candidates,
+            "seconds": args.seconds, "seed": args.seed, **rep}
+    selftrain.save(args.out, kept, meta)
+    print(json.dumps(meta, indent=2))
     return 0
 
 
@@ -63,7 +84,8 @@ def _eval(args) -> int:
 
 def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
-    from bridge.cli import _strength, _temperature   # bridge.cli calls this once fully imported
+    # bridge.cli calls this once fully imported
+    from bridge.cli import _strength, _temperature, _share, _take_seconds, _positive_int
     train = sub.add_parser("train", help="build the music corpus or train the music model")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
@@ -96,8 +118,21 @@ def register(sub) -> None:
                         "valence than under the opposite one (default 0: off)")
     m.add_argument("--contrast-scale", type=float, default=50.0,
                    help="sharpness of that contrast, per nat/token (default 50)")
+    m.add_argument("--self-data", metavar="FILE",
+                   help="kept takes from `train takes` to mix into every batch (a fine-tune)")
+    m.add_argument("--self-share", type=_share, default=0.5, metavar="S",
+                   help="share of each batch drawn from --self-data (default 0.5)")
     m.add_argument("--ship", action="store_true", help="also write models/scorebridge-music.*")
     m.set_defaults(func=lambda args: _model(args))
+    k = tsub.add_parser("takes", help="write takes for a set of targets and keep the best of each "
+                                      "(data for self-training, see bridge/music/selftrain.py)")
+    k.add_argument("--out", required=True, help="where to write the kept takes (.json.gz)")
+    k.add_argument("--model", help="path stem of the model that writes them (default: the shipped one)")
+    k.add_argument("--targets", type=_positive_int, default=800)
+    k.add_argument("--candidates", type=_positive_int, default=6, help="takes per target")
+    k.add_argument("--seconds", type=_take_seconds, default=16.0, help="length of each take")
+    k.add_argument("--seed", type=int, default=1)
+    k.set_defaults(func=lambda args: _takes(args))
     e = sub.add_parser("eval", help="evaluate the shipped music model (JSON)")
     e.add_argument("--quick", action="store_true", help="fewer windows and takes")
     e.add_argument("--json-out", help="also write the JSON here")

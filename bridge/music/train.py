@@ -52,6 +52,8 @@ class TrainConfig:
     p_retime: float = 0.5         # the music held or cut before boundaries
     valence_contrast: float = 0.0  # weight of the valence contrast (valence_contrast_loss)
     contrast_scale: float = 50.0   # its sharpness, per nat/token of likelihood ratio
+    self_data: str = ""           # kept takes to mix in (selftrain.py), "" = real windows only
+    self_share: float = 0.5       # share of each batch drawn from them
     model: MusicConfig = field(default_factory=MusicConfig)
 
 
@@ -128,19 +130,21 @@ def boundary_weighted_loss(logits, y, c, weight):
 CONTRAST_MIN_VALENCE = 0.2
 
 
-def valence_contrast_loss(model, x, c, y, logits, scale=50.0):
+def valence_contrast_loss(model, x, c, y, logits, scale=50.0, rows=None):
     """softplus(-scale * mean-per-token log[p(x | valence) / p(x | -valence)]) per window.
 
     Why: the music heard so far tells its mode, so the plain likelihood gains almost nothing
     from the valence condition (a few notes after each change) and the model learns to ignore
     it. Asking each window to be more likely under its own valence than under the opposite
     one is meant to make the condition, not the context, carry the mode. Off by default: in
-    a 12-minute fine-tune it learnt the augmentation's traces instead (see the model card).
+    a 12-minute fine-tune on real windows it learnt the augmentation's traces instead (see
+    the model card); with kept takes (selftrain.py) it applies to those rows only (`rows`).
     Only windows whose valence is given and not near 0 take part (flipping 0 changes
     nothing); None when there are none.
     """
     v = c[..., 0]
-    rows = (c[:, 0, 2] > 0.5) & (v.abs().mean(1) > CONTRAST_MIN_VALENCE)
+    eligible = (c[:, 0, 2] > 0.5) & (v.abs().mean(1) > CONTRAST_MIN_VALENCE)
+    rows = eligible if rows is None else eligible & rows
     if not bool(rows.any()):
         return None
     neg = c[rows].clone()
@@ -180,6 +184,16 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
     aug = {"mode_swap": cfg.p_mode_swap, "mode_switch": cfg.p_mode_switch, "retime": cfg.p_retime}
     batcher = Batcher(works_train, cfg.model.block_size, seed=cfg.seed,
                       p_drop_va=cfg.p_drop_va, p_drop_b=cfg.p_drop_b, aug=aug)
+    self_batcher, self_meta = None, None
+    if cfg.self_data:
+        from bridge.music import selftrain
+        data = selftrain.load(cfg.self_data)
+        self_batcher = selftrain.SelfBatcher(data["takes"], cfg.model.block_size, seed=cfg.seed)
+        self_meta = {"path": cfg.self_data, "takes": len(data["takes"]), "share": cfg.self_share,
+                     **data["meta"]}
+        log(f"mixing in {len(data['takes'])} kept takes from {cfg.self_data} "
+            f"({cfg.self_share:.0%} of each batch)")
+    n_self = int(round(cfg.batch_size * cfg.self_share)) if self_batcher else 0
     step, elapsed, tokens_seen, history = 0, 0.0, 0, []
     ckpt_path = out / "ckpt.pt"
     if resume and ckpt_path.exists():
@@ -187,6 +201,8 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         batcher.rng.bit_generator.state = ck["batch_rng"]
+        if self_batcher is not None and "self_rng" in ck:
+            self_batcher.rng.bit_generator.state = ck["self_rng"]
         torch.set_rng_state(ck["torch_rng"])
         step, elapsed, tokens_seen, history = ck["step"], ck["elapsed"], ck["tokens"], ck["history"]
         log(f"resumed at step {step} ({elapsed / 60:.1f} min, {tokens_seen / 1e6:.2f} M tokens)")
@@ -199,7 +215,9 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                     "elapsed": elapsed, "tokens": tokens_seen, "history": history,
                     "batch_rng": batcher.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                    "cfg": asdict(cfg)}, tmp)
+                    "cfg": asdict(cfg),
+                    **({"self_rng": self_batcher.rng.bit_generator.state} if self_batcher else {})},
+                   tmp)
         os.replace(tmp, ckpt_path)
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
@@ -209,13 +227,20 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
         t0 = time.time()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, progress(step, elapsed, cfg), cfg)
-        x, c, y = (torch.from_numpy(a).to(device) for a in batcher.batch(cfg.batch_size))
+        parts = ([batcher.batch(cfg.batch_size - n_self)] if n_self < cfg.batch_size else []) + \
+                ([self_batcher.batch(n_self)] if n_self else [])
+        x, c, y = (torch.from_numpy(np.concatenate(a)).to(device) for a in zip(*parts))
         with autocast:
             logits = model(x, c)[0]
             loss = boundary_weighted_loss(logits, y, c, cfg.boundary_weight)
             contrast = None
             if cfg.valence_contrast:
-                contrast = valence_contrast_loss(model, x, c, y, logits, cfg.contrast_scale)
+                # With kept takes mixed in, only they take part: they carry no augmentation
+                # trace, so their valence is told by their mode alone.
+                own = None
+                if n_self:
+                    own = torch.arange(len(x), device=device) >= len(x) - n_self
+                contrast = valence_contrast_loss(model, x, c, y, logits, cfg.contrast_scale, rows=own)
             total = loss if contrast is None else loss + cfg.valence_contrast * contrast
         opt.zero_grad(set_to_none=True)
         total.backward()
@@ -254,6 +279,8 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                       "boundary_weight": cfg.boundary_weight, "augment": aug,
                       "valence_contrast": cfg.valence_contrast, "contrast_scale": cfg.contrast_scale,
                       "history": history[-3:]}}
+    if self_meta is not None:
+        info["train"]["self_data"] = self_meta
     if base is not None:   # what the fine-tune started from, and how that was trained
         info["train"]["init"] = {"sha256": base["sha256"], "train": base.get("train")}
     save_shipped(model, out / SHIPPED_NAME, extra=info)
