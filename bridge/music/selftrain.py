@@ -5,10 +5,12 @@ with real windows (rejection-sampling fine-tuning, one round of expert iteration
     scorebridge train takes --out runs/takes1.json.gz --targets 800 --candidates 6
     scorebridge train model --init models/scorebridge-music --self-data runs/takes1.json.gz ...
 
-Why: on real windows the mode is set by the music already heard, so the valence condition
-decides little and the model learnt to ignore it (MODEL_CARD.md). Its own takes start from
-nothing, as at sampling time, and the kept ones are in the mode their valence asks for from
-the first chord to the last, so in them the condition is what tells major from minor.
+Why: on real windows the music already heard tells the mode, and every boundary lies on the
+music's own beat grid. The model's own takes start from nothing, as at sampling time, and
+the kept ones are in the asked mode and land their chords on the asked cuts. Measured
+(MODEL_CARD.md, run 7): one round raised the boundary hits of plain sampling by about 15
+points and brought the grooving within 10 % of real music; the model still gives the
+valence no weight.
 
 A take's score: -|label valence - asked| - 0.5 |label arousal - asked| + 0.5 (share of
 requested boundaries with a chord within 125 ms), labels computed from its notes exactly as
@@ -23,6 +25,7 @@ import numpy as np
 
 from bridge.atomic import write_bytes
 from bridge.music import labels
+from bridge.music.evaluate import boundary_hits
 from bridge.music.model import cond_features
 from bridge.music.sample import _next_offsets, sample
 from bridge.music.tokens import Note, encode, token_times_ms, PAD
@@ -54,10 +57,7 @@ def score(notes, target, seconds):
     v, a = labels.label(notes, span_s=seconds)
     s = -abs(v - target["valence"]) - W_AROUSAL * abs(a - target["arousal"])
     if target["bounds"]:
-        onsets = labels.chord_onsets(notes)
-        hits = sum(len(onsets) and np.abs(onsets - b).min() <= BOUNDARY_TOL_S + 1e-9
-                   for b in target["bounds"])
-        s += W_BOUNDARY * hits / len(target["bounds"])
+        s += W_BOUNDARY * boundary_hits(notes, target["bounds"], BOUNDARY_TOL_S) / len(target["bounds"])
     return float(s)
 
 
