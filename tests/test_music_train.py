@@ -323,3 +323,26 @@ def test_training_mixes_kept_takes_into_every_batch_and_resumes(tmp_path):
     # Only kept takes (share 1) works too: no real windows drawn.
     train(TrainConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "all"), "self_share": 1.0}),
           works, works[:2], log=lambda s: None)
+
+
+def test_missing_or_broken_kept_takes_are_a_clear_error(tmp_path):
+    import gzip
+    import subprocess
+    import sys
+    import pytest
+    from bridge.errors import BadInput
+    from bridge.music import selftrain
+    proc = subprocess.run([sys.executable, "-m", "bridge.cli", "train", "model", "--out", str(tmp_path / "run"),
+                           "--self-data", str(tmp_path / "none.json.gz")], capture_output=True, text=True)
+    assert proc.returncode == 3 and "no kept takes" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()                      # nothing started
+    proc = subprocess.run([sys.executable, "-m", "bridge.cli", "train", "takes", "--out", str(tmp_path / "t.json.gz"),
+                           "--model", str(tmp_path / "no-such-model")], capture_output=True, text=True)
+    assert proc.returncode == 4 and "no shipped music model" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "t.json.gz").exists()
+    (tmp_path / "plain.json.gz").write_text("not gzip")
+    with pytest.raises(BadInput, match="not a file of kept takes"):
+        selftrain.load(tmp_path / "plain.json.gz")
+    (tmp_path / "wrong.json.gz").write_bytes(gzip.compress(b'{"meta": {}}'))
+    with pytest.raises(BadInput, match="not a file of kept takes"):
+        selftrain.load(tmp_path / "wrong.json.gz")

@@ -2,6 +2,9 @@
 
 import json
 import sys
+from pathlib import Path
+
+from bridge.errors import BadInput, MissingModel
 
 
 def _corpus(args) -> int:
@@ -30,6 +33,8 @@ def _model(args) -> int:
     from bridge.music.corpus import load_corpus
     from bridge.music.model import MusicConfig
     from bridge.music.train import TrainConfig, train
+    if args.self_data and not Path(args.self_data).is_file():   # before the corpus loads
+        raise BadInput(f"no kept takes at {args.self_data}: write them with `scorebridge train takes`")
     cfg = TrainConfig(out_dir=args.out, steps=args.steps, device=args.device,
                       model=MusicConfig(cond_zero_init=not args.random_cond_init),
                       unconditioned=args.unconditioned, max_minutes=args.max_minutes,
@@ -53,7 +58,10 @@ def _takes(args) -> int:
     from bridge.music.model import load_shipped
     log = lambda s: print(s, file=sys.stderr, flush=True)
     torch.manual_seed(args.seed)
-    model = load_shipped("auto", path_stem=args.model)
+    try:
+        model = load_shipped("auto", path_stem=args.model)
+    except FileNotFoundError as exc:
+        raise MissingModel(str(exc)) from None
     targets = selftrain.draw_targets(args.targets, args.seconds, np.random.default_rng(args.seed))
     best = selftrain.generate(model, targets, args.candidates, args.seconds, seed=args.seed, log=log)
     kept = selftrain.keep(targets, best, args.seconds)

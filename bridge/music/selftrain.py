@@ -24,6 +24,7 @@ import json
 import numpy as np
 
 from bridge.atomic import write_bytes
+from bridge.errors import BadInput
 from bridge.music import labels
 from bridge.music.evaluate import boundary_hits
 from bridge.music.model import cond_features
@@ -107,10 +108,17 @@ def save(path, records, meta):
 
 
 def load(path):
-    with gzip.open(path, "rt") as f:
-        data = json.load(f)
-    for r in data["takes"]:
-        r["notes"] = [Note(float(s), float(d), int(p), int(v), fam) for s, d, p, v, fam in r["notes"]]
+    """The kept takes written by save(); BadInput when the file is missing or is not one."""
+    try:
+        with gzip.open(path, "rt") as f:
+            data = json.load(f)
+        for r in data["takes"]:
+            r["notes"] = [Note(float(s), float(d), int(p), int(v), fam) for s, d, p, v, fam in r["notes"]]
+            r["valence"], r["arousal"] = float(r["valence"]), float(r["arousal"])
+    except FileNotFoundError:
+        raise BadInput(f"no kept takes at {path}: write them with `scorebridge train takes`") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadInput(f"{path} is not a file of kept takes from `scorebridge train takes` ({exc})") from None
     return data
 
 

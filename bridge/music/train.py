@@ -236,7 +236,7 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
             contrast = None
             if cfg.valence_contrast:
                 # With kept takes mixed in, only they take part: they carry no augmentation
-                # trace, so their valence is told by their mode alone.
+                # trace to learn instead of the mode (it did not help either: model card).
                 own = None
                 if n_self:
                     own = torch.arange(len(x), device=device) >= len(x) - n_self
