@@ -256,11 +256,18 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
     va_mask = 0.0 if (fixed is None and rng.random() < p_drop_va) else 1.0
     b_mask = 1.0 if b_given and not (fixed is None and rng.random() < p_drop_b) else 0.0
     cond = cond_features(v, a, offset, va_mask, b_mask)
-    if len(toks) < block_size + 1:  # short works: pad (PAD targets are ignored by the loss)
+    toks, cond = pad_window(toks, cond, block_size)
+    return toks, cond, (float(np.ravel(v)[0]), a)
+
+
+def pad_window(toks, cond, block_size):
+    """Short windows filled to block_size + 1 with PAD (ignored by the loss), the last
+    condition repeated."""
+    if len(toks) < block_size + 1:
         n = block_size + 1 - len(toks)
         toks = np.concatenate([toks, np.full(n, PAD)])
         cond = np.concatenate([cond, np.repeat(cond[-1:], n, axis=0)])
-    return toks, cond, (float(np.ravel(v)[0]), a)
+    return toks, cond
 
 
 class Batcher:

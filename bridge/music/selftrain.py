@@ -26,10 +26,11 @@ import numpy as np
 from bridge.atomic import write_bytes
 from bridge.errors import BadInput
 from bridge.music import labels
-from bridge.music.evaluate import boundary_hits
+from bridge.music.data import pad_window
+from bridge.music.evaluate import boundary_hits, spearman
 from bridge.music.model import cond_features
 from bridge.music.sample import _next_offsets, sample
-from bridge.music.tokens import Note, encode, token_times_ms, PAD
+from bridge.music.tokens import Note, encode, token_times_ms
 
 BOUNDARY_TOL_S = 0.125
 W_AROUSAL, W_BOUNDARY = 0.5, 0.5
@@ -123,8 +124,8 @@ def load(path):
 
 
 def report(targets, best):
-    """What selection did: valence-label correlation with the target, first vs best take."""
-    from bridge.music.evaluate import spearman
+    """What selection did: mean score of every take vs of the kept ones, and how the kept
+    takes' mode follows the asked valence."""
     ok = [(t, b) for t, b in zip(targets, best) if b[0] is not None and np.isfinite(b[1])]
     return {"targets": len(targets), "kept": len(ok),
             "mean_best_score": round(float(np.mean([b[1] for _, b in ok])), 4),
@@ -142,11 +143,7 @@ def make_self_example(rec, rng, block_size, transpose=True):
     times = token_times_ms(toks) / 1000.0
     offsets = _next_offsets(times, np.array(rec["bounds"] or [], dtype=np.float64))
     cond = cond_features(rec["valence"], rec["arousal"], offsets, 1.0, 1.0 if rec["bounds"] else 0.0)
-    if len(toks) < block_size + 1:
-        n = block_size + 1 - len(toks)
-        toks = np.concatenate([toks, np.full(n, PAD)])
-        cond = np.concatenate([cond, np.repeat(cond[-1:], n, axis=0)])
-    return toks, cond
+    return pad_window(toks, cond, block_size)
 
 
 class SelfBatcher:
@@ -154,7 +151,7 @@ class SelfBatcher:
 
     def __init__(self, records, block_size, seed=0):
         if not records:
-            raise ValueError("no kept takes to train on")
+            raise BadInput("the kept-takes file holds no takes to train on")
         self.records, self.block_size = records, block_size
         self.rng = np.random.default_rng(seed + 7919)
 
