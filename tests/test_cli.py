@@ -99,7 +99,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv", [["eval-score", "--key-pull", "nan"], ["eval", "--steer", "-1"],
                                   ["eval-score", "--key-pull", "many"], ["eval", "--temperature", "0"],
-                                  ["eval", "--temperature", "nan"],
+                                  ["eval", "--temperature", "nan"], ["eval", "--note-temperature", "3"],
                                   ["train", "takes", "--out", "t.json.gz", "--seconds", "1"],
                                   ["train", "takes", "--out", "t.json.gz", "--candidates", "0"],
                                   ["train", "model", "--self-share", "1.5"]])

@@ -46,17 +46,18 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
     import bridge.music.evaluate as ev
     seen, real_sample = [], ev.sample
 
-    def sample(*a, **kw):   # the real sampler, noting the temperature each take is drawn at
-        seen.append(kw.get("temperature", 1.0) if kw.get("max_tokens") is None else "speed")
+    def sample(*a, **kw):   # the real sampler, noting the temperatures each take is drawn at
+        drawn = (kw.get("temperature", 1.0), kw.get("note_temperature"))
+        seen.append(drawn if kw.get("max_tokens") is None else "speed")
         return real_sample(*a, **kw)
 
     monkeypatch.setattr(ev, "sample", sample)
     res = evaluate(quick=True, model=model, works_val=works, works_test=works, log=lambda s: None,
-                   temperature=0.8)
-    assert {t for t in seen if t != "speed"} == {0.8} and seen.count(0.8) >= 10
-    assert set(res) == {"quick", "temperature", "nll", "control", "boundaries", "style", "speed",
-                        "targets_met"}
-    assert res["temperature"] == 0.8
+                   temperature=0.8, note_temperature=0.6)
+    assert {t for t in seen if t != "speed"} == {(0.8, 0.6)} and seen.count((0.8, 0.6)) >= 10
+    assert set(res) == {"quick", "temperature", "note_temperature", "nll", "control", "boundaries",
+                        "style", "speed", "targets_met"}
+    assert res["temperature"] == 0.8 and res["note_temperature"] == 0.6
     for name in ("plain", "guidance_2", "steered_3.5"):
         c = res["control"][name]
         assert all(c[k] is None or -1 <= c[k] <= 1 for k in ("rho_valence", "rho_arousal"))

@@ -98,6 +98,36 @@ def test_sampling_is_deterministic_for_a_seed_and_returns_notes():
         assert all(0 <= n.start < 3.0 and n.duration > 0 for n in take)
 
 
+def test_note_temperature_sharpens_pitch_alone():
+    from bridge.music.sample import _log_probs
+    from bridge.music.tokens import N_FAM, N_PITCH, OFF0, ON0
+    torch.manual_seed(1)
+    logits = torch.randn(3, VOCAB_SIZE) * 3
+    logits[2, ON0:ON0 + N_PITCH] = -torch.inf          # a family the constraint ruled out
+    plain = torch.log_softmax(logits / 1.2, -1)
+    lp = _log_probs(logits, 1.2, 0.5)
+    assert not lp.isnan().any()
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(3))
+    # what is not a note-on keeps its probability: when notes start, and how many
+    assert torch.allclose(lp[:, :ON0], plain[:, :ON0]) and torch.allclose(lp[:, OFF0:], plain[:, OFF0:])
+    fam = lambda x: x[:, ON0:OFF0].view(3, N_FAM, N_PITCH)
+    # each family's note-on mass stays; its pitches are drawn more narrowly
+    assert torch.allclose(fam(lp).logsumexp(-1).exp(), fam(plain).logsumexp(-1).exp(), atol=1e-6)
+    ent = lambda x: -(x.softmax(-1) * x.log_softmax(-1)).nan_to_num().sum(-1)
+    assert (ent(fam(lp))[:2] < ent(fam(plain))[:2]).all()
+    assert torch.isneginf(lp[2, ON0:ON0 + N_PITCH]).all()
+
+
+def test_sampling_with_note_temperature_is_seeded_and_equal_temperatures_change_nothing():
+    m = _model()
+    kw = dict(duration_s=3.0, valence=0.3, arousal=0.2, boundaries=[1.0], batch=2, max_tokens=120)
+    _, base = sample(m, seed=4, return_tokens=True, **kw)
+    _, same = sample(m, seed=4, return_tokens=True, note_temperature=1.0, **kw)
+    _, cold1 = sample(m, seed=4, return_tokens=True, note_temperature=0.3, **kw)
+    _, cold2 = sample(m, seed=4, return_tokens=True, note_temperature=0.3, **kw)
+    assert same == base and cold1 == cold2 and cold1 != base
+
+
 def test_sampling_runs_past_the_context_window():
     m = _model()
     _, toks = sample(m, duration_s=1e9, batch=2, seed=0, max_tokens=3 * CFG.block_size,

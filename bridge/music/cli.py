@@ -80,6 +80,7 @@ def _eval(args) -> int:
     twin = load_shipped("cpu", path_stem=args.twin) if args.twin else None
     res = evaluate(quick=args.quick, model=model, guidance=args.guidance, twin=twin,
                    nll_only=args.nll_only, temperature=args.temperature,
+                   note_temperature=args.note_temperature,
                    log=lambda s: print(s, file=sys.stderr, flush=True),
                    **({} if args.steer is None else {"steer": args.steer}))
     text = json.dumps(res, indent=2)
@@ -155,4 +156,7 @@ def register(sub) -> None:
                         "compose.KEY_PULL; 0 leaves that variant out)")
     e.add_argument("--temperature", type=_temperature, default=1.0, metavar="T",
                    help="sampling temperature of every generated take (default 1.0; top-p 0.95)")
+    e.add_argument("--note-temperature", type=_temperature, default=None, metavar="T",
+                   help="temperature of each note-on's pitch alone (default: --temperature); "
+                        "how many notes start, when and in which family stay at --temperature")
     e.set_defaults(func=lambda args: _eval(args))

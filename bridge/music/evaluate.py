@@ -115,9 +115,11 @@ def _time(fn):
 
 
 def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, guidance=2.0,
-             log=print, twin=None, nll_only=False, steer=STRENGTH, temperature=1.0):
+             log=print, twin=None, nll_only=False, steer=STRENGTH, temperature=1.0,
+             note_temperature=None):
     """The model's metrics as a dict. `temperature` is the sampling temperature of every
-    generated take (controllability, boundaries, style; top-p stays 0.95)."""
+    generated take (controllability, boundaries, style; top-p stays 0.95);
+    `note_temperature`, when given, that of the pitch of each note-on (sample._log_probs)."""
     torch.manual_seed(seed)
     model = model or load_shipped("auto")
     if works_val is None or works_test is None:
@@ -126,6 +128,9 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         works_val = [w for w in works if w["split"] == "val"]
         works_test = [w for w in works if w["split"] == "test"]
     res = {"quick": quick, "temperature": temperature}
+    if note_temperature is not None:
+        res["note_temperature"] = note_temperature
+    draw = {"temperature": temperature, "note_temperature": note_temperature}
     rng = np.random.default_rng(seed)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16)
 
@@ -175,7 +180,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         takes, secs = _time(lambda: sample(model, dur, valence=tv, arousal=ta, batch=len(targets),
                                            seed=seed + 1, per_take=True, use_boundaries=False,
                                            guidance=g, constrain=steering(tv, strength),
-                                           temperature=temperature))
+                                           **draw))
         feats = [labels.features(t, span_s=dur) for t in takes]
         mv = [f["mode"] for f in feats]
         ma = [measured_arousal(f) for f in feats]
@@ -204,7 +209,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     for name, _, strength in (v for v in variants if v[1] == 1.0):
         takes = sample(model, dur, valence=turns, arousal=[0.0] * n_sw, batch=n_sw, seed=seed + 50,
                        per_take=True, use_boundaries=False, constrain=steering(turns, strength),
-                       temperature=temperature)
+                       **draw)
         moved = []
         for t, s in zip(takes, signs):
             m1 = labels.features([n for n in t if n.start < half], span_s=half)["mode"]
@@ -236,7 +241,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         for mode, use_b in (("given", True), ("withheld", False)):
             takes = sample(model, bdur, valence=[x[0] for x in va_per], arousal=[x[1] for x in va_per],
                            boundaries=bounds_per, batch=n_takes, seed=seed + 100, per_take=True,
-                           use_boundaries=use_b, guidance=g, temperature=temperature)
+                           use_boundaries=use_b, guidance=g, **draw)
             got = sum(boundary_hits(t, bs) for t, bs in zip(takes, bounds_per))
             rates[f"hit_rate_{mode}"] = round(got / max(res["boundaries"]["requested"], 1), 3)
         res["boundaries"][name] = rates
@@ -261,7 +266,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     for name, _, strength in (v for v in variants if v[1] == 1.0):
         gens = sample(model, sdur, valence=valences, arousal=[c[0][1] for c in conds],
                       boundaries=[c[1] for c in conds], batch=len(conds), seed=seed + 500, per_take=True,
-                      constrain=steering(valences, strength), temperature=temperature)
+                      constrain=steering(valences, strength), **draw)
         pe_g, gs_g = _mean_defined(pitch_class_entropy, gens), _mean_defined(grooving_similarity, gens)
         row = {"pitch_class_entropy_gen": round(pe_g, 3),
                "pitch_class_entropy_rel_diff": round(abs(pe_g - pe_r) / pe_r, 3),

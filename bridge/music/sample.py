@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from bridge.music.model import KVCache, cond_features
-from bridge.music.tokens import BOS, EOS, PAD, TOKEN_MS, Decoder, token_times_ms
+from bridge.music.tokens import BOS, EOS, N_FAM, N_PITCH, OFF0, ON0, PAD, TOKEN_MS, Decoder, token_times_ms
 
 
 def _schedule(value):
@@ -44,8 +44,26 @@ def _next_offsets(times_s, bounds):
     return out
 
 
-def _top_p(logits, temperature, top_p, gen):
-    probs = torch.softmax(logits.float() / max(temperature, 1e-5), dim=-1)
+def _log_probs(logits, temperature, note_temperature=None):
+    """Log-probabilities at `temperature`; with `note_temperature`, each family's choice of
+    pitch is drawn at that temperature instead, while the family's total note-on mass stays
+    what `temperature` gives it. So a lower note temperature narrows which pitches sound
+    without changing how many notes start, when, or in which instrument."""
+    lp = torch.log_softmax(logits.float() / max(temperature, 1e-5), dim=-1)
+    on = logits.float()[:, ON0:OFF0].view(-1, N_FAM, N_PITCH)
+    mass = lp[:, ON0:OFF0].view(-1, N_FAM, N_PITCH).logsumexp(-1, keepdim=True)
+    within = torch.log_softmax(on / max(note_temperature, 1e-5), dim=-1)
+    notes = torch.where(torch.isfinite(mass), mass + within, torch.full_like(within, -torch.inf))
+    lp = lp.clone()
+    lp[:, ON0:OFF0] = notes.view(-1, N_FAM * N_PITCH)
+    return lp
+
+
+def _top_p(logits, temperature, top_p, gen, note_temperature=None):
+    if note_temperature is None or note_temperature == temperature:
+        probs = torch.softmax(logits.float() / max(temperature, 1e-5), dim=-1)
+    else:
+        probs = _log_probs(logits, temperature, note_temperature).exp()
     if top_p < 1.0:
         sp, si = probs.sort(dim=-1, descending=True)
         drop = sp.cumsum(-1) - sp > top_p  # keep the smallest set whose mass reaches top_p
@@ -59,7 +77,7 @@ def _top_p(logits, temperature, top_p, gen):
 def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, seed=0,
            temperature=1.0, top_p=0.95, use_valence_arousal=True, use_boundaries=True,
            max_tokens=None, return_tokens=False, per_take=False, constrain=None, guidance=1.0,
-           prompt=(), prompt_ms=0):
+           prompt=(), prompt_ms=0, note_temperature=None):
     """Generate `batch` takes of `duration_s` seconds; returns a list of note lists.
 
     use_valence_arousal / use_boundaries=False withhold that condition (the model's
@@ -76,6 +94,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     timeline; they are heard, not returned. Times stay absolute: generation starts where the
     prompt ends and stops at `duration_s` from the timeline's zero (used to regenerate one
     span of a finished score with the music before it as context).
+    note_temperature: the temperature of the pitch drawn once a family's note-on is chosen
+    (None: `temperature`); see _log_probs.
     """
     device = next(model.parameters()).device
     cfg = model.cfg
@@ -136,7 +156,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     cache, logits = prefill(cfg.block_size)
     for _ in range(max_tokens):
         step = logits.cpu() if constrain is None else constrain(logits.cpu(), now_ms.copy())
-        nxt = _top_p(step, temperature, top_p, gen).numpy()
+        nxt = _top_p(step, temperature, top_p, gen, note_temperature).numpy()
         for b in range(batch):
             tok = int(nxt[b])
             if done[b] or tok == EOS:
