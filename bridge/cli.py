@@ -55,6 +55,14 @@ def _positive_int(text):
     return value
 
 
+def _seed_count(text):
+    """eval --seeds: each draw costs about half a minute, so a few dozen at most."""
+    value = _positive_int(text)
+    if value > 32:
+        raise argparse.ArgumentTypeError(f"must be at most 32, got {text}")
+    return value
+
+
 def cmd_analyze(args) -> int:
     from bridge.analyze import analyze, summary
     from bridge.progress import console

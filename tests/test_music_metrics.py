@@ -53,10 +53,18 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
 
     monkeypatch.setattr(ev, "sample", sample)
     res = evaluate(quick=True, model=model, works_val=works, works_test=works, log=lambda s: None,
-                   temperature=0.8, note_temperature=0.6)
+                   temperature=0.8, note_temperature=0.6, seeds=2)
     assert {t for t in seen if t != "speed"} == {(0.8, 0.6)} and seen.count((0.8, 0.6)) >= 10
     assert set(res) == {"quick", "temperature", "note_temperature", "nll", "control", "boundaries",
-                        "style", "speed", "targets_met"}
+                        "style", "over_seeds", "speed", "targets_met"}
+    # the first seed's row is the sections' own figures; the second is a fresh draw
+    first, second = res["over_seeds"]["per_seed"]
+    assert first["seed"] == 0 and second["seed"] == 1
+    assert first["hit_rate_given"] == res["boundaries"]["plain"]["hit_rate_given"]
+    assert first["grooving_similarity_rel_diff"] == res["style"]["grooving_similarity_rel_diff"]
+    mean = res["over_seeds"]["mean"]
+    assert abs(mean["hit_rate_given"] - (first["hit_rate_given"] + second["hit_rate_given"]) / 2) < 1e-3
+    assert "mean over seeds: grooving_similarity_within_10pct" in res["targets_met"]
     assert res["temperature"] == 0.8 and res["note_temperature"] == 0.6
     for name in ("plain", "guidance_2", "steered_3.5"):
         c = res["control"][name]

@@ -80,7 +80,7 @@ def _eval(args) -> int:
     twin = load_shipped("cpu", path_stem=args.twin) if args.twin else None
     res = evaluate(quick=args.quick, model=model, guidance=args.guidance, twin=twin,
                    nll_only=args.nll_only, temperature=args.temperature,
-                   note_temperature=args.note_temperature,
+                   note_temperature=args.note_temperature, seeds=args.seeds,
                    log=lambda s: print(s, file=sys.stderr, flush=True),
                    **({} if args.steer is None else {"steer": args.steer}))
     text = json.dumps(res, indent=2)
@@ -94,7 +94,7 @@ def _eval(args) -> int:
 def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
     # bridge.cli calls this once fully imported
-    from bridge.cli import _strength, _temperature, _share, _take_seconds, _positive_int
+    from bridge.cli import _strength, _temperature, _share, _take_seconds, _positive_int, _seed_count
     train = sub.add_parser("train", help="build the music corpus or train the music model")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
@@ -159,4 +159,7 @@ def register(sub) -> None:
     e.add_argument("--note-temperature", type=_temperature, default=None, metavar="T",
                    help="temperature of each note-on's pitch alone (default: --temperature); "
                         "how many notes start, when and in which family stay at --temperature")
+    e.add_argument("--seeds", type=_seed_count, default=4, metavar="N",
+                   help="draws of the plain boundary and style sections, reported per seed and "
+                        "on average (default 4; 1 for the first draw alone)")
     e.set_defaults(func=lambda args: _eval(args))

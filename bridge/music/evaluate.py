@@ -108,6 +108,54 @@ def boundary_hits(notes, bounds, tol=0.125):
     return int(sum(np.abs(onsets - b).min() <= tol + 1e-9 for b in bounds))
 
 
+def _boundary_targets(rng, n_takes, seconds):
+    """Random cut lists (first cut 1.5-3 s in, then every 2-5 s) and a (valence, arousal) per take."""
+    bounds_per, va_per = [], []
+    for _ in range(n_takes):
+        t, bs = 1.0 + rng.uniform(0.5, 2.0), []
+        while t < seconds - 1.0:
+            bs.append(round(t, 3))
+            t += rng.uniform(2.0, 5.0)
+        bounds_per.append(bs)
+        va_per.append((float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8))))
+    return bounds_per, va_per
+
+
+def _boundary_rates(model, seconds, bounds_per, va_per, seed, guidance, draw):
+    """Share of the requested boundaries hit with the offsets given, and withheld."""
+    rates, requested = {}, max(sum(len(b) for b in bounds_per), 1)
+    for mode, use_b in (("given", True), ("withheld", False)):
+        takes = sample(model, seconds, valence=[x[0] for x in va_per], arousal=[x[1] for x in va_per],
+                       boundaries=bounds_per, batch=len(bounds_per), seed=seed + 100, per_take=True,
+                       use_boundaries=use_b, guidance=guidance, **draw)
+        got = sum(boundary_hits(t, bs) for t, bs in zip(takes, bounds_per))
+        rates[f"hit_rate_{mode}"] = round(got / requested, 3)
+    return rates
+
+
+def _style_windows(rng, works_test, n_real, seconds):
+    """Held-out real windows (one ensemble arrangement, untransposed) and their labels and
+    boundaries, which the generated takes are conditioned on."""
+    from bridge.music.data import augment
+    reals, conds = [], []
+    for i in rng.choice(len(works_test), size=n_real, replace=len(works_test) < n_real):
+        notes = augment(works_test[i], rng, fixed={"transpose": 0, "octave": 0, "scheme": "ensemble"})
+        notes = [n for n in notes if n.start < seconds]
+        if len(notes) < 8:
+            continue
+        reals.append(notes)
+        conds.append((labels.label(notes, span_s=seconds), list(labels.boundaries(notes))))
+    return reals, conds
+
+
+def _style_row(gens, pe_r, gs_r):
+    pe_g, gs_g = _mean_defined(pitch_class_entropy, gens), _mean_defined(grooving_similarity, gens)
+    return {"pitch_class_entropy_gen": round(pe_g, 3),
+            "pitch_class_entropy_rel_diff": round(abs(pe_g - pe_r) / pe_r, 3),
+            "grooving_similarity_gen": round(gs_g, 3),
+            "grooving_similarity_rel_diff": round(abs(gs_g - gs_r) / gs_r, 3)}
+
+
 def _time(fn):
     t = time.time()
     out = fn()
@@ -116,10 +164,13 @@ def _time(fn):
 
 def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, guidance=2.0,
              log=print, twin=None, nll_only=False, steer=STRENGTH, temperature=1.0,
-             note_temperature=None):
+             note_temperature=None, seeds=1):
     """The model's metrics as a dict. `temperature` is the sampling temperature of every
     generated take (controllability, boundaries, style; top-p stays 0.95);
-    `note_temperature`, when given, that of the pitch of each note-on (sample._log_probs)."""
+    `note_temperature`, when given, that of the pitch of each note-on (sample._log_probs).
+    `seeds` > 1 repeats the plain boundary and style sections with seeds seed+1, ... (fresh
+    cuts, targets and real windows each time) and reports them per seed and on average: one
+    draw of 24 takes and 32 windows moves those figures by several points."""
     torch.manual_seed(seed)
     model = model or load_shipped("auto")
     if works_val is None or works_test is None:
@@ -224,41 +275,18 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     log(json.dumps({"control": {"switch": res["control"]["switch"]}}))
 
     # 3. Boundaries from the conditioning alone, vs the same takes with offsets withheld.
-    n_takes = 8 if quick else 24
     bdur = 16.0 if quick else 20.0
-    bounds_per, va_per = [], []
-    for _ in range(n_takes):
-        t, bs = 1.0 + rng.uniform(0.5, 2.0), []
-        while t < bdur - 1.0:
-            bs.append(round(t, 3))
-            t += rng.uniform(2.0, 5.0)
-        bounds_per.append(bs)
-        va_per.append((float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8))))
-    res["boundaries"] = {"requested": int(sum(len(b) for b in bounds_per)), "takes": n_takes,
+    bounds_per, va_per = _boundary_targets(rng, 8 if quick else 24, bdur)
+    res["boundaries"] = {"requested": int(sum(len(b) for b in bounds_per)), "takes": len(bounds_per),
                          "seconds_each": bdur, "tolerance_ms": 125}
     for name, g in (("plain", 1.0), (f"guidance_{guidance:g}", guidance)):
-        rates = {}
-        for mode, use_b in (("given", True), ("withheld", False)):
-            takes = sample(model, bdur, valence=[x[0] for x in va_per], arousal=[x[1] for x in va_per],
-                           boundaries=bounds_per, batch=n_takes, seed=seed + 100, per_take=True,
-                           use_boundaries=use_b, guidance=g, **draw)
-            got = sum(boundary_hits(t, bs) for t, bs in zip(takes, bounds_per))
-            rates[f"hit_rate_{mode}"] = round(got / max(res["boundaries"]["requested"], 1), 3)
+        rates = _boundary_rates(model, bdur, bounds_per, va_per, seed, g, draw)
         res["boundaries"][name] = rates
         log(json.dumps({"boundaries": {name: rates}}))
 
     # 4. Style: held-out real windows vs takes generated with the same labels and boundaries.
-    from bridge.music.data import augment
-    n_real = 12 if quick else 32
     sdur = 16.0
-    reals, conds = [], []
-    for i in rng.choice(len(works_test), size=n_real, replace=len(works_test) < n_real):
-        notes = augment(works_test[i], rng, fixed={"transpose": 0, "octave": 0, "scheme": "ensemble"})
-        notes = [n for n in notes if n.start < sdur]
-        if len(notes) < 8:
-            continue
-        reals.append(notes)
-        conds.append((labels.label(notes, span_s=sdur), list(labels.boundaries(notes))))
+    reals, conds = _style_windows(rng, works_test, 12 if quick else 32, sdur)
     pe_r, gs_r = _mean_defined(pitch_class_entropy, reals), _mean_defined(grooving_similarity, reals)
     res["style"] = {"pitch_class_entropy_real": round(pe_r, 3), "grooving_similarity_real": round(gs_r, 3),
                     "windows": len(reals), "seconds_each": sdur}
@@ -267,16 +295,16 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         gens = sample(model, sdur, valence=valences, arousal=[c[0][1] for c in conds],
                       boundaries=[c[1] for c in conds], batch=len(conds), seed=seed + 500, per_take=True,
                       constrain=steering(valences, strength), **draw)
-        pe_g, gs_g = _mean_defined(pitch_class_entropy, gens), _mean_defined(grooving_similarity, gens)
-        row = {"pitch_class_entropy_gen": round(pe_g, 3),
-               "pitch_class_entropy_rel_diff": round(abs(pe_g - pe_r) / pe_r, 3),
-               "grooving_similarity_gen": round(gs_g, 3),
-               "grooving_similarity_rel_diff": round(abs(gs_g - gs_r) / gs_r, 3)}
+        row = _style_row(gens, pe_r, gs_r)
         if name == "plain":
             res["style"].update(row)
         else:
             res["style"][name] = row
     log(json.dumps({"style": res["style"]}))
+
+    # 4b. The plain boundary and style figures again, over further seeds.
+    if seeds > 1:
+        res["over_seeds"] = _over_seeds(model, works_test, seed, seeds, quick, draw, res, log)
 
     # 5. Speed at batch 1 with the cache (and batch 8, total tokens/s).
     res["speed"] = {"threads": torch.get_num_threads()}
@@ -300,6 +328,33 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     for name, row in [("plain", st)] + ([(steered, st[steered])] if steered in st else []):
         met[f"{name}: pitch_class_entropy_within_10pct"] = row["pitch_class_entropy_rel_diff"] <= 0.10
         met[f"{name}: grooving_similarity_within_10pct"] = row["grooving_similarity_rel_diff"] <= 0.10
+    if "over_seeds" in res:
+        mean = res["over_seeds"]["mean"]
+        met["mean over seeds: boundary_hits_ge_70pct_and_above_withheld"] = (
+            mean["hit_rate_given"] >= 0.7 and mean["hit_rate_given"] > mean["hit_rate_withheld"] + 0.1)
+        met["mean over seeds: pitch_class_entropy_within_10pct"] = mean["pitch_class_entropy_rel_diff"] <= 0.10
+        met["mean over seeds: grooving_similarity_within_10pct"] = mean["grooving_similarity_rel_diff"] <= 0.10
     met["speed_ge_400_tok_s"] = sp["tokens_per_s_batch1"] >= 400
     res["targets_met"] = met
     return res
+
+
+def _over_seeds(model, works_test, seed, seeds, quick, draw, res, log):
+    """Plain boundary hits and style per seed (the first is the sections above), and means."""
+    keys = ("hit_rate_given", "hit_rate_withheld", "pitch_class_entropy_rel_diff",
+            "grooving_similarity_rel_diff")
+    first = {**res["boundaries"]["plain"], **{k: res["style"][k] for k in keys[2:]}}
+    rows = [{"seed": seed, **{k: first[k] for k in keys}}]
+    bdur, sdur = (16.0 if quick else 20.0), 16.0
+    for s in range(seed + 1, seed + seeds):
+        rng = np.random.default_rng(s)     # drawn in the same order as the sections above
+        bounds_per, va_per = _boundary_targets(rng, 8 if quick else 24, bdur)
+        row = {"seed": s, **_boundary_rates(model, bdur, bounds_per, va_per, s, 1.0, draw)}
+        reals, conds = _style_windows(rng, works_test, 12 if quick else 32, sdur)
+        gens = sample(model, sdur, valence=[c[0][0] for c in conds], arousal=[c[0][1] for c in conds],
+                      boundaries=[c[1] for c in conds], batch=len(conds), seed=s + 500, per_take=True, **draw)
+        pe_r, gs_r = _mean_defined(pitch_class_entropy, reals), _mean_defined(grooving_similarity, reals)
+        row.update({k: v for k, v in _style_row(gens, pe_r, gs_r).items() if k in keys})
+        rows.append(row)
+        log(json.dumps({"over_seeds": row}))
+    return {"per_seed": rows, "mean": {k: round(float(np.mean([r[k] for r in rows])), 3) for k in keys}}
