@@ -43,6 +43,7 @@ _strength = _number_in(0, 20)                   # --key-pull / --steer (0: no ke
 _temperature = _number_in(0, 2, low_open=True)  # eval --temperature
 _share = _number_in(0, 1)                       # train model --self-share
 _take_seconds = _number_in(4, 60)               # train takes --seconds
+_guidance = _number_in(1, 4)                    # eval-score --guidance
 
 
 def _positive_int(text):
@@ -128,6 +129,7 @@ def cmd_eval_score(args) -> int:
     from bridge.score_eval import evaluate
     model, info = load_model(args.device, args.model)
     extra = {} if args.key_pull is None else {"key_pull": args.key_pull}
+    extra.update({} if args.guidance is None else {"guidance": args.guidance})
     result = evaluate(model, info, seed=args.seed, candidates=args.candidates, **extra)
     print(json.dumps(result, indent=2))
     return 0
@@ -305,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--candidates", type=int, default=2)
     p.add_argument("--key-pull", type=_strength, metavar="S",
                    help="strength of the pull toward each section's key (0: none; default: the product's)")
+    p.add_argument("--guidance", type=_guidance, metavar="W",
+                   help="classifier-free guidance of the moods and cuts (1: none; default: the product's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")
     p.set_defaults(func=cmd_eval_score)

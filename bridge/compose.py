@@ -47,6 +47,7 @@ STRAGGLER_GRACE = 1.25
 SOUNDING_GRID_S = 0.1
 MAX_NOTE_S = 8.0    # a note the model never released ends here, not at the end of the cue
 KEY_PULL = STRENGTH  # how hard free notes are pulled toward the section's key (steer.py)
+GUIDANCE = 1.0       # classifier-free guidance of the conditions (1: none)
 
 
 class ScoreNote(NamedTuple):
@@ -220,7 +221,7 @@ def _only(row, token):
 
 
 def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95, progress=None,
-            key_pull=KEY_PULL) -> dict:
+            key_pull=KEY_PULL, guidance=GUIDANCE) -> dict:
     """Generate `candidates` takes of the whole cue and keep the best.
 
     Returns {"notes": [ScoreNote], "chords": [Chord], "scores": [per candidate], "best": i,
@@ -228,6 +229,8 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95, prog
     budget can run out first)}. The same model, plan and seed give the same notes.
     progress(fraction of the cue reached by the slowest take) is called as sampling goes;
     an exception it raises stops the work (that is how a daemon cancels a job).
+    guidance > 1 draws with classifier-free guidance (sample.py): the moods and cuts weigh
+    more against the music already heard, at the cost of a second row per candidate.
     """
     chords_per_take = [plan_chords(plan, np.random.default_rng([seed, k])) for k in range(candidates)]
     hook = HitConstraint(plan, [chord_events(c, plan.duration_s) for c in chords_per_take], temperature,
@@ -237,7 +240,7 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95, prog
         model, plan.duration_s,
         valence=[(s.start, s.valence) for s in sections], arousal=[(s.start, s.arousal) for s in sections],
         boundaries=[h.seconds for h in plan.hits], batch=candidates, seed=seed,
-        temperature=temperature, top_p=top_p, return_tokens=True, constrain=hook,
+        temperature=temperature, top_p=top_p, return_tokens=True, constrain=hook, guidance=guidance,
         max_tokens=int(plan.duration_s * TOKENS_PER_SECOND) + 16 * len(plan.hits) + 64)
     results = [finish(take, chords, plan) for take, chords in zip(takes, chords_per_take)]
     scores = [candidate_score(notes, plan) for notes in results]

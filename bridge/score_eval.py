@@ -8,7 +8,8 @@ as MIDI, and the file read back is measured:
 - tempo fit: hits within a frame of a beat, and mean frames off;
 - Spearman ρ between the sections' targets and the music measured in them: valence against
   the major-minor key clarity of the pitch-class histogram (Krumhansl-Kessler profiles),
-  arousal against note density and mean velocity; each also without the forced chords,
+  arousal against note density (notes per second, and distinct onsets per second as the
+  arousal label counts them) and mean velocity; each also without the forced chords,
   whose key and loudness come from the plan by construction;
 - pitch-class entropy (bits) of onsets per 4-bar window, as CMT reports it (real music 4.45).
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.compose import HIT_FAMILIES, KEY_PULL, compose, to_parts
+from bridge.compose import GUIDANCE, HIT_FAMILIES, KEY_PULL, compose, to_parts
 from bridge.music.evaluate import spearman_rho
 from bridge.plan import make_plan
 from bridge.render.midi import read_midi, write_midi
@@ -66,13 +67,14 @@ def synthetic_edit(rate, first, count, shot_s, seed):
     return [Hit(f, "cut") for f in sorted(frames)], sections, duration
 
 
-def evaluate(model, model_info, seed=1, candidates=2, key_pull=KEY_PULL) -> dict:
+def evaluate(model, model_info, seed=1, candidates=2, key_pull=KEY_PULL, guidance=GUIDANCE) -> dict:
     rows, targets, measured = [], [], []
     started = time.perf_counter()
     for number, (name, rate, first, count, shot_s) in enumerate(EDITS):
         hits, sections, duration = synthetic_edit(rate, first, count, shot_s, seed + number)
         plan = make_plan(hits, sections, rate, duration, cue=f"1M{number + 1}")
-        composed = compose(model, plan, seed=seed, candidates=candidates, key_pull=key_pull)
+        composed = compose(model, plan, seed=seed, candidates=candidates, key_pull=key_pull,
+                           guidance=guidance)
         notes = _through_midi(composed["notes"], plan, rate)
         forced = {(round(c.start, 3), p) for c in composed["chords"] for p in c.pitches}
         own = [n for n in notes if (round(n[0], 3), n[2]) not in forced or n[4] not in HIT_FAMILIES]
@@ -83,7 +85,8 @@ def evaluate(model, model_info, seed=1, candidates=2, key_pull=KEY_PULL) -> dict
             length = s.end - s.start
             measured.append((_mode_clarity(inside), _mode_clarity(inside_own),
                              len(inside) / length, len(inside_own) / length,
-                             _mean_velocity(inside), _mean_velocity(inside_own)))
+                             _mean_velocity(inside), _mean_velocity(inside_own),
+                             _onsets(inside) / length, _onsets(inside_own) / length))
         frame = 1 / float(rate)
         chord_hits = sum(1 for h in plan.hits if _has_chord(notes, h.seconds, frame))
         rows.append({
@@ -98,7 +101,8 @@ def evaluate(model, model_info, seed=1, candidates=2, key_pull=KEY_PULL) -> dict
     targets, measured = np.array(targets), np.array(measured)
     hits = sum(r["hits"] for r in rows)
     return {
-        "model": model_info, "seed": seed, "candidates": candidates, "key_pull": key_pull, "edits": rows,
+        "model": model_info, "seed": seed, "candidates": candidates, "key_pull": key_pull,
+        "guidance": guidance, "edits": rows,
         "summary": {
             "hits": hits,
             "hit_chord_share": sum(r["hit_chord_share"] * r["hits"] for r in rows) / hits,
@@ -109,6 +113,8 @@ def evaluate(model, model_info, seed=1, candidates=2, key_pull=KEY_PULL) -> dict
             "spearman_valence_mode_model_notes_only": _spearman(targets[:, 0], measured[:, 1]),
             "spearman_arousal_density": _spearman(targets[:, 1], measured[:, 2]),
             "spearman_arousal_density_model_notes_only": _spearman(targets[:, 1], measured[:, 3]),
+            "spearman_arousal_onset_rate": _spearman(targets[:, 1], measured[:, 6]),
+            "spearman_arousal_onset_rate_model_notes_only": _spearman(targets[:, 1], measured[:, 7]),
             "spearman_arousal_velocity": _spearman(targets[:, 1], measured[:, 4]),
             "spearman_arousal_velocity_model_notes_only": _spearman(targets[:, 1], measured[:, 5]),
             "pitch_class_entropy": round(float(np.mean([r["pitch_class_entropy"] for r in rows])), 3),
@@ -128,6 +134,12 @@ def _through_midi(notes, plan, rate):
     for written, part in zip(read, parts):
         out += [(s, e, p, v, part["family"]) for s, e, p, v in written["notes"]]
     return sorted(out)
+
+
+def _onsets(notes):
+    """Distinct onset times (to the millisecond): the arousal label's density, where a chord
+    counts once however many notes it has."""
+    return len({round(n[0], 3) for n in notes})
 
 
 def _mean_velocity(notes):

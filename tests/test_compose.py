@@ -92,6 +92,16 @@ def test_same_seed_same_notes_other_seed_other_notes(model):
     assert compose(model, plan, seed=10, candidates=2)["notes"] != first
 
 
+def test_guided_composition_still_lands_every_hit_and_is_seeded(model):
+    plan = _plan()
+    guided = compose(model, plan, seed=9, candidates=2, guidance=2.0)
+    assert compose(model, plan, seed=9, candidates=2, guidance=2.0)["notes"] == guided["notes"]
+    assert compose(model, plan, seed=9, candidates=2)["notes"] != guided["notes"]
+    assert all(s["hit_coverage"] == 1.0 for s in guided["scores"])
+    for hit in plan.hits:
+        assert len({n.pitch % 12 for n in chord_at(guided["notes"], hit.seconds, tolerance=0.0)}) >= 3
+
+
 def test_free_notes_are_pulled_into_each_sections_key(model):
     plan = _plan()
 

@@ -75,6 +75,10 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
         assert 0 <= b["hit_rate_given"] <= 1 and 0 <= b["hit_rate_withheld"] <= 1
     assert "steered_3.5" not in res["boundaries"]   # steering moves pitches, not time
     assert res["control"]["switch"]["takes"] == 8
+    changes = res["control"]["arousal_changes"]
+    assert changes["takes"] == 8 and changes["sections_each"] == 4
+    for name in ("plain", "guidance_2"):
+        assert all(changes[name][k] is None or -1 <= changes[name][k] <= 1 for k in changes[name])
     assert 0 <= res["control"]["switch"]["share_in_asked_direction"] <= 1
     assert 0 <= res["control"]["switch"]["steered_3.5"]["share_in_asked_direction"] <= 1
     assert res["style"]["windows"] > 0 and res["style"]["grooving_similarity_real"] > 0

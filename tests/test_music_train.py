@@ -346,3 +346,44 @@ def test_missing_or_broken_kept_takes_are_a_clear_error(tmp_path):
     (tmp_path / "wrong.json.gz").write_bytes(gzip.compress(b'{"meta": {}}'))
     with pytest.raises(BadInput, match="not a file of kept takes"):
         selftrain.load(tmp_path / "wrong.json.gz")
+
+
+def test_change_energy_stretches_and_louder_every_other_stretch():
+    from bridge.music.data import change_energy
+    from bridge.music.tokens import Note, VEL_LEVELS
+    notes = [Note(0.5, 1.0, 60, VEL_LEVELS[3], "piano"), Note(1.0, 0.5, 62, VEL_LEVELS[3], "piano"),
+             Note(1.5, 0.25, 64, VEL_LEVELS[6], "melody"), Note(2.0, 0.5, 65, VEL_LEVELS[3], "piano"),
+             Note(2.5, 0.5, 67, VEL_LEVELS[3], "piano")]
+    out, moved = change_energy(notes, [1.0, 2.0], 2.0, 2)
+    assert moved == [1.0, 3.0]
+    assert [n.start for n in out] == [0.5, 1.0, 2.0, 3.0, 3.5]
+    # a note sounding across a switch is held through the slower stretch
+    assert out[0].duration == 1.5 and out[1].duration == 1.0 and out[2].duration == 0.5
+    assert [n.velocity for n in out] == [VEL_LEVELS[3], VEL_LEVELS[5], VEL_LEVELS[7], VEL_LEVELS[3], VEL_LEVELS[3]]
+    whole, _ = change_energy(notes, [0.0], 0.5, -4)        # the whole window, faster and softer
+    assert [n.start for n in whole] == [0.25, 0.5, 0.75, 1.0, 1.25]
+    assert min(n.velocity for n in whole) == VEL_LEVELS[0]
+
+
+def test_energy_switch_changes_the_arousal_condition_with_the_music():
+    from bridge.music.tokens import decode, token_times_ms
+    aug = {"mode_swap": 0.0, "mode_switch": 0.0, "retime": 0.0, "energy_switch": 1.0}
+    seen = 0
+    for seed in range(10):
+        x, c, (_, a) = make_example(_work(0), np.random.default_rng(seed), 512, p_drop_va=0,
+                                    p_drop_b=0, start_q=0.0, aug=aug)
+        arousal = c[:, 1]
+        if np.ptp(arousal) == 0:
+            continue
+        seen += 1
+        assert np.isclose(arousal[0], a, atol=1e-6) and len(set(np.round(arousal, 5))) == 2
+        times = token_times_ms(x)
+        changed = arousal != arousal[0]
+        first = times[np.argmax(changed)]                         # the first switch (ms)
+        notes = decode(x)
+        before = [n for n in notes if n.start * 1000 < first]
+        after = [n for n in notes if first <= n.start * 1000 < first + 1000 * 1.0]
+        # louder stretches are labelled higher, softer ones lower
+        up = np.mean([n.velocity for n in after]) > np.mean([n.velocity for n in before])
+        assert (arousal[changed][0] > arousal[0]) == up
+    assert seen >= 5

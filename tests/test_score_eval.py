@@ -16,6 +16,12 @@ def test_eval_covers_the_grid_and_every_hit(monkeypatch):
     assert 0 <= summary["hits_on_beat_share"] <= 1 and summary["mean_frames_off"] >= 0
     assert 0 < summary["pitch_class_entropy"] <= 3.585  # log2(12)
     assert all(-1 <= summary[k] <= 1 for k in summary if k.startswith("spearman") and summary[k] is not None)
+    assert "spearman_arousal_onset_rate" in summary and result["guidance"] == 1.0
+
+
+def test_onsets_count_a_chord_once():
+    chord = [(1.0, 2.0, p, 80, "pad") for p in (60, 64, 67)]
+    assert score_eval._onsets(chord + [(1.5, 2.0, 72, 80, "melody"), (1.0004, 2.0, 48, 80, "bass")]) == 2
 
 
 def test_spearman_and_mode_clarity():

@@ -41,7 +41,8 @@ def _model(args) -> int:
                       batch_size=args.batch_size, seed=args.seed, init=args.init or "",
                       lr=args.lr, min_lr=args.lr / 10, boundary_weight=args.boundary_weight,
                       p_mode_swap=args.p_mode_swap, p_mode_switch=args.p_mode_switch,
-                      p_retime=args.p_retime, valence_contrast=args.valence_contrast,
+                      p_retime=args.p_retime, p_energy_switch=args.p_energy_switch,
+                      valence_contrast=args.valence_contrast,
                       contrast_scale=args.contrast_scale, self_data=args.self_data or "",
                       self_share=args.self_share)
     works = load_corpus()
@@ -122,6 +123,9 @@ def register(sub) -> None:
                    help="share of windows whose mode and valence change mid-window (default 0.5)")
     m.add_argument("--p-retime", type=float, default=0.5,
                    help="share of windows held or cut before boundaries (default 0.5)")
+    m.add_argument("--p-energy-switch", type=_share, default=0.0,
+                   help="share of windows whose tempo, loudness and arousal change mid-window "
+                        "(drawn when the mode does not switch; default 0)")
     m.add_argument("--valence-contrast", type=float, default=0.0,
                    help="weight of the valence contrast: each window more likely under its own "
                         "valence than under the opposite one (default 0: off)")

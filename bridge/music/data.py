@@ -12,6 +12,8 @@ a known effect on (valence, arousal):
                -> no label change
   mode         the whole window, or alternate stretches of it, in the parallel mode
                -> valence (per position: each stretch is labelled in its own mode)
+  energy       alternate stretches played slower and softer, or faster and louder
+               -> arousal (per position: each stretch is labelled in its own energy)
   cut timing   the music held or cut short just before some boundaries, as a picture
                edit does -> none (teaches landing on a boundary that is off the beat)
 Times are put on a 10 ms grid: scores have no finer timing, and the fine 1 ms tokens stay
@@ -211,6 +213,51 @@ def mode_switches(notes, covered_s, rng, gap_s=SWITCH_GAP_S):
     return out
 
 
+ENERGY_GAP_S = (2.5, 6.0)    # seconds between energy switches inside a window
+ENERGY_STRETCH = (1.35, 1.8)  # how much slower (or, inverted, faster) a changed stretch plays
+ENERGY_LEVELS = (2, 3)        # and how many loudness levels softer (or louder)
+
+
+def draw_energy(rng):
+    """(time factor, loudness levels) of a changed stretch: slower and softer, or faster and louder."""
+    k = float(rng.uniform(*ENERGY_STRETCH))
+    dv = int(rng.integers(ENERGY_LEVELS[0], ENERGY_LEVELS[1] + 1))
+    return (k, -dv) if rng.random() < 0.5 else (1.0 / k, dv)
+
+
+def change_energy(notes, switches_s, k, dv):
+    """The notes with every other stretch (after the 1st, 3rd, ... switch) played `k` times
+    as long and `dv` loudness levels up; the stretches between keep their time and level.
+
+    Why: in the corpus a window keeps one tempo and one loudness, so a model learns to
+    continue the energy it has heard and the arousal condition matters only at the start;
+    a score's mood changes mid-cue. Returns (notes, switch times in the new timing)."""
+    edges = [float(e) for e in switches_s]
+
+    def warp(t):
+        out, prev = 0.0, 0.0
+        for i, e in enumerate(edges):
+            if t <= e:
+                break
+            out += (e - prev) * (k if i % 2 == 1 else 1.0)
+            prev = e
+        return out + (t - prev) * (k if len(edges) and sum(e < t for e in edges) % 2 == 1 else 1.0)
+
+    def louder(v):
+        level = int(np.argmin([abs(v - x) for x in VEL_LEVELS]))
+        return VEL_LEVELS[int(np.clip(level + dv, 0, len(VEL_LEVELS) - 1))]
+
+    out = []
+    for n in notes:
+        start = round(warp(n.start), 2)
+        end = round(warp(n.start + n.duration), 2)
+        odd = sum(e <= n.start for e in edges) % 2 == 1
+        out.append(n._replace(start=start, duration=max(end - start, 0.01),
+                              velocity=louder(n.velocity) if odd else n.velocity))
+    out.sort(key=lambda n: (n.start, n.pitch))
+    return out, [round(warp(e), 2) for e in edges]   # on the notes' 10 ms grid
+
+
 def _switched(times_ms, switches_ms):
     """True where an odd number of switches lie at or before each time (ms)."""
     return (np.searchsorted(np.asarray(switches_ms), np.round(np.asarray(times_ms)), side="right") % 2) == 1
@@ -220,11 +267,13 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
                  aug=None):
     """-> (tokens (block_size+1,), cond (block_size+1, COND_DIM), (valence, arousal)).
 
-    aug: augmentation probabilities {"mode_swap", "mode_switch", "retime"} (see Batcher).
-    With "mode_switch" a window changes mode every few seconds; the valence condition
-    changes with it (each stretch carries the label of the whole window in that mode), so
-    the model must follow the condition against what it has heard so far.
-    The valence returned is that of the window's start.
+    aug: augmentation probabilities {"mode_swap", "mode_switch", "energy_switch", "retime"}
+    (see Batcher). With "mode_switch" a window changes mode every few seconds; the valence
+    condition changes with it (each stretch carries the label of the whole window in that
+    mode), so the model must follow the condition against what it has heard so far.
+    "energy_switch" (drawn only when the mode does not switch) does the same with tempo and
+    loudness, and so arousal (change_energy).
+    The valence and arousal returned are those of the window's start.
     """
     aug = aug or {}
     notes = augment(work, rng, start_q=start_q, fixed=fixed, p_mode_swap=aug.get("mode_swap"),
@@ -244,6 +293,18 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
             times_ms = token_times_ms(toks)
             times = times_ms / 1000.0
             v = np.where(_switched(times_ms, switches), v_other, v)
+    elif fixed is None and aug.get("energy_switch", 0.0) > 0 and rng.random() < aug["energy_switch"]:
+        switches = mode_switches(window, covered, rng, gap_s=ENERGY_GAP_S)
+        if switches:
+            k, dv = draw_energy(rng)
+            changed, _ = change_energy(window, [0.0], k, dv)   # the whole window, changed
+            v_other, a_other = labels.label(changed, span_s=max(covered * k, 1.0))
+            notes, moved = change_energy(notes, [x / 1000 for x in switches], k, dv)
+            toks = np.array(encode(notes), dtype=np.int64)[: block_size + 1]
+            times_ms = token_times_ms(toks)
+            times = times_ms / 1000.0
+            odd = _switched(times_ms, [int(round(x * 1000)) for x in moved])
+            v, a = np.where(odd, v_other, v), np.where(odd, a_other, a)
     # Boundaries come from the notes beyond the window too, so late positions see the next cut.
     bounds = labels.boundaries(notes)
     b_given = len(bounds) > 0 or labels.has_chords(window)  # no chords at all: a bare melody
@@ -257,7 +318,7 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
     b_mask = 1.0 if b_given and not (fixed is None and rng.random() < p_drop_b) else 0.0
     cond = cond_features(v, a, offset, va_mask, b_mask)
     toks, cond = pad_window(toks, cond, block_size)
-    return toks, cond, (float(np.ravel(v)[0]), a)
+    return toks, cond, (float(np.ravel(v)[0]), float(np.ravel(a)[0]))
 
 
 def pad_window(toks, cond, block_size):

@@ -12,7 +12,9 @@
                  control and style also "steered": plain sampling pulled toward a key whose
                  mode follows the valence's sign, as a score does it — steer.py);
                  control.switch: valence changing mid-take (+0.8 -> -0.8 and back), the
-                 mode of each half measured apart, as when the picture's mood turns
+                 mode of each half measured apart, as when the picture's mood turns;
+                 control.arousal_changes: arousal jumping every 6 s, each section's
+                 energy measured apart
   style          pitch-class entropy and grooving-pattern similarity (REFERENCES.md) of
                  generated vs held-out real windows; "bars" are 2 s (4 beats at 120 qpm),
                  as generated music has no bar lines; entropy per 4-bar window
@@ -156,6 +158,30 @@ def _style_row(gens, pe_r, gs_r):
             "grooving_similarity_rel_diff": round(abs(gs_g - gs_r) / gs_r, 3)}
 
 
+def _arousal_changes(model, seed, quick, guidance, draw):
+    """Takes whose arousal jumps to a new grid value every few seconds (valence 0, no cuts).
+    Spearman rho over the sections after the first, between each section's target and the
+    arousal measured in it (and its onset rate and loudness apart): the first section starts
+    from silence, the later ones must turn away from the music just heard."""
+    n_takes, n_sec, sec = (8, 4, 4.0) if quick else (24, 6, 6.0)
+    rng = np.random.default_rng([seed, 7])      # its own draws: the sections below keep theirs
+    targets = [[float(x) for x in rng.choice(GRID, n_sec)] for _ in range(n_takes)]
+    out = {"takes": n_takes, "sections_each": n_sec, "seconds_each_section": sec}
+    for name, g in (("plain", 1.0), (f"guidance_{guidance:g}", guidance)):
+        takes = sample(model, n_sec * sec, arousal=[[(i * sec, a) for i, a in enumerate(t)] for t in targets],
+                       valence=[0.0] * n_takes, batch=n_takes, seed=seed + 70, per_take=True,
+                       use_boundaries=False, guidance=g, **draw)
+        asked, feats = [], []
+        for take, t in zip(takes, targets):
+            for i in range(1, n_sec):
+                asked.append(t[i])
+                feats.append(labels.features([n for n in take if i * sec <= n.start < (i + 1) * sec], span_s=sec))
+        out[name] = {"rho_arousal": spearman(asked, [measured_arousal(f) for f in feats]),
+                     "rho_arousal_density": spearman(asked, [f["density"] for f in feats]),
+                     "rho_arousal_velocity": spearman(asked, [f["velocity"] for f in feats])}
+    return out
+
+
 def _time(fn):
     t = time.time()
     out = fn()
@@ -273,6 +299,10 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         else:
             res["control"]["switch"][name] = row
     log(json.dumps({"control": {"switch": res["control"]["switch"]}}))
+
+    # Arousal that changes every few seconds, as a cue's moods do: does the energy follow?
+    res["control"]["arousal_changes"] = _arousal_changes(model, seed, quick, guidance, draw)
+    log(json.dumps({"control": {"arousal_changes": res["control"]["arousal_changes"]}}))
 
     # 3. Boundaries from the conditioning alone, vs the same takes with offsets withheld.
     bdur = 16.0 if quick else 20.0

@@ -50,6 +50,7 @@ class TrainConfig:
     p_mode_swap: float = 0.5      # augmentation (data.py): whole window in the parallel mode,
     p_mode_switch: float = 0.5    # the mode changing mid-window with the valence condition,
     p_retime: float = 0.5         # the music held or cut before boundaries
+    p_energy_switch: float = 0.0  # tempo and loudness changing mid-window with the arousal condition
     valence_contrast: float = 0.0  # weight of the valence contrast (valence_contrast_loss)
     contrast_scale: float = 50.0   # its sharpness, per nat/token of likelihood ratio
     self_data: str = ""           # kept takes to mix in (selftrain.py), "" = real windows only
@@ -181,7 +182,8 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg.lr, betas=(0.9, 0.95))
-    aug = {"mode_swap": cfg.p_mode_swap, "mode_switch": cfg.p_mode_switch, "retime": cfg.p_retime}
+    aug = {"mode_swap": cfg.p_mode_swap, "mode_switch": cfg.p_mode_switch, "retime": cfg.p_retime,
+           "energy_switch": cfg.p_energy_switch}
     batcher = Batcher(works_train, cfg.model.block_size, seed=cfg.seed,
                       p_drop_va=cfg.p_drop_va, p_drop_b=cfg.p_drop_b, aug=aug)
     self_batcher, self_meta = None, None
