@@ -44,6 +44,7 @@ _temperature = _number_in(0, 2, low_open=True)  # eval --temperature
 _share = _number_in(0, 1)                       # train model --self-share
 _take_seconds = _number_in(4, 60)               # train takes --seconds
 _guidance = _number_in(1, 4)                    # eval-score --guidance
+_unit_step = _number_in(0, 2)                   # eval-score --mood-step
 
 
 def _positive_int(text):
@@ -130,6 +131,7 @@ def cmd_eval_score(args) -> int:
     model, info = load_model(args.device, args.model)
     extra = {} if args.key_pull is None else {"key_pull": args.key_pull}
     extra.update({} if args.guidance is None else {"guidance": args.guidance})
+    extra.update({} if args.mood_step is None else {"mood_step": args.mood_step or None})
     result = evaluate(model, info, seed=args.seed, candidates=args.candidates, **extra)
     print(json.dumps(result, indent=2))
     return 0
@@ -309,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="strength of the pull toward each section's key (0: none; default: the product's)")
     p.add_argument("--guidance", type=_guidance, metavar="W",
                    help="classifier-free guidance of the moods and cuts (1: none; default: the product's)")
+    p.add_argument("--mood-step", type=_unit_step, metavar="D",
+                   help="write the music afresh where a section's valence or arousal moves by D or "
+                        "more (0: never; default: the product's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")
     p.set_defaults(func=cmd_eval_score)

@@ -32,8 +32,8 @@ import torch
 from bridge.music.sample import sample
 from bridge.music.steer import STRENGTH, pull
 from bridge.music.tokens import (BOS, EOS, FAMILIES, FAMILY_INDEX, FINE0, N_PITCH, N_VEL, OFF0, ON0,
-                                 PAD, PITCH_LO, SHIFT0, TOKEN_MS, VEL0, VOCAB_SIZE, token_times_ms,
-                                 vel_level)
+                                 PAD, PITCH_LO, SHIFT0, TOKEN_MS, VEL0, VOCAB_SIZE, shift_tokens,
+                                 token_times_ms, vel_level)
 from bridge.plan import PROGRAM_NAMES, SCALES
 from bridge.timebase import beats_to_seconds, seconds_to_beats
 
@@ -48,6 +48,7 @@ SOUNDING_GRID_S = 0.1
 MAX_NOTE_S = 8.0    # a note the model never released ends here, not at the end of the cue
 KEY_PULL = STRENGTH  # how hard free notes are pulled toward the section's key (steer.py)
 GUIDANCE = 1.0       # classifier-free guidance of the conditions (1: none)
+MOOD_STEP = None     # write afresh where the mood moves this much between sections (None: never)
 
 
 class ScoreNote(NamedTuple):
@@ -133,7 +134,7 @@ class HitConstraint:
     """The `constrain` hook for the sampler: one state per take (see the module docstring)."""
 
     def __init__(self, plan, events_per_take, temperature=1.0, progress=None, start_s=0.0, end_s=None,
-                 key_pull=KEY_PULL):
+                 key_pull=KEY_PULL, grace=STRAGGLER_GRACE):
         self.plan = plan
         self.key_pull = float(key_pull)
         self.progress = progress  # progress(fraction): every 32 steps; it may raise to stop
@@ -150,6 +151,7 @@ class HitConstraint:
         self.end_ms = (plan.duration_s if end_s is None else end_s) * 1000
         self.steps = 0
         self.first_finish = None   # steps the first take needed to reach the end
+        self.grace = grace         # None: every take runs to the end (or its token budget)
 
     def __call__(self, logits, now_ms):
         self.steps += 1
@@ -158,7 +160,8 @@ class HitConstraint:
             self.progress(min(1.0, max(0.0, done)))
         if self.first_finish is None and (now_ms >= self.end_ms).any():
             self.first_finish = self.steps
-        late = self.first_finish is not None and self.steps > STRAGGLER_GRACE * self.first_finish
+        late = (self.grace is not None and self.first_finish is not None
+                and self.steps > self.grace * self.first_finish)
         logits = logits.clone()
         for b in range(logits.shape[0]):
             if late and now_ms[b] < self.end_ms:
@@ -220,8 +223,25 @@ def _only(row, token):
     return out
 
 
+def mood_parts(plan, step=MOOD_STEP) -> list:
+    """[(start_s, end_s)]: the cue cut where a section's valence or arousal differs from the
+    one before by `step` or more (None: one part, the whole cue).
+
+    Why: the model sets its energy and mode from the mood at the start of a sampling run
+    and then continues the music it has heard; a later change of condition moves almost
+    nothing (MODEL_CARD.md, "Moods that change mid-cue"). Written afresh from a mood change
+    on, a part follows its own mood."""
+    starts = [0.0]
+    if step is not None:
+        for before, s in zip(plan.sections, plan.sections[1:]):
+            if abs(s.valence - before.valence) >= step or abs(s.arousal - before.arousal) >= step:
+                starts.append(s.start)
+    ends = starts[1:] + [plan.duration_s]
+    return [(a, b) for a, b in zip(starts, ends) if b > a]
+
+
 def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95, progress=None,
-            key_pull=KEY_PULL, guidance=GUIDANCE) -> dict:
+            key_pull=KEY_PULL, guidance=GUIDANCE, mood_step=MOOD_STEP) -> dict:
     """Generate `candidates` takes of the whole cue and keep the best.
 
     Returns {"notes": [ScoreNote], "chords": [Chord], "scores": [per candidate], "best": i,
@@ -231,21 +251,44 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95, prog
     an exception it raises stops the work (that is how a daemon cancels a job).
     guidance > 1 draws with classifier-free guidance (sample.py): the moods and cuts weigh
     more against the music already heard, at the cost of a second row per candidate.
+    mood_step: where the mood moves this much from one section to the next, the music is
+    written afresh from there (mood_parts); None writes the cue in one run.
     """
     chords_per_take = [plan_chords(plan, np.random.default_rng([seed, k])) for k in range(candidates)]
-    hook = HitConstraint(plan, [chord_events(c, plan.duration_s) for c in chords_per_take], temperature,
-                         progress, key_pull=key_pull)
     sections = plan.sections
-    takes, tokens = sample(
-        model, plan.duration_s,
-        valence=[(s.start, s.valence) for s in sections], arousal=[(s.start, s.arousal) for s in sections],
-        boundaries=[h.seconds for h in plan.hits], batch=candidates, seed=seed,
-        temperature=temperature, top_p=top_p, return_tokens=True, constrain=hook, guidance=guidance,
-        max_tokens=int(plan.duration_s * TOKENS_PER_SECOND) + 16 * len(plan.hits) + 64)
+    parts = mood_parts(plan, mood_step)
+    takes, tokens = [[] for _ in range(candidates)], [[] for _ in range(candidates)]
+    reached = [None] * candidates   # where each take's music ended: the first part it fell short in
+    for i, (start, end) in enumerate(parts):
+        def part_progress(fraction, start=start, end=end):
+            progress((start + fraction * (end - start)) / plan.duration_s)
+        inside = [[c._replace(end=min(c.end, end)) for c in chords if start - 1e-6 <= c.start < end - 1e-6]
+                  for chords in chords_per_take]
+        hook = HitConstraint(plan, [chord_events(c, end) for c in inside], temperature,
+                             part_progress if progress is not None else None, start_s=start, end_s=end,
+                             key_pull=key_pull, grace=STRAGGLER_GRACE if len(parts) == 1 else None)
+        # A later part hears 10 ms of silence: its time starts at its mood change, not at 0.
+        # Every take runs each part to its end: one ended early would leave a gap before the next.
+        at = {"prompt": shift_tokens(10), "prompt_ms": int(round(start * 1000)) - 10} if i else {}
+        hits_inside = sum(1 for h in plan.hits if start - 1e-6 <= h.seconds < end - 1e-6)
+        part_takes, part_tokens = sample(
+            model, end,
+            valence=[(s.start, s.valence) for s in sections], arousal=[(s.start, s.arousal) for s in sections],
+            boundaries=[h.seconds for h in plan.hits], batch=candidates, seed=seed + 7919 * i,
+            temperature=temperature, top_p=top_p, return_tokens=True, constrain=hook, guidance=guidance,
+            max_tokens=int((end - start) * TOKENS_PER_SECOND) + 16 * hits_inside + 64, **at)
+        for k in range(candidates):
+            takes[k] += [n for n in part_takes[k] if n.start >= start - 1e-6]
+            tokens[k] += part_tokens[k]
+        offset_ms = at.get("prompt_ms", 0)
+        for k, seq in enumerate(part_tokens):
+            ms = offset_ms + (int(token_times_ms(seq)[-1]) if seq else 0)
+            if reached[k] is None or reached[k] >= start * 1000 - 0.5:   # not yet short
+                reached[k] = ms
     results = [finish(take, chords, plan) for take, chords in zip(takes, chords_per_take)]
     scores = [candidate_score(notes, plan) for notes in results]
-    for score, seq in zip(scores, tokens):
-        score["reached_s"] = round(min(int(token_times_ms(seq)[-1]) / 1000 if seq else 0.0, plan.duration_s), 3)
+    for score, ms in zip(scores, reached):
+        score["reached_s"] = round(min(ms / 1000, plan.duration_s), 3)
     finished = [k for k in range(candidates) if scores[k]["reached_s"] >= plan.duration_s - 0.001]
     best = max(finished or range(candidates), key=lambda k: (scores[k]["score"], -k))
     return {"notes": results[best], "chords": chords_per_take[best], "scores": scores,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bridge.compose import (HIT_FAMILIES, KEY_PULL, HitConstraint, ScoreNote, candidate_score, chord_at, chord_events,
-                            compose, plan_chords, to_parts, triad)
+                            compose, mood_parts, plan_chords, to_parts, triad)
 from bridge.music.sample import sample
 from bridge.music.tokens import FINE0, token_times_ms
 from bridge.plan import SCALES, make_plan
@@ -100,6 +100,27 @@ def test_guided_composition_still_lands_every_hit_and_is_seeded(model):
     assert all(s["hit_coverage"] == 1.0 for s in guided["scores"])
     for hit in plan.hits:
         assert len({n.pitch % 12 for n in chord_at(guided["notes"], hit.seconds, tolerance=0.0)}) >= 3
+
+
+def test_mood_changes_cut_the_cue_into_parts_written_afresh(model):
+    plan = _plan()
+    starts = [s.start for s in plan.sections]
+    assert mood_parts(plan, None) == [(0.0, plan.duration_s)]
+    # sections 2 and 3 share a mood; 1 -> 2 and 3 -> 4 move by 0.3 or more
+    assert mood_parts(plan, 0.3) == [(0.0, starts[1]), (starts[1], starts[3]), (starts[3], plan.duration_s)]
+    assert mood_parts(plan, 2.0) == [(0.0, plan.duration_s)]
+    fresh = compose(model, plan, seed=9, candidates=2, mood_step=0.3)
+    assert compose(model, plan, seed=9, candidates=2, mood_step=0.3)["notes"] == fresh["notes"]
+    assert compose(model, plan, seed=9, candidates=2)["notes"] != fresh["notes"]
+    assert [s["reached_s"] for s in fresh["scores"]] == [pytest.approx(plan.duration_s, abs=0.002)] * 2
+    assert all(s["hit_coverage"] == 1.0 for s in fresh["scores"])
+    starts_of_parts = [a for a, _ in mood_parts(plan, 0.3)]
+    assert all(any(a <= n.start < a + 1.0 for n in fresh["notes"]) for a in starts_of_parts)
+    for hit in plan.hits:
+        assert len({n.pitch % 12 for n in chord_at(fresh["notes"], hit.seconds, tolerance=0.0)}) >= 3
+    seen = []
+    compose(model, plan, seed=9, candidates=2, mood_step=0.3, progress=seen.append)
+    assert seen and all(0 <= f <= 1 for f in seen) and max(seen) > 0.5
 
 
 def test_free_notes_are_pulled_into_each_sections_key(model):

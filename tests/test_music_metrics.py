@@ -77,7 +77,7 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
     assert res["control"]["switch"]["takes"] == 8
     changes = res["control"]["arousal_changes"]
     assert changes["takes"] == 8 and changes["sections_each"] == 4
-    for name in ("plain", "guidance_2"):
+    for name in ("plain", "guidance_2", "fresh_sections"):
         assert all(changes[name][k] is None or -1 <= changes[name][k] <= 1 for k in changes[name])
     assert 0 <= res["control"]["switch"]["share_in_asked_direction"] <= 1
     assert 0 <= res["control"]["switch"]["steered_3.5"]["share_in_asked_direction"] <= 1

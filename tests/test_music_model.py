@@ -128,6 +128,14 @@ def test_sampling_with_note_temperature_is_seeded_and_equal_temperatures_change_
     assert same == base and cold1 == cold2 and cold1 != base
 
 
+def test_returned_tokens_end_where_each_take_ended():
+    from bridge.music.tokens import token_times_ms
+    m = _model()
+    _, toks = sample(m, duration_s=1.5, batch=3, seed=2, max_tokens=2000, return_tokens=True)
+    # every take ran to 1.5 s; its tokens say so, the last take's final shift included
+    assert all(token_times_ms(t)[-1] >= 1500 for t in toks)
+
+
 def test_sampling_runs_past_the_context_window():
     m = _model()
     _, toks = sample(m, duration_s=1e9, batch=2, seed=0, max_tokens=3 * CFG.block_size,

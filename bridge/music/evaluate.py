@@ -14,7 +14,7 @@
                  control.switch: valence changing mid-take (+0.8 -> -0.8 and back), the
                  mode of each half measured apart, as when the picture's mood turns;
                  control.arousal_changes: arousal jumping every 6 s, each section's
-                 energy measured apart
+                 energy measured apart (and with each section sampled afresh)
   style          pitch-class entropy and grooving-pattern similarity (REFERENCES.md) of
                  generated vs held-out real windows; "bars" are 2 s (4 beats at 120 qpm),
                  as generated music has no bar lines; entropy per 4-bar window
@@ -31,6 +31,7 @@ from bridge.music import labels
 from bridge.music.model import load_shipped
 from bridge.music.sample import sample
 from bridge.music.steer import STRENGTH, for_valence
+from bridge.music.tokens import shift_tokens
 
 GRID = (-0.8, -0.4, 0.0, 0.4, 0.8)
 BAR_S = 2.0
@@ -171,15 +172,30 @@ def _arousal_changes(model, seed, quick, guidance, draw):
         takes = sample(model, n_sec * sec, arousal=[[(i * sec, a) for i, a in enumerate(t)] for t in targets],
                        valence=[0.0] * n_takes, batch=n_takes, seed=seed + 70, per_take=True,
                        use_boundaries=False, guidance=g, **draw)
-        asked, feats = [], []
-        for take, t in zip(takes, targets):
-            for i in range(1, n_sec):
-                asked.append(t[i])
-                feats.append(labels.features([n for n in take if i * sec <= n.start < (i + 1) * sec], span_s=sec))
-        out[name] = {"rho_arousal": spearman(asked, [measured_arousal(f) for f in feats]),
-                     "rho_arousal_density": spearman(asked, [f["density"] for f in feats]),
-                     "rho_arousal_velocity": spearman(asked, [f["velocity"] for f in feats])}
+        out[name] = _section_rhos(takes, targets, sec)
+    # The same sections each sampled afresh (10 ms of silence as the only context): how much
+    # of what is missing above is the music already heard holding the model to its energy.
+    fresh = [[] for _ in targets]
+    for i in range(n_sec):
+        start = i * sec
+        at = dict(prompt=shift_tokens(10), prompt_ms=int(round(start * 1000)) - 10) if i else {}
+        takes = sample(model, start + sec, arousal=[t[i] for t in targets], valence=[0.0] * n_takes,
+                       batch=n_takes, seed=seed + 70 + i, per_take=True, use_boundaries=False, **at, **draw)
+        for f, take in zip(fresh, takes):
+            f.extend(n for n in take if n.start >= start)
+    out["fresh_sections"] = _section_rhos(fresh, targets, sec)
     return out
+
+
+def _section_rhos(takes, targets, sec):
+    asked, feats = [], []
+    for take, t in zip(takes, targets):
+        for i in range(1, len(t)):
+            asked.append(t[i])
+            feats.append(labels.features([n for n in take if i * sec <= n.start < (i + 1) * sec], span_s=sec))
+    return {"rho_arousal": spearman(asked, [measured_arousal(f) for f in feats]),
+            "rho_arousal_density": spearman(asked, [f["density"] for f in feats]),
+            "rho_arousal_velocity": spearman(asked, [f["velocity"] for f in feats])}
 
 
 def _time(fn):

@@ -167,11 +167,12 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
             now_ms[b] += TOKEN_MS[tok]
             if now_ms[b] >= duration_s * 1000:
                 done[b] = True
-        if done.all():
+        for b in range(batch):
+            ctx[b].append(int(nxt[b]))
+        if done.all():   # the token that ended the last take is kept: it is part of the take
             break
         c = cond_at(now_ms.astype(np.float64))
         for b in range(batch):
-            ctx[b].append(int(nxt[b]))
             conds[b].append(c[b])
         if cache.pos >= cfg.block_size:
             # Context full: keep the most recent half and rebuild the cache from it.
