@@ -32,8 +32,8 @@ import torch
 from bridge.music.sample import sample
 from bridge.music.steer import STRENGTH, pull
 from bridge.music.tokens import (BOS, EOS, FAMILIES, FAMILY_INDEX, FINE0, N_PITCH, N_VEL, OFF0, ON0,
-                                 PAD, PITCH_LO, SHIFT0, TOKEN_MS, VEL0, VOCAB_SIZE, shift_tokens,
-                                 token_times_ms, vel_level)
+                                 PAD, PITCH_LO, SHIFT0, TOKEN_MS, VEL0, VOCAB_SIZE, token_times_ms,
+                                 vel_level)
 from bridge.plan import PROGRAM_NAMES, SCALES
 from bridge.timebase import beats_to_seconds, seconds_to_beats
 
@@ -267,22 +267,21 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95, prog
         hook = HitConstraint(plan, [chord_events(c, end) for c in inside], temperature,
                              part_progress if progress is not None else None, start_s=start, end_s=end,
                              key_pull=key_pull, grace=STRAGGLER_GRACE if len(parts) == 1 else None)
-        # A later part hears 10 ms of silence: its time starts at its mood change, not at 0.
-        # Every take runs each part to its end: one ended early would leave a gap before the next.
-        at = {"prompt": shift_tokens(10), "prompt_ms": int(round(start * 1000)) - 10} if i else {}
+        # Each part starts from silence at its mood change. Every take runs each part to its
+        # end: one ended early would leave a gap before the next.
+        start_ms = int(round(start * 1000))
         hits_inside = sum(1 for h in plan.hits if start - 1e-6 <= h.seconds < end - 1e-6)
         part_takes, part_tokens = sample(
             model, end,
             valence=[(s.start, s.valence) for s in sections], arousal=[(s.start, s.arousal) for s in sections],
             boundaries=[h.seconds for h in plan.hits], batch=candidates, seed=seed + 7919 * i,
             temperature=temperature, top_p=top_p, return_tokens=True, constrain=hook, guidance=guidance,
-            max_tokens=int((end - start) * TOKENS_PER_SECOND) + 16 * hits_inside + 64, **at)
+            max_tokens=int((end - start) * TOKENS_PER_SECOND) + 16 * hits_inside + 64, prompt_ms=start_ms)
         for k in range(candidates):
             takes[k] += [n for n in part_takes[k] if n.start >= start - 1e-6]
             tokens[k] += part_tokens[k]
-        offset_ms = at.get("prompt_ms", 0)
         for k, seq in enumerate(part_tokens):
-            ms = offset_ms + (int(token_times_ms(seq)[-1]) if seq else 0)
+            ms = start_ms + (int(token_times_ms(seq)[-1]) if seq else 0)
             if reached[k] is None or reached[k] >= start * 1000 - 0.5:   # not yet short
                 reached[k] = ms
     results = [finish(take, chords, plan) for take, chords in zip(takes, chords_per_take)]

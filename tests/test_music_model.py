@@ -136,6 +136,13 @@ def test_returned_tokens_end_where_each_take_ended():
     assert all(token_times_ms(t)[-1] >= 1500 for t in toks)
 
 
+def test_a_take_without_prompt_can_start_later_on_the_timeline():
+    m = _model()
+    takes = sample(m, duration_s=3.0, batch=2, seed=1, max_tokens=2000, prompt_ms=1500)
+    assert all(t for t in takes)
+    assert all(1.5 <= n.start < 3.0 for t in takes for n in t)
+
+
 def test_sampling_runs_past_the_context_window():
     m = _model()
     _, toks = sample(m, duration_s=1e9, batch=2, seed=0, max_tokens=3 * CFG.block_size,

@@ -31,7 +31,6 @@ from bridge.music import labels
 from bridge.music.model import load_shipped
 from bridge.music.sample import sample
 from bridge.music.steer import STRENGTH, for_valence
-from bridge.music.tokens import shift_tokens
 
 GRID = (-0.8, -0.4, 0.0, 0.4, 0.8)
 BAR_S = 2.0
@@ -173,14 +172,14 @@ def _arousal_changes(model, seed, quick, guidance, draw):
                        valence=[0.0] * n_takes, batch=n_takes, seed=seed + 70, per_take=True,
                        use_boundaries=False, guidance=g, **draw)
         out[name] = _section_rhos(takes, targets, sec)
-    # The same sections each sampled afresh (10 ms of silence as the only context): how much
+    # The same sections each sampled afresh (from silence at the section's start): how much
     # of what is missing above is the music already heard holding the model to its energy.
     fresh = [[] for _ in targets]
     for i in range(n_sec):
         start = i * sec
-        at = dict(prompt=shift_tokens(10), prompt_ms=int(round(start * 1000)) - 10) if i else {}
         takes = sample(model, start + sec, arousal=[t[i] for t in targets], valence=[0.0] * n_takes,
-                       batch=n_takes, seed=seed + 70 + i, per_take=True, use_boundaries=False, **at, **draw)
+                       batch=n_takes, seed=seed + 70 + i, per_take=True, use_boundaries=False,
+                       prompt_ms=int(round(start * 1000)), **draw)
         for f, take in zip(fresh, takes):
             f.extend(n for n in take if n.start >= start)
     out["fresh_sections"] = _section_rhos(fresh, targets, sec)

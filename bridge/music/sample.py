@@ -91,7 +91,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     case) and draws from log p_uncond + guidance * (log p_cond - log p_uncond). It costs a
     second row per take in the same forward pass.
     prompt: tokens (no BOS) every take continues from, starting at `prompt_ms` on the
-    timeline; they are heard, not returned. Times stay absolute: generation starts where the
+    timeline; they are heard, not returned. With no prompt, the takes start at `prompt_ms`
+    from silence (a part written afresh). Times stay absolute: generation starts where the
     prompt ends and stops at `duration_s` from the timeline's zero (used to regenerate one
     span of a finished score with the music before it as context).
     note_temperature: the temperature of the pitch drawn once a family's note-on is chosen
@@ -110,7 +111,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     va_mask, b_mask = float(use_valence_arousal), float(use_boundaries)
     max_tokens = max_tokens or int(duration_s * 120) + 64
     prompt = [int(t) for t in prompt][-(cfg.block_size - 1):] if len(prompt) else []
-    heard_ms = int(prompt_ms) + np.concatenate([[0], token_times_ms(prompt)]) if prompt else np.array([0])
+    heard_ms = int(prompt_ms) + np.concatenate([[0], token_times_ms(prompt)]) if prompt else np.array([int(prompt_ms)])
 
     def cond_at(times_ms):
         t = times_ms / 1000.0
