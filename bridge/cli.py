@@ -41,6 +41,7 @@ def _number_in(lo, hi, low_open=False):
 _unit = _number_in(-1, 1)                       # --valence / --arousal
 _strength = _number_in(0, 20)                   # --key-pull / --steer (0: no key steering)
 _temperature = _number_in(0, 2, low_open=True)  # eval --temperature
+_top_p = _number_in(0, 1, low_open=True)        # eval --top-p
 _share = _number_in(0, 1)                       # train model --self-share
 _take_seconds = _number_in(4, 60)               # train takes --seconds
 _guidance = _number_in(1, 4)                    # eval-score --guidance

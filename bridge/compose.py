@@ -13,7 +13,8 @@ The constraint works at decode time, inside the sampler's loop (`sample(constrai
   that rests in the section's palette;
 - every free note-on is pulled toward the section's key (music/steer.py, strength
   `key_pull`): the model alone wanders between keys, and out-of-key notes clash with the
-  forced chords and blur the mode the scene's valence asked for.
+  forced chords and blur the mode the scene's valence asked for. A model with the tonic
+  condition is also given each section's tonic.
 The token grid is 1 ms; the chords are then placed at the exact seconds of their frames,
 so in the MIDI file they sit on the tick of the frame under the tempo map.
 
@@ -29,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from bridge.music.sample import sample
+from bridge.music.sample import TOP_P, sample
 from bridge.music.steer import STRENGTH, pull
 from bridge.music.tokens import (BOS, EOS, FAMILIES, FAMILY_INDEX, FINE0, N_PITCH, N_VEL, OFF0, ON0,
                                  PAD, PITCH_LO, SHIFT0, TOKEN_MS, VEL0, VOCAB_SIZE, token_times_ms,
@@ -240,7 +241,7 @@ def mood_parts(plan, step=MOOD_STEP) -> list:
     return [(a, b) for a, b in zip(starts, ends) if b > a]
 
 
-def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95, progress=None,
+def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, progress=None,
             key_pull=KEY_PULL, guidance=GUIDANCE, mood_step=MOOD_STEP) -> dict:
     """Generate `candidates` takes of the whole cue and keep the best.
 
@@ -276,7 +277,8 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=0.95, prog
             valence=[(s.start, s.valence) for s in sections], arousal=[(s.start, s.arousal) for s in sections],
             boundaries=[h.seconds for h in plan.hits], batch=candidates, seed=seed + 7919 * i,
             temperature=temperature, top_p=top_p, return_tokens=True, constrain=hook, guidance=guidance,
-            max_tokens=int((end - start) * TOKENS_PER_SECOND) + 16 * hits_inside + 64, prompt_ms=start_ms)
+            max_tokens=int((end - start) * TOKENS_PER_SECOND) + 16 * hits_inside + 64, prompt_ms=start_ms,
+            tonic=[(s.start, s.tonic) for s in sections] if model.cfg.tonic else None)
         for k in range(candidates):
             takes[k] += [n for n in part_takes[k] if n.start >= start - 1e-6]
             tokens[k] += part_tokens[k]

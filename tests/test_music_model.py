@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from bridge.music.model import (MusicConfig, MusicTransformer, KVCache, cond_features,
+from bridge.music.model import (COND_DIM, MusicConfig, MusicTransformer, KVCache, cond_features,
                                 offset_bins, BIN_NONE, BIN_WITHHELD)
 from bridge.music.sample import sample
 from bridge.music.tokens import VOCAB_SIZE, BOS
@@ -75,7 +75,7 @@ def test_condition_path_starts_at_zero_and_still_learns():
 
 def test_condition_features_encode_no_boundary_and_withheld():
     c = cond_features(0.2, -0.4, np.array([0.0, 1.0, np.inf]), 1.0, 1.0)
-    assert c.shape == (3, 9)
+    assert c.shape == (3, COND_DIM) and np.all(c[:, 9] == 0)   # no tonic given
     assert c[2, 4] == 1 and c[0, 4] == 0          # "no boundary ahead" flag
     assert c[0, 6] > c[1, 6] > c[2, 6] == 0         # closeness to the cut
     w = cond_features(0.2, -0.4, 1.0, 0.0, 0.0)

@@ -27,7 +27,7 @@ def test_windows_have_labels_boundaries_and_conditions():
     rng = np.random.default_rng(0)
     keep_mode = {"mode_swap": False}   # the swap augmentation would turn one of the two round
     x, c, (v, a) = make_example(_work(0), rng, 128, p_drop_va=0, p_drop_b=0, start_q=0.0, fixed=keep_mode)
-    assert x.shape == (129,) and c.shape == (129, 9)
+    assert x.shape == (129,) and c.shape == (129, 10)
     assert -1 <= v <= 1 and -1 <= a <= 1
     assert np.all(c[:, 3] == 1) and c[:, 6].max() > 0.9   # offsets given, reaching 0 at chords
     _, _, (v_minor, _) = make_example(_work(0, minor=True), np.random.default_rng(0), 128,
@@ -281,7 +281,7 @@ def test_kept_takes_follow_their_target_and_train_as_sampled(tmp_path):
 
     rec = data["takes"][0]
     toks, cond = selftrain.make_self_example(rec, np.random.default_rng(0), 96, transpose=False)
-    assert toks.shape == (97,) and cond.shape == (97, 9)
+    assert toks.shape == (97,) and cond.shape == (97, 10) and np.all(cond[:, 9] == 0)
     real = toks[toks != 0]
     got = decode(list(real))
     assert [(round(n.start, 3), n.pitch) for n in got] == [(n.start, n.pitch) for n in chords][:len(got)]
@@ -290,6 +290,10 @@ def test_kept_takes_follow_their_target_and_train_as_sampled(tmp_path):
     sad_toks, sad_cond = selftrain.make_self_example({**rec, "bounds": None, "valence": -0.8},
                                                      np.random.default_rng(0), 96)
     assert np.all(sad_cond[:, 3] == 0) and np.allclose(sad_cond[:, 0], -0.8)
+    # for a model with the tonic condition: the tonic of the take's key (C major here)
+    _, with_tonic = selftrain.make_self_example(rec, np.random.default_rng(0), 96, transpose=False,
+                                                p_drop_tonic=0.0)
+    assert np.all(with_tonic[:, 9] == 1)
 
 
 def test_training_mixes_kept_takes_into_every_batch_and_resumes(tmp_path):

@@ -36,7 +36,7 @@ def _model(args) -> int:
     if args.self_data and not Path(args.self_data).is_file():   # before the corpus loads
         raise BadInput(f"no kept takes at {args.self_data}: write them with `scorebridge train takes`")
     cfg = TrainConfig(out_dir=args.out, steps=args.steps, device=args.device,
-                      model=MusicConfig(cond_zero_init=not args.random_cond_init),
+                      model=MusicConfig(cond_zero_init=not args.random_cond_init, tonic=args.tonic),
                       unconditioned=args.unconditioned, max_minutes=args.max_minutes,
                       batch_size=args.batch_size, seed=args.seed, init=args.init or "",
                       lr=args.lr, min_lr=args.lr / 10, boundary_weight=args.boundary_weight,
@@ -44,7 +44,7 @@ def _model(args) -> int:
                       p_retime=args.p_retime, p_energy_switch=args.p_energy_switch,
                       valence_contrast=args.valence_contrast,
                       contrast_scale=args.contrast_scale, self_data=args.self_data or "",
-                      self_share=args.self_share)
+                      self_share=args.self_share, p_local=args.p_local)
     works = load_corpus()
     train(cfg, [w for w in works if w["split"] == "train"], [w for w in works if w["split"] == "val"],
           resume=args.resume, ship=args.ship, log=lambda s: print(s, flush=True))
@@ -83,7 +83,8 @@ def _eval(args) -> int:
                    nll_only=args.nll_only, temperature=args.temperature,
                    note_temperature=args.note_temperature, seeds=args.seeds,
                    log=lambda s: print(s, file=sys.stderr, flush=True),
-                   **({} if args.steer is None else {"steer": args.steer}))
+                   **({} if args.steer is None else {"steer": args.steer}),
+                   **({} if args.top_p is None else {"top_p": args.top_p}))
     text = json.dumps(res, indent=2)
     print(text)
     if args.json_out:
@@ -95,7 +96,7 @@ def _eval(args) -> int:
 def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
     # bridge.cli calls this once fully imported
-    from bridge.cli import _strength, _temperature, _share, _take_seconds, _positive_int, _seed_count
+    from bridge.cli import _strength, _temperature, _top_p, _share, _take_seconds, _positive_int, _seed_count
     train = sub.add_parser("train", help="build the music corpus or train the music model")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
@@ -112,6 +113,9 @@ def register(sub) -> None:
     m.add_argument("--unconditioned", action="store_true", help="withhold every condition")
     m.add_argument("--random-cond-init", action="store_true",
                    help="random rather than zero initial condition path (as runs 1-6 were trained)")
+    m.add_argument("--tonic", action="store_true",
+                   help="condition on the tonic of each window's key as well (added, at zero, "
+                        "to an --init model without it)")
     m.add_argument("--max-minutes", type=float, default=0.0, help="stop and save after this long")
     m.add_argument("--init", help="path stem of weights to fine-tune (e.g. models/scorebridge-music)")
     m.add_argument("--lr", type=float, default=1.5e-3, help="peak learning rate (default 0.0015)")
@@ -135,6 +139,10 @@ def register(sub) -> None:
                    help="kept takes from `train takes` to mix into every batch (a fine-tune)")
     m.add_argument("--self-share", type=_share, default=0.5, metavar="S",
                    help="share of each batch drawn from --self-data (default 0.5)")
+    m.add_argument("--p-local", type=_share, default=0.0, metavar="P",
+                   help="share of batches cut into stretches of 16-64 tokens, each position "
+                        "hearing only its own stretch, so the conditions must tell the key and "
+                        "mode (default 0)")
     m.add_argument("--ship", action="store_true", help="also write models/scorebridge-music.*")
     m.set_defaults(func=lambda args: _model(args))
     k = tsub.add_parser("takes", help="write takes for a set of targets and keep the best of each "
@@ -159,7 +167,10 @@ def register(sub) -> None:
                    help="key-steering strength reported beside plain sampling (the product's, "
                         "compose.KEY_PULL; 0 leaves that variant out)")
     e.add_argument("--temperature", type=_temperature, default=1.0, metavar="T",
-                   help="sampling temperature of every generated take (default 1.0; top-p 0.95)")
+                   help="sampling temperature of every generated take (default 1.0)")
+    e.add_argument("--top-p", type=_top_p, default=None, metavar="P",
+                   help="nucleus of every generated take: the smallest set of likeliest tokens "
+                        "holding this much probability (default: the sampler's, sample.TOP_P)")
     e.add_argument("--note-temperature", type=_temperature, default=None, metavar="T",
                    help="temperature of each note-on's pitch alone (default: --temperature); "
                         "how many notes start, when and in which family stay at --temperature")

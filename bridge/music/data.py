@@ -264,7 +264,7 @@ def _switched(times_ms, switches_ms):
 
 
 def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=None, start_q=None,
-                 aug=None):
+                 aug=None, p_drop_tonic=None):
     """-> (tokens (block_size+1,), cond (block_size+1, COND_DIM), (valence, arousal)).
 
     aug: augmentation probabilities {"mode_swap", "mode_switch", "energy_switch", "retime"}
@@ -274,6 +274,11 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
     "energy_switch" (drawn only when the mode does not switch) does the same with tempo and
     loudness, and so arousal (change_energy).
     The valence and arousal returned are those of the window's start.
+    p_drop_tonic: None gives no tonic (models without the tonic condition; nothing is drawn,
+    so their training windows stay what they were); otherwise the tonic of the window's key
+    (find_key: the same in both modes, so valence alone tells the mode) is given except with
+    this probability, and never when valence/arousal are withheld. Fixed (evaluation)
+    windows always carry it; models without the condition ignore it.
     """
     aug = aug or {}
     notes = augment(work, rng, start_q=start_q, fixed=fixed, p_mode_swap=aug.get("mode_swap"),
@@ -316,7 +321,11 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
     offset = nxt - times
     va_mask = 0.0 if (fixed is None and rng.random() < p_drop_va) else 1.0
     b_mask = 1.0 if b_given and not (fixed is None and rng.random() < p_drop_b) else 0.0
-    cond = cond_features(v, a, offset, va_mask, b_mask)
+    tonic = -1
+    if key is not None and va_mask and (fixed is not None or (
+            p_drop_tonic is not None and rng.random() >= p_drop_tonic)):
+        tonic = key[0]
+    cond = cond_features(v, a, offset, va_mask, b_mask, tonic)
     toks, cond = pad_window(toks, cond, block_size)
     return toks, cond, (float(np.ravel(v)[0]), float(np.ravel(a)[0]))
 
@@ -334,8 +343,10 @@ def pad_window(toks, cond, block_size):
 class Batcher:
     """Random windows from a list of works, weighted by note count (long works matter more)."""
 
-    def __init__(self, works, block_size, seed=0, p_drop_va=0.15, p_drop_b=0.15, aug=None):
+    def __init__(self, works, block_size, seed=0, p_drop_va=0.15, p_drop_b=0.15, aug=None,
+                 p_drop_tonic=None):
         self.works = works
+        self.p_drop_tonic = p_drop_tonic
         self.aug = aug
         self.block_size = block_size
         sizes = np.array([sum(len(p) for p in w["parts"]) for w in works], dtype=np.float64)
@@ -348,7 +359,8 @@ class Batcher:
         xs, cs = [], []
         for i in self.rng.choice(len(self.works), size=n, p=self.weights):
             t, c, _ = make_example(self.works[i], self.rng, self.block_size,
-                                   self.p_drop_va, self.p_drop_b, aug=self.aug)
+                                   self.p_drop_va, self.p_drop_b, aug=self.aug,
+                                   p_drop_tonic=self.p_drop_tonic)
             xs.append(t)
             cs.append(c)
         x = np.stack(xs)

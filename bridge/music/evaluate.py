@@ -10,7 +10,9 @@
                  +-125 ms, offsets given vs withheld, no decode-time constraint
                  (control and boundaries: plain sampling, and with classifier-free guidance;
                  control and style also "steered": plain sampling pulled toward a key whose
-                 mode follows the valence's sign, as a score does it — steer.py);
+                 mode follows the valence's sign, as a score does it — steer.py; for a
+                 model with the tonic condition every section also has "tonic": plain
+                 sampling with each take given a seeded tonic, its mode left to the valence);
                  control.switch: valence changing mid-take (+0.8 -> -0.8 and back), the
                  mode of each half measured apart, as when the picture's mood turns;
                  control.arousal_changes: arousal jumping every 6 s, each section's
@@ -29,7 +31,7 @@ import torch
 
 from bridge.music import labels
 from bridge.music.model import load_shipped
-from bridge.music.sample import sample
+from bridge.music.sample import TOP_P, sample
 from bridge.music.steer import STRENGTH, for_valence
 
 GRID = (-0.8, -0.4, 0.0, 0.4, 0.8)
@@ -205,9 +207,9 @@ def _time(fn):
 
 def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, guidance=2.0,
              log=print, twin=None, nll_only=False, steer=STRENGTH, temperature=1.0,
-             note_temperature=None, seeds=1):
-    """The model's metrics as a dict. `temperature` is the sampling temperature of every
-    generated take (controllability, boundaries, style; top-p stays 0.95);
+             note_temperature=None, seeds=1, top_p=TOP_P):
+    """The model's metrics as a dict. `temperature` and `top_p` are the sampling temperature
+    and nucleus of every generated take (controllability, boundaries, style);
     `note_temperature`, when given, that of the pitch of each note-on (sample._log_probs).
     `seeds` > 1 repeats the plain boundary and style sections with seeds seed+1, ... (fresh
     cuts, targets and real windows each time) and reports them per seed and on average: one
@@ -219,10 +221,10 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         works = load_corpus()
         works_val = [w for w in works if w["split"] == "val"]
         works_test = [w for w in works if w["split"] == "test"]
-    res = {"quick": quick, "temperature": temperature}
+    res = {"quick": quick, "temperature": temperature, "top_p": top_p}
     if note_temperature is not None:
         res["note_temperature"] = note_temperature
-    draw = {"temperature": temperature, "note_temperature": note_temperature}
+    draw = {"temperature": temperature, "note_temperature": note_temperature, "top_p": top_p}
     rng = np.random.default_rng(seed)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16)
 
@@ -258,21 +260,22 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     ta = [t[1] for t in targets]
     res["control"] = {"takes": len(targets), "seconds_each": dur}
     steered = f"steered_{steer:g}"
-    variants = [("plain", 1.0, 0.0), (f"guidance_{guidance:g}", guidance, 0.0)]
-    variants += [(steered, 1.0, steer)] if steer else []
+    # (name, guidance, key-steering strength, tonic given)
+    variants = [("plain", 1.0, 0.0, False), (f"guidance_{guidance:g}", guidance, 0.0, False)]
+    variants += [(steered, 1.0, steer, False)] if steer else []
+    variants += [("tonic", 1.0, 0.0, True)] if model.cfg.tonic else []
 
-    def steering(valences, strength):
-        """The sampler hook for a variant: each take in a seeded tonic (None when unsteered)."""
-        if not strength:
-            return None
+    def extra(valences, strength, tonic):
+        """A variant's sampler arguments: each take in a seeded tonic, either pulled toward
+        that key (steered) or given it as the model's tonic condition (tonic)."""
         tonics = [int(k) for k in np.random.default_rng([seed, len(valences)]).integers(0, 12, len(valences))]
-        return for_valence(valences, tonics, strength)
+        return {**({"constrain": for_valence(valences, tonics, strength)} if strength else {}),
+                **({"tonic": tonics} if tonic else {})}
 
-    for name, g, strength in variants:
+    for name, g, strength, tonic in variants:
         takes, secs = _time(lambda: sample(model, dur, valence=tv, arousal=ta, batch=len(targets),
                                            seed=seed + 1, per_take=True, use_boundaries=False,
-                                           guidance=g, constrain=steering(tv, strength),
-                                           **draw))
+                                           guidance=g, **extra(tv, strength, tonic), **draw))
         feats = [labels.features(t, span_s=dur) for t in takes]
         mv = [f["mode"] for f in feats]
         ma = [measured_arousal(f) for f in feats]
@@ -298,10 +301,9 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     signs = [1 if i % 2 == 0 else -1 for i in range(n_sw)]
     turns = [[(0.0, 0.8 * s), (half, -0.8 * s)] for s in signs]
     res["control"]["switch"] = {"takes": n_sw}
-    for name, _, strength in (v for v in variants if v[1] == 1.0):
+    for name, _, strength, tonic in (v for v in variants if v[1] == 1.0):
         takes = sample(model, dur, valence=turns, arousal=[0.0] * n_sw, batch=n_sw, seed=seed + 50,
-                       per_take=True, use_boundaries=False, constrain=steering(turns, strength),
-                       **draw)
+                       per_take=True, use_boundaries=False, **extra(turns, strength, tonic), **draw)
         moved = []
         for t, s in zip(takes, signs):
             m1 = labels.features([n for n in t if n.start < half], span_s=half)["mode"]
@@ -324,8 +326,9 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     bounds_per, va_per = _boundary_targets(rng, 8 if quick else 24, bdur)
     res["boundaries"] = {"requested": int(sum(len(b) for b in bounds_per)), "takes": len(bounds_per),
                          "seconds_each": bdur, "tolerance_ms": 125}
-    for name, g in (("plain", 1.0), (f"guidance_{guidance:g}", guidance)):
-        rates = _boundary_rates(model, bdur, bounds_per, va_per, seed, g, draw)
+    for name, g, _, tonic in (v for v in variants if not v[2]):
+        rates = _boundary_rates(model, bdur, bounds_per, va_per, seed, g,
+                                {**draw, **extra(va_per, 0.0, tonic)})
         res["boundaries"][name] = rates
         log(json.dumps({"boundaries": {name: rates}}))
 
@@ -336,10 +339,10 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     res["style"] = {"pitch_class_entropy_real": round(pe_r, 3), "grooving_similarity_real": round(gs_r, 3),
                     "windows": len(reals), "seconds_each": sdur}
     valences = [c[0][0] for c in conds]
-    for name, _, strength in (v for v in variants if v[1] == 1.0):
+    for name, _, strength, tonic in (v for v in variants if v[1] == 1.0):
         gens = sample(model, sdur, valence=valences, arousal=[c[0][1] for c in conds],
                       boundaries=[c[1] for c in conds], batch=len(conds), seed=seed + 500, per_take=True,
-                      constrain=steering(valences, strength), **draw)
+                      **extra(valences, strength, tonic), **draw)
         row = _style_row(gens, pe_r, gs_r)
         if name == "plain":
             res["style"].update(row)
@@ -362,7 +365,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     log(json.dumps({"speed": res["speed"]}))
 
     st, sp = res["style"], res["speed"]
-    for name, _, _ in variants:
+    for name, _, _, _ in variants:
         c = res["control"][name]
         met[f"{name}: rho_valence_ge_0.7"] = (c["rho_valence"] or 0) >= 0.7
         met[f"{name}: rho_arousal_ge_0.8"] = (c["rho_arousal"] or 0) >= 0.8
@@ -370,7 +373,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
             bd = res["boundaries"][name]
             met[f"{name}: boundary_hits_ge_70pct_and_above_withheld"] = (
                 bd["hit_rate_given"] >= 0.7 and bd["hit_rate_given"] > bd["hit_rate_withheld"] + 0.1)
-    for name, row in [("plain", st)] + ([(steered, st[steered])] if steered in st else []):
+    for name, row in [("plain", st)] + [(k, st[k]) for k in (steered, "tonic") if k in st]:
         met[f"{name}: pitch_class_entropy_within_10pct"] = row["pitch_class_entropy_rel_diff"] <= 0.10
         met[f"{name}: grooving_similarity_within_10pct"] = row["grooving_similarity_rel_diff"] <= 0.10
     if "over_seeds" in res:

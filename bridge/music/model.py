@@ -1,5 +1,6 @@
 """The music transformer: decoder-only, rotary positions, key/value cache, and a continuous
-condition at every position (valence, arousal, time left until the next boundary).
+condition at every position (valence, arousal, time left until the next boundary, and,
+in models built with `tonic`, the tonic of the key the music is in).
 
 Conditioning follows EMSYNC's "continuous concat": the condition vector goes through a
 small MLP and is concatenated to the token embedding, so every position sees the target
@@ -21,7 +22,8 @@ import torch.nn.functional as F
 
 from bridge.music.tokens import VOCAB_SIZE
 
-COND_DIM = 9
+N_COND_FEATURES = 9   # the continuous part, read by the condition MLP
+COND_DIM = 10         # + the tonic code (0 withheld, 1 + pitch class), looked up as a vector
 OFFSET_LOG_SCALE_S = 0.05   # log1p(offset / 0.05): fine resolution near a cut, coarse far off
 OFFSET_MAX_S = 10.0
 # The offset is also looked up as a bin (10 ms steps up to 2 s, then 0.25 s steps): a
@@ -34,20 +36,21 @@ BIN_WITHHELD = BIN_NONE + 1               # boundary information withheld
 N_OFFSET_BINS = BIN_WITHHELD + 1
 
 
-def cond_features(valence, arousal, offset_s, va_mask, b_mask) -> np.ndarray:
+def cond_features(valence, arousal, offset_s, va_mask, b_mask, tonic=-1) -> np.ndarray:
     """Condition vectors (..., COND_DIM) from broadcastable arrays.
 
     offset_s: seconds until the next boundary, np.inf where none lies ahead.
     va_mask / b_mask: 1 where valence-arousal / boundary information is given, 0 where withheld.
+    tonic: pitch class 0-11 of the key's tonic, -1 where withheld.
     """
-    v, a, off, vm, bm = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in
-                                              (valence, arousal, offset_s, va_mask, b_mask)))
+    v, a, off, vm, bm, tn = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in
+                                                  (valence, arousal, offset_s, va_mask, b_mask, tonic)))
     ahead = np.isfinite(off) & (bm > 0)
     o = np.where(ahead, np.clip(off, 0.0, OFFSET_MAX_S), OFFSET_MAX_S)
     logo = np.log1p(o / OFFSET_LOG_SCALE_S) / math.log1p(OFFSET_MAX_S / OFFSET_LOG_SCALE_S)
     out = np.stack([v * vm, a * vm, vm, bm, bm * (~ahead),
-                    ahead * logo, ahead * np.exp(-o / 0.1), ahead * np.exp(-o / 1.0), ahead * o],
-                   axis=-1)
+                    ahead * logo, ahead * np.exp(-o / 0.1), ahead * np.exp(-o / 1.0), ahead * o,
+                    np.where(tn >= 0, np.mod(tn, 12) + 1, 0)], axis=-1)
     return out.astype(np.float32)
 
 
@@ -69,9 +72,10 @@ class MusicConfig:
     n_head: int = 4
     n_embd: int = 256           # width of the residual stream
     n_cond: int = 64            # of which the condition takes this many (concat)
-    cond_dim: int = COND_DIM
+    cond_dim: int = N_COND_FEATURES
     dropout: float = 0.0
     cond_zero_init: bool = True  # condition path starts at zero (runs 1-6 and the first twins: random)
+    tonic: bool = False         # a learned vector per tonic (12 + withheld) joins the condition
 
 
 def rotary(x, cos, sin):
@@ -99,12 +103,12 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
         self.dropout = cfg.dropout
 
-    def forward(self, x, cos, sin, cache=None, layer=0):
+    def forward(self, x, cos, sin, cache=None, layer=0, local=None):
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
         q, k = rotary(q, cos, sin), rotary(k, cos, sin)
         if cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=local is None, attn_mask=local,
                                                dropout_p=self.dropout if self.training else 0.0)
         else:
             p = cache.pos
@@ -128,8 +132,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(),
                                  nn.Linear(4 * cfg.n_embd, cfg.n_embd), nn.Dropout(cfg.dropout))
 
-    def forward(self, x, cos, sin, cache=None, layer=0):
-        x = x + self.attn(self.ln1(x), cos, sin, cache, layer)
+    def forward(self, x, cos, sin, cache=None, layer=0, local=None):
+        x = x + self.attn(self.ln1(x), cos, sin, cache, layer, local)
         return x + self.mlp(self.ln2(x))
 
 
@@ -162,6 +166,14 @@ class MusicTransformer(nn.Module):
             # Zeroed after the random init, so every other weight is drawn as before.
             nn.init.zeros_(self.cond[-1].weight)
             nn.init.zeros_(self.offset.weight)
+        if cfg.tonic:
+            # Why: the valence says major or minor, but a mode is a set of pitches only relative
+            # to a tonic; without one the model must keep its key from context, and its takes
+            # wander from key to key (MODEL_CARD.md). Zero at first (and made last, so every
+            # other weight is drawn as without it): a fine-tune from a model without it starts
+            # where that model was.
+            self.tonic = nn.Embedding(13, cfg.n_cond)
+            nn.init.zeros_(self.tonic.weight)
 
     @staticmethod
     def _init(m):
@@ -175,22 +187,35 @@ class MusicTransformer(nn.Module):
     def num_params(self):
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx, cond, targets=None, cache=None):
+    def forward(self, idx, cond, targets=None, cache=None, local=None):
         """idx (B, T) tokens, cond (B, T, COND_DIM) -> logits (B, T, V) [, mean cross-entropy].
 
         With a cache, idx continues the cached sequence at position cache.pos.
+        local (training only): the window is cut into stretches of `local` tokens and each
+        position hears only its own stretch so far, through every layer, so the music heard
+        cannot tell everything and the conditions must.
         """
         B, T = idx.shape
         p = cache.pos if cache is not None else 0
         if p + T > self.cfg.block_size:
             raise ValueError(f"sequence of {p + T} exceeds the context of {self.cfg.block_size}")
-        c = self.cond(cond.to(self.tok.weight.dtype)) + self.offset(offset_bins(cond))
+        c = self.cond(cond[..., :self.cfg.cond_dim].to(self.tok.weight.dtype)) + self.offset(offset_bins(cond))
+        if self.cfg.tonic:
+            c = c + self.tonic(cond[..., N_COND_FEATURES].round().long().clamp(0, 12))
         x = torch.cat([self.tok(idx), c], dim=-1)
         x = self.drop(x)
         cos = self.cos[p:p + T].to(x.dtype)
         sin = self.sin[p:p + T].to(x.dtype)
+        mask = None
+        if local is not None:
+            if cache is not None:
+                raise ValueError("local attention is for training, not with a cache")
+            i = torch.arange(T, device=x.device)
+            # Block-diagonal, not a sliding window: with a sliding window of w each layer
+            # reaches w - 1 further back, so six layers would hear 6 (w - 1) tokens.
+            mask = (i[:, None] >= i[None, :]) & (i[:, None] // int(local) == i[None, :] // int(local))
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, cache, i)
+            x = block(x, cos, sin, cache, i, mask)
         if cache is not None:
             cache.pos += T
         logits = self.head(self.ln_f(x))

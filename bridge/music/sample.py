@@ -24,6 +24,12 @@ from bridge.music.model import KVCache, cond_features
 from bridge.music.tokens import BOS, EOS, N_FAM, N_PITCH, OFF0, ON0, PAD, TOKEN_MS, Decoder, token_times_ms
 
 
+# The nucleus every take is drawn from unless told otherwise (scores, eval). Narrower nuclei
+# were measured on validation works and trade grooving for entropy (MODEL_CARD.md, "Sampling
+# temperature").
+TOP_P = 0.95
+
+
 def _schedule(value):
     """number | [(t, v), ...] | callable -> f(t) -> float."""
     if callable(value):
@@ -75,9 +81,9 @@ def _top_p(logits, temperature, top_p, gen, note_temperature=None):
 
 @torch.inference_mode()
 def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, seed=0,
-           temperature=1.0, top_p=0.95, use_valence_arousal=True, use_boundaries=True,
+           temperature=1.0, top_p=TOP_P, use_valence_arousal=True, use_boundaries=True,
            max_tokens=None, return_tokens=False, per_take=False, constrain=None, guidance=1.0,
-           prompt=(), prompt_ms=0, note_temperature=None):
+           prompt=(), prompt_ms=0, note_temperature=None, tonic=None):
     """Generate `batch` takes of `duration_s` seconds; returns a list of note lists.
 
     use_valence_arousal / use_boundaries=False withhold that condition (the model's
@@ -97,6 +103,9 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     span of a finished score with the music before it as context).
     note_temperature: the temperature of the pitch drawn once a family's note-on is chosen
     (None: `temperature`); see _log_probs.
+    tonic: the pitch class (0-11) of the key to write in, for models with the tonic condition
+    (model.cfg.tonic): a number, breakpoints or a function of time like valence, or with
+    per_take one of those per take; None withholds it. Valence then says major or minor.
     """
     device = next(model.parameters()).device
     cfg = model.cfg
@@ -106,6 +115,12 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         a_at = [_schedule(a) for a in arousal]
     else:
         v_at, a_at = [_schedule(valence)] * batch, [_schedule(arousal)] * batch
+    if tonic is not None and not cfg.tonic:
+        raise ValueError("this model has no tonic condition (trained without --tonic)")
+    if tonic is None:
+        t_at = [_schedule(-1)] * batch
+    else:
+        t_at = [_schedule(t) for t in tonic] if per_take else [_schedule(tonic)] * batch
     per_bounds = boundaries if per_take and len(boundaries) else [boundaries] * batch
     bounds = [np.array(sorted(float(b) for b in bs), dtype=np.float64) for bs in per_bounds]
     va_mask, b_mask = float(use_valence_arousal), float(use_boundaries)
@@ -118,7 +133,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         v = np.array([f(x) for f, x in zip(v_at, t)])
         a = np.array([f(x) for f, x in zip(a_at, t)])
         off = np.array([_next_offsets(x[None], bs)[0] for x, bs in zip(t, bounds)])
-        return cond_features(v, a, off, va_mask, b_mask)
+        tn = np.array([f(x) for f, x in zip(t_at, t)]) if va_mask else -1
+        return cond_features(v, a, off, va_mask, b_mask, tn)
 
     # ctx/conds: what the model has been fed (finished takes idle on PAD, so all rows stay
     # the same length); decoders turn each take's own tokens into notes.

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from bridge.music.data import Batcher, make_example
-from bridge.music.model import MusicConfig, MusicTransformer, pick_device, save_shipped, MODELS_DIR, SHIPPED_NAME
+from bridge.music.model import (MusicConfig, MusicTransformer, N_COND_FEATURES, pick_device, save_shipped,
+                                MODELS_DIR, SHIPPED_NAME)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     p_drop_va: float = 0.2        # condition dropout: valence/arousal withheld
     p_drop_b: float = 0.2         # condition dropout: boundary offsets withheld
+    p_drop_tonic: float = 0.3     # condition dropout: tonic withheld (models with the tonic condition)
     unconditioned: bool = False   # withhold every condition (a separate unconditioned twin)
     eval_every: int = 250
     eval_windows: int = 64
@@ -55,7 +57,15 @@ class TrainConfig:
     contrast_scale: float = 50.0   # its sharpness, per nat/token of likelihood ratio
     self_data: str = ""           # kept takes to mix in (selftrain.py), "" = real windows only
     self_share: float = 0.5       # share of each batch drawn from them
+    p_local: float = 0.0          # share of batches trained with local attention (LOCAL_TOKENS)
+    tonic_lr_mult: float = 10.0   # the tonic vectors' learning rate, times the rest's (no decay)
     model: MusicConfig = field(default_factory=MusicConfig)
+
+
+# Stretch lengths of local-attention batches (--p-local): each position hears at most this
+# many tokens back (0.3-2 s of music), too little to be sure of the key or the mode, so the
+# tonic and valence conditions carry them.
+LOCAL_TOKENS = (16, 32, 64)
 
 
 def progress(step, elapsed_s, cfg):
@@ -87,12 +97,14 @@ def fixed_windows(works, n, block_size, seed=0):
 
 
 def withhold(cond, va=True, boundary=True):
-    """The same conditions with valence/arousal and/or boundary information withheld."""
+    """The same conditions with valence/arousal (and with them the tonic) and/or boundary
+    information withheld."""
     c = cond.clone()
     if va:
         c[..., 0:3] = 0
+        c[..., N_COND_FEATURES] = 0
     if boundary:
-        c[..., 3:] = 0
+        c[..., 3:N_COND_FEATURES] = 0
     return c
 
 
@@ -172,25 +184,40 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
     if cfg.init:   # a fine-tune starts from earlier weights, with a fresh optimizer
         from bridge.music.model import load_shipped
         start = load_shipped("cpu", cfg.init)
+        if cfg.model.tonic and not start.cfg.tonic:
+            # Adding the tonic condition to a model without it: every weight carried over,
+            # the new tonic vectors start at zero.
+            grown = MusicTransformer(replace(start.cfg, tonic=True))
+            missing, unexpected = grown.load_state_dict(start.state_dict(), strict=False)
+            assert missing == ["tonic.weight"] and not unexpected, (missing, unexpected)
+            start = grown
         cfg.model = start.cfg
         model = start.to(device)
         base = json.loads(Path(cfg.init).with_suffix(".json").read_text())
         log(f"starting from {cfg.init} (SHA-256 {base['sha256'][:12]}…)")
     # Weight decay on matrices only, as in nanoGPT.
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    named = list(model.named_parameters())
+    decay = [p for n, p in named if p.dim() >= 2 and not n.startswith("tonic.")]
+    no_decay = [p for n, p in named if p.dim() < 2]
+    # The tonic vectors start at zero in a fine-tune, against weights that already work: a
+    # faster rate lets them grow within one (at the base rate they stayed near zero).
+    fast = [p for n, p in named if n.startswith("tonic.")]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
+                             {"params": no_decay, "weight_decay": 0.0}]
+                            + ([{"params": fast, "weight_decay": 0.0, "lr_mult": cfg.tonic_lr_mult}]
+                               if fast else []),
                             lr=cfg.lr, betas=(0.9, 0.95))
     aug = {"mode_swap": cfg.p_mode_swap, "mode_switch": cfg.p_mode_switch, "retime": cfg.p_retime,
            "energy_switch": cfg.p_energy_switch}
+    p_tonic = cfg.p_drop_tonic if cfg.model.tonic else None
     batcher = Batcher(works_train, cfg.model.block_size, seed=cfg.seed,
-                      p_drop_va=cfg.p_drop_va, p_drop_b=cfg.p_drop_b, aug=aug)
+                      p_drop_va=cfg.p_drop_va, p_drop_b=cfg.p_drop_b, aug=aug, p_drop_tonic=p_tonic)
     self_batcher, self_meta = None, None
     if cfg.self_data:
         from bridge.music import selftrain
         data = selftrain.load(cfg.self_data)
-        self_batcher = selftrain.SelfBatcher(data["takes"], cfg.model.block_size, seed=cfg.seed)
+        self_batcher = selftrain.SelfBatcher(data["takes"], cfg.model.block_size, seed=cfg.seed,
+                                             p_drop_tonic=p_tonic)
         self_meta = {"path": cfg.self_data, "takes": len(data["takes"]), "share": cfg.self_share,
                      **data["meta"]}
         log(f"mixing in {len(data['takes'])} kept takes from {cfg.self_data} "
@@ -228,12 +255,16 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
     while step < cfg.steps:
         t0 = time.time()
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, progress(step, elapsed, cfg), cfg)
+            g["lr"] = lr_at(step, progress(step, elapsed, cfg), cfg) * g.get("lr_mult", 1.0)
         parts = ([batcher.batch(cfg.batch_size - n_self)] if n_self < cfg.batch_size else []) + \
                 ([self_batcher.batch(n_self)] if n_self else [])
         x, c, y = (torch.from_numpy(np.concatenate(a)).to(device) for a in zip(*parts))
+        local = None
+        if cfg.p_local:   # drawn from the step, so a resumed run draws the same
+            r = np.random.default_rng([cfg.seed, step])
+            local = int(r.choice(LOCAL_TOKENS)) if r.random() < cfg.p_local else None
         with autocast:
-            logits = model(x, c)[0]
+            logits = model(x, c, local=local)[0]
             loss = boundary_weighted_loss(logits, y, c, cfg.boundary_weight)
             contrast = None
             if cfg.valence_contrast:
@@ -253,7 +284,7 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
         elapsed = time.time() - t_start
         if step % cfg.log_every == 0 or step == 1:
             tps = x.numel() / (time.time() - t0)
-            rec = {"step": step, "loss": round(loss.item(), 4), "lr": round(g["lr"], 6),
+            rec = {"step": step, "loss": round(loss.item(), 4), "lr": round(opt.param_groups[0]["lr"], 6),
                    "tok_s": round(tps), "min": round(elapsed / 60, 2), "Mtok": round(tokens_seen / 1e6, 3)}
             if contrast is not None:
                 rec["contrast"] = round(contrast.item(), 4)
@@ -278,6 +309,9 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                       "lr": cfg.lr, "seed": cfg.seed, "device": str(device),
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "p_drop_va": cfg.p_drop_va, "p_drop_b": cfg.p_drop_b,
+                      **({"p_drop_tonic": cfg.p_drop_tonic, "tonic_lr_mult": cfg.tonic_lr_mult}
+                         if cfg.model.tonic else {}),
+                      **({"p_local": cfg.p_local, "local_tokens": list(LOCAL_TOKENS)} if cfg.p_local else {}),
                       "boundary_weight": cfg.boundary_weight, "augment": aug,
                       "valence_contrast": cfg.valence_contrast, "contrast_scale": cfg.contrast_scale,
                       "history": history[-3:]}}
