@@ -123,6 +123,31 @@ def test_mood_changes_cut_the_cue_into_parts_written_afresh(model):
     assert seen and all(0 <= f <= 1 for f in seen) and max(seen) > 0.5
 
 
+def test_a_model_with_the_tonic_condition_is_given_each_sections_tonic(monkeypatch):
+    import torch
+    import bridge.compose as comp
+    from bridge.music.model import MusicConfig, MusicTransformer
+    torch.manual_seed(0)
+    tonal = MusicTransformer(MusicConfig(n_layer=1, n_head=2, n_embd=64, n_cond=16, block_size=96,
+                                         cond_zero_init=False, tonic=True)).eval()
+    with torch.no_grad():
+        tonal.tonic.weight.normal_(0, 0.5)
+    plan = _plan()
+    seen, real = [], comp.sample
+
+    def spy(*a, **kw):   # the real sampler, noting the tonic it is given
+        seen.append(kw.get("tonic"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(comp, "sample", spy)
+    out = compose(tonal, plan, seed=9, candidates=2)
+    assert seen == [[(s.start, s.tonic) for s in plan.sections]]
+    assert all(s["hit_coverage"] == 1.0 for s in out["scores"])
+    plain = tiny_model()
+    compose(plain, plan, seed=9, candidates=1)
+    assert seen[-1] is None and not plain.cfg.tonic
+
+
 def test_free_notes_are_pulled_into_each_sections_key(model):
     plan = _plan()
 
