@@ -46,6 +46,7 @@ _share = _number_in(0, 1)                       # train model --self-share
 _take_seconds = _number_in(4, 60)               # train takes --seconds
 _guidance = _number_in(1, 4)                    # eval-score --guidance
 _unit_step = _number_in(0, 2)                   # eval-score --mood-step
+_key_guidance = _number_in(1, 30)               # eval --key-guidance (1: no key guidance)
 
 
 def _positive_int(text):

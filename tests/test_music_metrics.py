@@ -42,7 +42,7 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
     from test_music_train import _work
     torch.manual_seed(0)
     model = MusicTransformer(MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16,
-                                         tonic=True)).eval()
+                                         tonic=True, tonic_modes=2)).eval()
     works = [_work(i) for i in range(4)]
     import bridge.music.evaluate as ev
     seen, tonics, real_sample = [], [], ev.sample
@@ -51,17 +51,19 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
         drawn = (kw.get("temperature", 1.0), kw.get("note_temperature"), kw.get("top_p"))
         seen.append(drawn if kw.get("max_tokens") is None else "speed")
         if kw.get("tonic") is not None:
-            tonics.append((kw["tonic"], kw["batch"]))
+            tonics.append((kw["tonic"], kw["batch"], kw.get("key_guidance")))
         return real_sample(*a, **kw)
 
     monkeypatch.setattr(ev, "sample", sample)
     res = evaluate(quick=True, model=model, works_val=works, works_test=works, log=lambda s: None,
-                   temperature=0.8, note_temperature=0.6, seeds=2, top_p=0.9)
+                   temperature=0.8, note_temperature=0.6, seeds=2, top_p=0.9, key_guidance=6)
     assert {t for t in seen if t != "speed"} == {(0.8, 0.6, 0.9)} and seen.count((0.8, 0.6, 0.9)) >= 10
     assert set(res) == {"quick", "temperature", "top_p", "note_temperature", "nll", "control",
                         "boundaries", "style", "over_seeds", "speed", "targets_met"}
     # a model with the tonic condition is also run with a seeded tonic per take, everywhere
-    assert len(tonics) >= 5 and all(len(t) == b and set(t) <= set(range(12)) for t, b in tonics)
+    assert len(tonics) >= 10 and all(len(t) == b and set(t) <= set(range(12)) for t, b, _ in tonics)
+    # ... once as given, once with the key guidance asked for
+    assert {g for _, _, g in tonics} == {1.0, 6}
     # the first seed's row is the sections' own figures; the second is a fresh draw
     first, second = res["over_seeds"]["per_seed"]
     assert first["seed"] == 0 and second["seed"] == 1
@@ -70,12 +72,16 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
     mean = res["over_seeds"]["mean"]
     assert abs(mean["hit_rate_given"] - (first["hit_rate_given"] + second["hit_rate_given"]) / 2) < 1e-3
     assert "mean over seeds: grooving_similarity_within_10pct" in res["targets_met"]
+    # the key-guided variant is drawn over the seeds as well, its first row its sections' own
+    kfirst, ksecond = res["over_seeds"]["key_guided_6"]["per_seed"]
+    assert kfirst["hit_rate_given"] == res["boundaries"]["key_guided_6"]["hit_rate_given"] and ksecond["seed"] == 1
+    assert "key_guided_6: mean over seeds: pitch_class_entropy_within_10pct" in res["targets_met"]
     assert res["temperature"] == 0.8 and res["note_temperature"] == 0.6
-    for name in ("plain", "guidance_2", "steered_3.5", "tonic"):
+    for name in ("plain", "guidance_2", "steered_3.5", "tonic", "key_guided_6"):
         c = res["control"][name]
         assert all(c[k] is None or -1 <= c[k] <= 1 for k in ("rho_valence", "rho_arousal"))
         assert f"{name}: rho_valence_ge_0.7" in res["targets_met"]
-    for name in ("plain", "guidance_2", "tonic"):
+    for name in ("plain", "guidance_2", "tonic", "key_guided_6"):
         b = res["boundaries"][name]
         assert 0 <= b["hit_rate_given"] <= 1 and 0 <= b["hit_rate_withheld"] <= 1
     assert "steered_3.5" not in res["boundaries"]   # steering moves pitches, not time
@@ -88,6 +94,8 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
     assert 0 <= res["control"]["switch"]["steered_3.5"]["share_in_asked_direction"] <= 1
     assert 0 <= res["control"]["switch"]["tonic"]["share_in_asked_direction"] <= 1
     assert "tonic: pitch_class_entropy_within_10pct" in res["targets_met"]
+    assert "key_guided_6: grooving_similarity_within_10pct" in res["targets_met"]
+    assert 0 <= res["control"]["switch"]["key_guided_6"]["share_in_asked_direction"] <= 1
     assert res["style"]["windows"] > 0 and res["style"]["grooving_similarity_real"] > 0
     assert res["style"]["steered_3.5"]["pitch_class_entropy_gen"] >= 0
     assert res["speed"]["tokens_per_s_batch1"] > 0

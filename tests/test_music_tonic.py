@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.music.data import find_key, make_example
+from bridge.music.data import TO_MAJOR, TO_MINOR, find_key, key_index, make_example, swap_mode
 from bridge.music.model import MusicConfig, MusicTransformer, KVCache, cond_features
 from bridge.music.sample import sample
 from bridge.music.tokens import BOS, VOCAB_SIZE
-from bridge.music.train import TrainConfig, train, withhold
+from bridge.music.train import TrainConfig, grow_tonic, train, withhold
 
 CFG = MusicConfig(block_size=64, n_layer=2, n_head=2, n_embd=64, n_cond=16, tonic=True)
 
@@ -35,7 +35,7 @@ def _trained_looking(seed=0):
 def test_tonic_column_codes_the_pitch_class_and_withheld():
     c = cond_features(0.2, -0.4, np.array([0.5, 1.0]), 1.0, 1.0, np.array([3, -1]))
     assert c[:, 9].tolist() == [4, 0]                     # 1 + pitch class; 0 withheld
-    assert cond_features(0.2, -0.4, 0.5, 1.0, 1.0, 14)[9] == 3   # any octave: pitch class 2
+    assert cond_features(0.2, -0.4, 0.5, 1.0, 1.0, 14)[9] == 15  # 12-23: minor keys (tonic_modes 2)
     assert cond_features(0.2, -0.4, 0.5, 1.0, 1.0)[9] == 0        # default: withheld
 
 
@@ -151,3 +151,130 @@ def test_local_batches_and_the_tonics_rate_are_recorded(tmp_path):
     meta = json.loads((tmp_path / "run" / "scorebridge-music.json").read_text())["train"]
     assert meta["p_local"] == 1.0 and meta["local_tokens"] == [16, 32, 64]
     assert meta["tonic_lr_mult"] == 10.0
+
+
+KEY_CFG = MusicConfig(**{**CFG.__dict__, "tonic_modes": 2})
+
+
+def test_key_index_adds_the_mode_only_for_models_that_tell_it():
+    assert key_index((2, TO_MINOR)) == 2 and key_index((2, TO_MAJOR)) == 2       # a major, a minor key
+    assert key_index((2, TO_MINOR), 2) == 2 and key_index((2, TO_MAJOR), 2) == 14
+    assert key_index((2, TO_MINOR), 2, swapped=True) == 14                        # its parallel minor
+    assert key_index((2, TO_MAJOR), 2, swapped=True) == 2
+
+
+def test_key_windows_carry_the_mode_and_follow_the_switches():
+    w = _work()                                          # a minor work
+    x, c, _ = make_example(w, np.random.default_rng(0), 128, fixed={"transpose": 0, "octave": 0}, key_modes=2)
+    from bridge.music.tokens import decode
+    key = find_key(decode([int(t) for t in x if t > 0]))
+    assert key[1] is TO_MAJOR and np.all(c[:, 9] == key[0] + 13)     # 1 + 12 + tonic
+    # the same window swapped to major carries the major key
+    major = find_key(swap_mode(decode([int(t) for t in x if t > 0])))
+    assert major[1] is TO_MINOR
+    # with switches every stretch carries its own mode, on the same tonic
+    seen = set()
+    for s in range(20):
+        _, cs, _ = make_example(w, np.random.default_rng(s), 256, p_drop_va=0, p_drop_b=0, p_drop_tonic=0.0,
+                                aug={"mode_switch": 1.0}, key_modes=2)
+        codes = set(np.unique(cs[:, 9]).astype(int).tolist())
+        assert len(codes) <= 2 and 0 not in codes
+        if len(codes) == 2:
+            lo, hi = sorted(codes)
+            assert hi - lo == 12
+            v = cs[:, 0]
+            assert v[cs[:, 9] == hi].mean() < v[cs[:, 9] == lo].mean()   # the minor stretches: lower valence
+            seen.add(s)
+    assert seen, "no window switched mode"
+
+
+@torch.no_grad()
+def test_tonic_vectors_grow_into_key_vectors_that_start_where_they_were():
+    tonal = _trained_looking()
+    keyed = grow_tonic(tonal, 2).eval()
+    assert keyed.tonic.weight.shape[0] == 25
+    idx, c_t = _inputs(5)
+    _, c_major = _inputs(5)
+    _, c_minor = _inputs(17)
+    ref = tonal(idx, c_t)[0]
+    assert torch.equal(keyed(idx, c_major)[0], ref) and torch.equal(keyed(idx, c_minor)[0], ref)
+    # a model without the condition grows zero vectors: the same as before it
+    plain = MusicTransformer(MusicConfig(**{**CFG.__dict__, "tonic": False})).eval()
+    assert torch.equal(grow_tonic(plain, 2).eval()(idx, c_minor)[0], plain(idx, c_t)[0])
+    # once trained apart, the two modes of a tonic differ
+    keyed.tonic.weight[18].normal_(0, 0.5)      # key 17 (F minor) is code 18
+    assert (keyed(idx, c_minor)[0] - ref).abs().max() > 1e-3
+
+
+def test_sampling_gives_a_key_model_the_minor_key_below_zero_valence():
+    torch.manual_seed(0)
+    m = MusicTransformer(KEY_CFG).eval()
+    seen = []
+    m.tonic.register_forward_pre_hook(lambda mod, args: seen.append(args[0].clone()))
+    sample(m, 1.0, valence=[0.6, -0.6, 0.6], arousal=[0.0] * 3, boundaries=[[]] * 3, batch=3,
+           max_tokens=8, per_take=True, seed=1, tonic=[2, 2, 14])
+    first = (seen[0][:, 0] - 1).tolist()
+    assert first == [2, 14, 2]           # D major, D minor; a tonic is a pitch class (14 -> 2)
+    assert all(torch.equal(s[:, -1], seen[0][:, 0]) for s in seen)
+    seen.clear()
+    sample(m, 1.0, valence=-0.6, arousal=0.0, batch=1, max_tokens=4, seed=1, tonic=[(0.0, 2)],
+           use_valence_arousal=False)
+    assert all(torch.all(s == 0) for s in seen)    # withheld with valence
+
+
+def test_key_guidance_moves_only_which_pitch_sounds():
+    from bridge.music.sample import _pitch_guided
+    from bridge.music.tokens import N_FAM, N_PITCH, OFF0, ON0
+    g = torch.Generator().manual_seed(0)
+    lc, lk = torch.randn(3, VOCAB_SIZE, generator=g), torch.randn(3, VOCAB_SIZE, generator=g)
+    out = _pitch_guided(lc, lc, lk, 4.0)
+    p, q = lc.softmax(-1), out.softmax(-1)
+    # everything but the pitch keeps its probability: time shifts, note-offs, each family's note-on mass
+    assert torch.allclose(p[:, :ON0], q[:, :ON0], atol=1e-6) and torch.allclose(p[:, OFF0:], q[:, OFF0:], atol=1e-6)
+    fam = lambda x: x[:, ON0:OFF0].view(-1, N_FAM, N_PITCH)
+    assert torch.allclose(fam(p).sum(-1), fam(q).sum(-1), atol=1e-6)
+    # within a family, the pitch follows log p(no key) + w (log p(key) - log p(no key))
+    on_c, on_k = fam(lc).log_softmax(-1), fam(lk).log_softmax(-1)
+    assert torch.allclose(fam(q) / fam(q).sum(-1, keepdim=True), (on_k + 4 * (on_c - on_k)).softmax(-1), atol=1e-5)
+    assert torch.allclose(_pitch_guided(lc, lc, lk, 1.0).softmax(-1), p, atol=1e-6)   # weight 1: unchanged
+
+
+def test_sampling_with_key_guidance_is_repeatable_and_needs_the_condition():
+    torch.manual_seed(0)
+    m = MusicTransformer(KEY_CFG).eval()
+    with torch.no_grad():
+        m.tonic.weight.normal_(0, 0.5)
+    kw = dict(duration_s=2.0, valence=[0.5, -0.5], arousal=[0.0, 0.0], boundaries=[[], []],
+              batch=2, max_tokens=60, per_take=True, seed=3, return_tokens=True, tonic=[0, 7])
+    a = sample(m, key_guidance=6.0, **kw)[1]
+    assert a == sample(m, key_guidance=6.0, **kw)[1]
+    assert a != sample(m, **kw)[1]
+    plain = MusicTransformer(MusicConfig(**{**CFG.__dict__, "tonic": False})).eval()
+    with pytest.raises(ValueError, match="no tonic condition"):
+        sample(plain, 1.0, key_guidance=3.0, max_tokens=4)
+
+
+def test_modulation_moves_the_music_after_each_switch_and_the_key_with_it():
+    from bridge.music.data import draw_shifts, modulate
+    from bridge.music.tokens import Note, PITCH_HI, PITCH_LO
+    notes = [Note(0.0, 1.0, 60, 80, "piano"), Note(1.0, 1.0, 64, 80, "piano"), Note(1.0, 0.5, 36, 90, "drums"),
+             Note(2.0, 1.0, 106, 80, "melody"), Note(3.0, 1.0, 22, 80, "bass")]
+    out = modulate(notes, [1000, 2500], [4, -3])
+    assert [n.pitch for n in out] == [60, 36, 68, 110 - 12, 19 + 12]   # drums stay; off the keyboard: an octave back
+    assert all(PITCH_LO <= n.pitch <= PITCH_HI for n in out)
+    shifts = draw_shifts(200, np.random.default_rng(0))
+    assert all(-5 <= k <= 6 for k in shifts) and shifts[0] != 0
+    assert all(a != b for a, b in zip(shifts, shifts[1:]))
+    w = _work()
+    seen = 0
+    for s in range(10):
+        _, c, _ = make_example(w, np.random.default_rng(s), 256, p_drop_va=0, p_drop_b=0, p_drop_tonic=0.0,
+                               aug={"key_switch": 1.0}, key_modes=2)
+        codes = c[:, 9].astype(int)
+        assert np.all(codes >= 1) and len(set((codes - 1) // 12)) == 1   # one mode: only the tonic moves
+        seen += int(len(np.unique(codes)) > 1)
+    assert seen >= 5
+    # models without the option draw nothing for it: their windows stay what they were
+    a = make_example(w, np.random.default_rng(1), 256, aug={"mode_swap": 0.5})
+    b = make_example(w, np.random.default_rng(1), 256, aug={"mode_swap": 0.5, "key_switch": 0.0})
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])

@@ -36,12 +36,14 @@ def _model(args) -> int:
     if args.self_data and not Path(args.self_data).is_file():   # before the corpus loads
         raise BadInput(f"no kept takes at {args.self_data}: write them with `scorebridge train takes`")
     cfg = TrainConfig(out_dir=args.out, steps=args.steps, device=args.device,
-                      model=MusicConfig(cond_zero_init=not args.random_cond_init, tonic=args.tonic),
+                      model=MusicConfig(cond_zero_init=not args.random_cond_init,
+                                        tonic=args.tonic or args.key, tonic_modes=2 if args.key else 1),
                       unconditioned=args.unconditioned, max_minutes=args.max_minutes,
                       batch_size=args.batch_size, seed=args.seed, init=args.init or "",
                       lr=args.lr, min_lr=args.lr / 10, boundary_weight=args.boundary_weight,
                       p_mode_swap=args.p_mode_swap, p_mode_switch=args.p_mode_switch,
                       p_retime=args.p_retime, p_energy_switch=args.p_energy_switch,
+                      p_key_switch=args.p_key_switch,
                       valence_contrast=args.valence_contrast,
                       contrast_scale=args.contrast_scale, self_data=args.self_data or "",
                       self_share=args.self_share, p_local=args.p_local)
@@ -84,7 +86,8 @@ def _eval(args) -> int:
                    note_temperature=args.note_temperature, seeds=args.seeds,
                    log=lambda s: print(s, file=sys.stderr, flush=True),
                    **({} if args.steer is None else {"steer": args.steer}),
-                   **({} if args.top_p is None else {"top_p": args.top_p}))
+                   **({} if args.top_p is None else {"top_p": args.top_p}),
+                   **({} if args.key_guidance is None else {"key_guidance": args.key_guidance}))
     text = json.dumps(res, indent=2)
     print(text)
     if args.json_out:
@@ -96,7 +99,8 @@ def _eval(args) -> int:
 def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
     # bridge.cli calls this once fully imported
-    from bridge.cli import _strength, _temperature, _top_p, _share, _take_seconds, _positive_int, _seed_count
+    from bridge.cli import (_key_guidance, _strength, _temperature, _top_p, _share, _take_seconds,
+                            _positive_int, _seed_count)
     train = sub.add_parser("train", help="build the music corpus or train the music model")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
@@ -116,6 +120,9 @@ def register(sub) -> None:
     m.add_argument("--tonic", action="store_true",
                    help="condition on the tonic of each window's key as well (added, at zero, "
                         "to an --init model without it)")
+    m.add_argument("--key", action="store_true",
+                   help="condition on each window's key, tonic and mode (24 vectors; an --init "
+                        "model's tonic vectors start both modes of their tonic)")
     m.add_argument("--max-minutes", type=float, default=0.0, help="stop and save after this long")
     m.add_argument("--init", help="path stem of weights to fine-tune (e.g. models/scorebridge-music)")
     m.add_argument("--lr", type=float, default=1.5e-3, help="peak learning rate (default 0.0015)")
@@ -127,6 +134,9 @@ def register(sub) -> None:
                    help="share of windows whose mode and valence change mid-window (default 0.5)")
     m.add_argument("--p-retime", type=float, default=0.5,
                    help="share of windows held or cut before boundaries (default 0.5)")
+    m.add_argument("--p-key-switch", type=_share, default=0.0, metavar="P",
+                   help="share of windows (models with --tonic/--key, when the mode does not switch) "
+                        "whose key changes every 2-6 s, the condition with it (default 0)")
     m.add_argument("--p-energy-switch", type=_share, default=0.0,
                    help="share of windows whose tempo, loudness and arousal change mid-window "
                         "(drawn when the mode does not switch; default 0)")
@@ -174,6 +184,9 @@ def register(sub) -> None:
     e.add_argument("--note-temperature", type=_temperature, default=None, metavar="T",
                    help="temperature of each note-on's pitch alone (default: --temperature); "
                         "how many notes start, when and in which family stay at --temperature")
+    e.add_argument("--key-guidance", type=_key_guidance, default=None, metavar="W",
+                   help="for a model with the tonic condition, the key guidance of its key-guided "
+                        "variant (default: the sampler's, sample.KEY_GUIDANCE; 1 leaves it out)")
     e.add_argument("--seeds", type=_seed_count, default=4, metavar="N",
                    help="draws of the plain boundary and style sections, reported per seed and "
                         "on average (default 4; 1 for the first draw alone)")

@@ -24,7 +24,7 @@ import numpy as np
 
 from bridge.music import labels
 from bridge.music.model import cond_features
-from bridge.music.tokens import Note, encode, token_times_ms, VEL_LEVELS, PAD
+from bridge.music.tokens import Note, encode, token_times_ms, PAD, PITCH_HI, PITCH_LO, VEL_LEVELS
 
 ORCHESTRATIONS = ("ensemble", "piano", "strings", "piano_solo")
 
@@ -165,6 +165,15 @@ def find_key(notes):
     return int(minor.argmax()), TO_MAJOR
 
 
+def key_index(key, modes=1, swapped=False):
+    """find_key's key as the condition's key index (model.cond_features): the tonic's pitch
+    class, plus 12 for a minor key when the model tells modes (`modes` 2). `swapped` gives
+    the parallel key (the window after swap_mode)."""
+    tonic, steps = key
+    minor = (steps is TO_MAJOR) != bool(swapped)
+    return tonic + (12 if modes == 2 and minor else 0)
+
+
 def swap_mode(notes, key=None, when=None):
     """The window in the parallel mode: a major passage with its 3rd, 6th and 7th lowered, a
     minor one with them raised (the key is the best Krumhansl-Kessler match, or `key`).
@@ -210,6 +219,39 @@ def mode_switches(notes, covered_s, rng, gap_s=SWITCH_GAP_S):
         if snap > 0 and (not out or snap > out[-1] + 500):
             out.append(snap)
         t = max(t, snap) + float(rng.uniform(*gap_s)) * 1000
+    return out
+
+
+KEY_GAP_S = (2.0, 6.0)       # seconds between key switches inside a window
+
+
+def modulate(notes, switches_ms, shifts):
+    """The notes starting after the i-th switch (ms) moved by shifts[i] semitones from the
+    original key (an octave back where that leaves the keyboard); drums stay.
+
+    Why: in the corpus a window keeps its key, so a model learns to continue the key it has
+    heard and the key condition helps only at the start; its own takes drift from key to
+    key. A key that changes against what was heard makes the condition the guide."""
+    sw = np.asarray(switches_ms)
+    out = []
+    for n in notes:
+        i = int(np.searchsorted(sw, int(round(n.start * 1000)), side="right"))
+        if i and n.family != "drums":
+            p = n.pitch + shifts[i - 1]
+            p = p + 12 if p < PITCH_LO else p - 12 if p > PITCH_HI else p
+            n = n._replace(pitch=p)
+        out.append(n)
+    return sorted(out, key=lambda n: (n.start, n.pitch))
+
+
+def draw_shifts(n, rng):
+    """n successive transpositions (-5..+6 semitones from the original key), each unlike the last."""
+    out, last = [], 0
+    for _ in range(n):
+        k = int(rng.integers(-5, 6))
+        k = k + 1 if k >= last else k          # never the key just left
+        out.append(k)
+        last = k
     return out
 
 
@@ -264,21 +306,25 @@ def _switched(times_ms, switches_ms):
 
 
 def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=None, start_q=None,
-                 aug=None, p_drop_tonic=None):
+                 aug=None, p_drop_tonic=None, key_modes=1):
     """-> (tokens (block_size+1,), cond (block_size+1, COND_DIM), (valence, arousal)).
 
-    aug: augmentation probabilities {"mode_swap", "mode_switch", "energy_switch", "retime"}
+    aug: augmentation probabilities {"mode_swap", "mode_switch", "key_switch", "energy_switch",
+    "retime"}
     (see Batcher). With "mode_switch" a window changes mode every few seconds; the valence
     condition changes with it (each stretch carries the label of the whole window in that
     mode), so the model must follow the condition against what it has heard so far.
-    "energy_switch" (drawn only when the mode does not switch) does the same with tempo and
+    "key_switch" (drawn only when the mode does not switch) moves the music to another key
+    every few seconds (modulate), and the tonic/key condition with it.
+    "energy_switch" (drawn only when neither switches) does the same with tempo and
     loudness, and so arousal (change_energy).
     The valence and arousal returned are those of the window's start.
     p_drop_tonic: None gives no tonic (models without the tonic condition; nothing is drawn,
     so their training windows stay what they were); otherwise the tonic of the window's key
     (find_key: the same in both modes, so valence alone tells the mode) is given except with
     this probability, and never when valence/arousal are withheld. Fixed (evaluation)
-    windows always carry it; models without the condition ignore it.
+    windows always carry it; models without the condition ignore it. key_modes 2 gives the
+    key with its mode instead (key_index), which follows the mode switches.
     """
     aug = aug or {}
     notes = augment(work, rng, start_q=start_q, fixed=fixed, p_mode_swap=aug.get("mode_swap"),
@@ -289,6 +335,7 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
     window = [n for n in notes if n.start <= covered]
     v, a = labels.label(window, span_s=max(covered, 1.0))
     key = find_key(window)
+    key_at = None if key is None else key_index(key, key_modes)
     if fixed is None and key is not None and rng.random() < aug.get("mode_switch", 0.0):
         switches = mode_switches(window, covered, rng)
         if switches:
@@ -297,7 +344,20 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
             toks = np.array(encode(notes), dtype=np.int64)[: block_size + 1]
             times_ms = token_times_ms(toks)
             times = times_ms / 1000.0
-            v = np.where(_switched(times_ms, switches), v_other, v)
+            odd = _switched(times_ms, switches)
+            v = np.where(odd, v_other, v)
+            key_at = np.where(odd, key_index(key, key_modes, swapped=True), key_at)
+    elif fixed is None and key is not None and aug.get("key_switch", 0.0) > 0 and rng.random() < aug["key_switch"]:
+        switches = mode_switches(window, covered, rng, gap_s=KEY_GAP_S)
+        if switches:
+            shifts = draw_shifts(len(switches), rng)
+            notes = modulate(notes, switches, shifts)
+            toks = np.array(encode(notes), dtype=np.int64)[: block_size + 1]
+            times_ms = token_times_ms(toks)
+            times = times_ms / 1000.0
+            i = np.searchsorted(np.asarray(switches), np.round(times_ms), side="right")
+            shift = np.array([0] + shifts)[i]
+            key_at = np.mod(key_at % 12 + shift, 12) + (key_at // 12) * 12
     elif fixed is None and aug.get("energy_switch", 0.0) > 0 and rng.random() < aug["energy_switch"]:
         switches = mode_switches(window, covered, rng, gap_s=ENERGY_GAP_S)
         if switches:
@@ -324,7 +384,7 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
     tonic = -1
     if key is not None and va_mask and (fixed is not None or (
             p_drop_tonic is not None and rng.random() >= p_drop_tonic)):
-        tonic = key[0]
+        tonic = key_at
     cond = cond_features(v, a, offset, va_mask, b_mask, tonic)
     toks, cond = pad_window(toks, cond, block_size)
     return toks, cond, (float(np.ravel(v)[0]), float(np.ravel(a)[0]))
@@ -344,9 +404,9 @@ class Batcher:
     """Random windows from a list of works, weighted by note count (long works matter more)."""
 
     def __init__(self, works, block_size, seed=0, p_drop_va=0.15, p_drop_b=0.15, aug=None,
-                 p_drop_tonic=None):
+                 p_drop_tonic=None, key_modes=1):
         self.works = works
-        self.p_drop_tonic = p_drop_tonic
+        self.p_drop_tonic, self.key_modes = p_drop_tonic, key_modes
         self.aug = aug
         self.block_size = block_size
         sizes = np.array([sum(len(p) for p in w["parts"]) for w in works], dtype=np.float64)
@@ -360,7 +420,7 @@ class Batcher:
         for i in self.rng.choice(len(self.works), size=n, p=self.weights):
             t, c, _ = make_example(self.works[i], self.rng, self.block_size,
                                    self.p_drop_va, self.p_drop_b, aug=self.aug,
-                                   p_drop_tonic=self.p_drop_tonic)
+                                   p_drop_tonic=self.p_drop_tonic, key_modes=self.key_modes)
             xs.append(t)
             cs.append(c)
         x = np.stack(xs)

@@ -12,7 +12,9 @@
                  control and style also "steered": plain sampling pulled toward a key whose
                  mode follows the valence's sign, as a score does it — steer.py; for a
                  model with the tonic condition every section also has "tonic": plain
-                 sampling with each take given a seeded tonic, its mode left to the valence);
+                 sampling with each take given a seeded tonic, its mode left to the valence,
+                 or for a model with key vectors given by the valence's sign: sample.py;
+                 and "key_guided_W": the same with key guidance W, sample(key_guidance=));
                  control.switch: valence changing mid-take (+0.8 -> -0.8 and back), the
                  mode of each half measured apart, as when the picture's mood turns;
                  control.arousal_changes: arousal jumping every 6 s, each section's
@@ -30,8 +32,8 @@ import numpy as np
 import torch
 
 from bridge.music import labels
-from bridge.music.model import load_shipped
-from bridge.music.sample import TOP_P, sample
+from bridge.music.model import N_COND_FEATURES, load_shipped
+from bridge.music.sample import KEY_GUIDANCE, TOP_P, sample
 from bridge.music.steer import STRENGTH, for_valence
 
 GRID = (-0.8, -0.4, 0.0, 0.4, 0.8)
@@ -207,13 +209,15 @@ def _time(fn):
 
 def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, guidance=2.0,
              log=print, twin=None, nll_only=False, steer=STRENGTH, temperature=1.0,
-             note_temperature=None, seeds=1, top_p=TOP_P):
+             note_temperature=None, seeds=1, top_p=TOP_P, key_guidance=KEY_GUIDANCE):
     """The model's metrics as a dict. `temperature` and `top_p` are the sampling temperature
     and nucleus of every generated take (controllability, boundaries, style);
     `note_temperature`, when given, that of the pitch of each note-on (sample._log_probs).
     `seeds` > 1 repeats the plain boundary and style sections with seeds seed+1, ... (fresh
     cuts, targets and real windows each time) and reports them per seed and on average: one
-    draw of 24 takes and 32 windows moves those figures by several points."""
+    draw of 24 takes and 32 windows moves those figures by several points.
+    `key_guidance`: for a model with the tonic condition, the key-guided variant's weight
+    (sample(key_guidance=); 1 leaves the variant out)."""
     torch.manual_seed(seed)
     model = model or load_shipped("auto")
     if works_val is None or works_test is None:
@@ -230,16 +234,21 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
 
     # 1. NLL, conditioned vs withheld, on fixed validation windows.
     from bridge.music.train import fixed_windows, eval_nll, withhold
-    vx, vc, vy = fixed_windows(works_val, 32 if quick else 128, model.cfg.block_size, seed=seed)
+    vx, vc, vy = fixed_windows(works_val, 32 if quick else 128, model.cfg.block_size, seed=seed,
+                               key_modes=model.cfg.tonic_modes)
     with autocast:
         res["nll"] = {"conditioned": round(eval_nll(model, vx, vc, vy, "cpu"), 4),
                       "unconditioned": round(eval_nll(model, vx, withhold(vc), vy, "cpu"), 4),
                       "va_withheld": round(eval_nll(model, vx, withhold(vc, boundary=False), vy, "cpu"), 4),
                       "boundary_withheld": round(eval_nll(model, vx, withhold(vc, va=False), vy, "cpu"), 4),
                       "windows": len(vx), "tokens": int((vy != 0).sum())}
-        # How much the model uses valence at all: the same windows with its sign flipped.
+        # How much the model uses valence at all: the same windows with its sign flipped (and
+        # for a model with key vectors the key's mode, which the valence sets at sampling).
         flipped = vc.clone()
         flipped[..., 0] = -flipped[..., 0]
+        if model.cfg.tonic and model.cfg.tonic_modes == 2:
+            code = flipped[..., N_COND_FEATURES]
+            flipped[..., N_COND_FEATURES] = torch.where(code > 0, (code - 1 + 12) % 24 + 1, code)
         res["nll"]["valence_flipped"] = round(eval_nll(model, vx, flipped, vy, "cpu"), 4)
         if twin is not None:   # an otherwise identical run that never saw a condition
             res["nll"]["twin_unconditioned"] = round(eval_nll(twin, vx, withhold(vc), vy, "cpu"), 4)
@@ -260,17 +269,19 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     ta = [t[1] for t in targets]
     res["control"] = {"takes": len(targets), "seconds_each": dur}
     steered = f"steered_{steer:g}"
-    # (name, guidance, key-steering strength, tonic given)
-    variants = [("plain", 1.0, 0.0, False), (f"guidance_{guidance:g}", guidance, 0.0, False)]
-    variants += [(steered, 1.0, steer, False)] if steer else []
-    variants += [("tonic", 1.0, 0.0, True)] if model.cfg.tonic else []
+    # (name, guidance, key-steering strength, key guidance with the tonic given or None)
+    variants = [("plain", 1.0, 0.0, None), (f"guidance_{guidance:g}", guidance, 0.0, None)]
+    variants += [(steered, 1.0, steer, None)] if steer else []
+    keyed = f"key_guided_{key_guidance:g}"
+    if model.cfg.tonic:
+        variants += [("tonic", 1.0, 0.0, 1.0)] + ([(keyed, 1.0, 0.0, key_guidance)] if key_guidance != 1 else [])
 
-    def extra(valences, strength, tonic):
+    def extra(valences, strength, key):
         """A variant's sampler arguments: each take in a seeded tonic, either pulled toward
-        that key (steered) or given it as the model's tonic condition (tonic)."""
+        that key (steered) or given it as the model's tonic condition (tonic, key_guided)."""
         tonics = [int(k) for k in np.random.default_rng([seed, len(valences)]).integers(0, 12, len(valences))]
         return {**({"constrain": for_valence(valences, tonics, strength)} if strength else {}),
-                **({"tonic": tonics} if tonic else {})}
+                **({"tonic": tonics, "key_guidance": key} if key is not None else {})}
 
     for name, g, strength, tonic in variants:
         takes, secs = _time(lambda: sample(model, dur, valence=tv, arousal=ta, batch=len(targets),
@@ -352,7 +363,8 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
 
     # 4b. The plain boundary and style figures again, over further seeds.
     if seeds > 1:
-        res["over_seeds"] = _over_seeds(model, works_test, seed, seeds, quick, draw, res, log)
+        res["over_seeds"] = _over_seeds(model, works_test, seed, seeds, quick, draw, res, log,
+                                        keyed=next(((v[0], v[3]) for v in variants if v[0] == keyed), None))
 
     # 5. Speed at batch 1 with the cache (and batch 8, total tokens/s).
     res["speed"] = {"threads": torch.get_num_threads()}
@@ -373,36 +385,55 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
             bd = res["boundaries"][name]
             met[f"{name}: boundary_hits_ge_70pct_and_above_withheld"] = (
                 bd["hit_rate_given"] >= 0.7 and bd["hit_rate_given"] > bd["hit_rate_withheld"] + 0.1)
-    for name, row in [("plain", st)] + [(k, st[k]) for k in (steered, "tonic") if k in st]:
+    for name, row in [("plain", st)] + [(k, st[k]) for k in (steered, "tonic", keyed) if k in st]:
         met[f"{name}: pitch_class_entropy_within_10pct"] = row["pitch_class_entropy_rel_diff"] <= 0.10
         met[f"{name}: grooving_similarity_within_10pct"] = row["grooving_similarity_rel_diff"] <= 0.10
     if "over_seeds" in res:
-        mean = res["over_seeds"]["mean"]
-        met["mean over seeds: boundary_hits_ge_70pct_and_above_withheld"] = (
-            mean["hit_rate_given"] >= 0.7 and mean["hit_rate_given"] > mean["hit_rate_withheld"] + 0.1)
-        met["mean over seeds: pitch_class_entropy_within_10pct"] = mean["pitch_class_entropy_rel_diff"] <= 0.10
-        met["mean over seeds: grooving_similarity_within_10pct"] = mean["grooving_similarity_rel_diff"] <= 0.10
+        blocks = [("", res["over_seeds"])]
+        if keyed in res["over_seeds"]:
+            blocks.append((f"{keyed}: ", res["over_seeds"][keyed]))
+        for name, block in blocks:
+            mean = block["mean"]
+            met[f"{name}mean over seeds: boundary_hits_ge_70pct_and_above_withheld"] = (
+                mean["hit_rate_given"] >= 0.7 and mean["hit_rate_given"] > mean["hit_rate_withheld"] + 0.1)
+            met[f"{name}mean over seeds: pitch_class_entropy_within_10pct"] = mean["pitch_class_entropy_rel_diff"] <= 0.10
+            met[f"{name}mean over seeds: grooving_similarity_within_10pct"] = mean["grooving_similarity_rel_diff"] <= 0.10
     met["speed_ge_400_tok_s"] = sp["tokens_per_s_batch1"] >= 400
     res["targets_met"] = met
     return res
 
 
-def _over_seeds(model, works_test, seed, seeds, quick, draw, res, log):
-    """Plain boundary hits and style per seed (the first is the sections above), and means."""
+def _over_seeds(model, works_test, seed, seeds, quick, draw, res, log, keyed=None):
+    """Plain boundary hits and style per seed (the first is the sections above), and means;
+    with `keyed` (name, key guidance) the same for that variant, each take in a seeded tonic."""
     keys = ("hit_rate_given", "hit_rate_withheld", "pitch_class_entropy_rel_diff",
             "grooving_similarity_rel_diff")
-    first = {**res["boundaries"]["plain"], **{k: res["style"][k] for k in keys[2:]}}
-    rows = [{"seed": seed, **{k: first[k] for k in keys}}]
-    bdur, sdur = (16.0 if quick else 20.0), 16.0
-    for s in range(seed + 1, seed + seeds):
-        rng = np.random.default_rng(s)     # drawn in the same order as the sections above
-        bounds_per, va_per = _boundary_targets(rng, 8 if quick else 24, bdur)
-        row = {"seed": s, **_boundary_rates(model, bdur, bounds_per, va_per, s, 1.0, draw)}
-        reals, conds = _style_windows(rng, works_test, 12 if quick else 32, sdur)
-        gens = sample(model, sdur, valence=[c[0][0] for c in conds], arousal=[c[0][1] for c in conds],
-                      boundaries=[c[1] for c in conds], batch=len(conds), seed=s + 500, per_take=True, **draw)
-        pe_r, gs_r = _mean_defined(pitch_class_entropy, reals), _mean_defined(grooving_similarity, reals)
-        row.update({k: v for k, v in _style_row(gens, pe_r, gs_r).items() if k in keys})
-        rows.append(row)
-        log(json.dumps({"over_seeds": row}))
-    return {"per_seed": rows, "mean": {k: round(float(np.mean([r[k] for r in rows])), 3) for k in keys}}
+    out = {}
+    for name, key in [("plain", None)] + ([keyed] if keyed else []):
+        first = {**res["boundaries"][name], **{k: (res["style"] if name == "plain" else res["style"][name])[k]
+                                               for k in keys[2:]}}
+        rows = [{"seed": seed, **{k: first[k] for k in keys}}]
+        bdur, sdur = (16.0 if quick else 20.0), 16.0
+        for s in range(seed + 1, seed + seeds):
+            def extra(n):
+                if key is None:
+                    return draw
+                tonics = [int(k) for k in np.random.default_rng([s, n]).integers(0, 12, n)]
+                return {**draw, "tonic": tonics, "key_guidance": key}
+            rng = np.random.default_rng(s)     # drawn in the same order as the sections above
+            bounds_per, va_per = _boundary_targets(rng, 8 if quick else 24, bdur)
+            row = {"seed": s, **_boundary_rates(model, bdur, bounds_per, va_per, s, 1.0, extra(len(va_per)))}
+            reals, conds = _style_windows(rng, works_test, 12 if quick else 32, sdur)
+            gens = sample(model, sdur, valence=[c[0][0] for c in conds], arousal=[c[0][1] for c in conds],
+                          boundaries=[c[1] for c in conds], batch=len(conds), seed=s + 500, per_take=True,
+                          **extra(len(conds)))
+            pe_r, gs_r = _mean_defined(pitch_class_entropy, reals), _mean_defined(grooving_similarity, reals)
+            row.update({k: v for k, v in _style_row(gens, pe_r, gs_r).items() if k in keys})
+            rows.append(row)
+            log(json.dumps({"over_seeds": {name: row}}))
+        block = {"per_seed": rows, "mean": {k: round(float(np.mean([r[k] for r in rows])), 3) for k in keys}}
+        if name == "plain":   # the plain figures sit at the top level, as before
+            out.update(block)
+        else:
+            out[name] = block
+    return out

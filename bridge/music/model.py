@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from bridge.music.tokens import VOCAB_SIZE
 
 N_COND_FEATURES = 9   # the continuous part, read by the condition MLP
-COND_DIM = 10         # + the tonic code (0 withheld, 1 + pitch class), looked up as a vector
+COND_DIM = 10         # + the key code (0 withheld, 1 + key index), looked up as a vector
 OFFSET_LOG_SCALE_S = 0.05   # log1p(offset / 0.05): fine resolution near a cut, coarse far off
 OFFSET_MAX_S = 10.0
 # The offset is also looked up as a bin (10 ms steps up to 2 s, then 0.25 s steps): a
@@ -41,7 +41,8 @@ def cond_features(valence, arousal, offset_s, va_mask, b_mask, tonic=-1) -> np.n
 
     offset_s: seconds until the next boundary, np.inf where none lies ahead.
     va_mask / b_mask: 1 where valence-arousal / boundary information is given, 0 where withheld.
-    tonic: pitch class 0-11 of the key's tonic, -1 where withheld.
+    tonic: the key, -1 where withheld: the tonic's pitch class 0-11, or for models that tell
+    the mode too (MusicConfig.tonic_modes = 2) 12-23 for the minor key on pitch class k - 12.
     """
     v, a, off, vm, bm, tn = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in
                                                   (valence, arousal, offset_s, va_mask, b_mask, tonic)))
@@ -50,7 +51,7 @@ def cond_features(valence, arousal, offset_s, va_mask, b_mask, tonic=-1) -> np.n
     logo = np.log1p(o / OFFSET_LOG_SCALE_S) / math.log1p(OFFSET_MAX_S / OFFSET_LOG_SCALE_S)
     out = np.stack([v * vm, a * vm, vm, bm, bm * (~ahead),
                     ahead * logo, ahead * np.exp(-o / 0.1), ahead * np.exp(-o / 1.0), ahead * o,
-                    np.where(tn >= 0, np.mod(tn, 12) + 1, 0)], axis=-1)
+                    np.where(tn >= 0, np.mod(tn, 24) + 1, 0)], axis=-1)
     return out.astype(np.float32)
 
 
@@ -76,6 +77,7 @@ class MusicConfig:
     dropout: float = 0.0
     cond_zero_init: bool = True  # condition path starts at zero (runs 1-6 and the first twins: random)
     tonic: bool = False         # a learned vector per tonic (12 + withheld) joins the condition
+    tonic_modes: int = 1        # 2: one vector per key instead (12 major + 12 minor + withheld)
 
 
 def rotary(x, cos, sin):
@@ -172,7 +174,9 @@ class MusicTransformer(nn.Module):
             # wander from key to key (MODEL_CARD.md). Zero at first (and made last, so every
             # other weight is drawn as without it): a fine-tune from a model without it starts
             # where that model was.
-            self.tonic = nn.Embedding(13, cfg.n_cond)
+            # With tonic_modes = 2 a vector per key: the mode joins the tonic directly, so a
+            # minor key's vector can name its pitches without first combining tonic and valence.
+            self.tonic = nn.Embedding(1 + 12 * cfg.tonic_modes, cfg.n_cond)
             nn.init.zeros_(self.tonic.weight)
 
     @staticmethod
@@ -201,7 +205,7 @@ class MusicTransformer(nn.Module):
             raise ValueError(f"sequence of {p + T} exceeds the context of {self.cfg.block_size}")
         c = self.cond(cond[..., :self.cfg.cond_dim].to(self.tok.weight.dtype)) + self.offset(offset_bins(cond))
         if self.cfg.tonic:
-            c = c + self.tonic(cond[..., N_COND_FEATURES].round().long().clamp(0, 12))
+            c = c + self.tonic(cond[..., N_COND_FEATURES].round().long().clamp(0, 12 * self.cfg.tonic_modes))
         x = torch.cat([self.tok(idx), c], dim=-1)
         x = self.drop(x)
         cos = self.cos[p:p + T].to(x.dtype)

@@ -20,7 +20,7 @@ import bisect
 import numpy as np
 import torch
 
-from bridge.music.model import KVCache, cond_features
+from bridge.music.model import N_COND_FEATURES, KVCache, cond_features
 from bridge.music.tokens import BOS, EOS, N_FAM, N_PITCH, OFF0, ON0, PAD, TOKEN_MS, Decoder, token_times_ms
 
 
@@ -28,6 +28,15 @@ from bridge.music.tokens import BOS, EOS, N_FAM, N_PITCH, OFF0, ON0, PAD, TOKEN_
 # were measured on validation works and trade grooving for entropy (MODEL_CARD.md, "Sampling
 # temperature").
 TOP_P = 0.95
+# Models with a vector per key (tonic_modes 2) write in the minor key below this valence. In
+# training the labels put major and minor windows either side of about 0 (labels.py centres
+# the mode score on the corpus median).
+MINOR_BELOW = 0.0
+# ... and with |valence| below KEY_NEUTRAL they are given no key: a near-neutral mood asks for
+# neither mode, and the model keeps its own key.
+KEY_NEUTRAL = 0.2
+# The key guidance a score uses with such a model (sample(key_guidance=); MODEL_CARD.md).
+KEY_GUIDANCE = 12.0
 
 
 def _schedule(value):
@@ -65,6 +74,19 @@ def _log_probs(logits, temperature, note_temperature=None):
     return lp
 
 
+def _pitch_guided(out, with_key, without_key, weight):
+    """`out` with each family's choice of pitch drawn from log p(pitch | no key) + weight
+    (log p(pitch | key) - log p(pitch | no key)), while the family's total note-on mass
+    stays what `out` gives it. Why: the key's pull is on which pitches sound; guiding
+    everything with it also moved how many notes start (arousal) in a probe."""
+    on = lambda x: x[:, ON0:OFF0].view(-1, N_FAM, N_PITCH).log_softmax(-1)
+    within = torch.log_softmax(on(without_key) + weight * (on(with_key) - on(without_key)), dim=-1)
+    mass = out[:, ON0:OFF0].view(-1, N_FAM, N_PITCH).logsumexp(-1, keepdim=True)
+    out = out.clone()
+    out[:, ON0:OFF0] = (mass + within).view(-1, N_FAM * N_PITCH)
+    return out
+
+
 def _top_p(logits, temperature, top_p, gen, note_temperature=None):
     if note_temperature is None or note_temperature == temperature:
         probs = torch.softmax(logits.float() / max(temperature, 1e-5), dim=-1)
@@ -83,7 +105,7 @@ def _top_p(logits, temperature, top_p, gen, note_temperature=None):
 def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, seed=0,
            temperature=1.0, top_p=TOP_P, use_valence_arousal=True, use_boundaries=True,
            max_tokens=None, return_tokens=False, per_take=False, constrain=None, guidance=1.0,
-           prompt=(), prompt_ms=0, note_temperature=None, tonic=None):
+           prompt=(), prompt_ms=0, note_temperature=None, tonic=None, key_guidance=1.0):
     """Generate `batch` takes of `duration_s` seconds; returns a list of note lists.
 
     use_valence_arousal / use_boundaries=False withhold that condition (the model's
@@ -105,7 +127,13 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     (None: `temperature`); see _log_probs.
     tonic: the pitch class (0-11) of the key to write in, for models with the tonic condition
     (model.cfg.tonic): a number, breakpoints or a function of time like valence, or with
-    per_take one of those per take; None withholds it. Valence then says major or minor.
+    per_take one of those per take; None withholds it. Valence then says major or minor; a
+    model with a vector per key (cfg.tonic_modes 2) is given the minor key where the valence
+    is below MINOR_BELOW and the major one elsewhere.
+    key_guidance > 1 (models with the tonic condition, a tonic given) draws each note's pitch
+    from log p(pitch | no key) + key_guidance (log p(pitch | key) - log p(pitch | no key)):
+    the key heard more strongly in which pitches sound, while when notes start and in which
+    family stay as drawn. It costs another row per take in the same forward pass.
     """
     device = next(model.parameters()).device
     cfg = model.cfg
@@ -115,7 +143,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         a_at = [_schedule(a) for a in arousal]
     else:
         v_at, a_at = [_schedule(valence)] * batch, [_schedule(arousal)] * batch
-    if tonic is not None and not cfg.tonic:
+    if (tonic is not None or key_guidance != 1.0) and not cfg.tonic:
         raise ValueError("this model has no tonic condition (trained without --tonic)")
     if tonic is None:
         t_at = [_schedule(-1)] * batch
@@ -134,6 +162,10 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         a = np.array([f(x) for f, x in zip(a_at, t)])
         off = np.array([_next_offsets(x[None], bs)[0] for x, bs in zip(t, bounds)])
         tn = np.array([f(x) for f, x in zip(t_at, t)]) if va_mask else -1
+        if va_mask:
+            tn = np.where(tn >= 0, np.mod(tn, 12), -1)
+            if cfg.tonic_modes == 2:
+                tn = np.where((tn >= 0) & (np.abs(v) >= KEY_NEUTRAL), tn + 12 * (v < MINOR_BELOW), -1)
         return cond_features(v, a, off, va_mask, b_mask, tn)
 
     # ctx/conds: what the model has been fed (finished takes idle on PAD, so all rows stay
@@ -150,17 +182,27 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     done = np.zeros(batch, dtype=bool)
 
     guided = guidance != 1.0
-    rows = 2 * batch if guided else batch
+    key_guided = key_guidance != 1.0
+    rows = batch * (1 + guided + key_guided)
 
     def run(idx, cnd, cache):
-        """Forward the takes (and, when guided, their unconditioned twins); mixed logits."""
+        """Forward the takes (and, when guided, their twins: every condition withheld, the
+        key withheld); mixed logits."""
+        idxs, cnds = [idx], [cnd]
         if guided:  # withheld conditions are all zeros (see cond_features)
-            idx, cnd = torch.cat([idx, idx]), torch.cat([cnd, torch.zeros_like(cnd)])
-        logits = model(idx, cnd, cache=cache)[0][:, -1].float()
-        if not guided:
-            return logits
-        lc, lu = logits[:batch].log_softmax(-1), logits[batch:].log_softmax(-1)
-        return lu + guidance * (lc - lu)
+            idxs, cnds = idxs + [idx], cnds + [torch.zeros_like(cnd)]
+        if key_guided:
+            no_key = cnd.clone()
+            no_key[..., N_COND_FEATURES] = 0
+            idxs, cnds = idxs + [idx], cnds + [no_key]
+        logits = model(torch.cat(idxs), torch.cat(cnds), cache=cache)[0][:, -1].float()
+        lc = out = logits[:batch]
+        if guided:
+            lc, lu = lc.log_softmax(-1), logits[batch:2 * batch].log_softmax(-1)
+            out = lu + guidance * (lc - lu)
+        if key_guided:
+            out = _pitch_guided(out, lc, logits[-batch:], key_guidance)
+        return out
 
     def prefill(window):
         """(Re)start the cache from the last `window` positions (a training-like BOS first)."""

@@ -26,7 +26,7 @@ import numpy as np
 from bridge.atomic import write_bytes
 from bridge.errors import BadInput
 from bridge.music import labels
-from bridge.music.data import find_key, pad_window
+from bridge.music.data import find_key, key_index, pad_window
 from bridge.music.evaluate import boundary_hits, spearman
 from bridge.music.model import cond_features
 from bridge.music.sample import _next_offsets, sample
@@ -134,7 +134,7 @@ def report(targets, best):
                                               [labels.features(b[0])["mode"] for _, b in ok])}
 
 
-def make_self_example(rec, rng, block_size, transpose=True, p_drop_tonic=None):
+def make_self_example(rec, rng, block_size, transpose=True, p_drop_tonic=None, key_modes=1):
     """A kept take -> (tokens (block_size+1,), cond (block_size+1, COND_DIM)), conditioned as
     it was sampled: its valence/arousal given, its boundaries given when it had them.
     With p_drop_tonic (models with the tonic condition) the tonic of its key, found as for
@@ -147,7 +147,7 @@ def make_self_example(rec, rng, block_size, transpose=True, p_drop_tonic=None):
     tonic = -1
     if p_drop_tonic is not None and rng.random() >= p_drop_tonic:
         key = find_key(notes)
-        tonic = -1 if key is None else key[0]
+        tonic = -1 if key is None else key_index(key, key_modes)
     cond = cond_features(rec["valence"], rec["arousal"], offsets, 1.0, 1.0 if rec["bounds"] else 0.0,
                          tonic)
     return pad_window(toks, cond, block_size)
@@ -156,16 +156,16 @@ def make_self_example(rec, rng, block_size, transpose=True, p_drop_tonic=None):
 class SelfBatcher:
     """Random kept takes, the Batcher's interface (batch(n) -> inputs, conditions, targets)."""
 
-    def __init__(self, records, block_size, seed=0, p_drop_tonic=None):
+    def __init__(self, records, block_size, seed=0, p_drop_tonic=None, key_modes=1):
         if not records:
             raise BadInput("the kept-takes file holds no takes to train on")
         self.records, self.block_size = records, block_size
-        self.p_drop_tonic = p_drop_tonic
+        self.p_drop_tonic, self.key_modes = p_drop_tonic, key_modes
         self.rng = np.random.default_rng(seed + 7919)
 
     def batch(self, n):
         pairs = [make_self_example(self.records[i], self.rng, self.block_size,
-                                   p_drop_tonic=self.p_drop_tonic)
+                                   p_drop_tonic=self.p_drop_tonic, key_modes=self.key_modes)
                  for i in self.rng.integers(0, len(self.records), size=n)]
         x = np.stack([p[0] for p in pairs])
         c = np.stack([p[1] for p in pairs])

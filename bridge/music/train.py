@@ -53,6 +53,7 @@ class TrainConfig:
     p_mode_switch: float = 0.5    # the mode changing mid-window with the valence condition,
     p_retime: float = 0.5         # the music held or cut before boundaries
     p_energy_switch: float = 0.0  # tempo and loudness changing mid-window with the arousal condition
+    p_key_switch: float = 0.0     # the key changing mid-window with the tonic/key condition
     valence_contrast: float = 0.0  # weight of the valence contrast (valence_contrast_loss)
     contrast_scale: float = 50.0   # its sharpness, per nat/token of likelihood ratio
     self_data: str = ""           # kept takes to mix in (selftrain.py), "" = real windows only
@@ -84,12 +85,14 @@ def lr_at(step, prog, cfg):
     return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * prog)) * (cfg.lr - cfg.min_lr)
 
 
-def fixed_windows(works, n, block_size, seed=0):
-    """A fixed, seeded set of evaluation windows with every condition given."""
+def fixed_windows(works, n, block_size, seed=0, key_modes=1):
+    """A fixed, seeded set of evaluation windows with every condition given (the key with
+    its mode for models with tonic_modes 2)."""
     rng = np.random.default_rng(seed)
     xs, cs = [], []
     for i in rng.choice(len(works), size=n, replace=len(works) < n):
-        t, c, _ = make_example(works[i], rng, block_size, fixed={"transpose": 0, "octave": 0})
+        t, c, _ = make_example(works[i], rng, block_size, fixed={"transpose": 0, "octave": 0},
+                               key_modes=key_modes)
         xs.append(t)
         cs.append(c)
     x, c = np.stack(xs), np.stack(cs)
@@ -106,6 +109,24 @@ def withhold(cond, va=True, boundary=True):
     if boundary:
         c[..., 3:N_COND_FEATURES] = 0
     return c
+
+
+@torch.no_grad()
+def grow_tonic(start, modes=1):
+    """`start` with the tonic condition added (vectors at zero), or its tonic vectors made
+    key vectors (modes 2: both modes of a tonic start from that tonic's vector). Every other
+    weight is carried over, so the grown model starts exactly where `start` was."""
+    grown = MusicTransformer(replace(start.cfg, tonic=True, tonic_modes=modes))
+    old = start.state_dict()
+    tv = old.pop("tonic.weight", None)
+    missing, unexpected = grown.load_state_dict(old, strict=False)
+    assert missing == ["tonic.weight"] and not unexpected, (missing, unexpected)
+    if tv is not None:
+        w = grown.tonic.weight
+        w[0] = tv[0]
+        for m in range(modes):
+            w[1 + 12 * m:13 + 12 * m] = tv[1:13]
+    return grown
 
 
 @torch.no_grad()
@@ -184,13 +205,8 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
     if cfg.init:   # a fine-tune starts from earlier weights, with a fresh optimizer
         from bridge.music.model import load_shipped
         start = load_shipped("cpu", cfg.init)
-        if cfg.model.tonic and not start.cfg.tonic:
-            # Adding the tonic condition to a model without it: every weight carried over,
-            # the new tonic vectors start at zero.
-            grown = MusicTransformer(replace(start.cfg, tonic=True))
-            missing, unexpected = grown.load_state_dict(start.state_dict(), strict=False)
-            assert missing == ["tonic.weight"] and not unexpected, (missing, unexpected)
-            start = grown
+        if cfg.model.tonic and (not start.cfg.tonic or start.cfg.tonic_modes < cfg.model.tonic_modes):
+            start = grow_tonic(start, cfg.model.tonic_modes)
         cfg.model = start.cfg
         model = start.to(device)
         base = json.loads(Path(cfg.init).with_suffix(".json").read_text())
@@ -208,16 +224,17 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                                if fast else []),
                             lr=cfg.lr, betas=(0.9, 0.95))
     aug = {"mode_swap": cfg.p_mode_swap, "mode_switch": cfg.p_mode_switch, "retime": cfg.p_retime,
-           "energy_switch": cfg.p_energy_switch}
+           "energy_switch": cfg.p_energy_switch, "key_switch": cfg.p_key_switch}
     p_tonic = cfg.p_drop_tonic if cfg.model.tonic else None
     batcher = Batcher(works_train, cfg.model.block_size, seed=cfg.seed,
-                      p_drop_va=cfg.p_drop_va, p_drop_b=cfg.p_drop_b, aug=aug, p_drop_tonic=p_tonic)
+                      p_drop_va=cfg.p_drop_va, p_drop_b=cfg.p_drop_b, aug=aug, p_drop_tonic=p_tonic,
+                      key_modes=cfg.model.tonic_modes)
     self_batcher, self_meta = None, None
     if cfg.self_data:
         from bridge.music import selftrain
         data = selftrain.load(cfg.self_data)
         self_batcher = selftrain.SelfBatcher(data["takes"], cfg.model.block_size, seed=cfg.seed,
-                                             p_drop_tonic=p_tonic)
+                                             p_drop_tonic=p_tonic, key_modes=cfg.model.tonic_modes)
         self_meta = {"path": cfg.self_data, "takes": len(data["takes"]), "share": cfg.self_share,
                      **data["meta"]}
         log(f"mixing in {len(data['takes'])} kept takes from {cfg.self_data} "
@@ -237,7 +254,8 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
         log(f"resumed at step {step} ({elapsed / 60:.1f} min, {tokens_seen / 1e6:.2f} M tokens)")
     log(f"model: {model.num_params() / 1e6:.2f} M parameters, device {device}, "
         f"{len(works_train)} training works")
-    vx, vc, vy = fixed_windows(works_val, cfg.eval_windows, cfg.model.block_size)
+    vx, vc, vy = fixed_windows(works_val, cfg.eval_windows, cfg.model.block_size,
+                               key_modes=cfg.model.tonic_modes)
 
     def save_ckpt():
         tmp = ckpt_path.with_suffix(".tmp")
