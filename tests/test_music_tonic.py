@@ -249,6 +249,8 @@ def test_sampling_with_key_guidance_is_repeatable_and_needs_the_condition():
     a = sample(m, key_guidance=6.0, **kw)[1]
     assert a == sample(m, key_guidance=6.0, **kw)[1]
     assert a != sample(m, **kw)[1]
+    with pytest.raises(ValueError, match="needs a tonic"):
+        sample(m, 1.0, key_guidance=3.0, max_tokens=4)
     plain = MusicTransformer(MusicConfig(**{**CFG.__dict__, "tonic": False})).eval()
     with pytest.raises(ValueError, match="no tonic condition"):
         sample(plain, 1.0, key_guidance=3.0, max_tokens=4)
@@ -278,3 +280,27 @@ def test_modulation_moves_the_music_after_each_switch_and_the_key_with_it():
     a = make_example(w, np.random.default_rng(1), 256, aug={"mode_swap": 0.5})
     b = make_example(w, np.random.default_rng(1), 256, aug={"mode_swap": 0.5, "key_switch": 0.0})
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_kept_takes_of_a_key_model_are_written_in_seeded_tonics_with_key_guidance(monkeypatch):
+    from bridge.music import selftrain
+    torch.manual_seed(0)
+    m = MusicTransformer(KEY_CFG).eval()
+    seen, real = [], selftrain.sample
+
+    def spy(*a, **kw):   # the real sampler, noting the tonic and key guidance of each call
+        seen.append((kw.get("tonic"), kw.get("key_guidance"), kw["batch"]))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(selftrain, "sample", spy)
+    targets = selftrain.draw_targets(3, 4.0, np.random.default_rng(0))
+    best = selftrain.generate(m, targets, 2, 2.0, seed=5, batch=8, log=lambda s: None, key_guidance=4.0)
+    assert len(best) == 3 and all(len(b[2]) == 2 for b in best)
+    tonics = selftrain.target_tonics(3, 5)
+    assert tonics == selftrain.target_tonics(3, 5) and set(tonics) <= set(range(12))
+    assert all(g == 4.0 and len(t) == b and set(t) <= set(tonics) for t, g, b in seen)
+    # a model without the condition is sampled as before
+    seen.clear()
+    plain = MusicTransformer(MusicConfig(**{**CFG.__dict__, "tonic": False})).eval()
+    selftrain.generate(plain, targets, 1, 2.0, seed=5, batch=8, log=lambda s: None)
+    assert all(t is None and g is None for t, g, _ in seen)

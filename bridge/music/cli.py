@@ -66,11 +66,15 @@ def _takes(args) -> int:
     except FileNotFoundError as exc:
         raise MissingModel(str(exc)) from None
     targets = selftrain.draw_targets(args.targets, args.seconds, np.random.default_rng(args.seed))
-    best = selftrain.generate(model, targets, args.candidates, args.seconds, seed=args.seed, log=log)
+    if args.key_guidance != 1.0 and not model.cfg.tonic:
+        raise BadInput("--key-guidance needs a model with the tonic condition (train model --tonic/--key)")
+    best = selftrain.generate(model, targets, args.candidates, args.seconds, seed=args.seed, log=log,
+                              key_guidance=args.key_guidance)
     kept = selftrain.keep(targets, best, args.seconds)
     rep = selftrain.report(targets, best)
     meta = {"model": args.model or "models/scorebridge-music", "candidates": args.candidates,
-            "seconds": args.seconds, "seed": args.seed, **rep}
+            "seconds": args.seconds, "seed": args.seed,
+            **({"key_guidance": args.key_guidance} if model.cfg.tonic else {}), **rep}
     selftrain.save(args.out, kept, meta)
     print(json.dumps(meta, indent=2))
     return 0
@@ -163,6 +167,9 @@ def register(sub) -> None:
     k.add_argument("--candidates", type=_positive_int, default=6, help="takes per target")
     k.add_argument("--seconds", type=_take_seconds, default=16.0, help="length of each take")
     k.add_argument("--seed", type=int, default=1)
+    k.add_argument("--key-guidance", type=_key_guidance, default=1.0, metavar="W",
+                   help="for a model with the tonic condition (each target then in a seeded tonic): "
+                        "key guidance of its takes (default 1: none)")
     k.set_defaults(func=lambda args: _takes(args))
     e = sub.add_parser("eval", help="evaluate the shipped music model (JSON)")
     e.add_argument("--quick", action="store_true", help="fewer windows and takes")

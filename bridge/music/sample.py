@@ -35,7 +35,8 @@ MINOR_BELOW = 0.0
 # ... and with |valence| below KEY_NEUTRAL they are given no key: a near-neutral mood asks for
 # neither mode, and the model keeps its own key.
 KEY_NEUTRAL = 0.2
-# The key guidance a score uses with such a model (sample(key_guidance=); MODEL_CARD.md).
+# The key guidance the eval reports for a model with the tonic condition (sample(key_guidance=)),
+# chosen on grid seeds other than the eval's (MODEL_CARD.md, "Key vectors and key guidance").
 KEY_GUIDANCE = 12.0
 
 
@@ -129,7 +130,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     (model.cfg.tonic): a number, breakpoints or a function of time like valence, or with
     per_take one of those per take; None withholds it. Valence then says major or minor; a
     model with a vector per key (cfg.tonic_modes 2) is given the minor key where the valence
-    is below MINOR_BELOW and the major one elsewhere.
+    is below MINOR_BELOW, the major one elsewhere, and none where |valence| < KEY_NEUTRAL.
     key_guidance > 1 (models with the tonic condition, a tonic given) draws each note's pitch
     from log p(pitch | no key) + key_guidance (log p(pitch | key) - log p(pitch | no key)):
     the key heard more strongly in which pitches sound, while when notes start and in which
@@ -145,6 +146,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         v_at, a_at = [_schedule(valence)] * batch, [_schedule(arousal)] * batch
     if (tonic is not None or key_guidance != 1.0) and not cfg.tonic:
         raise ValueError("this model has no tonic condition (trained without --tonic)")
+    if key_guidance != 1.0 and tonic is None:
+        raise ValueError("key guidance needs a tonic to guide toward (tonic=)")
     if tonic is None:
         t_at = [_schedule(-1)] * batch
     else:

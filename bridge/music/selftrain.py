@@ -63,11 +63,19 @@ def score(notes, target, seconds):
     return float(s)
 
 
-def generate(model, targets, candidates, seconds, seed=0, batch=96, log=print):
+def target_tonics(n, seed):
+    """A seeded tonic per target, for models with the tonic condition (drawn apart from the
+    targets, so the targets of a seed stay what they were)."""
+    return [int(k) for k in np.random.default_rng([seed, 7]).integers(0, 12, n)]
+
+
+def generate(model, targets, candidates, seconds, seed=0, batch=96, log=print, key_guidance=1.0):
     """For each target, `candidates` takes; -> one (best take, its score, all scores) per target.
 
     Takes with and without boundaries are drawn in separate batches (the sampler takes one
-    boundary mask per call)."""
+    boundary mask per call). A model with the tonic condition writes each target in a seeded
+    tonic (target_tonics), with `key_guidance` (sample(key_guidance=))."""
+    tonics = target_tonics(len(targets), seed) if model.cfg.tonic else None
     jobs = [(i, k) for i, t in enumerate(targets) for k in range(candidates)]
     groups = {True: [j for j in jobs if targets[j[0]]["bounds"]],
               False: [j for j in jobs if not targets[j[0]]["bounds"]]}
@@ -80,7 +88,9 @@ def generate(model, targets, candidates, seconds, seed=0, batch=96, log=print):
             takes = sample(model, seconds, valence=[t["valence"] for t in ts],
                            arousal=[t["arousal"] for t in ts],
                            boundaries=[t["bounds"] or [] for t in ts], batch=len(chunk),
-                           seed=seed * 100_003 + call, per_take=True, use_boundaries=use_b)
+                           seed=seed * 100_003 + call, per_take=True, use_boundaries=use_b,
+                           **({"tonic": [tonics[i] for i, _ in chunk], "key_guidance": key_guidance}
+                              if tonics else {}))
             call += 1
             for (i, _), take in zip(chunk, takes):
                 sc = score(take, targets[i], seconds)
