@@ -283,10 +283,10 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         return {**({"constrain": for_valence(valences, tonics, strength)} if strength else {}),
                 **({"tonic": tonics, "key_guidance": key} if key is not None else {})}
 
-    for name, g, strength, tonic in variants:
+    for name, g, strength, key in variants:
         takes, secs = _time(lambda: sample(model, dur, valence=tv, arousal=ta, batch=len(targets),
                                            seed=seed + 1, per_take=True, use_boundaries=False,
-                                           guidance=g, **extra(tv, strength, tonic), **draw))
+                                           guidance=g, **extra(tv, strength, key), **draw))
         feats = [labels.features(t, span_s=dur) for t in takes]
         mv = [f["mode"] for f in feats]
         ma = [measured_arousal(f) for f in feats]
@@ -312,9 +312,9 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     signs = [1 if i % 2 == 0 else -1 for i in range(n_sw)]
     turns = [[(0.0, 0.8 * s), (half, -0.8 * s)] for s in signs]
     res["control"]["switch"] = {"takes": n_sw}
-    for name, _, strength, tonic in (v for v in variants if v[1] == 1.0):
+    for name, _, strength, key in (v for v in variants if v[1] == 1.0):
         takes = sample(model, dur, valence=turns, arousal=[0.0] * n_sw, batch=n_sw, seed=seed + 50,
-                       per_take=True, use_boundaries=False, **extra(turns, strength, tonic), **draw)
+                       per_take=True, use_boundaries=False, **extra(turns, strength, key), **draw)
         moved = []
         for t, s in zip(takes, signs):
             m1 = labels.features([n for n in t if n.start < half], span_s=half)["mode"]
@@ -337,9 +337,9 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     bounds_per, va_per = _boundary_targets(rng, 8 if quick else 24, bdur)
     res["boundaries"] = {"requested": int(sum(len(b) for b in bounds_per)), "takes": len(bounds_per),
                          "seconds_each": bdur, "tolerance_ms": 125}
-    for name, g, _, tonic in (v for v in variants if not v[2]):
+    for name, g, _, key in (v for v in variants if not v[2]):
         rates = _boundary_rates(model, bdur, bounds_per, va_per, seed, g,
-                                {**draw, **extra(va_per, 0.0, tonic)})
+                                {**draw, **extra(va_per, 0.0, key)})
         res["boundaries"][name] = rates
         log(json.dumps({"boundaries": {name: rates}}))
 
@@ -350,10 +350,10 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     res["style"] = {"pitch_class_entropy_real": round(pe_r, 3), "grooving_similarity_real": round(gs_r, 3),
                     "windows": len(reals), "seconds_each": sdur}
     valences = [c[0][0] for c in conds]
-    for name, _, strength, tonic in (v for v in variants if v[1] == 1.0):
+    for name, _, strength, key in (v for v in variants if v[1] == 1.0):
         gens = sample(model, sdur, valence=valences, arousal=[c[0][1] for c in conds],
                       boundaries=[c[1] for c in conds], batch=len(conds), seed=seed + 500, per_take=True,
-                      **extra(valences, strength, tonic), **draw)
+                      **extra(valences, strength, key), **draw)
         row = _style_row(gens, pe_r, gs_r)
         if name == "plain":
             res["style"].update(row)
