@@ -391,3 +391,30 @@ def test_energy_switch_changes_the_arousal_condition_with_the_music():
         up = np.mean([n.velocity for n in after]) > np.mean([n.velocity for n in before])
         assert (arousal[changed][0] > arousal[0]) == up
     assert seen >= 5
+
+
+def test_workers_build_each_steps_batch_from_its_seed_and_a_resumed_run_matches(tmp_path):
+    from bridge.music import prefetch
+    from bridge.music.data import Batcher
+    from bridge.music.model import load_shipped
+    works = [_work(i, minor=i % 2 == 1) for i in range(6)]
+    b = Batcher(works, 96, seed=0)
+    with prefetch.Prefetcher(b, None, 5, 4, 0, workers=2, start=3) as pf:
+        got = [pf.next() for _ in range(3)]
+    for step, arrays in zip((3, 4, 5), got):
+        want = prefetch.build(step, Batcher(works, 96, seed=99), None, 5, 4, 0)
+        assert all(np.array_equal(g, w) for g, w in zip(arrays, want))
+    assert not np.array_equal(got[0][0], got[1][0])          # each step its own windows
+
+    model_cfg = MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16)
+    # A flat rate after warm-up, so the 3-step run's schedule is the first half of the 6-step one.
+    cfg = TrainConfig(out_dir=str(tmp_path / "whole"), steps=6, batch_size=4, lr=3e-3, min_lr=3e-3,
+                      warmup=2, eval_every=6, eval_windows=4, log_every=1000, bf16=False, seed=3,
+                      model=model_cfg, workers=2)
+    train(cfg, works, works[:2], log=lambda s: None)
+    half = TrainConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "half"), "steps": 3})
+    train(half, works, works[:2], log=lambda s: None)
+    train(TrainConfig(**{**half.__dict__, "steps": 6}), works, works[:2], resume=True, log=lambda s: None)
+    whole = load_shipped("cpu", str(tmp_path / "whole" / "scorebridge-music")).state_dict()
+    resumed = load_shipped("cpu", str(tmp_path / "half" / "scorebridge-music")).state_dict()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)

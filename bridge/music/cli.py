@@ -46,7 +46,7 @@ def _model(args) -> int:
                       p_key_switch=args.p_key_switch,
                       valence_contrast=args.valence_contrast,
                       contrast_scale=args.contrast_scale, self_data=args.self_data or "",
-                      self_share=args.self_share, p_local=args.p_local)
+                      self_share=args.self_share, p_local=args.p_local, workers=args.workers)
     works = load_corpus()
     train(cfg, [w for w in works if w["split"] == "train"], [w for w in works if w["split"] == "val"],
           resume=args.resume, ship=args.ship, log=lambda s: print(s, flush=True))
@@ -98,6 +98,19 @@ def _eval(args) -> int:
         with open(args.json_out, "w") as f:
             f.write(text + "\n")
     return 0
+
+
+def _workers(text):
+    import argparse
+    import os
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}") from None
+    most = 4 * (os.cpu_count() or 1)
+    if not 0 <= n <= most:
+        raise argparse.ArgumentTypeError(f"workers must be 0 to {most} on this machine, not {n}")
+    return n
 
 
 def register(sub) -> None:
@@ -157,6 +170,10 @@ def register(sub) -> None:
                    help="share of batches cut into stretches of 16-64 tokens, each position "
                         "hearing only its own stretch, so the conditions must tell the key and "
                         "mode (default 0)")
+    m.add_argument("--workers", type=_workers, default=0, metavar="N",
+                   help="processes building batches ahead of the loop, each step's batch seeded by "
+                        "the step (for a GPU, which trains faster than one core builds batches; "
+                        "default 0: built in the loop)")
     m.add_argument("--ship", action="store_true", help="also write models/scorebridge-music.*")
     m.set_defaults(func=lambda args: _model(args))
     k = tsub.add_parser("takes", help="write takes for a set of targets and keep the best of each "

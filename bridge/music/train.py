@@ -60,6 +60,7 @@ class TrainConfig:
     self_share: float = 0.5       # share of each batch drawn from them
     p_local: float = 0.0          # share of batches trained with local attention (LOCAL_TOKENS)
     tonic_lr_mult: float = 10.0   # the tonic vectors' learning rate, times the rest's (no decay)
+    workers: int = 0              # processes building batches ahead (prefetch.py), 0 = in the loop
     model: MusicConfig = field(default_factory=MusicConfig)
 
 
@@ -268,59 +269,77 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
         os.replace(tmp, ckpt_path)
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+    prefetch = None
+    if cfg.workers:
+        from bridge.music.prefetch import Prefetcher
+        prefetch = Prefetcher(batcher, self_batcher, cfg.seed, cfg.batch_size - n_self, n_self,
+                              cfg.workers, start=step)
+        log(f"{cfg.workers} workers building batches ahead")
+
+    def next_batch():
+        if prefetch is not None:
+            arrays = prefetch.next()
+        else:
+            parts = ([batcher.batch(cfg.batch_size - n_self)] if n_self < cfg.batch_size else []) + \
+                    ([self_batcher.batch(n_self)] if n_self else [])
+            arrays = (np.concatenate(a) for a in zip(*parts))
+        return (torch.from_numpy(a).to(device, non_blocking=True) for a in arrays)
+
     t_start, t_ckpt = time.time() - elapsed, time.time()
     model.train()
-    while step < cfg.steps:
-        t0 = time.time()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, progress(step, elapsed, cfg), cfg) * g.get("lr_mult", 1.0)
-        parts = ([batcher.batch(cfg.batch_size - n_self)] if n_self < cfg.batch_size else []) + \
-                ([self_batcher.batch(n_self)] if n_self else [])
-        x, c, y = (torch.from_numpy(np.concatenate(a)).to(device) for a in zip(*parts))
-        local = None
-        if cfg.p_local:   # drawn from the step, so a resumed run draws the same
-            r = np.random.default_rng([cfg.seed, step])
-            local = int(r.choice(LOCAL_TOKENS)) if r.random() < cfg.p_local else None
-        with autocast:
-            logits = model(x, c, local=local)[0]
-            loss = boundary_weighted_loss(logits, y, c, cfg.boundary_weight)
-            contrast = None
-            if cfg.valence_contrast:
-                # With kept takes mixed in, only they take part: they carry no augmentation
-                # trace to learn instead of the mode (it did not help either: model card).
-                own = None
-                if n_self:
-                    own = torch.arange(len(x), device=device) >= len(x) - n_self
-                contrast = valence_contrast_loss(model, x, c, y, logits, cfg.contrast_scale, rows=own)
-            total = loss if contrast is None else loss + cfg.valence_contrast * contrast
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        step += 1
-        tokens_seen += int((y != 0).sum())
-        elapsed = time.time() - t_start
-        if step % cfg.log_every == 0 or step == 1:
-            tps = x.numel() / (time.time() - t0)
-            rec = {"step": step, "loss": round(loss.item(), 4), "lr": round(opt.param_groups[0]["lr"], 6),
-                   "tok_s": round(tps), "min": round(elapsed / 60, 2), "Mtok": round(tokens_seen / 1e6, 3)}
-            if contrast is not None:
-                rec["contrast"] = round(contrast.item(), 4)
-            log(json.dumps(rec))
-        out_of_time = bool(cfg.max_minutes) and elapsed / 60 > cfg.max_minutes
-        if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
+    try:
+        while step < cfg.steps:
+            t0 = time.time()
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, progress(step, elapsed, cfg), cfg) * g.get("lr_mult", 1.0)
+            x, c, y = next_batch()
+            local = None
+            if cfg.p_local:   # drawn from the step, so a resumed run draws the same
+                r = np.random.default_rng([cfg.seed, step])
+                local = int(r.choice(LOCAL_TOKENS)) if r.random() < cfg.p_local else None
             with autocast:
-                nll_c = eval_nll(model, vx, vc, vy, device)
-                nll_u = eval_nll(model, vx, withhold(vc), vy, device)
-            history.append({"step": step, "train_loss": loss.item(), "val_nll_cond": nll_c,
-                            "val_nll_uncond": nll_u, "min": elapsed / 60})
-            log(json.dumps({"eval": history[-1]}))
-        if time.time() - t_ckpt > cfg.ckpt_every_s:
-            save_ckpt()
-            t_ckpt = time.time()
-        if out_of_time:
-            log(f"time limit of {cfg.max_minutes} min reached at step {step}")
-            break
+                logits = model(x, c, local=local)[0]
+                loss = boundary_weighted_loss(logits, y, c, cfg.boundary_weight)
+                contrast = None
+                if cfg.valence_contrast:
+                    # With kept takes mixed in, only they take part: they carry no augmentation
+                    # trace to learn instead of the mode (it did not help either: model card).
+                    own = None
+                    if n_self:
+                        own = torch.arange(len(x), device=device) >= len(x) - n_self
+                    contrast = valence_contrast_loss(model, x, c, y, logits, cfg.contrast_scale, rows=own)
+                total = loss if contrast is None else loss + cfg.valence_contrast * contrast
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            tokens_seen += int((y != 0).sum())
+            elapsed = time.time() - t_start
+            if step % cfg.log_every == 0 or step == 1:
+                tps = x.numel() / (time.time() - t0)
+                rec = {"step": step, "loss": round(loss.item(), 4), "lr": round(opt.param_groups[0]["lr"], 6),
+                       "tok_s": round(tps), "min": round(elapsed / 60, 2), "Mtok": round(tokens_seen / 1e6, 3)}
+                if contrast is not None:
+                    rec["contrast"] = round(contrast.item(), 4)
+                log(json.dumps(rec))
+            out_of_time = bool(cfg.max_minutes) and elapsed / 60 > cfg.max_minutes
+            if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
+                with autocast:
+                    nll_c = eval_nll(model, vx, vc, vy, device)
+                    nll_u = eval_nll(model, vx, withhold(vc), vy, device)
+                history.append({"step": step, "train_loss": loss.item(), "val_nll_cond": nll_c,
+                                "val_nll_uncond": nll_u, "min": elapsed / 60})
+                log(json.dumps({"eval": history[-1]}))
+            if time.time() - t_ckpt > cfg.ckpt_every_s:
+                save_ckpt()
+                t_ckpt = time.time()
+            if out_of_time:
+                log(f"time limit of {cfg.max_minutes} min reached at step {step}")
+                break
+    finally:
+        if prefetch is not None:
+            prefetch.close()
     save_ckpt()
     info = {"train": {"steps": step, "tokens": tokens_seen, "minutes": round(elapsed / 60, 1),
                       "batch_size": cfg.batch_size, "block_size": cfg.model.block_size,
@@ -330,6 +349,7 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                       **({"p_drop_tonic": cfg.p_drop_tonic, "tonic_lr_mult": cfg.tonic_lr_mult}
                          if cfg.model.tonic else {}),
                       **({"p_local": cfg.p_local, "local_tokens": list(LOCAL_TOKENS)} if cfg.p_local else {}),
+                      **({"workers": cfg.workers} if cfg.workers else {}),
                       "boundary_weight": cfg.boundary_weight, "augment": aug,
                       "valence_contrast": cfg.valence_contrast, "contrast_scale": cfg.contrast_scale,
                       "history": history[-3:]}}
