@@ -134,6 +134,10 @@ def cmd_eval_score(args) -> int:
     extra = {} if args.key_pull is None else {"key_pull": args.key_pull}
     extra.update({} if args.guidance is None else {"guidance": args.guidance})
     extra.update({} if args.mood_step is None else {"mood_step": args.mood_step or None})
+    if args.key_guidance is not None:
+        if args.key_guidance != 1.0 and not model.cfg.tonic:
+            raise BadInput("--key-guidance needs a model with the tonic condition (train model --key)")
+        extra["key_guidance"] = args.key_guidance
     result = evaluate(model, info, seed=args.seed, candidates=args.candidates, **extra)
     print(json.dumps(result, indent=2))
     return 0
@@ -316,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mood-step", type=_unit_step, metavar="D",
                    help="write the music afresh where a section's valence or arousal moves by D or "
                         "more (0: never; default: the product's)")
+    p.add_argument("--key-guidance", type=_key_guidance, metavar="W",
+                   help="key guidance of the free notes' pitch toward each section's key, for a model "
+                        "with the tonic condition (1: none, the product's default)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")
     p.set_defaults(func=cmd_eval_score)

@@ -48,6 +48,7 @@ STRAGGLER_GRACE = 1.25
 SOUNDING_GRID_S = 0.1
 MAX_NOTE_S = 8.0    # a note the model never released ends here, not at the end of the cue
 KEY_PULL = STRENGTH  # how hard free notes are pulled toward the section's key (steer.py)
+KEY_GUIDANCE = 1.0   # key guidance of the free notes' pitch (sample.py); 1: none, the product's default
 GUIDANCE = 1.0       # classifier-free guidance of the conditions (1: none)
 MOOD_STEP = None     # write afresh where the mood moves this much between sections (None: never)
 
@@ -242,7 +243,7 @@ def mood_parts(plan, step=MOOD_STEP) -> list:
 
 
 def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, progress=None,
-            key_pull=KEY_PULL, guidance=GUIDANCE, mood_step=MOOD_STEP) -> dict:
+            key_pull=KEY_PULL, guidance=GUIDANCE, mood_step=MOOD_STEP, key_guidance=KEY_GUIDANCE) -> dict:
     """Generate `candidates` takes of the whole cue and keep the best.
 
     Returns {"notes": [ScoreNote], "chords": [Chord], "scores": [per candidate], "best": i,
@@ -254,7 +255,11 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, pro
     more against the music already heard, at the cost of a second row per candidate.
     mood_step: where the mood moves this much from one section to the next, the music is
     written afresh from there (mood_parts); None writes the cue in one run.
+    key_guidance > 1 (a model with the tonic condition) draws each free note's pitch with key
+    guidance toward its section's key (sample.py), at the cost of another row per candidate.
     """
+    if key_guidance != 1.0 and not model.cfg.tonic:
+        raise ValueError("key guidance needs a model with the tonic condition (train model --key)")
     chords_per_take = [plan_chords(plan, np.random.default_rng([seed, k])) for k in range(candidates)]
     sections = plan.sections
     parts = mood_parts(plan, mood_step)
@@ -278,7 +283,8 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, pro
             boundaries=[h.seconds for h in plan.hits], batch=candidates, seed=seed + 7919 * i,
             temperature=temperature, top_p=top_p, return_tokens=True, constrain=hook, guidance=guidance,
             max_tokens=int((end - start) * TOKENS_PER_SECOND) + 16 * hits_inside + 64, prompt_ms=start_ms,
-            tonic=[(s.start, s.tonic) for s in sections] if model.cfg.tonic else None)
+            tonic=[(s.start, s.tonic) for s in sections] if model.cfg.tonic else None,
+            key_guidance=key_guidance)
         for k in range(candidates):
             takes[k] += [n for n in part_takes[k] if n.start >= start - 1e-6]
             tokens[k] += part_tokens[k]

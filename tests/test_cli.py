@@ -106,11 +106,21 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
                                   ["train", "takes", "--out", "t.json.gz", "--candidates", "0"],
                                   ["train", "model", "--self-share", "1.5"],
                                   ["train", "model", "--workers", "-1"],
+                                  ["eval-score", "--key-guidance", "0.5"],
                                   ["train", "model", "--workers", "10000"]])
 def test_absurd_steering_strength_or_temperature_is_refused_before_any_work(argv):
     proc = subprocess.run([sys.executable, "-m", "bridge.cli", *argv], capture_output=True, text=True)
     assert proc.returncode == 2
     assert any(s in proc.stderr for s in ("[0, 20]", "(0, 2]", "not a number", "[4, 60]",
                                           "at least 1", "[0, 1]", "at most 32", "[1, 4]", "[0, 2]",
-                                          "workers must be 0 to"))
+                                          "workers must be 0 to", "[1, 30]"))
     assert "Traceback" not in proc.stderr
+
+
+def test_key_guidance_in_scores_refuses_a_model_without_the_key(tmp_path):
+    from bridge.music.model import MusicConfig, MusicTransformer, save_shipped
+    save_shipped(MusicTransformer(MusicConfig(n_layer=1, n_head=2, n_embd=64, n_cond=16, block_size=96)),
+                 tmp_path / "m")
+    proc = subprocess.run([sys.executable, "-m", "bridge.cli", "eval-score", "--key-guidance", "12",
+                           "--model", str(tmp_path / "m")], capture_output=True, text=True)
+    assert proc.returncode == 3 and "tonic condition" in proc.stderr and "Traceback" not in proc.stderr

@@ -148,6 +148,25 @@ def test_a_model_with_the_tonic_condition_is_given_each_sections_tonic(monkeypat
     assert seen[-1] is None and not plain.cfg.tonic
 
 
+def test_key_guidance_writes_other_notes_still_lands_every_hit_and_needs_a_key_model(model):
+    import torch
+    from bridge.music.model import MusicConfig, MusicTransformer
+    torch.manual_seed(0)
+    keyed = MusicTransformer(MusicConfig(n_layer=1, n_head=2, n_embd=64, n_cond=16, block_size=96,
+                                         cond_zero_init=False, tonic=True, tonic_modes=2)).eval()
+    with torch.no_grad():
+        keyed.tonic.weight.normal_(0, 1.0)
+    plan = _plan()
+    plain = compose(keyed, plan, seed=4, candidates=2)
+    guided = compose(keyed, plan, seed=4, candidates=2, key_guidance=12.0)
+    again = compose(keyed, plan, seed=4, candidates=2, key_guidance=12.0)
+    assert guided["notes"] == again["notes"]                   # seeded
+    assert guided["notes"] != plain["notes"]                   # the guidance reaches the notes
+    assert all(s["hit_coverage"] == 1.0 for s in guided["scores"])
+    with pytest.raises(ValueError, match="tonic condition"):
+        compose(model, plan, seed=4, candidates=1, key_guidance=12.0)
+
+
 def test_free_notes_are_pulled_into_each_sections_key(model):
     plan = _plan()
 
