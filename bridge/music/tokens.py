@@ -54,9 +54,19 @@ class Note(NamedTuple):
     family: str       # one of FAMILIES
 
 
-def vel_level(velocity: int) -> int:
-    """Index of the nearest loudness level."""
+def _nearest_level(velocity) -> int:
     return int(np.argmin([abs(velocity - v) for v in VEL_LEVELS]))
+
+
+# Every MIDI velocity's level, looked up: encoding a training window asks for thousands.
+_LEVEL_OF = [_nearest_level(v) for v in range(128)]
+
+
+def vel_level(velocity) -> int:
+    """Index of the nearest loudness level."""
+    if isinstance(velocity, (int, np.integer)) and 0 <= velocity < 128:
+        return _LEVEL_OF[velocity]
+    return _nearest_level(velocity)
 
 
 def fold_pitch(pitch: int) -> int:
