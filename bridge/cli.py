@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -47,6 +48,18 @@ _take_seconds = _number_in(4, 60)               # train takes --seconds
 _guidance = _number_in(1, 4)                    # eval-score --guidance
 _unit_step = _number_in(0, 2)                   # eval-score --mood-step
 _key_guidance = _number_in(1, 30)               # eval --key-guidance (1: no key guidance)
+
+
+def _workers(text):
+    """train model --workers: 0 (batches built in the loop) up to four per core here."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}") from None
+    most = 4 * (os.cpu_count() or 1)
+    if not 0 <= n <= most:
+        raise argparse.ArgumentTypeError(f"workers must be 0 to {most} on this machine, not {n}")
+    return n
 
 
 def _positive_int(text):

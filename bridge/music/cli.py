@@ -100,24 +100,11 @@ def _eval(args) -> int:
     return 0
 
 
-def _workers(text):
-    import argparse
-    import os
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}") from None
-    most = 4 * (os.cpu_count() or 1)
-    if not 0 <= n <= most:
-        raise argparse.ArgumentTypeError(f"workers must be 0 to {most} on this machine, not {n}")
-    return n
-
-
 def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
     # bridge.cli calls this once fully imported
     from bridge.cli import (_key_guidance, _strength, _temperature, _top_p, _share, _take_seconds,
-                            _positive_int, _seed_count)
+                            _positive_int, _seed_count, _workers)
     train = sub.add_parser("train", help="build the music corpus or train the music model")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
