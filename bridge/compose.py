@@ -256,10 +256,9 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, pro
     mood_step: where the mood moves this much from one section to the next, the music is
     written afresh from there (mood_parts); None writes the cue in one run.
     key_guidance > 1 (a model with the tonic condition) draws each free note's pitch with key
-    guidance toward its section's key (sample.py), at the cost of another row per candidate.
+    guidance toward its section's key (sample.py), at the cost of another row per candidate;
+    the sampler refuses it for a model without that condition.
     """
-    if key_guidance != 1.0 and not model.cfg.tonic:
-        raise ValueError("key guidance needs a model with the tonic condition (train model --key)")
     chords_per_take = [plan_chords(plan, np.random.default_rng([seed, k])) for k in range(candidates)]
     sections = plan.sections
     parts = mood_parts(plan, mood_step)
