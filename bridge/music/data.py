@@ -20,6 +20,8 @@ Times are put on a 10 ms grid: scores have no finer timing, and the fine 1 ms to
 free for decode-time constraints.
 """
 
+from itertools import repeat
+
 import numpy as np
 
 from bridge.music import labels
@@ -27,6 +29,12 @@ from bridge.music.model import cond_features
 from bridge.music.tokens import Note, encode, token_times_ms, PAD, PITCH_HI, PITCH_LO, VEL_LEVELS
 
 ORCHESTRATIONS = ("ensemble", "piano", "strings", "piano_solo")
+
+
+def on_grid(t: float) -> float:
+    """A time (s) on the 10 ms grid, rounded as numpy rounds (x 100, half to even, / 100),
+    which is how window times have always been put on it."""
+    return round(t * 100) / 100
 
 
 def _assign_families(parts, scheme):
@@ -72,12 +80,15 @@ def augment(work, rng, start_q=None, max_notes=420, fixed=None, p_mode_swap=None
     sec_per_q = 60.0 / qpm
     notes = []
     for p, fam in zip(parts, fams):
-        sel = p[p[:, 0] >= start_q - 1e-6]
+        sel = p[p[:, 0] >= start_q - 1e-6][:max_notes]
         vel = VEL_LEVELS[min(level + 1, len(VEL_LEVELS) - 1)] if fam == "melody" else VEL_LEVELS[level]
-        for on, dur, pitch in sel[:max_notes]:
-            t = round((on - start_q) * sec_per_q, 2)             # 10 ms grid; the end is
-            d = max(round((on + dur - start_q) * sec_per_q, 2) - t, 0.01)  # rounded, not the length
-            notes.append(Note(t, d, int(pitch) + transpose + octave, vel, fam))
+        on, dur = sel[:, 0], sel[:, 1]
+        t = np.round((on - start_q) * sec_per_q, 2)                          # 10 ms grid; the end
+        d = np.maximum(np.round((on + dur - start_q) * sec_per_q, 2) - t, 0.01)  # is rounded, not the length
+        pitch = sel[:, 2].astype(np.int64) + transpose + octave
+        # Plain floats from here on (of the corpus's float32 values, as before): arithmetic
+        # on numpy scalars note by note was most of the time it took to build a window.
+        notes += map(Note, t.tolist(), d.tolist(), pitch.tolist(), repeat(vel), repeat(fam))
     notes.sort(key=lambda n: (n.start, n.pitch))
     notes = notes[:max_notes]
     # Keep the pitch range playable: undo the octave shift if it pushed notes off the keyboard.
@@ -117,9 +128,9 @@ def _hold_before(notes, b, d):
     out = []
     for n in notes:
         if n.start >= b - 1e-6:
-            n = n._replace(start=round(n.start + d, 2))
+            n = n._replace(start=on_grid(n.start + d))
         elif n.start + n.duration > b - 1e-6:      # sounding into the boundary: held longer
-            n = n._replace(duration=round(n.duration + d, 2))
+            n = n._replace(duration=on_grid(n.duration + d))
         out.append(n)
     return out
 
@@ -131,13 +142,13 @@ def _cut_before(notes, b, d):
     for n in notes:
         end = n.start + n.duration
         if n.start >= b - 1e-6:
-            n = n._replace(start=round(n.start - d, 2))
+            n = n._replace(start=on_grid(n.start - d))
         elif n.start >= cut - 1e-6:
             continue                                # inside the removed stretch
         elif end > b + 1e-6:
-            n = n._replace(duration=round(n.duration - d, 2))
+            n = n._replace(duration=on_grid(n.duration - d))
         elif end > cut:
-            n = n._replace(duration=max(round(cut - n.start, 2), 0.01))
+            n = n._replace(duration=max(on_grid(cut - n.start), 0.01))
         out.append(n)
     return sorted(out, key=lambda n: (n.start, n.pitch))
 
@@ -258,6 +269,9 @@ def draw_shifts(n, rng):
 ENERGY_GAP_S = (2.5, 6.0)    # seconds between energy switches inside a window
 ENERGY_STRETCH = (1.35, 1.8)  # how much slower (or, inverted, faster) a changed stretch plays
 ENERGY_LEVELS = (2, 3)        # and how many loudness levels softer (or louder)
+# Note times carry the corpus's float32 error (1.79 s is 1.78999996): a note this close to
+# a switch starts at it.
+SAME_S = 1e-4
 
 
 def draw_energy(rng):
@@ -279,11 +293,11 @@ def change_energy(notes, switches_s, k, dv):
     def warp(t):
         out, prev = 0.0, 0.0
         for i, e in enumerate(edges):
-            if t <= e:
+            if t <= e + SAME_S:
                 break
             out += (e - prev) * (k if i % 2 == 1 else 1.0)
             prev = e
-        return out + (t - prev) * (k if len(edges) and sum(e < t for e in edges) % 2 == 1 else 1.0)
+        return out + (t - prev) * (k if len(edges) and sum(e < t - SAME_S for e in edges) % 2 == 1 else 1.0)
 
     def louder(v):
         level = int(np.argmin([abs(v - x) for x in VEL_LEVELS]))
@@ -291,9 +305,9 @@ def change_energy(notes, switches_s, k, dv):
 
     out = []
     for n in notes:
-        start = round(warp(n.start), 2)
-        end = round(warp(n.start + n.duration), 2)
-        odd = sum(e <= n.start for e in edges) % 2 == 1
+        start = on_grid(warp(n.start))
+        end = on_grid(warp(n.start + n.duration))
+        odd = sum(e <= n.start + SAME_S for e in edges) % 2 == 1
         out.append(n._replace(start=start, duration=max(end - start, 0.01),
                               velocity=louder(n.velocity) if odd else n.velocity))
     out.sort(key=lambda n: (n.start, n.pitch))
