@@ -117,17 +117,26 @@ def test_cut_timing_moves_the_boundary_off_the_beat_and_keeps_the_music_whole():
     from bridge.music.data import _cut_before, _hold_before, retime_at_boundaries
     notes = _phrase()
     assert list(labels.boundaries(notes)) == [2.0]
-    held = _hold_before(notes, 2.0, 0.3)
+
+    def edited(edit, d):
+        """The phrase with the edit at its boundary (2 s), as notes."""
+        start, dur = np.array([n.start for n in notes]), np.array([n.duration for n in notes])
+        start, dur, *kept = edit(start, dur, 2.0, d)
+        keep = kept[0] if kept else np.ones(len(notes), bool)
+        return [n._replace(start=float(s), duration=float(x))
+                for n, s, x, k in zip(notes, start, dur, keep) if k]
+
+    held = edited(_hold_before, 0.3)
     assert list(labels.boundaries(held)) == [2.3]
     assert len(held) == len(notes)
     assert [n.duration for n in held if n.pitch == 43] == [1.8]           # held into the chord
     assert [n.duration for n in held if n.start == 1.5] == [0.8]          # the last step is 0.8 s
-    cut = _cut_before(notes, 2.0, 0.3)
+    cut = edited(_cut_before, 0.3)
     assert list(labels.boundaries(cut)) == [1.7]
     assert [n.duration for n in cut if n.pitch == 43] == [1.2]            # still reaches the chord
     assert [n.duration for n in cut if n.start == 1.5] == [0.2]           # the last step is 0.2 s
     assert len(cut) == len(notes) and all(n.duration > 0 for n in cut)
-    removed = _cut_before(notes, 2.0, 0.6)                                # takes the note at 1.5 s
+    removed = edited(_cut_before, 0.6)                                    # takes the note at 1.5 s
     assert len(removed) == len(notes) - 1 and list(labels.boundaries(removed)) == [1.4]
     # every window with a boundary: the new boundary lies within the allowed range of the old
     rng = np.random.default_rng(0)

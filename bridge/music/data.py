@@ -116,41 +116,51 @@ def retime_at_boundaries(notes, rng, share=RETIME_SHARE, max_s=RETIME_MAX_S):
     cut (the last stretch before it removed, everything from it on earlier) makes the last
     step into the boundary an arbitrary length, which the offset alone can tell.
     """
-    for b in labels.boundaries(notes)[::-1]:       # latest first: earlier edits move it along
+    bounds = labels.boundaries(notes)
+    if not len(bounds):
+        return notes
+    start = np.array([n.start for n in notes], dtype=np.float64)
+    dur = np.array([n.duration for n in notes], dtype=np.float64)
+    kept = np.arange(len(notes))
+    for b in bounds[::-1]:                         # latest first: earlier edits move it along
         if rng.random() >= share:
             continue
         d = round(float(rng.uniform(0.05, max_s)), 2)
-        notes = _hold_before(notes, b, d) if rng.random() < 0.5 else _cut_before(notes, b, d)
-    return notes
+        if rng.random() < 0.5:
+            start, dur = _hold_before(start, dur, b, d)
+        else:
+            start, dur, keep = _cut_before(start, dur, b, d)
+            start, dur, kept = start[keep], dur[keep], kept[keep]
+    pitch = np.array([notes[i].pitch for i in kept])
+    order = np.lexsort((pitch, start))             # by (start, pitch), ties as they were
+    return [notes[kept[i]]._replace(start=s, duration=d)
+            for i, s, d in zip(order.tolist(), start[order].tolist(), dur[order].tolist())]
 
 
-def _hold_before(notes, b, d):
-    out = []
-    for n in notes:
-        if n.start >= b - 1e-6:
-            n = n._replace(start=on_grid(n.start + d))
-        elif n.start + n.duration > b - 1e-6:      # sounding into the boundary: held longer
-            n = n._replace(duration=on_grid(n.duration + d))
-        out.append(n)
-    return out
+def _on_grid(t):
+    return np.round(t * 100) / 100                 # as on_grid, for arrays
 
 
-def _cut_before(notes, b, d):
+def _hold_before(start, dur, b, d):
+    """(start, duration) arrays with everything from `b` on later by `d` and the notes
+    sounding into it held longer."""
+    at = start >= b - 1e-6
+    into = ~at & (start + dur > b - 1e-6)
+    return np.where(at, _on_grid(start + d), start), np.where(into, _on_grid(dur + d), dur)
+
+
+def _cut_before(start, dur, b, d):
+    """(start, duration, kept) with the `d` before `b` removed: notes starting in it dropped
+    (kept False), everything from `b` on earlier, notes sounding across it shortened."""
     cut = max(b - d, 0.0)
     d = b - cut
-    out = []
-    for n in notes:
-        end = n.start + n.duration
-        if n.start >= b - 1e-6:
-            n = n._replace(start=on_grid(n.start - d))
-        elif n.start >= cut - 1e-6:
-            continue                                # inside the removed stretch
-        elif end > b + 1e-6:
-            n = n._replace(duration=on_grid(n.duration - d))
-        elif end > cut:
-            n = n._replace(duration=max(on_grid(cut - n.start), 0.01))
-        out.append(n)
-    return sorted(out, key=lambda n: (n.start, n.pitch))
+    end = start + dur
+    at = start >= b - 1e-6
+    kept = at | (start < cut - 1e-6)               # not inside the removed stretch
+    across = ~at & (end > b + 1e-6)
+    into = ~at & ~across & (end > cut)
+    dur = np.where(across, _on_grid(dur - d), np.where(into, np.maximum(_on_grid(cut - start), 0.01), dur))
+    return np.where(at, _on_grid(start - d), start), dur, kept
 
 
 P_MODE_SWAP = 0.5
@@ -185,10 +195,10 @@ def key_index(key, modes=1, swapped=False):
     return tonic + (12 if modes == 2 and minor else 0)
 
 
-def swap_mode(notes, key=None, when=None):
+def swap_mode(notes, key=None, switches_ms=None):
     """The window in the parallel mode: a major passage with its 3rd, 6th and 7th lowered, a
     minor one with them raised (the key is the best Krumhansl-Kessler match, or `key`).
-    With `when(start_s) -> bool`, only the notes starting where it is true change.
+    With `switches_ms`, only the notes starting after an odd number of them change.
 
     Why: in the corpus the mode is a property of the piece, so a model learns to continue
     the piece's mode whatever valence it is asked for. The same music in both modes, with
@@ -198,10 +208,14 @@ def swap_mode(notes, key=None, when=None):
     if key is None:
         return notes
     tonic, steps = key
+    if switches_ms is None:
+        changing = [True] * len(notes)
+    else:
+        changing = _switched([round(n.start * 1000) for n in notes], switches_ms).tolist()
     out = []
-    for n in notes:
+    for n, change in zip(notes, changing):
         step = (n.pitch - tonic) % 12
-        if n.family != "drums" and step in steps and (when is None or when(n.start)):
+        if change and n.family != "drums" and step in steps:
             n = n._replace(pitch=n.pitch + steps[step] - step)
         out.append(n)
     return out
@@ -354,7 +368,7 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
         switches = mode_switches(window, covered, rng)
         if switches:
             v_other = labels.label(swap_mode(window, key), span_s=max(covered, 1.0))[0]
-            notes = swap_mode(notes, key, when=lambda t: _switched([round(t * 1000)], switches)[0])
+            notes = swap_mode(notes, key, switches_ms=switches)
             toks = np.array(encode(notes), dtype=np.int64)[: block_size + 1]
             times_ms = token_times_ms(toks)
             times = times_ms / 1000.0
