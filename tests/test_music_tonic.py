@@ -227,7 +227,7 @@ def test_key_guidance_moves_only_which_pitch_sounds():
     from bridge.music.tokens import N_FAM, N_PITCH, OFF0, ON0
     g = torch.Generator().manual_seed(0)
     lc, lk = torch.randn(3, VOCAB_SIZE, generator=g), torch.randn(3, VOCAB_SIZE, generator=g)
-    out = _pitch_guided(lc, lc, lk, 4.0)
+    out = _pitch_guided(lc, lc, lk, 4.0, floor=0)
     p, q = lc.softmax(-1), out.softmax(-1)
     # everything but the pitch keeps its probability: time shifts, note-offs, each family's note-on mass
     assert torch.allclose(p[:, :ON0], q[:, :ON0], atol=1e-6) and torch.allclose(p[:, OFF0:], q[:, OFF0:], atol=1e-6)
@@ -236,7 +236,28 @@ def test_key_guidance_moves_only_which_pitch_sounds():
     # within a family, the pitch follows log p(no key) + w (log p(key) - log p(no key))
     on_c, on_k = fam(lc).log_softmax(-1), fam(lk).log_softmax(-1)
     assert torch.allclose(fam(q) / fam(q).sum(-1, keepdim=True), (on_k + 4 * (on_c - on_k)).softmax(-1), atol=1e-5)
-    assert torch.allclose(_pitch_guided(lc, lc, lk, 1.0).softmax(-1), p, atol=1e-6)   # weight 1: unchanged
+    assert torch.allclose(_pitch_guided(lc, lc, lk, 1.0, floor=0).softmax(-1), p, atol=1e-6)   # weight 1: unchanged
+
+
+def test_key_guidance_draws_only_pitches_the_keyed_row_finds_plausible():
+    from bridge.music.sample import KEY_FLOOR, _pitch_guided
+    from bridge.music.tokens import N_FAM, N_PITCH, OFF0, ON0
+    g = torch.Generator().manual_seed(1)
+    lc, lk = torch.randn(2, VOCAB_SIZE, generator=g), torch.randn(2, VOCAB_SIZE, generator=g)
+    fam = lambda x: x[:, ON0:OFF0].view(-1, N_FAM, N_PITCH)
+    keyed = fam(lc).softmax(-1)
+    low = keyed < KEY_FLOOR
+    assert low.any() and (~low).sum() > 2 * N_FAM         # the floor has pitches to drop and to keep
+    q = _pitch_guided(lc, lc, lk, 4.0).softmax(-1)
+    assert torch.all(fam(q)[low] == 0) and torch.all(fam(q)[~low] > 0)
+    # the kept pitches keep their guided proportions, and every family its note-on mass
+    free = fam(_pitch_guided(lc, lc, lk, 4.0, floor=0).softmax(-1)).masked_fill(low, 0)
+    share = lambda x: x / x.sum(-1, keepdim=True)
+    assert torch.allclose(share(fam(q)), share(free), atol=1e-5)
+    assert torch.allclose(fam(q).sum(-1), fam(lc.softmax(-1)).sum(-1), atol=1e-6)
+    # a floor above every pitch leaves the keyed row's most likely one, never nothing
+    only = fam(_pitch_guided(lc, lc, lk, 4.0, floor=0.99).softmax(-1))
+    assert torch.all((only > 0).sum(-1) == 1) and torch.equal(only.argmax(-1), keyed.argmax(-1))
 
 
 def test_sampling_with_key_guidance_is_repeatable_and_needs_the_condition():
@@ -251,6 +272,8 @@ def test_sampling_with_key_guidance_is_repeatable_and_needs_the_condition():
     assert a != sample(m, **kw)[1]
     with pytest.raises(ValueError, match="needs a tonic"):
         sample(m, 1.0, key_guidance=3.0, max_tokens=4)
+    with pytest.raises(ValueError, match="key_floor"):
+        sample(m, key_guidance=6.0, key_floor=1.5, **kw)
     plain = MusicTransformer(MusicConfig(**{**CFG.__dict__, "tonic": False})).eval()
     with pytest.raises(ValueError, match="no tonic condition"):
         sample(plain, 1.0, key_guidance=3.0, max_tokens=4)

@@ -38,6 +38,10 @@ KEY_NEUTRAL = 0.2
 # The key guidance the eval reports for a model with the tonic condition (sample(key_guidance=)),
 # chosen on grid seeds other than the eval's (MODEL_CARD.md, "Key vectors and key guidance").
 KEY_GUIDANCE = 12.0
+# Key guidance draws only pitches that the row given the key itself gives at least this
+# share of its family's note-on mass (MODEL_CARD.md, "Key guidance within the keyed row's
+# pitches"; chosen on seeds other than the eval's).
+KEY_FLOOR = 0.01
 
 
 def _schedule(value):
@@ -75,13 +79,24 @@ def _log_probs(logits, temperature, note_temperature=None):
     return lp
 
 
-def _pitch_guided(out, with_key, without_key, weight):
+def _pitch_guided(out, with_key, without_key, weight, floor=KEY_FLOOR):
     """`out` with each family's choice of pitch drawn from log p(pitch | no key) + weight
     (log p(pitch | key) - log p(pitch | no key)), while the family's total note-on mass
     stays what `out` gives it. Why: the key's pull is on which pitches sound; guiding
-    everything with it also moved how many notes start (arousal) in a probe."""
+    everything with it also moved how many notes start (arousal) in a probe.
+
+    Only pitches with p(pitch | key) >= `floor` within their family are drawn (the most
+    likely one always is). Why: far in the tails both rows' log-probabilities are tiny and
+    their difference is noise, which the weight multiplies into a strong pull toward
+    pitches neither row would play; with the floor the key-guided takes hit more cuts and
+    groove closer to real music (MODEL_CARD.md)."""
     on = lambda x: x[:, ON0:OFF0].view(-1, N_FAM, N_PITCH).log_softmax(-1)
-    within = torch.log_softmax(on(without_key) + weight * (on(with_key) - on(without_key)), dim=-1)
+    keyed = on(with_key)
+    within = on(without_key) + weight * (keyed - on(without_key))
+    if floor > 0:
+        low = torch.minimum(torch.full_like(keyed[..., :1], float(np.log(floor))), keyed.amax(-1, keepdim=True))
+        within = within.masked_fill(keyed < low, -torch.inf)
+    within = torch.log_softmax(within, dim=-1)
     mass = out[:, ON0:OFF0].view(-1, N_FAM, N_PITCH).logsumexp(-1, keepdim=True)
     out = out.clone()
     out[:, ON0:OFF0] = (mass + within).view(-1, N_FAM * N_PITCH)
@@ -106,7 +121,8 @@ def _top_p(logits, temperature, top_p, gen, note_temperature=None):
 def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, seed=0,
            temperature=1.0, top_p=TOP_P, use_valence_arousal=True, use_boundaries=True,
            max_tokens=None, return_tokens=False, per_take=False, constrain=None, guidance=1.0,
-           prompt=(), prompt_ms=0, note_temperature=None, tonic=None, key_guidance=1.0):
+           prompt=(), prompt_ms=0, note_temperature=None, tonic=None, key_guidance=1.0,
+           key_floor=KEY_FLOOR):
     """Generate `batch` takes of `duration_s` seconds; returns a list of note lists.
 
     use_valence_arousal / use_boundaries=False withhold that condition (the model's
@@ -135,6 +151,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     from log p(pitch | no key) + key_guidance (log p(pitch | key) - log p(pitch | no key)):
     the key heard more strongly in which pitches sound, while when notes start and in which
     family stay as drawn. It costs another row per take in the same forward pass.
+    key_floor: with key guidance, pitches below this share of their family's note-on mass
+    given the key are not drawn (0: every pitch may be; see _pitch_guided).
     """
     device = next(model.parameters()).device
     cfg = model.cfg
@@ -148,6 +166,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         raise ValueError("this model has no tonic condition (trained without --tonic)")
     if key_guidance != 1.0 and tonic is None:
         raise ValueError("key guidance needs a tonic to guide toward (tonic=)")
+    if not 0.0 <= key_floor < 1.0:
+        raise ValueError(f"key_floor is a share of a family's note-on mass, 0 <= floor < 1, not {key_floor}")
     if tonic is None:
         t_at = [_schedule(-1)] * batch
     else:
@@ -204,7 +224,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
             lc, lu = lc.log_softmax(-1), logits[batch:2 * batch].log_softmax(-1)
             out = lu + guidance * (lc - lu)
         if key_guided:
-            out = _pitch_guided(out, lc, logits[-batch:], key_guidance)
+            out = _pitch_guided(out, lc, logits[-batch:], key_guidance, key_floor)
         return out
 
     def prefill(window):
