@@ -42,6 +42,28 @@ def test_kv_cache_matches_full_forward():
     assert torch.allclose(full, torch.cat(parts, 1), atol=1e-5)
 
 
+def test_rotary_turns_each_channel_pair_by_its_angle():
+    from bridge.music.model import rotary, rotary_tables
+    cos, sin = rotary_tables(16, 8)
+    x = torch.randn(2, 3, 16, 8, generator=torch.Generator().manual_seed(0))
+    inv = 1.0 / (10000 ** (torch.arange(0, 8, 2).float() / 8))
+    ang = torch.outer(torch.arange(16).float(), inv)                 # (position, pair)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    want = torch.stack((x1 * ang.cos() - x2 * ang.sin(), x1 * ang.sin() + x2 * ang.cos()), -1).flatten(-2)
+    assert torch.equal(rotary(x, cos, sin), want)
+    # a rotation: lengths of pairs kept, and position 0 left alone
+    assert torch.allclose(rotary(x, cos, sin).norm(dim=-1), x.norm(dim=-1), atol=1e-5)
+    assert torch.equal(rotary(x, cos, sin)[..., 0, :], x[..., 0, :])
+
+
+def test_sampling_follows_the_model_dtype():
+    m = _model().to(torch.bfloat16)
+    kw = dict(duration_s=2.0, valence=0.3, arousal=0.2, boundaries=[1.0], batch=2, seed=5,
+              max_tokens=40, return_tokens=True)
+    takes, toks = sample(m, **kw)
+    assert toks == sample(m, **kw)[1] and all(len(t) > 1 for t in toks)
+
+
 @torch.no_grad()
 def test_valence_arousal_and_offset_change_the_logits():
     m = _model()

@@ -154,7 +154,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     key_floor: with key guidance, pitches below this share of their family's note-on mass
     given the key are not drawn (0: every pitch may be; see _pitch_guided).
     """
-    device = next(model.parameters()).device
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     cfg = model.cfg
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     if per_take:
@@ -229,7 +229,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
 
     def prefill(window):
         """(Re)start the cache from the last `window` positions (a training-like BOS first)."""
-        cache = KVCache(cfg, rows, device)
+        cache = KVCache(cfg, rows, device, dtype=dtype)
         keep = min(window, len(ctx[0]))
         idx = torch.tensor([[BOS] + s[len(s) - keep + 1:] for s in ctx], device=device)
         cnd = torch.tensor(np.array([c[len(c) - keep:] for c in conds]), device=device)
