@@ -50,16 +50,17 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
     def sample(*a, **kw):   # the real sampler, noting the temperatures each take is drawn at
         drawn = (kw.get("temperature", 1.0), kw.get("note_temperature"), kw.get("top_p"))
         seen.append(drawn if kw.get("max_tokens") is None else "speed")
-        if kw.get("tonic") is not None:
+        if kw.get("tonic") is not None and kw.get("max_tokens") is None:   # not the speed runs
             tonics.append((kw["tonic"], kw["batch"], kw.get("key_guidance")))
         return real_sample(*a, **kw)
 
     monkeypatch.setattr(ev, "sample", sample)
     res = evaluate(quick=True, model=model, works_val=works, works_test=works, log=lambda s: None,
-                   temperature=0.8, note_temperature=0.6, seeds=2, top_p=0.9, key_guidance=6)
+                   temperature=0.8, note_temperature=0.6, seeds=2, top_p=0.9, key_guidance=6,
+                   int8=True)
     assert {t for t in seen if t != "speed"} == {(0.8, 0.6, 0.9)} and seen.count((0.8, 0.6, 0.9)) >= 10
     assert set(res) == {"quick", "temperature", "top_p", "note_temperature", "nll", "control",
-                        "boundaries", "style", "over_seeds", "speed", "targets_met"}
+                        "boundaries", "style", "over_seeds", "speed", "targets_met", "int8"}
     # a model with the tonic condition is also run with a seeded tonic per take, everywhere
     assert len(tonics) >= 10 and all(len(t) == b and set(t) <= set(range(12)) for t, b, _ in tonics)
     # ... once as given, once with the key guidance asked for
@@ -98,6 +99,9 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
     assert 0 <= res["control"]["switch"]["key_guided_6"]["share_in_asked_direction"] <= 1
     assert res["style"]["windows"] > 0 and res["style"]["grooving_similarity_real"] > 0
     assert res["style"]["steered_3.5"]["pitch_class_entropy_gen"] >= 0
+    # the key-guided variant's own sampling speed, and its target
+    assert res["speed"]["tokens_per_s_batch1_key_guided_6"] > 0
+    assert "key_guided_6: speed_ge_400_tok_s" in res["targets_met"]
     assert res["speed"]["tokens_per_s_batch1"] > 0
     assert all(isinstance(v, bool) for v in res["targets_met"].values())
 

@@ -64,6 +64,21 @@ def test_sampling_follows_the_model_dtype():
     assert toks == sample(m, **kw)[1] and all(len(t) > 1 for t in toks)
 
 
+def test_int8_copy_samples_like_the_float_model_and_leaves_it_alone():
+    from bridge.music.model import quantized
+    m = _model()
+    q = quantized(m)
+    assert type(m.blocks[0].attn.qkv) is torch.nn.Linear          # the model itself unchanged
+    assert type(q.blocks[0].attn.qkv) is not torch.nn.Linear
+    idx, cond = _inputs()
+    with torch.no_grad():
+        a, b = m(idx, cond)[0].log_softmax(-1), q(idx, cond)[0].log_softmax(-1)
+    assert float((a.exp() * (a - b)).sum(-1).mean()) < 0.05      # nats per position
+    kw = dict(duration_s=2.0, valence=0.3, arousal=0.2, boundaries=[1.0], batch=2, seed=5,
+              max_tokens=40, return_tokens=True)
+    assert sample(q, **kw)[1] == sample(q, **kw)[1]
+
+
 @torch.no_grad()
 def test_valence_arousal_and_offset_change_the_logits():
     m = _model()

@@ -87,7 +87,7 @@ def _eval(args) -> int:
     twin = load_shipped("cpu", path_stem=args.twin) if args.twin else None
     res = evaluate(quick=args.quick, model=model, guidance=args.guidance, twin=twin,
                    nll_only=args.nll_only, temperature=args.temperature,
-                   note_temperature=args.note_temperature, seeds=args.seeds,
+                   note_temperature=args.note_temperature, seeds=args.seeds, int8=args.int8,
                    log=lambda s: print(s, file=sys.stderr, flush=True),
                    **({} if args.steer is None else {"steer": args.steer}),
                    **({} if args.top_p is None else {"top_p": args.top_p}),
@@ -198,6 +198,9 @@ def register(sub) -> None:
     e.add_argument("--key-guidance", type=_key_guidance, default=None, metavar="W",
                    help="for a model with the tonic condition, the key guidance of its key-guided "
                         "variant (default: the sampler's, sample.KEY_GUIDANCE; 1 leaves it out)")
+    e.add_argument("--int8", action="store_true",
+                   help="sample every take from a copy with int8 linear layers (CPU; faster at "
+                        "batch 1); the NLL stays the float model's")
     e.add_argument("--seeds", type=_seed_count, default=4, metavar="N",
                    help="draws of the plain boundary and style sections, reported per seed and "
                         "on average (default 4; 1 for the first draw alone)")
