@@ -1,8 +1,8 @@
 """Training batches built ahead in worker processes (`train model --workers N`).
 
 Why: building one window (augmentation, labels, tokens) takes 2-3 ms of one core, so a
-batch of 64 takes longer to build than a GPU takes to train on it. Workers build batches ahead of
-the loop, a bounded number at a time.
+batch of 64 takes longer to build than a GPU takes to train on it. Workers build batches
+ahead of the loop, a bounded number at a time.
 
 Each step's batch is drawn from its own generator, seeded by (seed, step): the batches do not
 depend on the number of workers or on their timing, and a resumed run draws exactly the

@@ -39,8 +39,8 @@ KEY_NEUTRAL = 0.2
 # chosen on grid seeds other than the eval's (MODEL_CARD.md, "Key vectors and key guidance").
 KEY_GUIDANCE = 12.0
 # Key guidance draws only pitches that the row given the key itself gives at least this
-# share of its family's note-on mass (MODEL_CARD.md, "Key guidance within the keyed row's
-# pitches"; chosen on seeds other than the eval's).
+# share of its family's note-on mass (MODEL_CARD.md, "The key floor"; chosen on seeds other
+# than the eval's).
 KEY_FLOOR = 0.01
 
 
@@ -94,7 +94,7 @@ def _pitch_guided(out, with_key, without_key, weight, floor=KEY_FLOOR):
     keyed = on(with_key)
     within = on(without_key) + weight * (keyed - on(without_key))
     if floor > 0:
-        low = torch.minimum(torch.full_like(keyed[..., :1], float(np.log(floor))), keyed.amax(-1, keepdim=True))
+        low = keyed.amax(-1, keepdim=True).clamp(max=float(np.log(floor)))
         within = within.masked_fill(keyed < low, -torch.inf)
     within = torch.log_softmax(within, dim=-1)
     mass = out[:, ON0:OFF0].view(-1, N_FAM, N_PITCH).logsumexp(-1, keepdim=True)
