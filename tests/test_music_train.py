@@ -238,7 +238,7 @@ def test_valence_contrast_pushes_each_window_towards_its_own_valence(tmp_path):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[0] > 0.6 and losses[-1] < 0.3          # softplus(0) = 0.69 at the start
     assert margin() > before + 0.01
     quiet = c.clone()

@@ -83,12 +83,16 @@ def _takes(args) -> int:
 def _eval(args) -> int:
     from bridge.music.evaluate import evaluate
     from bridge.music.model import load_shipped
+    if args.int8 and args.precision == "bf16":
+        print("error: --int8 samples from an int8 copy; --precision bf16 asks for a bf16 one. "
+              "Pick one.", file=sys.stderr)
+        return 2
     model = load_shipped("cpu", path_stem=args.model) if args.model else None
     twin = load_shipped("cpu", path_stem=args.twin) if args.twin else None
     res = evaluate(quick=args.quick, model=model, guidance=args.guidance, twin=twin,
                    nll_only=args.nll_only, temperature=args.temperature,
                    note_temperature=args.note_temperature, seeds=args.seeds, int8=args.int8,
-                   log=lambda s: print(s, file=sys.stderr, flush=True),
+                   precision=args.precision, log=lambda s: print(s, file=sys.stderr, flush=True),
                    **({} if args.steer is None else {"steer": args.steer}),
                    **({} if args.top_p is None else {"top_p": args.top_p}),
                    **({} if args.key_guidance is None else {"key_guidance": args.key_guidance}))
@@ -201,6 +205,10 @@ def register(sub) -> None:
     e.add_argument("--int8", action="store_true",
                    help="sample every take from a copy with int8 linear layers (CPU; faster at "
                         "batch 1); the NLL stays the float model's")
+    e.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="the linear layers' precision when sampling: auto (default) takes a "
+                        "bf16-packed copy on a CPU that does bf16 and the model as it is elsewhere; "
+                        "fp32 the model as it is; the NLL is measured apart (bf16 autocast)")
     e.add_argument("--seeds", type=_seed_count, default=4, metavar="N",
                    help="draws of the plain boundary and style sections, reported per seed and "
                         "on average (default 4; 1 for the first draw alone)")

@@ -22,7 +22,9 @@
   style          pitch-class entropy and grooving-pattern similarity (REFERENCES.md) of
                  generated vs held-out real windows; "bars" are 2 s (4 beats at 120 qpm),
                  as generated music has no bar lines; entropy per 4-bar window
-  speed          sampling tokens/s at batch 1 with the key/value cache (and batch 8)
+  speed          sampling tokens/s at batch 1 with the key/value cache (and batch 8), at the
+                 precision sample() picks here (bf16-packed on a CPU that does bf16), the
+                 median of three runs
 """
 
 import json
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 
 from bridge.music import labels
-from bridge.music.model import N_COND_FEATURES, load_shipped, quantized
+from bridge.music.model import N_COND_FEATURES, load_shipped, packable, quantized
 from bridge.music.sample import KEY_GUIDANCE, TOP_P, sample
 from bridge.music.steer import STRENGTH, for_valence
 
@@ -201,15 +203,21 @@ def _section_rhos(takes, targets, sec):
             "rho_arousal_velocity": spearman(asked, [f["velocity"] for f in feats])}
 
 
+# Each speed figure is the median of this many timed runs: a shared machine's speed drifts
+# from one run to the next.
+SPEED_RUNS = 3
+
+
 def _time(fn):
-    t = time.time()
+    t = time.perf_counter()
     out = fn()
-    return out, time.time() - t
+    return out, time.perf_counter() - t
 
 
 def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, guidance=2.0,
              log=print, twin=None, nll_only=False, steer=STRENGTH, temperature=1.0,
-             note_temperature=None, seeds=1, top_p=TOP_P, key_guidance=KEY_GUIDANCE, int8=False):
+             note_temperature=None, seeds=1, top_p=TOP_P, key_guidance=KEY_GUIDANCE, int8=False,
+             precision="auto"):
     """The model's metrics as a dict. `temperature` and `top_p` are the sampling temperature
     and nucleus of every generated take (controllability, boundaries, style);
     `note_temperature`, when given, that of the pitch of each note-on (sample._log_probs).
@@ -219,7 +227,8 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     `key_guidance`: for a model with the tonic condition, the key-guided variant's weight
     (sample(key_guidance=); 1 leaves the variant out).
     `int8`: every take is sampled from model.quantized(model) (int8 linear layers, on the
-    CPU); the NLL stays the float model's."""
+    CPU); the NLL stays the float model's.
+    `precision`: sample(precision=) for every take ("auto": bf16-packed where the CPU does bf16)."""
     torch.manual_seed(seed)
     model = model or load_shipped("auto")
     if works_val is None or works_test is None:
@@ -230,7 +239,8 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     res = {"quick": quick, "temperature": temperature, "top_p": top_p}
     if note_temperature is not None:
         res["note_temperature"] = note_temperature
-    draw = {"temperature": temperature, "note_temperature": note_temperature, "top_p": top_p}
+    draw = {"temperature": temperature, "note_temperature": note_temperature, "top_p": top_p,
+            "precision": precision}
     rng = np.random.default_rng(seed)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16)
 
@@ -372,19 +382,27 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
                                         keyed=next(((v[0], v[3]) for v in variants if v[0] == keyed), None))
 
     # 5. Speed at batch 1 with the cache (and batch 8, total tokens/s).
-    res["speed"] = {"threads": torch.get_num_threads()}
+    packs = precision == "bf16" or (precision == "auto" and packable(model))
+    res["speed"] = {"threads": torch.get_num_threads(), "precision": "bf16" if packs else "fp32",
+                    "runs": 1 if quick else SPEED_RUNS}
+
+    def tokens_per_s(**kw):
+        """The median over the runs of 384 tokens a take, after a warm-up."""
+        kw["precision"] = precision
+        sample(model, 1e9, seed=seed, max_tokens=16, **kw)
+        rates = []
+        for _ in range(res["speed"]["runs"]):
+            (_, toks), secs = _time(lambda: sample(model, 1e9, seed=seed, max_tokens=384,
+                                                   return_tokens=True, **kw))
+            rates.append(sum(len(t) - 1 for t in toks) / secs)
+        return round(float(np.median(rates)), 1)
+
     for b, g, key in ((1, 1.0, "tokens_per_s_batch1"), (8, 1.0, "tokens_per_s_batch8"),
                       (1, guidance, f"tokens_per_s_batch1_guidance_{guidance:g}")):
-        sample(model, 1e9, batch=b, seed=seed, max_tokens=16, guidance=g)  # warm-up
-        (_, toks), secs = _time(lambda: sample(model, 1e9, batch=b, seed=seed, max_tokens=384,
-                                               return_tokens=True, guidance=g))
-        res["speed"][key] = round(sum(len(t) - 1 for t in toks) / secs, 1)
+        res["speed"][key] = tokens_per_s(batch=b, guidance=g)
     if keyed in res["control"]:   # the key-guided variant: a second row per step
-        kg = {"tonic": 0, "valence": 0.6, "key_guidance": key_guidance}
-        sample(model, 1e9, batch=1, seed=seed, max_tokens=16, **kg)
-        (_, toks), secs = _time(lambda: sample(model, 1e9, batch=1, seed=seed, max_tokens=384,
-                                               return_tokens=True, **kg))
-        res["speed"][f"tokens_per_s_batch1_{keyed}"] = round(sum(len(t) - 1 for t in toks) / secs, 1)
+        res["speed"][f"tokens_per_s_batch1_{keyed}"] = tokens_per_s(batch=1, tonic=0, valence=0.6,
+                                                                      key_guidance=key_guidance)
     log(json.dumps({"speed": res["speed"]}))
 
     st, sp = res["style"], res["speed"]
