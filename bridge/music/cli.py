@@ -9,7 +9,11 @@ from bridge.errors import BadInput, MissingModel
 
 def _corpus(args) -> int:
     from bridge.music import corpus
-    rep = corpus.build(budget_s=args.budget, workers=args.workers)
+    try:
+        rep = corpus.build(budget_s=args.budget, workers=args.workers, grooves=args.grooves)
+    except RuntimeError as exc:   # a converter the corpus needs is not installed
+        print(f"scorebridge: train corpus: {exc}", file=sys.stderr)
+        return 1
     works = corpus.load_corpus()
     # Tokens under the default augmentation, estimated from a seeded sample of windows.
     import numpy as np
@@ -114,6 +118,9 @@ def register(sub) -> None:
     c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
     c.add_argument("--budget", type=float, default=900.0, help="seconds for music21 parsing")
     c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--grooves", action="store_true",
+                   help="add mma's groove library (drums, bass, chords over major and minor "
+                        "charts; needs Debian's mma): the corpus's only drums")
     c.set_defaults(func=lambda args: _corpus(args))
     m = tsub.add_parser("model", help="train the music transformer")
     m.add_argument("--out", default="runs/music", help="run folder (checkpoints, exported weights)")

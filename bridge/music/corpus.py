@@ -130,28 +130,37 @@ def parse_m21(budget_s: float = 600.0, workers: int = 2, log=print):
 
 # ---- ABC through abc2midi ------------------------------------------------------------------
 
-def midi_to_parts(path_or_file):
-    """A MIDI file -> (parts in quarter notes, qpm): one part per (track, channel)."""
+def midi_to_parts(path_or_file, family=None):
+    """A MIDI file -> (parts in quarter notes, qpm): one part per (track, channel). Given
+    `family(track_name, channel, program) -> str`, also each part's family, from the program
+    its channel starts with: (parts, qpm, families)."""
     import mido
     mid = mido.MidiFile(path_or_file)
     tpb = mid.ticks_per_beat
     qpm = None
-    parts = {}
+    parts, families = {}, {}
     for ti, track in enumerate(mid.tracks):
-        tick, active = 0, {}
+        tick, active, program = 0, {}, {}
         for msg in track:
             tick += msg.time
             if msg.type == "set_tempo" and qpm is None:
                 qpm = 60e6 / msg.tempo
+            elif msg.type == "program_change":
+                program[msg.channel] = msg.program
             elif msg.type == "note_on" and msg.velocity > 0:
                 active.setdefault((msg.channel, msg.note), []).append(tick)
+                if family is not None and (ti, msg.channel) not in families:
+                    families[ti, msg.channel] = family(track.name, msg.channel, program.get(msg.channel, 0))
             elif msg.type in ("note_off", "note_on"):
                 starts = active.get((msg.channel, msg.note))
                 if starts:
                     t0 = starts.pop(0)
                     if tick > t0:
                         parts.setdefault((ti, msg.channel), []).append((t0 / tpb, (tick - t0) / tpb, msg.note))
-    out = [np.array(sorted(rows), dtype=np.float32) for _, rows in sorted(parts.items()) if rows]
+    keys = [k for k, rows in sorted(parts.items()) if rows]
+    out = [np.array(sorted(parts[k]), dtype=np.float32) for k in keys]
+    if family is not None:
+        return out, qpm, [families[k] for k in keys]
     return out, qpm
 
 
@@ -187,9 +196,10 @@ def parse_abc(log=print):
 
 # ---- the assembled corpus ------------------------------------------------------------------
 
-def assemble(abc_works, log=print):
-    """Cached pieces -> one list of works with their split, saved as corpus.pkl."""
-    works = list(abc_works)
+def assemble(abc_works, log=print, groove_works=()):
+    """Cached pieces -> one list of works with their split, saved as corpus.pkl. A work that
+    comes with its split (the grooves: by style) keeps it."""
+    works = list(abc_works) + list(groove_works)
     for f in sorted((CORPUS_DIR / "m21").glob("*.pkl")):
         with open(f, "rb") as fh:
             item = pickle.load(fh)
@@ -199,7 +209,7 @@ def assemble(abc_works, log=print):
                 works.append({"id": item["rel"] + (f"#{i}" if i else ""), "collection": coll,
                               "qpm": w["qpm"], "parts": w["parts"]})
     for w in works:
-        w["split"] = split_of(w["id"])
+        w.setdefault("split", split_of(w["id"]))
     with open(CORPUS_DIR / "corpus.pkl", "wb") as f:
         pickle.dump(works, f)
     return works
@@ -226,17 +236,28 @@ def report(works) -> dict:
     return rep
 
 
-def build(budget_s: float = 600.0, workers: int = 2, log=print) -> dict:
-    """`scorebridge train corpus`: parse (resumably), assemble, split, report."""
+def _cached(name, make):
+    """The works in CORPUS_DIR/name, made (and saved) the first time."""
+    path = CORPUS_DIR / name
+    if path.exists():
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    works = make()
+    with open(path, "wb") as f:
+        pickle.dump(works, f)
+    return works
+
+
+def build(budget_s: float = 600.0, workers: int = 2, log=print, grooves=False) -> dict:
+    """`scorebridge train corpus`: parse (resumably), assemble, split, report. With
+    `grooves`, mma's grooves join the corpus (bridge/music/grooves.py: its only drums)."""
     CORPUS_DIR.mkdir(parents=True, exist_ok=True)
-    abc_cache = CORPUS_DIR / "abc.pkl"
-    if abc_cache.exists():
-        with open(abc_cache, "rb") as f:
-            abc_works = pickle.load(f)
-    else:
-        abc_works = parse_abc(log=log)
-        with open(abc_cache, "wb") as f:
-            pickle.dump(abc_works, f)
+    groove_works = []
+    if grooves:
+        from bridge.music.grooves import find_mma, parse_grooves
+        find_mma()   # before the long parse: a missing mma is said at once
+        groove_works = _cached("mma.pkl", lambda: parse_grooves(log=log))
+    abc_works = _cached("abc.pkl", lambda: parse_abc(log=log))
     parse_m21(budget_s=budget_s, workers=workers, log=log)
-    works = assemble(abc_works, log=log)
+    works = assemble(abc_works, log=log, groove_works=groove_works)
     return report(works)

@@ -8,8 +8,9 @@ a known effect on (valence, arousal):
                -> loudness, hence arousal
   octave       the whole window up or down an octave (sometimes) -> register
   transpose    -5..+6 semitones -> no label change (mode is key-independent)
+               (neither moves drums: a drum's key is which drum it is)
   orchestration  which family plays which part (ensemble, piano, strings, piano + solo)
-               -> no label change
+               -> no label change (a work that names its families, a groove, keeps them)
   mode         the whole window, or alternate stretches of it, in the parallel mode
                -> valence (per position: each stretch is labelled in its own mode)
   energy       alternate stretches played slower and softer, or faster and louder
@@ -76,7 +77,8 @@ def augment(work, rng, start_q=None, max_notes=420, fixed=None, p_mode_swap=None
     transpose = fx.get("transpose", int(rng.integers(-5, 7)))
     octave = fx.get("octave", int(rng.choice([-12, 0, 0, 0, 12])))
     scheme = fx.get("scheme", ORCHESTRATIONS[int(rng.integers(len(ORCHESTRATIONS)))])
-    fams = _assign_families(parts, scheme)
+    # A work that names its parts' families (mma's grooves: drums, bass, chords) keeps them.
+    fams = work.get("families") or _assign_families(parts, scheme)
     sec_per_q = 60.0 / qpm
     notes = []
     for p, fam in zip(parts, fams):
@@ -85,15 +87,16 @@ def augment(work, rng, start_q=None, max_notes=420, fixed=None, p_mode_swap=None
         on, dur = sel[:, 0], sel[:, 1]
         t = np.round((on - start_q) * sec_per_q, 2)                          # 10 ms grid; the end
         d = np.maximum(np.round((on + dur - start_q) * sec_per_q, 2) - t, 0.01)  # is rounded, not the length
-        pitch = sel[:, 2].astype(np.int64) + transpose + octave
+        pitch = sel[:, 2].astype(np.int64) + (0 if fam == "drums" else transpose + octave)  # a drum key is a drum
         # Plain floats from here on (of the corpus's float32 values, as before): arithmetic
         # on numpy scalars note by note was most of the time it took to build a window.
         notes += map(Note, t.tolist(), d.tolist(), pitch.tolist(), repeat(vel), repeat(fam))
     notes.sort(key=lambda n: (n.start, n.pitch))
     notes = notes[:max_notes]
     # Keep the pitch range playable: undo the octave shift if it pushed notes off the keyboard.
-    if notes and (min(n.pitch for n in notes) < 24 or max(n.pitch for n in notes) > 105) and octave:
-        notes = [n._replace(pitch=n.pitch - octave) for n in notes]
+    pitched = [n.pitch for n in notes if n.family != "drums"]
+    if pitched and (min(pitched) < 24 or max(pitched) > 105) and octave:
+        notes = [n if n.family == "drums" else n._replace(pitch=n.pitch - octave) for n in notes]
     # Evaluation windows (fixed) are real music: no mode swap or cut timing unless asked for.
     if fx.get("retime", fixed is None and rng.random() < p_retime):
         notes = retime_at_boundaries(notes, rng)

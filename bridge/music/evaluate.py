@@ -233,7 +233,10 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     model = model or load_shipped("auto")
     if works_val is None or works_test is None:
         from bridge.music.corpus import load_corpus
-        works = load_corpus()
+        # The figures are on the scores (music21's corpus), as they have always been: mma's
+        # grooves, where the corpus has them (train corpus --grooves), are rendered
+        # accompaniment, not the held-out real music the targets compare with.
+        works = [w for w in load_corpus() if w["collection"] != "mma"]
         works_val = [w for w in works if w["split"] == "val"]
         works_test = [w for w in works if w["split"] == "test"]
     res = {"quick": quick, "temperature": temperature, "top_p": top_p}
