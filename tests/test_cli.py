@@ -105,6 +105,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
                                   ["train", "takes", "--out", "t.json.gz", "--seconds", "1"],
                                   ["train", "takes", "--out", "t.json.gz", "--candidates", "0"],
                                   ["train", "model", "--self-share", "1.5"],
+                                  ["train", "model", "--groove-share", "-0.1"],
                                   ["train", "model", "--workers", "-1"],
                                   ["eval-score", "--key-guidance", "0.5"],
                                   ["eval", "--int8", "--precision", "bf16"],

@@ -115,3 +115,38 @@ def test_corpus_without_mma_says_what_to_install(tmp_path):
     assert proc.returncode == 1
     assert "apt-get install mma" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "corpus.pkl").exists()
+
+
+def test_the_grooves_share_of_training_windows_is_what_is_asked():
+    from bridge.music.data import Batcher
+    score = {"id": "bach/x", "collection": "bach", "qpm": None, "parts": _groove_work()["parts"][1:]}
+    works = [_groove_work() for _ in range(3)] + [dict(score, id=f"bach/{i}") for i in range(5)]
+    grooves = np.array([w["collection"] == "mma" for w in works])
+    plain = Batcher(works, 64)
+    assert plain.weights[grooves].sum() == pytest.approx(3 * 44 ** 1 / (3 * 44 + 5 * 28), rel=1e-6)
+    for share in (0.0, 0.1, 0.5):
+        b = Batcher(works, 64, groove_share=share)
+        assert b.weights.sum() == pytest.approx(1.0)
+        assert b.weights[grooves].sum() == pytest.approx(share)
+        # within each side, works keep their weights' proportions
+        assert np.allclose(b.weights[~grooves] / b.weights[~grooves].sum(),
+                           plain.weights[~grooves] / plain.weights[~grooves].sum())
+    only_scores = Batcher(works[3:], 64, groove_share=0.5)   # no grooves: nothing to share
+    assert np.allclose(only_scores.weights, plain.weights[3:] / plain.weights[3:].sum())
+
+
+def test_training_on_scores_and_grooves_records_the_share(tmp_path):
+    import json
+    from bridge.music.model import MusicConfig
+    from bridge.music.train import TrainConfig, train
+    score = {"id": "bach/x", "collection": "bach", "qpm": 90.0, "parts": _groove_work()["parts"][1:]}
+    works = [dict(_groove_work(), id=f"mma/x/X{i}/minor") for i in range(2)] + \
+            [dict(score, id=f"bach/{i}") for i in range(4)]
+    lines = []
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), steps=2, batch_size=4, warmup=1, eval_every=2,
+                      eval_windows=2, log_every=1, bf16=False, groove_share=0.3,
+                      model=MusicConfig(block_size=64, n_layer=1, n_head=2, n_embd=64, n_cond=16))
+    train(cfg, works, works[2:4], log=lines.append)
+    assert any("2 groove works (mma) among the training works: 30% of the windows" in s for s in lines)
+    meta = json.loads((tmp_path / "run" / "scorebridge-music.json").read_text())
+    assert meta["train"]["groove_works"] == 2 and meta["train"]["groove_share"] == 0.3

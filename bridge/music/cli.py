@@ -50,7 +50,8 @@ def _model(args) -> int:
                       p_key_switch=args.p_key_switch,
                       valence_contrast=args.valence_contrast,
                       contrast_scale=args.contrast_scale, self_data=args.self_data or "",
-                      self_share=args.self_share, p_local=args.p_local, workers=args.workers)
+                      self_share=args.self_share, p_local=args.p_local, workers=args.workers,
+                      groove_share=-1.0 if args.groove_share is None else args.groove_share)
     works = load_corpus()
     train(cfg, [w for w in works if w["split"] == "train"], [w for w in works if w["split"] == "val"],
           resume=args.resume, ship=args.ship, log=lambda s: print(s, flush=True))
@@ -164,6 +165,9 @@ def register(sub) -> None:
                    help="kept takes from `train takes` to mix into every batch (a fine-tune)")
     m.add_argument("--self-share", type=_share, default=0.5, metavar="S",
                    help="share of each batch drawn from --self-data (default 0.5)")
+    m.add_argument("--groove-share", type=_share, default=None, metavar="S",
+                   help="share of training windows drawn from mma's grooves, where the corpus has "
+                        "them (train corpus --grooves; default: weighted as every work, about 0.25)")
     m.add_argument("--p-local", type=_share, default=0.0, metavar="P",
                    help="share of batches cut into stretches of 16-64 tokens, each position "
                         "hearing only its own stretch, so the conditions must tell the key and "

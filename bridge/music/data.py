@@ -435,13 +435,19 @@ class Batcher:
     """Random windows from a list of works, weighted by note count (long works matter more)."""
 
     def __init__(self, works, block_size, seed=0, p_drop_va=0.15, p_drop_b=0.15, aug=None,
-                 p_drop_tonic=None, key_modes=1):
+                 p_drop_tonic=None, key_modes=1, groove_share=None):
         self.works = works
         self.p_drop_tonic, self.key_modes = p_drop_tonic, key_modes
         self.aug = aug
         self.block_size = block_size
         sizes = np.array([sum(len(p) for p in w["parts"]) for w in works], dtype=np.float64)
         self.weights = np.sqrt(sizes) * np.sqrt(np.minimum(sizes, 2000))  # ~ size, capped boost
+        # groove_share: the share of windows drawn from mma's grooves (by size within them);
+        # weighted like every work they are a quarter, as dense as drums make them.
+        grooves = np.array([w.get("collection") == "mma" for w in works], dtype=bool)
+        if groove_share is not None and grooves.any() and (~grooves).any():
+            self.weights[grooves] *= groove_share / self.weights[grooves].sum()
+            self.weights[~grooves] *= (1.0 - groove_share) / self.weights[~grooves].sum()
         self.weights /= self.weights.sum()
         self.rng = np.random.default_rng(seed)
         self.p_drop_va, self.p_drop_b = p_drop_va, p_drop_b

@@ -58,6 +58,7 @@ class TrainConfig:
     contrast_scale: float = 50.0   # its sharpness, per nat/token of likelihood ratio
     self_data: str = ""           # kept takes to mix in (selftrain.py), "" = real windows only
     self_share: float = 0.5       # share of each batch drawn from them
+    groove_share: float = -1.0    # share of windows from mma's grooves (< 0: weighted as every work)
     p_local: float = 0.0          # share of batches trained with local attention (LOCAL_TOKENS)
     tonic_lr_mult: float = 10.0   # the tonic vectors' learning rate, times the rest's (no decay)
     workers: int = 0              # processes building batches ahead (prefetch.py), 0 = in the loop
@@ -229,7 +230,12 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
     p_tonic = cfg.p_drop_tonic if cfg.model.tonic else None
     batcher = Batcher(works_train, cfg.model.block_size, seed=cfg.seed,
                       p_drop_va=cfg.p_drop_va, p_drop_b=cfg.p_drop_b, aug=aug, p_drop_tonic=p_tonic,
-                      key_modes=cfg.model.tonic_modes)
+                      key_modes=cfg.model.tonic_modes,
+                      groove_share=cfg.groove_share if cfg.groove_share >= 0 else None)
+    n_grooves = sum(w.get("collection") == "mma" for w in works_train)
+    if n_grooves:
+        share = float(batcher.weights[[w.get("collection") == "mma" for w in works_train]].sum())
+        log(f"{n_grooves} groove works (mma) among the training works: {share:.0%} of the windows")
     self_batcher, self_meta = None, None
     if cfg.self_data:
         from bridge.music import selftrain
@@ -350,6 +356,7 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                          if cfg.model.tonic else {}),
                       **({"p_local": cfg.p_local, "local_tokens": list(LOCAL_TOKENS)} if cfg.p_local else {}),
                       **({"workers": cfg.workers} if cfg.workers else {}),
+                      **({"groove_works": n_grooves, "groove_share": round(share, 4)} if n_grooves else {}),
                       "boundary_weight": cfg.boundary_weight, "augment": aug,
                       "valence_contrast": cfg.valence_contrast, "contrast_scale": cfg.contrast_scale,
                       "history": history[-3:]}}
