@@ -2,8 +2,8 @@
 
 music21's corpus has no drums, so a model trained on it alone never learns them. mma's groove
 library renders a chord chart into drums, bass and chord parts in a few hundred styles
-(ballad, rock, bossa, swing, waltz, …), the only drum material that installs offline
-(../shared/docs/DATA.md). Each looping groove is rendered here over one major and one minor
+(ballad, rock, bossa, swing, waltz, …), the only drum material that installs offline.
+Each looping groove is rendered here over one major and one minor
 chart into a work of the corpus:
 
     {"id": "mma/ballad/Ballad1/minor", "collection": "mma", "qpm": 100.0,
@@ -11,8 +11,8 @@ chart into a work of the corpus:
      "split": split_of("mma/ballad")}
 
 Unlike the scores, whose families data.augment assigns by register, a groove's families come
-from its MIDI channels and programs (channel 10 is drums); and its split follows the groove's
-library file, so the variants of one style (Ballad, Ballad1, BalladSus …) never straddle
+from mma's track roles (Drum, Bass, Chord …; family_of_track); and its split follows the
+groove's library file, so the variants of one style (Ballad, Ballad1, BalladSus …) never straddle
 train and test. mma writes no dynamics the corpus keeps: velocities come from augmentation,
 as for every work.
 """
