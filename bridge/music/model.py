@@ -12,6 +12,7 @@ model and its unconditioned twin.
 import hashlib
 import json
 import math
+import platform
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -301,12 +302,22 @@ class PackedLinear(nn.Module):
         return y.float()
 
 
-def packable(model) -> bool:
-    """Whether packed() can serve `model` here: float32 weights on a CPU whose oneDNN does bf16."""
+def native_bf16() -> bool:
+    """Whether this CPU's oneDNN does bf16 with the CPU's own instructions (AVX512-BF16 or AMX
+    on x86, BF16 on Arm). Why: where it only emulates them, bf16 buys no speed over float32."""
     try:
-        ok = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+            return False
+        if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+            return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        return True   # oneDNN's check on Arm is the instruction itself
     except (AttributeError, RuntimeError):
         return False
+
+
+def packable(model) -> bool:
+    """Whether packed() can serve `model` here: float32 weights on a CPU with native bf16."""
+    ok = native_bf16()
     params = list(model.parameters())
     return bool(ok and params and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params)
                 and any(isinstance(m, nn.Linear) for m in model.modules()))
@@ -318,7 +329,7 @@ def packed(model):
     training. Raises RuntimeError where packable() is False."""
     import copy
     if not packable(model):
-        raise RuntimeError("bf16 packing needs float32 weights on a CPU whose oneDNN does bf16")
+        raise RuntimeError("bf16 packing needs float32 weights on a CPU with native bf16 (oneDNN)")
     out = copy.deepcopy(model).eval()
     for mod in list(out.modules()):
         for name, child in list(mod.named_children()):
