@@ -114,3 +114,21 @@ def test_spearman_matches_its_definition_with_ties():
     expected = float(np.corrcoef([1, 2.5, 2.5, 4], [1, 2, 3, 4])[0, 1])
     assert math.isclose(spearman_rho([1, 2, 2, 3], [1, 2, 3, 4]), expected)
     assert spearman([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_style_windows_are_filled_to_the_end():
+    """A real window cut short by its work's end would read as sparse and calm next to takes
+    that fill every second: only windows the music fills count."""
+    import sys
+    from pathlib import Path
+    from bridge.music.evaluate import _style_windows
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_music_train import _work
+    short = _work(9)
+    short["parts"] = [p[p[:, 0] < 8.0] for p in short["parts"]]     # two bars: about 5 s
+    rng = np.random.default_rng(0)
+    assert _style_windows(rng, [short], 4, 16.0) == ([], [])
+    reals, conds = _style_windows(rng, [short, _work(0), _work(1), _work(2)], 2, 16.0)
+    assert len(reals) == len(conds) == 2
+    for notes in reals:
+        assert max(n.start for n in notes) < 16.0 and max(n.start + n.duration for n in notes) > 14.0

@@ -20,7 +20,7 @@
                  control.arousal_changes: arousal jumping every 6 s, each section's
                  energy measured apart (and with each section sampled afresh)
   style          pitch-class entropy and grooving-pattern similarity (REFERENCES.md) of
-                 generated vs held-out real windows; "bars" are 2 s (4 beats at 120 qpm),
+                 generated vs held-out real windows that music fills to their end; "bars" are 2 s (4 beats at 120 qpm),
                  as generated music has no bar lines; entropy per 4-bar window
   speed          sampling tokens/s at batch 1 with the key/value cache (and batch 8), at the
                  precision sample() picks here (bf16-packed on a CPU that does bf16), the
@@ -141,18 +141,30 @@ def _boundary_rates(model, seconds, bounds_per, va_per, seed, guidance, draw):
     return rates
 
 
-def _style_windows(rng, works_test, n_real, seconds):
+def _style_windows(rng, works_test, n_real, seconds, tries=4):
     """Held-out real windows (one ensemble arrangement, untransposed) and their labels and
-    boundaries, which the generated takes are conditioned on."""
+    boundaries, which the generated takes are conditioned on. Only windows that music fills
+    to the end count (a work goes on past it): a window cut short by the work's end, set
+    against takes that fill every second, reads as sparser and is labelled calmer than the
+    music it holds. Works are taken in a seeded order, each from up to `tries` starts, until
+    `n_real` windows are found."""
     from bridge.music.data import augment
     reals, conds = [], []
-    for i in rng.choice(len(works_test), size=n_real, replace=len(works_test) < n_real):
-        notes = augment(works_test[i], rng, fixed={"transpose": 0, "octave": 0, "scheme": "ensemble"})
+    for i in rng.permutation(len(works_test)):
+        for _ in range(tries):
+            notes = augment(works_test[i], rng, max_notes=10**5,
+                            fixed={"transpose": 0, "octave": 0, "scheme": "ensemble"})
+            if notes and max(n.start for n in notes) >= seconds:
+                break
+        else:
+            continue
         notes = [n for n in notes if n.start < seconds]
         if len(notes) < 8:
             continue
         reals.append(notes)
         conds.append((labels.label(notes, span_s=seconds), list(labels.boundaries(notes))))
+        if len(reals) == n_real:
+            break
     return reals, conds
 
 
