@@ -20,8 +20,9 @@
                  control.arousal_changes: arousal jumping every 6 s, each section's
                  energy measured apart (and with each section sampled afresh)
   style          pitch-class entropy and grooving-pattern similarity (REFERENCES.md) of
-                 generated vs held-out real windows that music fills to their end; "bars" are 2 s (4 beats at 120 qpm),
-                 as generated music has no bar lines; entropy per 4-bar window
+                 generated vs held-out real windows that music fills to their end; "bars"
+                 are 2 s (4 beats at 120 qpm), as generated music has no bar lines;
+                 entropy per 4-bar window
   speed          sampling tokens/s at batch 1 with the key/value cache (and batch 8), at the
                  precision sample() picks here (bf16-packed on a CPU that does bf16), the
                  median of three runs
