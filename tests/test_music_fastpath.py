@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.music.model import KVCache, MusicConfig, MusicTransformer, cond_features, packable, packed
+from bridge.music.model import KVCache, MusicConfig, MusicTransformer, PackedMLP, cond_features, packable, packed
 from bridge.music.sample import _top_p, sample
 from bridge.music.tokens import BOS, VOCAB_SIZE
 
@@ -58,6 +58,7 @@ def test_packed_copy_computes_what_bf16_autocast_does_and_leaves_the_model_alone
     before = {k: v.clone() for k, v in m.state_dict().items()}
     p = packed(m)
     assert type(m.blocks[0].attn.qkv) is torch.nn.Linear
+    assert all(isinstance(b.mlp, PackedMLP) for b in p.blocks)   # the fused feed-forward is what runs
     assert all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         ref = m(idx, cond)[0].float().log_softmax(-1)

@@ -231,7 +231,7 @@ class MusicTransformer(nn.Module):
             y = F.scaled_dot_product_attention(qk[0], cache.k[i][:, :, :p + 1], cache.v[i][:, :, :p + 1])
             x = x + b.attn.proj(y.view(B, 1, C))
             h = F.layer_norm(x, (C,), b.ln2.weight, b.ln2.bias, b.ln2.eps)
-            x = x + b.mlp[2](F.gelu(b.mlp[0](h)))
+            x = x + b.mlp(h)
         cache.pos += 1
         return self.head(F.layer_norm(x, (C,), self.ln_f.weight, self.ln_f.bias, self.ln_f.eps))
 
@@ -302,6 +302,23 @@ class PackedLinear(nn.Module):
         return y.float()
 
 
+class PackedMLP(nn.Module):
+    """A block's feed-forward for sampling on a CPU: both linear layers as in PackedLinear,
+    the GELU fused into the first (oneDNN applies it to the float32 sum before rounding to
+    bf16), bf16 between them and out (adding it to the float32 residual stream promotes it
+    exactly). Why: at one token a step each call costs more than its arithmetic; this drops
+    three of the five."""
+
+    def __init__(self, mlp):
+        super().__init__()
+        self.up, self.down = PackedLinear(mlp[0]), PackedLinear(mlp[2])
+
+    def forward(self, x):
+        lp = torch.ops.mkldnn._linear_pointwise
+        h = lp(x.to(torch.bfloat16), self.up.weight, self.up.bias, "gelu", [], "none")
+        return lp(h, self.down.weight, self.down.bias, "none", [], "")
+
+
 def native_bf16() -> bool:
     """Whether this CPU's oneDNN does bf16 with the CPU's own instructions (AVX512-BF16 or AMX
     on x86, BF16 on Arm). Why: where it only emulates them, bf16 buys no speed over float32."""
@@ -325,12 +342,16 @@ def packable(model) -> bool:
 
 def packed(model):
     """A copy of `model` for sampling on a CPU, every linear layer a PackedLinear (bf16
-    weights, float32 activations and cache); the model itself is left as it is. Not for
-    training. Raises RuntimeError where packable() is False."""
+    weights, float32 activations and cache; each feed-forward a PackedMLP); the model itself
+    is left as it is. Not for training. Raises RuntimeError where packable() is False."""
     import copy
     if not packable(model):
         raise RuntimeError("bf16 packing needs float32 weights on a CPU with native bf16 (oneDNN)")
     out = copy.deepcopy(model).eval()
+    for b in out.blocks:
+        if not isinstance(b.mlp[1], nn.GELU) or b.mlp[1].approximate != "none":
+            raise RuntimeError("bf16 packing fuses the feed-forward's exact GELU; this block has another")
+        b.mlp = PackedMLP(b.mlp)
     for mod in list(out.modules()):
         for name, child in list(mod.named_children()):
             if isinstance(child, nn.Linear):
