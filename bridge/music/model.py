@@ -306,8 +306,8 @@ class PackedMLP(nn.Module):
     """A block's feed-forward for sampling on a CPU: both linear layers as in PackedLinear,
     the GELU fused into the first (oneDNN applies it to the float32 sum before rounding to
     bf16), bf16 between them and out (adding it to the float32 residual stream promotes it
-    exactly). Why: at one token a step each call costs more than its arithmetic; this drops
-    three of the five."""
+    exactly). Why: at one token a step each call costs more than its arithmetic; this makes
+    three calls of the seven the feed-forward took."""
 
     def __init__(self, mlp):
         super().__init__()
