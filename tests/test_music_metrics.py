@@ -4,8 +4,9 @@ import math
 
 import numpy as np
 
-from bridge.music.evaluate import grooving_similarity, pitch_class_entropy, _mean_defined
+from bridge.music.evaluate import _mean_defined, _style_windows, grooving_similarity, pitch_class_entropy
 from bridge.music.tokens import Note
+from test_music_train import _work   # pytest puts tests/ on the path (as test_music_tonic relies on)
 
 
 def _at(times, pitch=60):
@@ -33,13 +34,9 @@ def test_pitch_class_entropy_and_undefined_takes_left_out_of_means():
 
 
 def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
-    import sys
-    from pathlib import Path
     import torch
     from bridge.music.evaluate import evaluate
     from bridge.music.model import MusicConfig, MusicTransformer
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_music_train import _work
     torch.manual_seed(0)
     model = MusicTransformer(MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16,
                                          tonic=True, tonic_modes=2)).eval()
@@ -119,11 +116,6 @@ def test_spearman_matches_its_definition_with_ties():
 def test_style_windows_are_filled_to_the_end():
     """A real window cut short by its work's end would read as sparse and calm next to takes
     that fill every second: only windows the music fills count."""
-    import sys
-    from pathlib import Path
-    from bridge.music.evaluate import _style_windows
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_music_train import _work
     short = _work(9)
     short["parts"] = [p[p[:, 0] < 8.0] for p in short["parts"]]     # two bars: about 5 s
     rng = np.random.default_rng(0)
