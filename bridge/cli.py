@@ -48,6 +48,7 @@ _take_seconds = _number_in(4, 60)               # train takes --seconds
 _guidance = _number_in(1, 4)                    # eval-score --guidance
 _unit_step = _number_in(0, 2)                   # eval-score --mood-step
 _key_guidance = _number_in(1, 30)               # eval --key-guidance (1: no key guidance)
+_key_cut = _number_in(0, 10)                    # eval --key-cut (0: key guidance up to the cut)
 
 
 def _workers(text):

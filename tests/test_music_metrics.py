@@ -42,22 +42,24 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
                                          tonic=True, tonic_modes=2)).eval()
     works = [_work(i) for i in range(4)]
     import bridge.music.evaluate as ev
-    seen, tonics, real_sample = [], [], ev.sample
+    seen, tonics, cuts, real_sample = [], [], set(), ev.sample
 
     def sample(*a, **kw):   # the real sampler, noting the temperatures each take is drawn at
         drawn = (kw.get("temperature", 1.0), kw.get("note_temperature"), kw.get("top_p"))
         seen.append(drawn if kw.get("max_tokens") is None else "speed")
         if kw.get("tonic") is not None and kw.get("max_tokens") is None:   # not the speed runs
             tonics.append((kw["tonic"], kw["batch"], kw.get("key_guidance")))
+            cuts.add(kw.get("key_cut_s"))
         return real_sample(*a, **kw)
 
     monkeypatch.setattr(ev, "sample", sample)
     res = evaluate(quick=True, model=model, works_val=works, works_test=works, log=lambda s: None,
                    temperature=0.8, note_temperature=0.6, seeds=2, top_p=0.9, key_guidance=6,
-                   int8=True)
+                   int8=True, key_cut_s=0.25)
     assert {t for t in seen if t != "speed"} == {(0.8, 0.6, 0.9)} and seen.count((0.8, 0.6, 0.9)) >= 10
     assert set(res) == {"quick", "temperature", "top_p", "note_temperature", "nll", "control",
-                        "boundaries", "style", "over_seeds", "speed", "targets_met", "int8"}
+                        "boundaries", "style", "over_seeds", "speed", "targets_met", "int8", "key_cut_s"}
+    assert res["key_cut_s"] == 0.25 and cuts == {0.25}    # the keyed draws step aside as asked
     # a model with the tonic condition is also run with a seeded tonic per take, everywhere
     assert len(tonics) >= 10 and all(len(t) == b and set(t) <= set(range(12)) for t, b, _ in tonics)
     # ... once as given, once with the key guidance asked for

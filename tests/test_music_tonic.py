@@ -279,6 +279,30 @@ def test_sampling_with_key_guidance_is_repeatable_and_needs_the_condition():
         sample(plain, 1.0, key_guidance=3.0, max_tokens=4)
 
 
+def test_key_guidance_steps_aside_where_a_cut_is_due():
+    torch.manual_seed(0)
+    m = MusicTransformer(KEY_CFG).eval()
+    with torch.no_grad():
+        m.tonic.weight.normal_(0, 0.5)
+    kw = dict(duration_s=2.0, valence=[0.5, -0.5], arousal=[0.0, 0.0], batch=2, max_tokens=60,
+              per_take=True, seed=3, return_tokens=True, tonic=[0, 7])
+    toks = lambda bounds, **k: sample(m, boundaries=bounds, **kw, **k)[1]
+    far, one = [[100.0], [100.0]], [[100.0], []]
+    given, guided = toks(far), toks(far, key_guidance=6.0, key_cut_s=0.0)
+    assert given != guided
+    # a cut within reach all along: every pitch as the model gives it with the key
+    assert toks(far, key_guidance=6.0, key_cut_s=1000.0) == given
+    # per take: the take with a cut ahead steps aside, the other stays guided
+    mixed = toks(one, key_guidance=6.0, key_cut_s=1000.0)
+    assert mixed[0] == toks(one)[0] and mixed[1] == toks(one, key_guidance=6.0, key_cut_s=0.0)[1]
+    # no cut in reach, or the cuts withheld (the sampler must not tell the takes of them): guided
+    assert toks(far, key_guidance=6.0) == guided                         # 0.5 s: the cut is 98 s off
+    assert (toks(far, key_guidance=6.0, key_cut_s=1000.0, use_boundaries=False)
+            == toks(far, key_guidance=6.0, key_cut_s=0.0, use_boundaries=False))
+    with pytest.raises(ValueError, match="key_cut_s"):
+        toks(far, key_guidance=6.0, key_cut_s=-1.0)
+
+
 def test_modulation_moves_the_music_after_each_switch_and_the_key_with_it():
     from bridge.music.data import draw_shifts, modulate
     from bridge.music.tokens import Note, PITCH_HI, PITCH_LO

@@ -100,7 +100,8 @@ def _eval(args) -> int:
                    precision=args.precision, log=lambda s: print(s, file=sys.stderr, flush=True),
                    **({} if args.steer is None else {"steer": args.steer}),
                    **({} if args.top_p is None else {"top_p": args.top_p}),
-                   **({} if args.key_guidance is None else {"key_guidance": args.key_guidance}))
+                   **({} if args.key_guidance is None else {"key_guidance": args.key_guidance}),
+                   **({} if args.key_cut is None else {"key_cut_s": args.key_cut}))
     text = json.dumps(res, indent=2)
     print(text)
     if args.json_out:
@@ -112,8 +113,8 @@ def _eval(args) -> int:
 def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
     # bridge.cli calls this once fully imported
-    from bridge.cli import (_key_guidance, _strength, _temperature, _top_p, _share, _take_seconds,
-                            _positive_int, _seed_count, _workers)
+    from bridge.cli import (_key_cut, _key_guidance, _strength, _temperature, _top_p, _share,
+                            _take_seconds, _positive_int, _seed_count, _workers)
     train = sub.add_parser("train", help="build the music corpus or train the music model")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
@@ -213,6 +214,9 @@ def register(sub) -> None:
     e.add_argument("--key-guidance", type=_key_guidance, default=None, metavar="W",
                    help="for a model with the tonic condition, the key guidance of its key-guided "
                         "variant (default: the sampler's, sample.KEY_GUIDANCE; 1 leaves it out)")
+    e.add_argument("--key-cut", type=_key_cut, default=None, metavar="S",
+                   help="the key-guided variant draws its pitches unguided where a cut is due within "
+                        "S seconds (default: the sampler's, sample.KEY_CUT_S; 0: guided everywhere)")
     e.add_argument("--int8", action="store_true",
                    help="sample every take from a copy with int8 linear layers (CPU; faster at "
                         "batch 1); the NLL stays the float model's")

@@ -36,7 +36,7 @@ import torch
 
 from bridge.music import labels
 from bridge.music.model import N_COND_FEATURES, load_shipped, packable, quantized
-from bridge.music.sample import KEY_GUIDANCE, TOP_P, sample
+from bridge.music.sample import KEY_CUT_S, KEY_GUIDANCE, TOP_P, sample
 from bridge.music.steer import STRENGTH, for_valence
 
 GRID = (-0.8, -0.4, 0.0, 0.4, 0.8)
@@ -230,7 +230,7 @@ def _time(fn):
 def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, guidance=2.0,
              log=print, twin=None, nll_only=False, steer=STRENGTH, temperature=1.0,
              note_temperature=None, seeds=1, top_p=TOP_P, key_guidance=KEY_GUIDANCE, int8=False,
-             precision="auto"):
+             precision="auto", key_cut_s=KEY_CUT_S):
     """The model's metrics as a dict. `temperature` and `top_p` are the sampling temperature
     and nucleus of every generated take (controllability, boundaries, style);
     `note_temperature`, when given, that of the pitch of each note-on (sample._log_probs).
@@ -238,7 +238,8 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     cuts, targets and real windows each time) and reports them per seed and on average: one
     draw of 24 takes and 32 windows moves those figures by several points.
     `key_guidance`: for a model with the tonic condition, the key-guided variant's weight
-    (sample(key_guidance=); 1 leaves the variant out).
+    (sample(key_guidance=); 1 leaves the variant out), which steps aside `key_cut_s` before
+    each cut where the offsets are given (sample(key_cut_s=); 0: guided everywhere).
     `int8`: every take is sampled from model.quantized(model) (int8 linear layers, on the
     CPU); the NLL stays the float model's.
     `precision`: sample(precision=) for every take ("auto": bf16-packed where the CPU does bf16)."""
@@ -253,10 +254,12 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         works_val = [w for w in works if w["split"] == "val"]
         works_test = [w for w in works if w["split"] == "test"]
     res = {"quick": quick, "temperature": temperature, "top_p": top_p}
+    if model.cfg.tonic and key_guidance != 1:
+        res["key_cut_s"] = key_cut_s
     if note_temperature is not None:
         res["note_temperature"] = note_temperature
     draw = {"temperature": temperature, "note_temperature": note_temperature, "top_p": top_p,
-            "precision": precision}
+            "precision": precision, "key_cut_s": key_cut_s}
     rng = np.random.default_rng(seed)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16)
 

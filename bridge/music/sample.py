@@ -43,6 +43,11 @@ KEY_GUIDANCE = 12.0
 # share of its family's note-on mass (MODEL_CARD.md, "The key floor"; chosen on seeds other
 # than the eval's).
 KEY_FLOOR = 0.01
+# Key guidance steps aside where a cut is due within this many seconds (offsets given): those
+# pitches are drawn as the model gives them with the key (weight 1). Why: guided pitches sit
+# wider and fewer join them, so the chord the offsets put on a cut came out thinner
+# (MODEL_CARD.md, "Key guidance at the cuts"; chosen on seeds other than the eval's).
+KEY_CUT_S = 0.5
 
 
 # Packed copies of the models sampled from (precision "bf16"), each with the parameter
@@ -169,7 +174,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
            temperature=1.0, top_p=TOP_P, use_valence_arousal=True, use_boundaries=True,
            max_tokens=None, return_tokens=False, per_take=False, constrain=None, guidance=1.0,
            prompt=(), prompt_ms=0, note_temperature=None, tonic=None, key_guidance=1.0,
-           key_floor=KEY_FLOOR, precision="auto"):
+           key_floor=KEY_FLOOR, key_cut_s=KEY_CUT_S, precision="auto"):
     """Generate `batch` takes of `duration_s` seconds; returns a list of note lists.
 
     use_valence_arousal / use_boundaries=False withhold that condition (the model's
@@ -200,6 +205,10 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     family stay as drawn. It costs another row per take in the same forward pass.
     key_floor: with key guidance, pitches below this share of their family's note-on mass
     given the key are not drawn (0: every pitch may be; see _pitch_guided).
+    key_cut_s: with key guidance and boundaries given, a take whose next boundary is at most
+    this many seconds ahead draws its pitches unguided (with the key given; 0: guided
+    everywhere). With the boundaries withheld it never steps aside: the takes would learn of
+    the cuts from the sampler.
     precision: "auto" runs the steps on a bf16-packed copy of the linear layers on a CPU whose
     oneDNN does bf16 (model.packed; a guided step 1.4-1.6x as fast, and the precision the
     model was trained in), the model as given elsewhere; "bf16" insists on the copy,
@@ -218,6 +227,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         raise ValueError("this model has no tonic condition (trained without --tonic)")
     if key_guidance != 1.0 and tonic is None:
         raise ValueError("key guidance needs a tonic to guide toward (tonic=)")
+    if not 0.0 <= key_cut_s < float("inf"):
+        raise ValueError(f"key_cut_s is seconds before a cut, 0 or more, not {key_cut_s}")
     if not 0.0 <= key_floor < 1.0:
         raise ValueError(f"key_floor is a share of a family's note-on mass, 0 <= floor < 1, not {key_floor}")
     if tonic is None:
@@ -277,8 +288,21 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
             lc, lu = lc.log_softmax(-1), logits[batch:2 * batch].log_softmax(-1)
             out = lu + guidance * (lc - lu)
         if key_guided:
-            out = _pitch_guided(out, lc, logits[-batch:], key_guidance, key_floor)
+            guided_out = _pitch_guided(out, lc, logits[-batch:], key_guidance, key_floor)
+            due = cut_due()
+            if due is not None:
+                guided_out = torch.where(torch.from_numpy(due).to(out.device)[:, None], out, guided_out)
+            out = guided_out
         return out
+
+    def cut_due():
+        """Rows whose next boundary is within key_cut_s of the time being drawn (None: none
+        can be, or the boundaries are withheld)."""
+        if not (b_mask and key_cut_s > 0):
+            return None
+        t = now_ms / 1000.0
+        due = np.array([_next_offsets(np.array([x]), bs)[0] <= key_cut_s for x, bs in zip(t, bounds)])
+        return due if due.any() else None
 
     def prefill(window):
         """(Re)start the cache from the last `window` positions (a training-like BOS first)."""
