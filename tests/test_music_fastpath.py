@@ -47,6 +47,8 @@ def test_step_gives_what_the_cached_forward_gives_to_the_bit():
     b, cb = _steps(lambda m, x, c, k: m.step(x, c, k), m, idx, cond)
     assert torch.equal(a, b)
     assert ca.pos == cb.pos and all(torch.equal(x, y) for x, y in zip(ca.k + ca.v, cb.k + cb.v))
+    plan = m.step_plan()   # made once, as the sampler does, and stepped with throughout
+    assert torch.equal(_steps(lambda m, x, c, k: m.step(x, c, k, plan), m, idx, cond)[0], a)
     with pytest.raises(ValueError, match="one token per row"):
         m.step(idx[:, :2], cond[:, :2], KVCache(CFG, 2, "cpu"))
 
@@ -67,7 +69,8 @@ def test_packed_copy_computes_what_bf16_autocast_does_and_leaves_the_model_alone
     kl = lambda a, b: float((a.exp() * (a - b)).sum(-1).mean())
     # as close to the float model as training's own precision is, and close in absolute terms
     assert kl(full, got) < 2 * kl(full, ref) + 1e-4 and kl(full, got) < 0.01
-    assert torch.equal(_steps(lambda m, x, c, k: m.step(x, c, k), p, idx, cond)[0],
+    plan = p.step_plan()
+    assert torch.equal(_steps(lambda m, x, c, k: m.step(x, c, k, plan), p, idx, cond)[0],
                        _steps(lambda m, x, c, k: m(x, c, cache=k)[0], p, idx, cond)[0])
 
 

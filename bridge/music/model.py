@@ -211,27 +211,36 @@ class MusicTransformer(nn.Module):
             c = c + self.tonic(cond[..., N_COND_FEATURES].round().long().clamp(0, 12 * self.cfg.tonic_modes))
         return torch.cat([self.tok(idx), c], dim=-1)
 
-    def step(self, idx, cond, cache):
+    def step_plan(self):
+        """What step() reads of each block, looked up once: layer norm 1 (weight, bias, eps),
+        the qkv and output projections, layer norm 2, the feed-forward; the layers as their
+        forward methods. Why: at one token a step, nn.Module's attribute lookups and call
+        wrappers took about a tenth of it. Valid until a submodule is replaced."""
+        return [(b.ln1.weight, b.ln1.bias, b.ln1.eps, b.attn.qkv.forward, b.attn.proj.forward,
+                 b.ln2.weight, b.ln2.bias, b.ln2.eps, b.mlp.forward) for b in self.blocks]
+
+    def step(self, idx, cond, cache, plan=None):
         """One new token per row, idx (B, 1) and cond (B, 1, COND_DIM), after what `cache`
         holds -> logits (B, 1, V): what forward(idx, cond, cache=cache) gives, in fewer calls.
         Why: at one token a step a CPU spends more of it on the calls around the arithmetic
-        than on the arithmetic; this is the sampler's inner loop."""
+        than on the arithmetic; this is the sampler's inner loop. `plan`: step_plan(), which
+        a caller stepping many times makes once."""
         p, (B, T) = cache.pos, idx.shape
         if T != 1 or p >= self.cfg.block_size:
             raise ValueError(f"step takes one token per row within the context, not {T} at {p}")
         C, H = self.cfg.n_embd, self.cfg.n_head
         x = self._embed(idx, cond)
         cos, sin = self.cos[p].to(x.dtype), self.sin[p].to(x.dtype)
-        for i, b in enumerate(self.blocks):
-            h = F.layer_norm(x, (C,), b.ln1.weight, b.ln1.bias, b.ln1.eps)
-            qkv = b.attn.qkv(h).view(B, 3, H, 1, C // H).transpose(0, 1)
+        ks, vs = cache.k, cache.v
+        for i, (w1, b1, e1, qkv_of, proj_of, w2, b2, e2, mlp_of) in enumerate(plan or self.step_plan()):
+            h = F.layer_norm(x, (C,), w1, b1, e1)
+            qkv = qkv_of(h).view(B, 3, H, 1, C // H).transpose(0, 1)
             qk = rotary(qkv[:2], cos, sin)
-            cache.k[i][:, :, p] = qk[1, :, :, 0]
-            cache.v[i][:, :, p] = qkv[2, :, :, 0]
-            y = F.scaled_dot_product_attention(qk[0], cache.k[i][:, :, :p + 1], cache.v[i][:, :, :p + 1])
-            x = x + b.attn.proj(y.view(B, 1, C))
-            h = F.layer_norm(x, (C,), b.ln2.weight, b.ln2.bias, b.ln2.eps)
-            x = x + b.mlp(h)
+            ks[i][:, :, p] = qk[1, :, :, 0]
+            vs[i][:, :, p] = qkv[2, :, :, 0]
+            y = F.scaled_dot_product_attention(qk[0], ks[i][:, :, :p + 1], vs[i][:, :, :p + 1])
+            x = x + proj_of(y.view(B, 1, C))
+            x = x + mlp_of(F.layer_norm(x, (C,), w2, b2, e2))
         cache.pos += 1
         return self.head(F.layer_norm(x, (C,), self.ln_f.weight, self.ln_f.bias, self.ln_f.eps))
 

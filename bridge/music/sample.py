@@ -215,6 +215,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     "fp32" on the model as given.
     """
     model = _sampling_model(model, precision)
+    plan = model.step_plan()   # what each step reads of the blocks, looked up once
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     cfg = model.cfg
     rng = np.random.default_rng(int(seed))
@@ -282,7 +283,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
             no_key[..., N_COND_FEATURES] = 0
             idxs, cnds = idxs + [idx], cnds + [no_key]
         x, c = torch.cat(idxs), torch.cat(cnds)
-        logits = (model.step(x, c, cache) if x.shape[1] == 1 else model(x, c, cache=cache)[0])[:, -1].float()
+        logits = (model.step(x, c, cache, plan) if x.shape[1] == 1 else model(x, c, cache=cache)[0])[:, -1].float()
         lc = out = logits[:batch]
         if guided:
             lc, lu = lc.log_softmax(-1), logits[batch:2 * batch].log_softmax(-1)
