@@ -243,11 +243,15 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     prompt = [int(t) for t in prompt][-(cfg.block_size - 1):] if len(prompt) else []
     heard_ms = int(prompt_ms) + np.concatenate([[0], token_times_ms(prompt)]) if prompt else np.array([int(prompt_ms)])
 
+    def offsets_at(times_ms):
+        """Each take's seconds to its next boundary (inf where none lies ahead)."""
+        return np.array([_next_offsets(np.array([x / 1000.0]), bs)[0] for x, bs in zip(times_ms, bounds)])
+
     def cond_at(times_ms):
         t = times_ms / 1000.0
         v = np.array([f(x) for f, x in zip(v_at, t)])
         a = np.array([f(x) for f, x in zip(a_at, t)])
-        off = np.array([_next_offsets(x[None], bs)[0] for x, bs in zip(t, bounds)])
+        off = offsets_at(times_ms)
         tn = np.array([f(x) for f, x in zip(t_at, t)]) if va_mask else -1
         if va_mask:
             tn = np.where(tn >= 0, np.mod(tn, 12), -1)
@@ -291,19 +295,16 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         if key_guided:
             guided_out = _pitch_guided(out, lc, logits[-batch:], key_guidance, key_floor)
             due = cut_due()
-            if due is not None:
-                guided_out = torch.where(torch.from_numpy(due).to(out.device)[:, None], out, guided_out)
-            out = guided_out
+            out = guided_out if due is None else torch.where(due[:, None], out, guided_out)
         return out
 
     def cut_due():
         """Rows whose next boundary is within key_cut_s of the time being drawn (None: none
-        can be, or the boundaries are withheld)."""
-        if not (b_mask and key_cut_s > 0):
+        is, none can be, or the boundaries are withheld)."""
+        if not (b_mask and key_cut_s > 0 and any(len(bs) for bs in bounds)):
             return None
-        t = now_ms / 1000.0
-        due = np.array([_next_offsets(np.array([x]), bs)[0] <= key_cut_s for x, bs in zip(t, bounds)])
-        return due if due.any() else None
+        due = offsets_at(now_ms) <= key_cut_s
+        return torch.from_numpy(due).to(device) if due.any() else None
 
     def prefill(window):
         """(Re)start the cache from the last `window` positions (a training-like BOS first)."""
