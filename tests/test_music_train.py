@@ -201,7 +201,8 @@ def test_unconditioned_twin_is_trained_without_conditions_and_evaluated_beside(t
         torch.manual_seed(0)
         runs[name], _ = train(cfg, works, works[:2], log=lambda s: None)
     meta = json.loads((tmp_path / "twin" / "scorebridge-music.json").read_text())
-    assert meta["train"]["p_drop_va"] == meta["train"]["p_drop_b"] == 1.0
+    assert meta["train"]["unconditioned"] is True
+    assert meta["train"]["p_drop_va"] == meta["train"]["p_drop_b"] == 0.2   # drawn as its pair's
     res = evaluate(model=runs["cond"].eval(), twin=runs["twin"].eval(), works_val=works[2:],
                    works_test=works[2:], quick=True, nll_only=True, log=lambda s: None)
     nll = res["nll"]
@@ -209,6 +210,37 @@ def test_unconditioned_twin_is_trained_without_conditions_and_evaluated_beside(t
     assert all(0 < nll[k] < 7 for k in ("conditioned", "unconditioned", "twin_unconditioned"))
     assert res["targets_met"]["nll_conditioned_below_twin"] == (nll["conditioned"] < nll["twin_unconditioned"])
     assert "control" not in res        # --nll-only stops after the NLL
+
+
+def test_twin_pair_differs_only_in_what_the_model_is_told(tmp_path):
+    """With the key condition, key switches and boundary weighting (run 8's recipe), the
+    unconditioned twin draws its pair's windows and weights the same positions before
+    boundaries. A model from scratch starts deaf to its conditions (zero-initialised
+    path), so the pair's first loss is the same number; a twin whose windows or loss
+    weights differed would not give it."""
+    import json
+    works = [_work(i, minor=i % 2 == 1) for i in range(6)]
+    model_cfg = MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16,
+                            tonic=True, tonic_modes=2)
+    first = {}
+    for name, uncond in (("cond", False), ("twin", True)):
+        lines = []
+        cfg = TrainConfig(out_dir=str(tmp_path / name), steps=2, batch_size=8, lr=3e-3, warmup=1,
+                          eval_every=100, eval_windows=4, log_every=1, bf16=False, seed=5,
+                          boundary_weight=8.0, p_key_switch=0.8, model=model_cfg, unconditioned=uncond)
+        torch.manual_seed(0)
+        train(cfg, works, works[:2], log=lines.append)
+        steps = [json.loads(s) for s in lines if s.startswith('{"step"')]
+        first[name] = [r["loss"] for r in steps]
+    assert first["cond"][0] == first["twin"][0]
+    # ... and the weighting is in the twin's loss: the same run with weight 1 differs.
+    cfg = TrainConfig(out_dir=str(tmp_path / "w1"), steps=1, batch_size=8, lr=3e-3, warmup=1,
+                      eval_every=100, eval_windows=4, log_every=1, bf16=False, seed=5,
+                      boundary_weight=1.0, p_key_switch=0.8, model=model_cfg, unconditioned=True)
+    lines = []
+    torch.manual_seed(0)
+    train(cfg, works, works[:2], log=lines.append)
+    assert json.loads(next(s for s in lines if s.startswith('{"step"')))["loss"] != first["twin"][0]
 
 
 def test_valence_contrast_pushes_each_window_towards_its_own_valence(tmp_path):

@@ -199,8 +199,6 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
-    if cfg.unconditioned:
-        cfg.p_drop_va = cfg.p_drop_b = 1.0
 
     model = MusicTransformer(cfg.model).to(device)
     base = None
@@ -303,8 +301,12 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
             if cfg.p_local:   # drawn from the step, so a resumed run draws the same
                 r = np.random.default_rng([cfg.seed, step])
                 local = int(r.choice(LOCAL_TOKENS)) if r.random() < cfg.p_local else None
+            # The unconditioned twin sees every condition withheld, but draws the same windows
+            # (the same condition dropout) and weights the same positions before boundaries
+            # as its conditioned pair: only what the model is told differs.
+            seen = withhold(c) if cfg.unconditioned else c
             with autocast:
-                logits = model(x, c, local=local)[0]
+                logits = model(x, seen, local=local)[0]
                 loss = boundary_weighted_loss(logits, y, c, cfg.boundary_weight)
                 contrast = None
                 if cfg.valence_contrast:
@@ -313,7 +315,7 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                     own = None
                     if n_self:
                         own = torch.arange(len(x), device=device) >= len(x) - n_self
-                    contrast = valence_contrast_loss(model, x, c, y, logits, cfg.contrast_scale, rows=own)
+                    contrast = valence_contrast_loss(model, x, seen, y, logits, cfg.contrast_scale, rows=own)
                 total = loss if contrast is None else loss + cfg.valence_contrast * contrast
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -332,7 +334,8 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
             out_of_time = bool(cfg.max_minutes) and elapsed / 60 > cfg.max_minutes
             if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
                 with autocast:
-                    nll_c = eval_nll(model, vx, vc, vy, device)
+                    # (the twin is told nothing, so its two figures are the same)
+                    nll_c = eval_nll(model, vx, withhold(vc) if cfg.unconditioned else vc, vy, device)
                     nll_u = eval_nll(model, vx, withhold(vc), vy, device)
                 history.append({"step": step, "train_loss": loss.item(), "val_nll_cond": nll_c,
                                 "val_nll_uncond": nll_u, "min": elapsed / 60})
@@ -352,6 +355,7 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                       "lr": cfg.lr, "seed": cfg.seed, "device": str(device),
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "p_drop_va": cfg.p_drop_va, "p_drop_b": cfg.p_drop_b,
+                      **({"unconditioned": True} if cfg.unconditioned else {}),
                       **({"p_drop_tonic": cfg.p_drop_tonic, "tonic_lr_mult": cfg.tonic_lr_mult}
                          if cfg.model.tonic else {}),
                       **({"p_local": cfg.p_local, "local_tokens": list(LOCAL_TOKENS)} if cfg.p_local else {}),
