@@ -73,6 +73,14 @@ def _positive_int(text):
     return value
 
 
+def _twin_windows(text):
+    """eval --twin-windows: each window is a forward pass of both runs; 16 to 8,192."""
+    value = _positive_int(text)
+    if not 16 <= value <= 8192:
+        raise argparse.ArgumentTypeError(f"must be 16 to 8192, got {text}")
+    return value
+
+
 def _seed_count(text):
     """eval --seeds: each draw costs about half a minute, so a few dozen at most."""
     value = _positive_int(text)

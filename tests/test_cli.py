@@ -110,7 +110,8 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
                                   ["eval-score", "--key-guidance", "0.5"],
                                   ["eval", "--int8", "--precision", "bf16"],
                                   ["eval", "--precision", "fp16"], ["eval", "--key-cut", "-0.5"],
-                                  ["eval", "--key-cut", "nan"],
+                                  ["eval", "--key-cut", "nan"], ["eval", "--twin-windows", "4"],
+                                  ["eval", "--twin-windows", "1e6"],
                                   ["train", "model", "--workers", "10000"]])
 def test_absurd_steering_strength_or_temperature_is_refused_before_any_work(argv):
     proc = subprocess.run([sys.executable, "-m", "bridge.cli", *argv], capture_output=True, text=True)
@@ -118,7 +119,8 @@ def test_absurd_steering_strength_or_temperature_is_refused_before_any_work(argv
     assert any(s in proc.stderr for s in ("[0, 20]", "(0, 2]", "not a number", "[4, 60]",
                                           "at least 1", "[0, 1]", "at most 32", "[1, 4]", "[0, 2]",
                                           "workers must be 0 to", "[1, 30]", "Pick one",
-                                          "invalid choice", "[0, 10]"))
+                                          "invalid choice", "[0, 10]", "16 to 8192",
+                                          "not a whole number"))
     assert "Traceback" not in proc.stderr
 
 

@@ -1,6 +1,7 @@
 """A tiny training run on a tiny synthetic corpus lowers the loss; checkpoints resume."""
 
 import numpy as np
+import pytest
 import torch
 
 from bridge.music import labels
@@ -209,6 +210,12 @@ def test_unconditioned_twin_is_trained_without_conditions_and_evaluated_beside(t
     assert set(nll) >= {"conditioned", "unconditioned", "twin_unconditioned", "valence_flipped"}
     assert all(0 < nll[k] < 7 for k in ("conditioned", "unconditioned", "twin_unconditioned"))
     assert res["targets_met"]["nll_conditioned_below_twin"] == (nll["conditioned"] < nll["twin_unconditioned"])
+    paired = nll["twin_paired"]   # window by window on further windows, with an interval
+    assert paired["windows"] == 32 and paired["tokens"] > 0
+    assert paired["gap"] == pytest.approx(paired["conditioned"] - paired["twin_unconditioned"], abs=2e-4)
+    assert paired["gap_95"][0] <= paired["gap"] <= paired["gap_95"][1]
+    assert 0 <= paired["windows_conditioned_lower"] <= 1
+    assert res["targets_met"]["nll_conditioned_below_twin_paired_95"] == (paired["gap_95"][1] < 0)
     assert "control" not in res        # --nll-only stops after the NLL
 
 

@@ -95,6 +95,7 @@ def _eval(args) -> int:
     model = load_shipped("cpu", path_stem=args.model) if args.model else None
     twin = load_shipped("cpu", path_stem=args.twin) if args.twin else None
     res = evaluate(quick=args.quick, model=model, guidance=args.guidance, twin=twin,
+                   twin_windows=args.twin_windows,
                    nll_only=args.nll_only, temperature=args.temperature,
                    note_temperature=args.note_temperature, seeds=args.seeds, int8=args.int8,
                    precision=args.precision, log=lambda s: print(s, file=sys.stderr, flush=True),
@@ -114,7 +115,7 @@ def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
     # bridge.cli calls this once fully imported
     from bridge.cli import (_key_cut, _key_guidance, _strength, _temperature, _top_p, _share,
-                            _take_seconds, _positive_int, _seed_count, _workers)
+                            _take_seconds, _positive_int, _seed_count, _twin_windows, _workers)
     train = sub.add_parser("train", help="build the music corpus or train the music model")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
@@ -197,6 +198,9 @@ def register(sub) -> None:
     e.add_argument("--model", help="path stem of another model (default: the shipped one)")
     e.add_argument("--twin", help="path stem of a run trained with --unconditioned (otherwise "
                                   "identical), whose NLL is reported beside the model's")
+    e.add_argument("--twin-windows", type=_twin_windows, default=1024, metavar="N",
+                   help="with --twin: further validation windows on which the two runs are compared "
+                        "window by window, with a bootstrap interval (default 1024)")
     e.add_argument("--nll-only", action="store_true", help="only the validation NLL section")
     e.add_argument("--guidance", type=float, default=2.0,
                    help="classifier-free guidance reported beside plain sampling")

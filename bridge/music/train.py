@@ -146,6 +146,20 @@ def eval_nll(model, x, c, y, device, batch=16):
     return total / max(count, 1)
 
 
+@torch.no_grad()
+def window_nll(model, x, c, y, device, batch=16):
+    """Each window's summed NLL (nats) and its number of targets, PAD ignored: for paired
+    comparisons of two models window by window."""
+    model.eval()
+    sums, counts = [], []
+    for i in range(0, len(x), batch):
+        xb, cb, yb = x[i:i + batch].to(device), c[i:i + batch].to(device), y[i:i + batch].to(device)
+        sums.append(-token_logprobs(model(xb, cb)[0], yb).sum(1).double().cpu())
+        counts.append((yb != 0).sum(1).cpu())
+    model.train()
+    return torch.cat(sums).numpy(), torch.cat(counts).numpy()
+
+
 def token_logprobs(logits, y):
     """Log-probability of each target token, 0 at PAD."""
     lp = -F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=0,
