@@ -217,6 +217,7 @@ def test_unconditioned_twin_is_trained_without_conditions_and_evaluated_beside(t
     assert 0 <= paired["windows_conditioned_lower"] <= 1
     assert res["targets_met"]["nll_conditioned_below_twin_paired_95"] == (paired["gap_95"][1] < 0)
     assert "control" not in res        # --nll-only stops after the NLL
+    assert not torch.is_autocast_enabled("cpu")   # nothing left switched on for what runs next
 
 
 def test_twin_pair_differs_only_in_what_the_model_is_told(tmp_path):

@@ -228,7 +228,7 @@ def _time(fn):
     return out, time.perf_counter() - t
 
 
-def twin_gap(model, twin, works_val, n, seed, autocast, resamples=4000):
+def twin_gap(model, twin, works_val, n, seed, resamples=4000):
     """The conditioned run's NLL (every condition given) minus its unconditioned twin's
     (every condition withheld), on n fixed validation windows, with a 95 % interval from
     bootstrap resamples of the windows (the pairs kept together) and the share of windows
@@ -236,7 +236,7 @@ def twin_gap(model, twin, works_val, n, seed, autocast, resamples=4000):
     thousandths of a nat, less than one set of 128 windows moves it by."""
     from bridge.music.train import fixed_windows, window_nll, withhold
     x, c, y = fixed_windows(works_val, n, model.cfg.block_size, seed=seed, key_modes=model.cfg.tonic_modes)
-    with autocast:
+    with torch.autocast("cpu", dtype=torch.bfloat16):   # as the eval's other NLL figures
         s_cond, counts = window_nll(model, x, c, y, "cpu")
         s_twin, _ = window_nll(twin, x, withhold(c), y, "cpu")
     diff = s_cond - s_twin
@@ -308,8 +308,8 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         res["nll"]["valence_flipped"] = round(eval_nll(model, vx, flipped, vy, "cpu"), 4)
         if twin is not None:   # an otherwise identical run that never saw a condition
             res["nll"]["twin_unconditioned"] = round(eval_nll(twin, vx, withhold(vc), vy, "cpu"), 4)
-            res["nll"]["twin_paired"] = twin_gap(model, twin, works_val, 32 if quick else twin_windows,
-                                                 seed + 1, autocast)
+    if twin is not None:   # outside the block above: an autocast object must not be re-entered
+        res["nll"]["twin_paired"] = twin_gap(model, twin, works_val, 32 if quick else twin_windows, seed + 1)
     log(json.dumps({"nll": res["nll"]}))
     nll = res["nll"]
     met = {"nll_conditioned_below_unconditioned": nll["conditioned"] < nll["unconditioned"]}
