@@ -131,19 +131,10 @@ def grow_tonic(start, modes=1):
     return grown
 
 
-@torch.no_grad()
 def eval_nll(model, x, c, y, device, batch=16):
     """Mean per-token NLL (nats) over fixed windows; PAD targets ignored."""
-    model.eval()
-    total, count = 0.0, 0
-    for i in range(0, len(x), batch):
-        xb, cb, yb = x[i:i + batch].to(device), c[i:i + batch].to(device), y[i:i + batch].to(device)
-        _, loss = model(xb, cb, yb)
-        n = int((yb != 0).sum())
-        total += float(loss) * n
-        count += n
-    model.train()
-    return total / max(count, 1)
+    sums, counts = window_nll(model, x, c, y, device, batch)
+    return float(sums.sum() / max(int(counts.sum()), 1))
 
 
 @torch.no_grad()
@@ -348,9 +339,9 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
             out_of_time = bool(cfg.max_minutes) and elapsed / 60 > cfg.max_minutes
             if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
                 with autocast:
-                    # (the twin is told nothing, so its two figures are the same)
-                    nll_c = eval_nll(model, vx, withhold(vc) if cfg.unconditioned else vc, vy, device)
                     nll_u = eval_nll(model, vx, withhold(vc), vy, device)
+                    # the twin is told nothing, so its two figures are one
+                    nll_c = nll_u if cfg.unconditioned else eval_nll(model, vx, vc, vy, device)
                 history.append({"step": step, "train_loss": loss.item(), "val_nll_cond": nll_c,
                                 "val_nll_uncond": nll_u, "min": elapsed / 60})
                 log(json.dumps({"eval": history[-1]}))
