@@ -25,13 +25,15 @@ from bridge.timeline import read_otio
 
 def load_model(device="auto", path_stem=None):
     """(model, description) for the shipped music model; MissingModel when none is installed."""
-    from bridge.music.model import MODELS_DIR, SHIPPED_NAME, load_shipped
+    from bridge.music.model import MODELS_DIR, SHIPPED_NAME, ChecksumError, load_shipped
     stem = Path(path_stem) if path_stem else MODELS_DIR / SHIPPED_NAME
     try:
         model = load_shipped(device, stem)
     except FileNotFoundError:
         raise MissingModel(f"no shipped music model at {stem}.safetensors: music cannot be "
                            f"written until one is trained (`scorebridge train model --ship`)") from None
+    except ChecksumError as exc:
+        raise MissingModel(f"{exc}; restore models/ from the project's repository") from None
     meta = json.loads(stem.with_suffix(".json").read_text())
     return model, {"name": stem.name, "sha256": meta["sha256"], "params": model.num_params()}
 

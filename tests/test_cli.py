@@ -1,6 +1,7 @@
 """The command line end to end: real timelines in, a manifest out, clear errors."""
 
 import json
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -112,7 +113,18 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
                                   ["eval", "--precision", "fp16"], ["eval", "--key-cut", "-0.5"],
                                   ["eval", "--key-cut", "nan"], ["eval", "--twin-windows", "4"],
                                   ["eval", "--twin-windows", "1e6"],
-                                  ["train", "model", "--workers", "10000"]])
+                                  ["train", "model", "--workers", "10000"],
+                                  ["train", "model", "--steps", "0"], ["train", "model", "--batch-size", "0"],
+                                  ["train", "model", "--batch-size", "100000"],
+                                  ["train", "model", "--lr", "nan"], ["train", "model", "--lr", "5"],
+                                  ["train", "model", "--lr", "0"], ["train", "model", "--max-minutes", "-1"],
+                                  ["train", "model", "--boundary-weight", "-1"],
+                                  ["train", "model", "--seed", "-1"], ["train", "model", "--p-retime", "2"],
+                                  ["train", "model", "--p-mode-swap", "nan"],
+                                  ["train", "model", "--valence-contrast", "inf"],
+                                  ["train", "model", "--contrast-scale", "0"],
+                                  ["train", "takes", "--out", "t.json.gz", "--seed", "-3"],
+                                  ["eval", "--guidance", "nan"], ["eval", "--guidance", "-5"]])
 def test_absurd_steering_strength_or_temperature_is_refused_before_any_work(argv):
     proc = subprocess.run([sys.executable, "-m", "bridge.cli", *argv], capture_output=True, text=True)
     assert proc.returncode == 2
@@ -120,7 +132,8 @@ def test_absurd_steering_strength_or_temperature_is_refused_before_any_work(argv
                                           "at least 1", "[0, 1]", "at most 32", "[1, 4]", "[0, 2]",
                                           "workers must be 0 to", "[1, 30]", "Pick one",
                                           "invalid choice", "[0, 10]", "16 to 8192",
-                                          "not a whole number"))
+                                          "not a whole number", "(0, 1]", "[0, 10080]", "[0, 100]",
+                                          "2**32", "(0, 1000]", "1 to 4096"))
     assert "Traceback" not in proc.stderr
 
 
@@ -131,3 +144,28 @@ def test_key_guidance_in_scores_refuses_a_model_without_the_key(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bridge.cli", "eval-score", "--key-guidance", "12",
                            "--model", str(tmp_path / "m")], capture_output=True, text=True)
     assert proc.returncode == 3 and "tonic condition" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_training_or_eval_without_a_corpus_or_a_model_says_what_to_do_and_starts_nothing(tmp_path):
+    run = lambda *argv: subprocess.run([sys.executable, "-m", "bridge.cli", *argv], capture_output=True,
+                                       text=True, env={**os.environ, "SCOREBRIDGE_CORPUS": str(tmp_path / "corpus")})
+    for argv in (["train", "model", "--out", str(tmp_path / "run"), "--steps", "1"], ["eval", "--nll-only"]):
+        proc = run(*argv)
+        assert proc.returncode == 3 and "Traceback" not in proc.stderr
+        assert "no music corpus" in proc.stderr and "scorebridge train corpus" in proc.stderr
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "corpus.pkl").write_bytes(b"\x80\x04\x95 cut short")
+    proc = run("train", "model", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 3 and "unreadable" in proc.stderr and "Traceback" not in proc.stderr
+    for argv in (["train", "model", "--init", str(tmp_path / "none")], ["eval", "--model", str(tmp_path / "none")],
+                 ["eval", "--twin", str(tmp_path / "none"), "--nll-only"]):
+        proc = run(*argv)
+        assert proc.returncode == 4 and "Traceback" not in proc.stderr
+        assert f"at {tmp_path / 'none'}.safetensors" in proc.stderr
+    # A run folder that holds a checkpoint is refused before anything loads, unless resumed.
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "ckpt.pt").write_bytes(b"hours of training")
+    proc = run("train", "model", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 3 and "--resume" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "run" / "ckpt.pt").read_bytes() == b"hours of training"

@@ -2,6 +2,7 @@
 split by style; augmentation leaves drums where they are."""
 
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -106,6 +107,22 @@ def test_a_groove_keeps_its_split_in_the_assembled_corpus(tmp_path, monkeypatch)
     works = corpus.assemble([abc], log=lambda s: None, groove_works=[g])
     assert [w["split"] for w in works] == [corpus.split_of(abc["id"]), "test"]
     assert corpus.load_corpus(tmp_path / "corpus.pkl")[1]["families"] == g["families"]
+
+
+def test_a_cache_file_cut_short_is_made_again_not_a_crash(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "CORPUS_DIR", tmp_path)
+    (tmp_path / "m21").mkdir()
+    whole = {"rel": "bach/x.mxl", "works": [{"qpm": None, "parts": _groove_work()["parts"][1:2]}]}
+    (tmp_path / "m21" / "bach__x.mxl.pkl").write_bytes(pickle.dumps(whole))
+    (tmp_path / "m21" / "bach__y.mxl.pkl").write_bytes(pickle.dumps(whole)[:40])   # cut short
+    logs = []
+    works = corpus.assemble([], log=logs.append)
+    assert [w["id"] for w in works] == ["bach/x.mxl"]
+    assert not (tmp_path / "m21" / "bach__y.mxl.pkl").exists()   # parsed again by the next run
+    assert any("unreadable cache bach__y.mxl.pkl" in s for s in logs)
+    (tmp_path / "abc.pkl").write_bytes(b"\x80\x04 cut")
+    assert corpus._cached("abc.pkl", lambda: ["made again"], logs.append) == ["made again"]
+    assert corpus._cached("abc.pkl", lambda: ["not called"], logs.append) == ["made again"]
 
 
 def test_corpus_without_mma_says_what_to_install(tmp_path):

@@ -42,3 +42,25 @@ def test_shipped_model_loads_and_samples(tmp_path):
         f.write(b"\x00" * 16)
     with pytest.raises(ChecksumError):
         load_shipped("cpu", path_stem=tmp_path / "w")
+    from bridge.errors import MissingModel
+    from bridge.score import load_model   # what `score` and the daemon load with: a clear error
+    with pytest.raises(MissingModel, match="SHA-256.*restore models/"):
+        load_model("cpu", tmp_path / "w")
+
+
+def test_weights_that_are_not_finite_are_never_written_and_the_old_files_stay(tmp_path):
+    torch.manual_seed(0)
+    m = MusicTransformer(MusicConfig(block_size=32, n_layer=1, n_head=2, n_embd=32, n_cond=8))
+    save_shipped(m, tmp_path / "m")
+    before = {p: (tmp_path / p).read_bytes() for p in ("m.safetensors", "m.json")}
+    with torch.no_grad():
+        m.head.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        save_shipped(m, tmp_path / "m")
+    with torch.no_grad():   # finite in float32, infinite in the float16 the file holds
+        m.head.weight[0, 0] = 1e6
+    with pytest.raises(ValueError, match="overflows"):
+        save_shipped(m, tmp_path / "m")
+    assert {p: (tmp_path / p).read_bytes() for p in before} == before
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["m.json", "m.safetensors"]   # no leftovers
+    load_shipped("cpu", path_stem=tmp_path / "m")

@@ -390,7 +390,7 @@ def test_missing_or_broken_kept_takes_are_a_clear_error(tmp_path):
     assert not (tmp_path / "run").exists()                      # nothing started
     proc = subprocess.run([sys.executable, "-m", "bridge.cli", "train", "takes", "--out", str(tmp_path / "t.json.gz"),
                            "--model", str(tmp_path / "no-such-model")], capture_output=True, text=True)
-    assert proc.returncode == 4 and "no shipped music model" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 4 and "no model (--model) at" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "t.json.gz").exists()
     (tmp_path / "plain.json.gz").write_text("not gzip")
     with pytest.raises(BadInput, match="not a file of kept takes"):
@@ -466,3 +466,42 @@ def test_workers_build_each_steps_batch_from_its_seed_and_a_resumed_run_matches(
     whole = load_shipped("cpu", str(tmp_path / "whole" / "scorebridge-music")).state_dict()
     resumed = load_shipped("cpu", str(tmp_path / "half" / "scorebridge-music")).state_dict()
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def _tiny(tmp_path, name="run", **kw):
+    return TrainConfig(**{"out_dir": str(tmp_path / name), "steps": 2, "batch_size": 4, "lr": 3e-3,
+                          "warmup": 1, "eval_every": 10, "eval_windows": 4, "log_every": 1000,
+                          "bf16": False, "seed": 3, "model": MusicConfig(block_size=96, n_layer=1, n_head=2,
+                                                                         n_embd=64, n_cond=16), **kw})
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_saves_nothing_of_it(tmp_path):
+    from bridge.music.train import Diverged
+    works = [_work(i, minor=i % 2 == 1) for i in range(6)]
+    # A checkpoint after every step; a rate that overflows the weights at the second.
+    cfg = _tiny(tmp_path, steps=30, lr=1e30, ckpt_every_s=0.0)
+    with pytest.raises(Diverged, match=r"diverged at step 2: the loss is nan .*Try a lower --lr"):
+        train(cfg, works, works[:2], log=lambda s: None)
+    ck = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    assert ck["step"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values())
+    assert not (tmp_path / "run" / "scorebridge-music.safetensors").exists()   # nothing exported
+
+
+def test_a_fresh_run_never_writes_over_a_checkpoint_and_a_broken_one_is_a_clear_error(tmp_path):
+    from bridge.errors import BadInput
+    works = [_work(i) for i in range(4)]
+    train(_tiny(tmp_path, steps=1), works, works[:2], log=lambda s: None)
+    ckpt = tmp_path / "run" / "ckpt.pt"
+    saved = ckpt.read_bytes()
+    with pytest.raises(BadInput, match="already holds a training checkpoint.*--resume"):
+        train(_tiny(tmp_path), works, works[:2], log=lambda s: None)
+    wider = _tiny(tmp_path, model=MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=96, n_cond=16))
+    with pytest.raises(BadInput, match="another model or options"):
+        train(wider, works, works[:2], resume=True, log=lambda s: None)
+    assert ckpt.read_bytes() == saved
+    ckpt.write_bytes(saved[:1000])   # cut short
+    with pytest.raises(BadInput, match="unreadable"):
+        train(_tiny(tmp_path), works, works[:2], resume=True, log=lambda s: None)
+    lines = []
+    train(_tiny(tmp_path, "new"), works, works[:2], resume=True, log=lines.append)
+    assert any("no checkpoint" in s and "step 0" in s for s in lines)

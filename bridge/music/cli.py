@@ -1,5 +1,6 @@
 """`scorebridge train …` and `scorebridge eval …`."""
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -33,12 +34,35 @@ def _corpus(args) -> int:
     return 0
 
 
+def _shipped():
+    from bridge.music.model import MODELS_DIR, SHIPPED_NAME
+    return MODELS_DIR / SHIPPED_NAME
+
+
+def _load(stem, what, device="cpu"):
+    """A trained model at `stem` (.safetensors + .json): MissingModel when it is not there,
+    BadInput when its checksum fails."""
+    from bridge.music.model import ChecksumError, load_shipped
+    try:
+        return load_shipped(device, path_stem=stem)
+    except FileNotFoundError:
+        hint = ("train one with `scorebridge train model --ship`" if what == "shipped model" else
+                "give the path stem of a run's weights, e.g. runs/music/scorebridge-music")
+        raise MissingModel(f"no {what} at {stem}.safetensors (+ .json): {hint}") from None
+    except ChecksumError as exc:
+        raise BadInput(str(exc)) from None
+
+
 def _model(args) -> int:
     from bridge.music.corpus import load_corpus
     from bridge.music.model import MusicConfig
-    from bridge.music.train import TrainConfig, train
-    if args.self_data and not Path(args.self_data).is_file():   # before the corpus loads
+    from bridge.music.train import TrainConfig, check_out_dir, train
+    # Everything that can be checked is, before the corpus loads.
+    check_out_dir(args.out, args.resume)
+    if args.self_data and not Path(args.self_data).is_file():
         raise BadInput(f"no kept takes at {args.self_data}: write them with `scorebridge train takes`")
+    if args.init:
+        _load(args.init, "model to fine-tune (--init)")
     cfg = TrainConfig(out_dir=args.out, steps=args.steps, device=args.device,
                       model=MusicConfig(cond_zero_init=not args.random_cond_init,
                                         tonic=args.tonic or args.key, tonic_modes=2 if args.key else 1),
@@ -63,13 +87,9 @@ def _takes(args) -> int:
     import numpy as np
     import torch
     from bridge.music import selftrain
-    from bridge.music.model import load_shipped
     log = lambda s: print(s, file=sys.stderr, flush=True)
     torch.manual_seed(args.seed)
-    try:
-        model = load_shipped("auto", path_stem=args.model)
-    except FileNotFoundError as exc:
-        raise MissingModel(str(exc)) from None
+    model = _load(args.model or _shipped(), "model (--model)" if args.model else "shipped model", "auto")
     targets = selftrain.draw_targets(args.targets, args.seconds, np.random.default_rng(args.seed))
     if args.key_guidance != 1.0 and not model.cfg.tonic:
         raise BadInput("--key-guidance needs a model with the tonic condition (train model --tonic/--key)")
@@ -87,13 +107,12 @@ def _takes(args) -> int:
 
 def _eval(args) -> int:
     from bridge.music.evaluate import evaluate
-    from bridge.music.model import load_shipped
     if args.int8 and args.precision == "bf16":
         print("error: --int8 samples from an int8 copy; --precision bf16 asks for a bf16 one. "
               "Pick one.", file=sys.stderr)
         return 2
-    model = load_shipped("cpu", path_stem=args.model) if args.model else None
-    twin = load_shipped("cpu", path_stem=args.twin) if args.twin else None
+    model = _load(args.model, "model (--model)") if args.model else _load(_shipped(), "shipped model", "auto")
+    twin = _load(args.twin, "twin (--twin)") if args.twin else None
     res = evaluate(quick=args.quick, model=model, guidance=args.guidance, twin=twin,
                    twin_windows=args.twin_windows,
                    nll_only=args.nll_only, temperature=args.temperature,
@@ -106,16 +125,38 @@ def _eval(args) -> int:
     text = json.dumps(res, indent=2)
     print(text)
     if args.json_out:
-        with open(args.json_out, "w") as f:
-            f.write(text + "\n")
+        from bridge import atomic
+        atomic.write_text(args.json_out, text + "\n")
     return 0
 
 
 def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
     # bridge.cli calls this once fully imported
-    from bridge.cli import (_key_cut, _key_guidance, _strength, _temperature, _top_p, _share,
-                            _take_seconds, _positive_int, _seed_count, _twin_windows, _workers)
+    from bridge.cli import (_guidance, _key_cut, _key_guidance, _number_in, _strength, _temperature,
+                            _top_p, _share, _take_seconds, _positive_int, _seed_count, _twin_windows,
+                            _workers)
+    # train model's numbers: a run that cannot mean anything is refused before the corpus loads.
+    lr = _number_in(0, 1, low_open=True)
+    minutes = _number_in(0, 7 * 24 * 60)     # 0: no limit; a week at most
+    weight = _number_in(0, 100)             # --boundary-weight, --valence-contrast
+    scale = _number_in(0, 1000, low_open=True)
+
+    def batch_size(text):
+        value = _positive_int(text)
+        if value > 4096:
+            raise argparse.ArgumentTypeError(f"must be 1 to 4096, got {text}")
+        return value
+
+    def seed_value(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not 0 <= value < 2 ** 32:
+            raise argparse.ArgumentTypeError(f"must be 0 to 2**32 - 1, got {text}")
+        return value
+
     train = sub.add_parser("train", help="build the music corpus or train the music model")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
@@ -127,9 +168,9 @@ def register(sub) -> None:
     c.set_defaults(func=lambda args: _corpus(args))
     m = tsub.add_parser("model", help="train the music transformer")
     m.add_argument("--out", default="runs/music", help="run folder (checkpoints, exported weights)")
-    m.add_argument("--steps", type=int, default=4000)
-    m.add_argument("--batch-size", type=int, default=16)
-    m.add_argument("--seed", type=int, default=1337)
+    m.add_argument("--steps", type=_positive_int, default=4000)
+    m.add_argument("--batch-size", type=batch_size, default=16)
+    m.add_argument("--seed", type=seed_value, default=1337)
     m.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
     m.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     m.add_argument("--unconditioned", action="store_true", help="withhold every condition")
@@ -141,16 +182,17 @@ def register(sub) -> None:
     m.add_argument("--key", action="store_true",
                    help="condition on each window's key, tonic and mode (24 vectors; an --init "
                         "model's tonic vectors start both modes of their tonic)")
-    m.add_argument("--max-minutes", type=float, default=0.0, help="stop and save after this long")
+    m.add_argument("--max-minutes", type=minutes, default=0.0,
+                   help="stop and save after this long (default 0: no limit)")
     m.add_argument("--init", help="path stem of weights to fine-tune (e.g. models/scorebridge-music)")
-    m.add_argument("--lr", type=float, default=1.5e-3, help="peak learning rate (default 0.0015)")
-    m.add_argument("--boundary-weight", type=float, default=1.0,
+    m.add_argument("--lr", type=lr, default=1.5e-3, help="peak learning rate (default 0.0015)")
+    m.add_argument("--boundary-weight", type=weight, default=1.0,
                    help="loss weight of positions less than 1 s before a boundary (default 1)")
-    m.add_argument("--p-mode-swap", type=float, default=0.5,
+    m.add_argument("--p-mode-swap", type=_share, default=0.5,
                    help="share of windows put in the parallel mode (default 0.5)")
-    m.add_argument("--p-mode-switch", type=float, default=0.5,
+    m.add_argument("--p-mode-switch", type=_share, default=0.5,
                    help="share of windows whose mode and valence change mid-window (default 0.5)")
-    m.add_argument("--p-retime", type=float, default=0.5,
+    m.add_argument("--p-retime", type=_share, default=0.5,
                    help="share of windows held or cut before boundaries (default 0.5)")
     m.add_argument("--p-key-switch", type=_share, default=0.0, metavar="P",
                    help="share of windows (models with --tonic/--key, when the mode does not switch) "
@@ -158,10 +200,10 @@ def register(sub) -> None:
     m.add_argument("--p-energy-switch", type=_share, default=0.0,
                    help="share of windows whose tempo, loudness and arousal change mid-window "
                         "(drawn when the mode does not switch; default 0)")
-    m.add_argument("--valence-contrast", type=float, default=0.0,
+    m.add_argument("--valence-contrast", type=weight, default=0.0,
                    help="weight of the valence contrast: each window more likely under its own "
                         "valence than under the opposite one (default 0: off)")
-    m.add_argument("--contrast-scale", type=float, default=50.0,
+    m.add_argument("--contrast-scale", type=scale, default=50.0,
                    help="sharpness of that contrast, per nat/token (default 50)")
     m.add_argument("--self-data", metavar="FILE",
                    help="kept takes from `train takes` to mix into every batch (a fine-tune)")
@@ -187,7 +229,7 @@ def register(sub) -> None:
     k.add_argument("--targets", type=_positive_int, default=800)
     k.add_argument("--candidates", type=_positive_int, default=6, help="takes per target")
     k.add_argument("--seconds", type=_take_seconds, default=16.0, help="length of each take")
-    k.add_argument("--seed", type=int, default=1)
+    k.add_argument("--seed", type=seed_value, default=1)
     k.add_argument("--key-guidance", type=_key_guidance, default=1.0, metavar="W",
                    help="for a model with the tonic condition (each target then in a seeded tonic): "
                         "key guidance of its takes (default 1: none)")
@@ -202,7 +244,7 @@ def register(sub) -> None:
                    help="with --twin: further validation windows on which the two runs are compared "
                         "window by window, with a bootstrap interval (default 1024)")
     e.add_argument("--nll-only", action="store_true", help="only the validation NLL section")
-    e.add_argument("--guidance", type=float, default=2.0,
+    e.add_argument("--guidance", type=_guidance, default=2.0,
                    help="classifier-free guidance reported beside plain sampling")
     e.add_argument("--steer", type=_strength, default=None, metavar="S",
                    help="key-steering strength reported beside plain sampling (the product's, "

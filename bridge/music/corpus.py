@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge import atomic
+from bridge.errors import BadInput
+
 CORPUS_DIR = Path(os.environ.get("SCOREBRIDGE_CORPUS", Path(__file__).resolve().parents[2] / ".corpus"))
 
 # Multi-part collections parsed with music21, most valuable first (the budget may end the list).
@@ -115,8 +118,7 @@ def parse_m21(budget_s: float = 600.0, workers: int = 2, log=print):
                 except Exception as exc:  # a broken file costs only itself
                     works, failed = [], failed + 1
                     log(f"  skip {rel}: {type(exc).__name__}: {str(exc)[:80]}")
-                with open(out, "wb") as f:
-                    pickle.dump({"rel": rel, "works": works}, f)
+                atomic.write_bytes(out, pickle.dumps({"rel": rel, "works": works}))
                 done += 1
                 if done % 50 == 0:
                     log(f"  {done}/{len(todo)} files, {time.time() - start:.0f} s")
@@ -201,8 +203,9 @@ def assemble(abc_works, log=print, groove_works=()):
     comes with its split (the grooves: by style) keeps it."""
     works = list(abc_works) + list(groove_works)
     for f in sorted((CORPUS_DIR / "m21").glob("*.pkl")):
-        with open(f, "rb") as fh:
-            item = pickle.load(fh)
+        item = _read_cache(f, log)
+        if item is None:
+            continue
         coll = item["rel"].split("/")[0]
         for i, w in enumerate(item["works"]):
             if w["parts"]:
@@ -210,14 +213,22 @@ def assemble(abc_works, log=print, groove_works=()):
                               "qpm": w["qpm"], "parts": w["parts"]})
     for w in works:
         w.setdefault("split", split_of(w["id"]))
-    with open(CORPUS_DIR / "corpus.pkl", "wb") as f:
-        pickle.dump(works, f)
+    atomic.write_bytes(CORPUS_DIR / "corpus.pkl", pickle.dumps(works))
     return works
 
 
 def load_corpus(path=None):
-    with open(path or CORPUS_DIR / "corpus.pkl", "rb") as f:
-        return pickle.load(f)
+    """The assembled corpus; BadInput, saying how to build it, when it is missing or unreadable."""
+    path = Path(path or CORPUS_DIR / "corpus.pkl")
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except FileNotFoundError:
+        raise BadInput(f"no music corpus at {path}: build it with `scorebridge train corpus` "
+                       f"(up to a quarter of an hour: music21's parse has a 900 s budget)") from None
+    except Exception as exc:   # a pickle cut short can raise almost anything (even MemoryError)
+        raise BadInput(f"the music corpus at {path} is unreadable ({type(exc).__name__}): "
+                       f"build it again with `scorebridge train corpus`") from None
 
 
 def report(works) -> dict:
@@ -236,15 +247,27 @@ def report(works) -> dict:
     return rep
 
 
-def _cached(name, make):
+def _read_cache(path, log=print):
+    """What a cache file holds; None when it is unreadable (a run cut off before cache files
+    were written atomically), which is then removed so that the next run makes it again."""
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except Exception as exc:   # a pickle cut short can raise almost anything (even MemoryError)
+        log(f"  unreadable cache {path.name} ({type(exc).__name__}): removed, made again next run")
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _cached(name, make, log=print):
     """The works in CORPUS_DIR/name, made (and saved) the first time."""
     path = CORPUS_DIR / name
     if path.exists():
-        with open(path, "rb") as f:
-            return pickle.load(f)
+        works = _read_cache(path, log)
+        if works is not None:
+            return works
     works = make()
-    with open(path, "wb") as f:
-        pickle.dump(works, f)
+    atomic.write_bytes(path, pickle.dumps(works))
     return works
 
 
@@ -256,8 +279,8 @@ def build(budget_s: float = 600.0, workers: int = 2, log=print, grooves=False) -
     if grooves:
         from bridge.music.grooves import find_mma, parse_grooves
         find_mma()   # before the long parse: a missing mma is said at once
-        groove_works = _cached("mma.pkl", lambda: parse_grooves(log=log))
-    abc_works = _cached("abc.pkl", lambda: parse_abc(log=log))
+        groove_works = _cached("mma.pkl", lambda: parse_grooves(log=log), log)
+    abc_works = _cached("abc.pkl", lambda: parse_abc(log=log), log)
     parse_m21(budget_s=budget_s, workers=workers, log=log)
     works = assemble(abc_works, log=log, groove_works=groove_works)
     return report(works)

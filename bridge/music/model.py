@@ -393,16 +393,26 @@ def pick_device(device="auto") -> torch.device:
 
 
 def save_shipped(model, path_stem, extra=None, dtype=torch.float16):
-    """Write <stem>.safetensors (half precision) and <stem>.json (config + SHA-256)."""
-    from safetensors.torch import save_file
+    """Write <stem>.safetensors (half precision) and <stem>.json (config + SHA-256).
+
+    Both are written whole beside their place first and then renamed over it, weights first:
+    a write cut off leaves the files before it (a reader sees the new weights with the old
+    record only between the two renames). Refuses weights that are not finite (a diverged
+    run), leaving the files as they were."""
+    from safetensors.torch import save as to_bytes
+    from bridge import atomic
     stem = Path(path_stem)
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    weights = stem.with_suffix(".safetensors")
-    save_file(tensors, str(weights))
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"not writing {stem.name}: {len(bad)} tensors hold NaN or infinite values "
+                         f"(first {bad[0]}); the run diverged or the model overflows {dtype}")
+    data = to_bytes(tensors)
     meta = {"config": asdict(model.cfg), "dtype": str(dtype).replace("torch.", ""),
-            "sha256": sha256_file(weights), "params": model.num_params()}
+            "sha256": hashlib.sha256(data).hexdigest(), "params": model.num_params()}
     meta.update(extra or {})
-    stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    weights = atomic.write_bytes(stem.with_suffix(".safetensors"), data)
+    atomic.write_text(stem.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     return weights
 
 

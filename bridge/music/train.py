@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bridge.errors import BadInput
 from bridge.music.data import Batcher, make_example
 from bridge.music.model import (MusicConfig, MusicTransformer, N_COND_FEATURES, pick_device, save_shipped,
                                 MODELS_DIR, SHIPPED_NAME)
@@ -69,6 +70,10 @@ class TrainConfig:
 # many tokens back (0.3-2 s of music), too little to be sure of the key or the mode, so the
 # tonic and valence conditions carry them.
 LOCAL_TOKENS = (16, 32, 64)
+
+
+class Diverged(BadInput):
+    """The loss or the weights went NaN or infinite; nothing of the diverged run is saved."""
 
 
 def progress(step, elapsed_s, cfg):
@@ -197,8 +202,28 @@ def valence_contrast_loss(model, x, c, y, logits, scale=50.0, rows=None):
     return F.softplus(-scale * margin).mean()
 
 
+def check_out_dir(out_dir, resume):
+    """The run folder's checkpoint path; BadInput when a fresh run would write over a checkpoint
+    (hours of training lost at its first save)."""
+    path = Path(out_dir) / "ckpt.pt"
+    if path.exists() and not resume:
+        raise BadInput(f"{out_dir} already holds a training checkpoint ({path.name}): add --resume "
+                       f"to continue that run, or give another --out")
+    return path
+
+
+def _read_ckpt(path, device):
+    """A checkpoint to resume from; BadInput when it cannot be read."""
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:   # torch.load raises many kinds on a file cut short or not its own
+        raise BadInput(f"the checkpoint {path} is unreadable ({type(exc).__name__}): resume from a "
+                       f"copy, or move it away to start afresh") from None
+
+
 def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, log=print):
     out = Path(cfg.out_dir)
+    ckpt_path = check_out_dir(out, resume)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     if cfg.threads:
@@ -251,11 +276,18 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
             f"({cfg.self_share:.0%} of each batch)")
     n_self = int(round(cfg.batch_size * cfg.self_share)) if self_batcher else 0
     step, elapsed, tokens_seen, history = 0, 0.0, 0, []
-    ckpt_path = out / "ckpt.pt"
+    if resume and not ckpt_path.exists():
+        log(f"no checkpoint at {ckpt_path} to resume: starting at step 0")
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
+        ck = _read_ckpt(ckpt_path, device)
+        try:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["opt"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            was = ck.get("cfg", {}).get("model") if isinstance(ck, dict) else None
+            raise BadInput(f"{ckpt_path} is from a run with another model or options"
+                           f"{f' (its model: {was})' if was else ''}: resume it with the options it "
+                           f"was started with, or give another --out ({type(exc).__name__})") from None
         batcher.rng.bit_generator.state = ck["batch_rng"]
         if self_batcher is not None and "self_rng" in ck:
             self_batcher.rng.bit_generator.state = ck["self_rng"]
@@ -267,7 +299,15 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
     vx, vc, vy = fixed_windows(works_val, cfg.eval_windows, cfg.model.block_size,
                                key_modes=cfg.model.tonic_modes)
 
+    def diverged(what, at):
+        kept = (f"; {ckpt_path} still holds the last checkpoint before it" if ckpt_path.exists()
+                else "; no checkpoint had been written")
+        return Diverged(f"training diverged at step {at}: {what} (peak learning rate {cfg.lr:g}); "
+                        f"nothing of the diverged steps was saved{kept}. Try a lower --lr")
+
     def save_ckpt():
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise diverged("the weights hold NaN or infinite values", step)
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                     "elapsed": elapsed, "tokens": tokens_seen, "history": history,
@@ -322,6 +362,8 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                         own = torch.arange(len(x), device=device) >= len(x) - n_self
                     contrast = valence_contrast_loss(model, x, seen, y, logits, cfg.contrast_scale, rows=own)
                 total = loss if contrast is None else loss + cfg.valence_contrast * contrast
+            if not math.isfinite(total.item()):   # before the update: the weights stay as they were
+                raise diverged(f"the loss is {total.item()}", step + 1)
             opt.zero_grad(set_to_none=True)
             total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
