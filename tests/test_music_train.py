@@ -505,3 +505,44 @@ def test_a_fresh_run_never_writes_over_a_checkpoint_and_a_broken_one_is_a_clear_
     lines = []
     train(_tiny(tmp_path, "new"), works, works[:2], resume=True, log=lines.append)
     assert any("no checkpoint" in s and "step 0" in s for s in lines)
+
+
+@pytest.mark.parametrize("sig, workers", [("SIGTERM", 0), ("SIGINT", 0), ("SIGINT", 2)])
+def test_a_run_stopped_by_a_signal_saves_a_checkpoint_between_steps_and_resumes(tmp_path, sig, workers):
+    import os
+    import signal
+    import subprocess
+    import sys
+    script = f"""
+import sys
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from test_music_train import _tiny, _work
+from bridge.music.train import train
+from pathlib import Path
+works = [_work(i) for i in range(4)]
+try:
+    train(_tiny(Path({str(tmp_path)!r}), steps=100000, log_every=1, workers={workers}), works, works[:2], log=lambda s: print(s, flush=True))
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+    # Its own process group, which Ctrl-C in a terminal reaches whole (the batch workers too).
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    lines = []
+    for line in proc.stdout:   # wait until it trains
+        lines.append(line)
+        if '"step": 3' in line:
+            os.killpg(proc.pid, getattr(signal, sig)) if sig == "SIGINT" else proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=120)
+    lines += out.splitlines()
+    assert proc.returncode == 130 and "Traceback" not in err
+    stop = [s for s in lines if s.startswith(f"stopped by {sig}")]
+    assert stop and "continue with --resume" in stop[0]
+    ck = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    assert ck["step"] >= 3 and f"at step {ck['step']}:" in stop[0]
+    assert not (tmp_path / "run" / "scorebridge-music.safetensors").exists()   # not a finished run
+    works = [_work(i) for i in range(4)]
+    logs = []
+    train(_tiny(tmp_path, steps=ck["step"] + 1), works, works[:2], resume=True, log=logs.append)
+    assert any(s.startswith(f"resumed at step {ck['step']}") for s in logs)

@@ -13,6 +13,7 @@ use numpy only, never torch.
 """
 
 import multiprocessing as mp
+import signal
 from collections import deque
 
 import numpy as np
@@ -21,6 +22,9 @@ _WORKER = {}
 
 
 def _start(batcher, self_batcher, seed, n_real, n_self):
+    # Ctrl-C reaches every process of the terminal's group: the trainer stops between steps and
+    # closes the pool; a worker stopped by it would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER.update(batcher=batcher, self_batcher=self_batcher, seed=seed, n_real=n_real, n_self=n_self)
 
 

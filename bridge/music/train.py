@@ -11,6 +11,8 @@ the same weights also serve as the unconditioned twin (evaluate.py measures both
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
@@ -212,6 +214,30 @@ def check_out_dir(out_dir, resume):
     return path
 
 
+class _StopSignals(list):
+    """Ctrl-C or a polite kill (a machine's session ending) received while the loop runs: their
+    names. The loop stops between steps, where the weights and the optimizer agree, and saves a
+    checkpoint; stopped in the middle of an optimizer step they would not. A second signal
+    stops at once."""
+
+    def __init__(self):
+        super().__init__()
+        self._before = {}
+        if threading.current_thread() is threading.main_thread():   # signals reach that thread only
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._before[sig] = signal.signal(sig, self._on)
+
+    def _on(self, signum, frame):
+        if self:
+            raise KeyboardInterrupt
+        self.append(signal.Signals(signum).name)
+
+    def restore(self):
+        for sig, handler in self._before.items():
+            signal.signal(sig, handler)
+        self._before = {}
+
+
 def _read_ckpt(path, device):
     """A checkpoint to resume from; BadInput when it cannot be read."""
     try:
@@ -336,8 +362,9 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
 
     t_start, t_ckpt = time.time() - elapsed, time.time()
     model.train()
+    stopped = _StopSignals()
     try:
-        while step < cfg.steps:
+        while step < cfg.steps and not stopped:
             t0 = time.time()
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, progress(step, elapsed, cfg), cfg) * g.get("lr_mult", 1.0)
@@ -394,9 +421,14 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                 log(f"time limit of {cfg.max_minutes} min reached at step {step}")
                 break
     finally:
+        stopped.restore()
         if prefetch is not None:
             prefetch.close()
     save_ckpt()
+    if stopped:
+        log(f"stopped by {stopped[0]} at step {step}: checkpoint saved in {ckpt_path}; "
+            f"continue with --resume")
+        raise KeyboardInterrupt
     info = {"train": {"steps": step, "tokens": tokens_seen, "minutes": round(elapsed / 60, 1),
                       "batch_size": cfg.batch_size, "block_size": cfg.model.block_size,
                       "lr": cfg.lr, "seed": cfg.seed, "device": str(device),
