@@ -124,7 +124,9 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
                                   ["train", "model", "--valence-contrast", "inf"],
                                   ["train", "model", "--contrast-scale", "0"],
                                   ["train", "takes", "--out", "t.json.gz", "--seed", "-3"],
-                                  ["eval", "--guidance", "nan"], ["eval", "--guidance", "-5"]])
+                                  ["eval", "--guidance", "nan"], ["eval", "--guidance", "-5"],
+                                  ["train", "corpus", "--budget", "-5"], ["train", "corpus", "--budget", "nan"],
+                                  ["train", "corpus", "--workers", "0"], ["train", "corpus", "--workers", "100000"]])
 def test_absurd_steering_strength_or_temperature_is_refused_before_any_work(argv):
     proc = subprocess.run([sys.executable, "-m", "bridge.cli", *argv], capture_output=True, text=True)
     assert proc.returncode == 2
@@ -133,7 +135,8 @@ def test_absurd_steering_strength_or_temperature_is_refused_before_any_work(argv
                                           "workers must be 0 to", "[1, 30]", "Pick one",
                                           "invalid choice", "[0, 10]", "16 to 8192",
                                           "not a whole number", "(0, 1]", "[0, 10080]", "[0, 100]",
-                                          "2**32", "(0, 1000]", "1 to 4096"))
+                                          "2**32", "(0, 1000]", "1 to 4096", "[0, 86400]",
+                                          "workers must be 1 to"))
     assert "Traceback" not in proc.stderr
 
 

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -148,6 +149,13 @@ def register(sub) -> None:
             raise argparse.ArgumentTypeError(f"must be 1 to 4096, got {text}")
         return value
 
+    def parsers(text):   # train corpus --workers: at least one, up to four per core here
+        value = _positive_int(text)
+        most = 4 * (os.cpu_count() or 1)
+        if value > most:
+            raise argparse.ArgumentTypeError(f"workers must be 1 to {most} on this machine, not {value}")
+        return value
+
     def seed_value(text):
         try:
             value = int(text)
@@ -160,8 +168,10 @@ def register(sub) -> None:
     train = sub.add_parser("train", help="build the music corpus or train the music model")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     c = tsub.add_parser("corpus", help="parse music21's corpus into .corpus/ and print a report")
-    c.add_argument("--budget", type=float, default=900.0, help="seconds for music21 parsing")
-    c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--budget", type=_number_in(0, 86400), default=900.0,
+                   help="seconds for music21 parsing (default 900; a later run goes on where it stopped)")
+    c.add_argument("--workers", type=parsers, default=2,
+                   help="processes parsing music21's files (default 2)")
     c.add_argument("--grooves", action="store_true",
                    help="add mma's groove library (drums, bass, chords over major and minor "
                         "charts; needs Debian's mma): the corpus's only drums")
