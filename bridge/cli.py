@@ -63,6 +63,19 @@ def _workers(text):
     return n
 
 
+def _int_in(lo, hi):
+    """An argparse type for a whole number from lo to hi."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be {lo} to {hi}, got {text}")
+        return value
+    return parse
+
+
 def _positive_int(text):
     try:
         value = int(text)

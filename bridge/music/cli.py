@@ -1,6 +1,5 @@
 """`scorebridge train …` and `scorebridge eval …`."""
 
-import argparse
 import json
 import os
 import sys
@@ -134,7 +133,7 @@ def _eval(args) -> int:
 def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
     # bridge.cli calls this once fully imported
-    from bridge.cli import (_guidance, _key_cut, _key_guidance, _number_in, _strength, _temperature,
+    from bridge.cli import (_guidance, _int_in, _key_cut, _key_guidance, _number_in, _strength, _temperature,
                             _top_p, _share, _take_seconds, _positive_int, _seed_count, _twin_windows,
                             _workers)
     # train model's numbers: a run that cannot mean anything is refused before the corpus loads.
@@ -142,28 +141,9 @@ def register(sub) -> None:
     minutes = _number_in(0, 7 * 24 * 60)     # 0: no limit; a week at most
     weight = _number_in(0, 100)             # --boundary-weight, --valence-contrast
     scale = _number_in(0, 1000, low_open=True)
-
-    def batch_size(text):
-        value = _positive_int(text)
-        if value > 4096:
-            raise argparse.ArgumentTypeError(f"must be 1 to 4096, got {text}")
-        return value
-
-    def parsers(text):   # train corpus --workers: at least one, up to four per core here
-        value = _positive_int(text)
-        most = 4 * (os.cpu_count() or 1)
-        if value > most:
-            raise argparse.ArgumentTypeError(f"workers must be 1 to {most} on this machine, not {value}")
-        return value
-
-    def seed_value(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not 0 <= value < 2 ** 32:
-            raise argparse.ArgumentTypeError(f"must be 0 to 2**32 - 1, got {text}")
-        return value
+    batch_size = _int_in(1, 4096)
+    seed_value = _int_in(0, 2 ** 32 - 1)
+    parsers = _int_in(1, 4 * (os.cpu_count() or 1))   # train corpus --workers: up to four per core
 
     train = sub.add_parser("train", help="build the music corpus or train the music model")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
