@@ -1,5 +1,7 @@
 """A tiny training run on a tiny synthetic corpus lowers the loss; checkpoints resume."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -505,6 +507,8 @@ def test_a_fresh_run_never_writes_over_a_checkpoint_and_a_broken_one_is_a_clear_
     lines = []
     train(_tiny(tmp_path, "new"), works, works[:2], resume=True, log=lines.append)
     assert any("no checkpoint" in s and "step 0" in s for s in lines)
+    first = json.loads(next(s for s in lines if s.startswith('{"step": 1,')))
+    assert first["eta_min"] >= 0 and first["min"] >= 0   # half the steps done: as long again
 
 
 @pytest.mark.parametrize("sig, workers", [("SIGTERM", 0), ("SIGINT", 0), ("SIGINT", 2)])

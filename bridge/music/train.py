@@ -402,6 +402,9 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                 tps = x.numel() / (time.time() - t0)
                 rec = {"step": step, "loss": round(loss.item(), 4), "lr": round(opt.param_groups[0]["lr"], 6),
                        "tok_s": round(tps), "min": round(elapsed / 60, 2), "Mtok": round(tokens_seen / 1e6, 3)}
+                done = progress(step, elapsed, cfg)   # by steps, or by the time limit where nearer
+                if done > 0:
+                    rec["eta_min"] = round(elapsed / 60 * (1 - done) / done, 1)
                 if contrast is not None:
                     rec["contrast"] = round(contrast.item(), 4)
                 log(json.dumps(rec))
