@@ -25,6 +25,35 @@ def _tool_version(tool: str) -> str | None:
         return path
 
 
+def music_model(stem) -> tuple:
+    """The shipped weights, checked against the SHA-256 their record holds (as loading does)."""
+    import json
+    from bridge.music.model import sha256_file
+    weights, record = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    if not weights.is_file() or not record.is_file():
+        return "music model", False, f"no {weights.name} (+ {record.name}) in {stem.parent}", False
+    try:
+        meta = json.loads(record.read_text())
+        ok = sha256_file(weights) == meta["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return "music model", False, f"{record.name} is unreadable ({type(exc).__name__})", False
+    if not ok:
+        return ("music model", False, f"{weights.name} does not match the SHA-256 in {record.name}: "
+                "corrupt; restore models/ from the project's repository", False)
+    return ("music model", True, f"{weights.name}, {meta.get('params', 0) / 1e6:.2f} M parameters, "
+            f"SHA-256 {meta['sha256'][:12]}… checked", False)
+
+
+def music_corpus() -> tuple:
+    """The training corpus: only training and `eval` need it."""
+    from bridge.music.corpus import CORPUS_DIR
+    path = CORPUS_DIR / "corpus.pkl"
+    if not path.is_file():
+        return ("music corpus", False, f"not built ({path}): only `train model` and `eval` need it "
+                "(`scorebridge train corpus`)", False)
+    return "music corpus", True, f"{path} ({path.stat().st_size / 2**20:.0f} MiB)", False
+
+
 def checks() -> list:
     """(name, ok, detail, required) rows. Required rows failing make doctor exit 1."""
     rows = [("scorebridge", True, f"{__version__} on Python {platform.python_version()}", True)]
@@ -48,8 +77,8 @@ def checks() -> list:
     rows.append(("face model", bool(weights and weights.is_file()),
                  str(weights) if weights and weights.is_file()
                  else "what-the-face-classification not installed: emotion from picture cues only", False))
-    shipped = sorted(MODELS.glob("*.safetensors"))
-    rows.append(("music model", bool(shipped), ", ".join(p.name for p in shipped) or "no weights in models/", False))
+    rows.append(music_model(MODELS / "scorebridge-music"))
+    rows.append(music_corpus())
     for tool in ("ffmpeg", "ffprobe"):
         version = _tool_version(tool)
         rows.append((tool, bool(version), version or "missing: media probing, audio cues and previews off", False))

@@ -76,8 +76,23 @@ def test_doctor_reports_core_parts(capsys):
     code = main(["doctor"])
     out = capsys.readouterr().out
     assert code == 0
-    for name in ("torch", "opentimelineio", "cmx_3600", "fcp_xml", "ffmpeg", "soundfont"):
+    for name in ("torch", "opentimelineio", "cmx_3600", "fcp_xml", "ffmpeg", "soundfont", "music corpus"):
         assert name in out
+
+
+def test_doctor_checks_the_music_models_checksum(tmp_path):
+    from bridge.doctor import music_model
+    from bridge.music.model import MusicConfig, MusicTransformer, save_shipped
+    save_shipped(MusicTransformer(MusicConfig(n_layer=1, n_head=2, n_embd=32, n_cond=8, block_size=32)),
+                 tmp_path / "m")
+    name, ok, detail, required = music_model(tmp_path / "m")
+    assert ok and "checked" in detail and not required
+    with open(tmp_path / "m.safetensors", "r+b") as f:
+        f.seek(-4, 2)
+        f.write(b"\x00\x01\x02\x03")
+    name, ok, detail, _ = music_model(tmp_path / "m")
+    assert not ok and "corrupt" in detail
+    assert not music_model(tmp_path / "none")[1]
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
