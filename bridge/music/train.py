@@ -450,7 +450,10 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
         info["train"]["self_data"] = self_meta
     if base is not None:   # what the fine-tune started from, and how that was trained
         info["train"]["init"] = {"sha256": base["sha256"], "train": base.get("train")}
-    save_shipped(model, out / SHIPPED_NAME, extra=info)
+    try:
+        save_shipped(model, out / SHIPPED_NAME, extra=info)
+    except ValueError as exc:   # weights too large for the file's float16
+        raise BadInput(f"{exc}; the checkpoint {ckpt_path} holds the run") from None
     if ship:
         save_shipped(model, MODELS_DIR / SHIPPED_NAME, extra=info)
         log(f"shipped to {MODELS_DIR / SHIPPED_NAME}.safetensors")
