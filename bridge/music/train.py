@@ -215,10 +215,10 @@ def check_out_dir(out_dir, resume):
 
 
 class _StopSignals(list):
-    """Ctrl-C or a polite kill (a machine's session ending) received while the loop runs: their
-    names. The loop stops between steps, where the weights and the optimizer agree, and saves a
-    checkpoint; stopped in the middle of an optimizer step they would not. A second signal
-    stops at once."""
+    """Ctrl-C or a polite kill (a shutdown, a job scheduler's time limit) received while the
+    loop runs: their names. The loop stops between steps, where the weights and the optimizer
+    agree, and saves a checkpoint; stopped in the middle of an optimizer step they would not.
+    A second signal stops at once."""
 
     def __init__(self):
         super().__init__()
