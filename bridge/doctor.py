@@ -26,22 +26,17 @@ def _tool_version(tool: str) -> str | None:
 
 
 def music_model(stem) -> tuple:
-    """The shipped weights, checked against the SHA-256 their record holds (as loading does)."""
-    import json
-    from bridge.music.model import sha256_file
-    weights, record = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
-    if not weights.is_file() or not record.is_file():
-        return "music model", False, f"no {weights.name} (+ {record.name}) in {stem.parent}", False
+    """The shipped weights, loaded as `score` loads them (SHA-256 checked)."""
+    from bridge.errors import MissingModel
+    from bridge.music.model import load_usable
     try:
-        meta = json.loads(record.read_text())
-        ok = sha256_file(weights) == meta["sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return "music model", False, f"{record.name} is unreadable ({type(exc).__name__})", False
-    if not ok:
-        return ("music model", False, f"{weights.name} does not match the SHA-256 in {record.name}: "
-                "corrupt; restore models/ from the project's repository", False)
-    return ("music model", True, f"{weights.name}, {meta.get('params', 0) / 1e6:.2f} M parameters, "
-            f"SHA-256 {meta['sha256'][:12]}… checked", False)
+        model = load_usable("cpu", stem, "scores cannot be written")
+    except MissingModel as exc:
+        return "music model", False, str(exc), False
+    except (OSError, ValueError, KeyError, TypeError) as exc:   # a record or file not its own
+        return "music model", False, f"{stem.name} is unreadable ({type(exc).__name__})", False
+    return ("music model", True, f"{stem.name}.safetensors, {model.num_params() / 1e6:.2f} M parameters, "
+            f"SHA-256 checked", False)
 
 
 def music_corpus() -> tuple:

@@ -16,7 +16,6 @@ from bridge import live
 from bridge import manifest as manifest_mod
 from bridge.analyze import read_and_analyze
 from bridge.compose import compose, to_parts
-from bridge.errors import MissingModel
 from bridge.plan import describe, make_plan
 from bridge.render import audio, midi, otio_out, preview
 from bridge.timebase import beats_to_seconds, frames_to_timecode, tempo_to_bpm
@@ -24,16 +23,11 @@ from bridge.timeline import read_otio
 
 
 def load_model(device="auto", path_stem=None):
-    """(model, description) for the shipped music model; MissingModel when none is installed."""
-    from bridge.music.model import MODELS_DIR, SHIPPED_NAME, ChecksumError, load_shipped
+    """(model, description) for the shipped music model; MissingModel when none is installed or it is corrupt."""
+    from bridge.music.model import MODELS_DIR, SHIPPED_NAME, load_usable
     stem = Path(path_stem) if path_stem else MODELS_DIR / SHIPPED_NAME
-    try:
-        model = load_shipped(device, stem)
-    except FileNotFoundError:
-        raise MissingModel(f"no shipped music model at {stem}.safetensors: music cannot be "
-                           f"written until one is trained (`scorebridge train model --ship`)") from None
-    except ChecksumError as exc:
-        raise MissingModel(f"{exc}; restore models/ from the project's repository") from None
+    model = load_usable(device, stem, "music cannot be written until one is trained "
+                                      "(`scorebridge train model --ship`)")
     meta = json.loads(stem.with_suffix(".json").read_text())
     return model, {"name": stem.name, "sha256": meta["sha256"], "params": model.num_params()}
 

@@ -392,7 +392,7 @@ def test_missing_or_broken_kept_takes_are_a_clear_error(tmp_path):
     assert not (tmp_path / "run").exists()                      # nothing started
     proc = subprocess.run([sys.executable, "-m", "bridge.cli", "train", "takes", "--out", str(tmp_path / "t.json.gz"),
                            "--model", str(tmp_path / "no-such-model")], capture_output=True, text=True)
-    assert proc.returncode == 4 and "no model (--model) at" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 4 and "give --model the path stem" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "t.json.gz").exists()
     (tmp_path / "plain.json.gz").write_text("not gzip")
     with pytest.raises(BadInput, match="not a file of kept takes"):

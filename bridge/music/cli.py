@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from bridge.errors import BadInput, MissingModel
+from bridge.errors import BadInput
 
 
 def _corpus(args) -> int:
@@ -40,17 +40,10 @@ def _shipped():
 
 
 def _load(stem, what, device="cpu"):
-    """A trained model at `stem` (.safetensors + .json): MissingModel when it is not there,
-    BadInput when its checksum fails."""
-    from bridge.music.model import ChecksumError, load_shipped
-    try:
-        return load_shipped(device, path_stem=stem)
-    except FileNotFoundError:
-        hint = ("train one with `scorebridge train model --ship`" if what == "shipped model" else
-                "give the path stem of a run's weights, e.g. runs/music/scorebridge-music")
-        raise MissingModel(f"no {what} at {stem}.safetensors (+ .json): {hint}") from None
-    except ChecksumError as exc:
-        raise BadInput(str(exc)) from None
+    """A trained model at `stem`; MissingModel when it is not there or is corrupt."""
+    from bridge.music.model import load_usable
+    return load_usable(device, stem, "train one with `scorebridge train model --ship`" if what == "shipped" else
+                       f"give {what} the path stem of a run's weights, e.g. runs/music/scorebridge-music")
 
 
 def _model(args) -> int:
@@ -62,7 +55,7 @@ def _model(args) -> int:
     if args.self_data and not Path(args.self_data).is_file():
         raise BadInput(f"no kept takes at {args.self_data}: write them with `scorebridge train takes`")
     if args.init:
-        _load(args.init, "model to fine-tune (--init)")
+        _load(args.init, "--init")
     cfg = TrainConfig(out_dir=args.out, steps=args.steps, device=args.device,
                       model=MusicConfig(cond_zero_init=not args.random_cond_init,
                                         tonic=args.tonic or args.key, tonic_modes=2 if args.key else 1),
@@ -89,7 +82,7 @@ def _takes(args) -> int:
     from bridge.music import selftrain
     log = lambda s: print(s, file=sys.stderr, flush=True)
     torch.manual_seed(args.seed)
-    model = _load(args.model or _shipped(), "model (--model)" if args.model else "shipped model", "auto")
+    model = _load(args.model or _shipped(), "--model" if args.model else "shipped", "auto")
     targets = selftrain.draw_targets(args.targets, args.seconds, np.random.default_rng(args.seed))
     if args.key_guidance != 1.0 and not model.cfg.tonic:
         raise BadInput("--key-guidance needs a model with the tonic condition (train model --tonic/--key)")
@@ -111,8 +104,8 @@ def _eval(args) -> int:
         print("error: --int8 samples from an int8 copy; --precision bf16 asks for a bf16 one. "
               "Pick one.", file=sys.stderr)
         return 2
-    model = _load(args.model, "model (--model)") if args.model else _load(_shipped(), "shipped model", "auto")
-    twin = _load(args.twin, "twin (--twin)") if args.twin else None
+    model = _load(args.model, "--model") if args.model else _load(_shipped(), "shipped", "auto")
+    twin = _load(args.twin, "--twin") if args.twin else None
     res = evaluate(quick=args.quick, model=model, guidance=args.guidance, twin=twin,
                    twin_windows=args.twin_windows,
                    nll_only=args.nll_only, temperature=args.temperature,

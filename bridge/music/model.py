@@ -416,6 +416,18 @@ def save_shipped(model, path_stem, extra=None, dtype=torch.float16):
     return weights
 
 
+def load_usable(device, path_stem, missing_hint) -> MusicTransformer:
+    """load_shipped, with a missing or corrupt model as MissingModel and a one-line message
+    for the user (missing_hint says what to do when none is there)."""
+    from bridge.errors import MissingModel
+    try:
+        return load_shipped(device, path_stem)
+    except FileNotFoundError:
+        raise MissingModel(f"no music model at {Path(path_stem)}.safetensors (+ .json): {missing_hint}") from None
+    except ChecksumError as exc:
+        raise MissingModel(f"{exc}; restore models/ from the project's repository") from None
+
+
 def load_shipped(device="auto", path_stem=None) -> MusicTransformer:
     """The shipped model in eval mode (float32 on CPU), after checking its SHA-256."""
     from safetensors.torch import load_file
