@@ -23,7 +23,8 @@ from bridge.timeline import read_otio
 
 
 def load_model(device="auto", path_stem=None):
-    """(model, description) for the shipped music model; MissingModel when none is installed or it is corrupt."""
+    """(model, description) for the shipped music model; MissingModel when none is installed
+    or it is corrupt."""
     from bridge.music.model import MODELS_DIR, SHIPPED_NAME, load_usable
     stem = Path(path_stem) if path_stem else MODELS_DIR / SHIPPED_NAME
     model = load_usable(device, stem, "music cannot be written until one is trained "

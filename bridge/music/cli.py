@@ -42,8 +42,9 @@ def _shipped():
 def _load(stem, what, device="cpu"):
     """A trained model at `stem`; MissingModel when it is not there or is corrupt."""
     from bridge.music.model import load_usable
-    return load_usable(device, stem, "train one with `scorebridge train model --ship`" if what == "shipped" else
-                       f"give {what} the path stem of a run's weights, e.g. runs/music/scorebridge-music")
+    hint = ("train one with `scorebridge train model --ship`" if what == "shipped" else
+            f"give {what} the path stem of a run's weights, e.g. runs/music/scorebridge-music")
+    return load_usable(device, stem, hint)
 
 
 def _model(args) -> int:

@@ -423,7 +423,8 @@ def load_usable(device, path_stem, missing_hint) -> MusicTransformer:
     try:
         return load_shipped(device, path_stem)
     except FileNotFoundError:
-        raise MissingModel(f"no music model at {Path(path_stem)}.safetensors (+ .json): {missing_hint}") from None
+        raise MissingModel(f"no music model at {Path(path_stem)}.safetensors (+ .json): "
+                           f"{missing_hint}") from None
     except ChecksumError as exc:
         raise MissingModel(f"{exc}; restore models/ from the project's repository") from None
 
