@@ -26,7 +26,8 @@
                  entropy per 4-bar window
   speed          sampling tokens/s at batch 1 with the key/value cache (and batch 8), at the
                  precision sample() picks here (bf16-packed on a CPU that does bf16), the
-                 median of three runs
+                 median of three runs; steps_by_threads: how many of their steps ran with
+                 torch's thread count and how many with one (sample() chooses as it goes)
 """
 
 import json
@@ -430,26 +431,32 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
 
     # 5. Speed at batch 1 with the cache (and batch 8, total tokens/s).
     packs = precision == "bf16" or (precision == "auto" and packable(model))
+    # The sampler chooses between torch's thread count and one as it goes (sample._Threads);
+    # steps_by_threads says how many steps of each figure's timed runs ran with each.
     res["speed"] = {"threads": torch.get_num_threads(), "precision": "bf16" if packs else "fp32",
-                    "runs": 1 if quick else SPEED_RUNS}
+                    "runs": 1 if quick else SPEED_RUNS, "steps_by_threads": {}}
 
-    def tokens_per_s(**kw):
+    def tokens_per_s(key, **kw):
         """The median over the runs of 384 tokens a take, after a warm-up."""
         kw["precision"] = precision
         sample(model, 1e9, seed=seed, max_tokens=16, **kw)
-        rates = []
+        rates, used = [], {}
         for _ in range(res["speed"]["runs"]):
+            stats = {}
             (_, toks), secs = _time(lambda: sample(model, 1e9, seed=seed, max_tokens=384,
-                                                   return_tokens=True, **kw))
+                                                   return_tokens=True, stats=stats, **kw))
             rates.append(sum(len(t) - 1 for t in toks) / secs)
-        return round(float(np.median(rates)), 1)
+            for n, steps in stats["threads"].items():
+                used[str(n)] = used.get(str(n), 0) + steps
+        res["speed"]["steps_by_threads"][key] = dict(sorted(used.items()))
+        res["speed"][key] = round(float(np.median(rates)), 1)
 
     for b, g, key in ((1, 1.0, "tokens_per_s_batch1"), (8, 1.0, "tokens_per_s_batch8"),
                       (1, guidance, f"tokens_per_s_batch1_guidance_{guidance:g}")):
-        res["speed"][key] = tokens_per_s(batch=b, guidance=g)
+        tokens_per_s(key, batch=b, guidance=g)
     if keyed in res["control"]:   # the key-guided variant: a second row per step
-        res["speed"][f"tokens_per_s_batch1_{keyed}"] = tokens_per_s(batch=1, tonic=0, valence=0.6,
-                                                                      key_guidance=key_guidance)
+        tokens_per_s(f"tokens_per_s_batch1_{keyed}", batch=1, tonic=0, valence=0.6,
+                     key_guidance=key_guidance)
     log(json.dumps({"speed": res["speed"]}))
 
     st, sp = res["style"], res["speed"]

@@ -16,6 +16,7 @@ drawn, and may mask tokens or force one (by leaving only that token possible).
 """
 
 import bisect
+import time
 import weakref
 
 import numpy as np
@@ -48,6 +49,108 @@ KEY_FLOOR = 0.01
 # wider and fewer join them, so the chord the offsets put on a cut came out thinner
 # (MODEL_CARD.md, "Key guidance at the cuts"; chosen on seeds other than the eval's).
 KEY_CUT_S = 0.5
+
+
+# The sampler times THREAD_TRIAL steps with each thread count it may use, keeps the faster,
+# and tries again THREAD_PERIOD steps later, twice as late each time the choice holds, up to
+# THREAD_PERIOD_MAX (_Threads).
+THREAD_TRIAL = 8
+THREAD_PERIOD = 128
+THREAD_PERIOD_MAX = 1024
+# A step with several threads that takes THREAD_STALL times one thread's median step has
+# waited for a core held elsewhere; and once chosen, several threads are given up at once
+# where THREAD_TRIAL steps took THREAD_SLOWER times as long as the THREAD_TRIAL before them
+# (steps slow down gradually as the context fills; a core taken elsewhere slows them 3-100x).
+THREAD_STALL = 3.0
+THREAD_SLOWER = 2.0
+# A sampling run that starts within THREAD_MEMORY_S of the last one's end goes on with its
+# choice and its period (a score or an eval samples many times in a row).
+THREAD_MEMORY_S = 30.0
+_THREAD_MEMORY = {}   # torch's count -> (when the last run ended, its choice, period, reference)
+
+
+def _median(xs):
+    return sorted(xs)[len(xs) // 2]
+
+
+class _Threads:
+    """The intra-op thread count for the sampler's steps (torch's own or 1), chosen by timing
+    them. Why: a step at a few rows is a chain of small calls, and each call waits for all of
+    torch's threads. When another program holds a core, a call can wait for the scheduler:
+    on this 2-core machine with one busy process beside it 2 threads sampled 3-4x slower than
+    1, with two, some steps took 256 ms instead of 3-7; on idle cores 2 threads were 6-37 %
+    faster (MODEL_CARD.md, "Sampling on a CPU"). So one thread, then several, take
+    THREAD_TRIAL steps each; several are kept only where their mean step was the faster, and
+    given up at their first stalled step (THREAD_STALL) or where their steps turn slower
+    after the trial (THREAD_SLOWER). Ties go to one thread: its worst case is mild, the other's is not. The count
+    changes no result: each row is computed the same way either way (the same tokens: tested)."""
+
+    def __init__(self, fixed=None):
+        """fixed: one count for every step instead of choosing."""
+        self.start = torch.get_num_threads()
+        self.counts = (fixed,) if fixed else (1, self.start) if self.start > 1 else (self.start,)
+        self.chosen, self.period = self.counts[-1], THREAD_PERIOD
+        self.steps, self.trial_at, self.times = 0, 0, {}
+        self.ref, self.recent = None, []   # several threads' mean step lately; the steps since
+        self.used = {}   # steps run with each count
+        last = _THREAD_MEMORY.get(self.start) if len(self.counts) > 1 else None
+        if last and time.monotonic() - last[0] < THREAD_MEMORY_S:
+            _, self.chosen, self.period, self.ref = last
+            self.trial_at = self.period
+        torch.set_num_threads(self.chosen)
+
+    def _trial_step(self):
+        """Where this step falls in a trial (None: outside one)."""
+        k = self.steps - self.trial_at
+        return k if len(self.counts) > 1 and 0 <= k < THREAD_TRIAL * len(self.counts) else None
+
+    def _choose(self, n, period):
+        self.period = period
+        self.chosen, self.times, self.recent, self.trial_at = n, {}, [], self.steps + period
+        torch.set_num_threads(n)
+
+    def before(self):
+        """Set the count for the next step; returns it."""
+        k = self._trial_step()
+        n = self.chosen if k is None else self.counts[k // THREAD_TRIAL]
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+        return n
+
+    def after(self, n, seconds):
+        """Count the step just run with `n` threads in `seconds`; at a trial's end, choose."""
+        k = self._trial_step()
+        self.steps += 1
+        self.used[n] = self.used.get(n, 0) + 1
+        if k is None:
+            if self.chosen > 1 and self.ref:
+                self.recent.append(seconds)
+                if len(self.recent) == THREAD_TRIAL:   # a window's mean against the last one's
+                    mean = sum(self.recent) / THREAD_TRIAL
+                    if mean > THREAD_SLOWER * self.ref:
+                        self._choose(1, THREAD_PERIOD)
+                    else:
+                        self.ref, self.recent = mean, []
+            return
+        if n == 1:
+            if k % THREAD_TRIAL:   # the first step pays for the switch to one thread: not timed
+                self.times.setdefault(n, []).append(seconds)
+            return
+        one = _median(self.times[1])
+        self.times.setdefault(n, []).append(seconds)
+        if seconds > THREAD_STALL * one:   # stalled: the trial ends here
+            self._choose(1, min(2 * self.period, THREAD_PERIOD_MAX) if self.chosen == 1 else THREAD_PERIOD)
+        elif k == THREAD_TRIAL * len(self.counts) - 1:
+            many = _median(self.times[n])
+            chosen = n if many <= one else 1
+            self.ref = sum(self.times[n]) / len(self.times[n])
+            self._choose(chosen, min(2 * self.period, THREAD_PERIOD_MAX) if chosen == self.chosen else THREAD_PERIOD)
+
+    def restore(self):
+        """Give torch its own count back; remember the choice for the next run."""
+        torch.set_num_threads(self.start)
+        if len(self.counts) > 1:
+            _THREAD_MEMORY[self.start] = (time.monotonic(), self.chosen, self.period, self.ref)
 
 
 # Packed copies of the models sampled from (precision "bf16"), each with the parameter
@@ -174,7 +277,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
            temperature=1.0, top_p=TOP_P, use_valence_arousal=True, use_boundaries=True,
            max_tokens=None, return_tokens=False, per_take=False, constrain=None, guidance=1.0,
            prompt=(), prompt_ms=0, note_temperature=None, tonic=None, key_guidance=1.0,
-           key_floor=KEY_FLOOR, key_cut_s=KEY_CUT_S, precision="auto"):
+           key_floor=KEY_FLOOR, key_cut_s=KEY_CUT_S, precision="auto", threads=None, stats=None):
     """Generate `batch` takes of `duration_s` seconds; returns a list of note lists.
 
     use_valence_arousal / use_boundaries=False withhold that condition (the model's
@@ -213,6 +316,10 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     oneDNN does bf16 (model.packed; a guided step 1.4-1.6x as fast, and the precision the
     model was trained in), the model as given elsewhere; "bf16" insists on the copy,
     "fp32" on the model as given.
+    threads: torch's intra-op threads for the run (restored after); None chooses between
+    torch's count and 1 by timing the steps as they run (_Threads), since a core that another
+    program holds makes every step wait for it. stats: a dict, given, gets "threads": steps
+    run with each count.
     """
     model = _sampling_model(model, precision)
     plan = model.step_plan()   # what each step reads of the blocks, looked up once
@@ -232,6 +339,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         raise ValueError(f"key_cut_s is seconds before a cut, 0 or more, not {key_cut_s}")
     if not 0.0 <= key_floor < 1.0:
         raise ValueError(f"key_floor is a share of a family's note-on mass, 0 <= floor < 1, not {key_floor}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads is a count of 1 or more, or None to choose, not {threads!r}")
     if tonic is None:
         t_at = [_schedule(-1)] * batch
     else:
@@ -314,34 +423,43 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         cnd = torch.tensor(np.array([c[len(c) - keep:] for c in conds]), device=device)
         return cache, run(idx, cnd, cache)
 
-    cache, logits = prefill(cfg.block_size)
-    for _ in range(max_tokens):
-        step = logits.cpu() if constrain is None else constrain(logits.cpu(), now_ms.copy())
-        nxt = _top_p(step, temperature, top_p, rng, note_temperature)
-        for b in range(batch):
-            tok = int(nxt[b])
-            if done[b] or tok == EOS:
-                done[b] = True
-                nxt[b] = PAD
+    counts = _Threads(threads if threads or device.type == "cpu" else torch.get_num_threads())
+    try:
+        cache, logits = prefill(cfg.block_size)
+        for _ in range(max_tokens):
+            step = logits.cpu() if constrain is None else constrain(logits.cpu(), now_ms.copy())
+            nxt = _top_p(step, temperature, top_p, rng, note_temperature)
+            for b in range(batch):
+                tok = int(nxt[b])
+                if done[b] or tok == EOS:
+                    done[b] = True
+                    nxt[b] = PAD
+                    continue
+                decoders[b].feed(tok)
+                now_ms[b] += TOKEN_MS[tok]
+                if now_ms[b] >= duration_s * 1000:
+                    done[b] = True
+            for b in range(batch):
+                ctx[b].append(int(nxt[b]))
+            if done.all():   # the token that ended the last take is kept: it is part of the take
+                break
+            c = cond_at(now_ms.astype(np.float64))
+            for b in range(batch):
+                conds[b].append(c[b])
+            if cache.pos >= cfg.block_size:
+                # Context full: keep the most recent half and rebuild the cache from it.
+                cache, logits = prefill(cfg.block_size // 2)
                 continue
-            decoders[b].feed(tok)
-            now_ms[b] += TOKEN_MS[tok]
-            if now_ms[b] >= duration_s * 1000:
-                done[b] = True
-        for b in range(batch):
-            ctx[b].append(int(nxt[b]))
-        if done.all():   # the token that ended the last take is kept: it is part of the take
-            break
-        c = cond_at(now_ms.astype(np.float64))
-        for b in range(batch):
-            conds[b].append(c[b])
-        if cache.pos >= cfg.block_size:
-            # Context full: keep the most recent half and rebuild the cache from it.
-            cache, logits = prefill(cfg.block_size // 2)
-            continue
-        x = torch.from_numpy(nxt.astype(np.int64)).to(device).view(batch, 1)
-        cx = torch.from_numpy(c).to(device).view(batch, 1, -1)
-        logits = run(x, cx, cache)
+            x = torch.from_numpy(nxt.astype(np.int64)).to(device).view(batch, 1)
+            cx = torch.from_numpy(c).to(device).view(batch, 1, -1)
+            n = counts.before()
+            t0 = time.perf_counter()
+            logits = run(x, cx, cache)
+            counts.after(n, time.perf_counter() - t0)
+    finally:
+        counts.restore()
+    if stats is not None:
+        stats["threads"] = dict(counts.used)
     takes = [d.finish() for d in decoders]
     # Notes past the requested end (a long chord started just before it) are trimmed.
     takes = [[n._replace(duration=min(n.duration, max(duration_s - n.start, 0.01)))
