@@ -194,6 +194,10 @@ def cmd_bench(args) -> int:
         results = live_bench.run(seconds=args.seconds or 180.0, cuts=args.cuts or 40, device=args.device,
                                  audio=not args.no_audio)
         print(live_bench.report(results))
+    elif args.what == "sampling":
+        from bridge.music import sample_bench
+        results = sample_bench.run(busy=args.busy, runs=args.runs)
+        print(sample_bench.report(results))
     elif args.what == "daemon":
         from bridge import daemon_bench
         results = daemon_bench.run(seconds=args.seconds or 60.0, cuts=args.cuts or 14)
@@ -370,10 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
-    p.add_argument("what", choices=["analysis", "score", "daemon", "live"],
+    p.add_argument("what", choices=["analysis", "score", "daemon", "live", "sampling"],
                    help="analysis: picture analysis speed (frames/s); score: time to score an edit, by stage; "
                         "daemon: ping, request-to-done cold and warm, bursts of requests; "
-                        "live: partial re-scoring after edits vs a full re-score")
+                        "live: partial re-scoring after edits vs a full re-score; "
+                        "sampling: the music model's tokens/s by thread count, optionally beside busy processes")
     p.add_argument("--seconds", type=float,
                    help="analysis: length of each test video (default 20); score: edit length (default 180); "
                         "daemon: edit length (default 60)")
@@ -381,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--candidates", type=int, default=4, help="score: candidates per run (default 4)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--no-audio", action="store_true", help="live: time MIDI-only updates (no WAV)")
+    p.add_argument("--busy", type=_int_in(0, 4 * (os.cpu_count() or 1)), default=0, metavar="N",
+                   help="sampling: processes spinning on a core each beside it (default 0)")
+    p.add_argument("--runs", type=_int_in(1, 50), default=5, metavar="N",
+                   help="sampling: timed runs per figure, the median printed (default 5)")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p.set_defaults(func=cmd_bench)
 

@@ -141,7 +141,9 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
                                   ["train", "takes", "--out", "t.json.gz", "--seed", "-3"],
                                   ["eval", "--guidance", "nan"], ["eval", "--guidance", "-5"],
                                   ["train", "corpus", "--budget", "-5"], ["train", "corpus", "--budget", "nan"],
-                                  ["train", "corpus", "--workers", "0"], ["train", "corpus", "--workers", "100000"]])
+                                  ["train", "corpus", "--workers", "0"], ["train", "corpus", "--workers", "100000"],
+                                  ["bench", "sampling", "--busy", "-1"], ["bench", "sampling", "--busy", "100000"],
+                                  ["bench", "sampling", "--runs", "0"]])
 def test_absurd_steering_strength_or_temperature_is_refused_before_any_work(argv):
     proc = subprocess.run([sys.executable, "-m", "bridge.cli", *argv], capture_output=True, text=True)
     assert proc.returncode == 2
@@ -151,7 +153,7 @@ def test_absurd_steering_strength_or_temperature_is_refused_before_any_work(argv
                                           "invalid choice", "[0, 10]", "16 to 8192",
                                           "not a whole number", "(0, 1]", "[0, 10080]", "[0, 100]",
                                           "0 to 4294967295", "(0, 1000]", "1 to 4096", "[0, 86400]",
-                                          "must be 1 to"))
+                                          "must be 1 to", "must be 0 to"))
     assert "Traceback" not in proc.stderr
 
 

@@ -80,10 +80,10 @@ class _Threads:
     on this 2-core machine with one busy process beside it 2 threads sampled 3-4x slower than
     1, with two, some steps took 256 ms instead of 3-7; on idle cores 2 threads were 6-37 %
     faster (MODEL_CARD.md, "Sampling on a CPU"). So one thread, then several, take
-    THREAD_TRIAL steps each; several are kept only where their mean step was the faster, and
+    THREAD_TRIAL steps each; several are kept where their median step was no slower, and
     given up at their first stalled step (THREAD_STALL) or where their steps turn slower
-    after the trial (THREAD_SLOWER). Ties go to one thread: its worst case is mild, the other's is not. The count
-    changes no result: each row is computed the same way either way (the same tokens: tested)."""
+    after the trial (THREAD_SLOWER). The count changes no result: every operation of a step
+    gives the same bits with any count (model.attend_one; the same tokens: tested)."""
 
     def __init__(self, fixed=None):
         """fixed: one count for every step instead of choosing."""
@@ -423,7 +423,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         cnd = torch.tensor(np.array([c[len(c) - keep:] for c in conds]), device=device)
         return cache, run(idx, cnd, cache)
 
-    counts = _Threads(threads if threads or device.type == "cpu" else torch.get_num_threads())
+    # On a GPU the steps do not run on these threads: nothing to choose there.
+    counts = _Threads(threads if device.type == "cpu" else threads or torch.get_num_threads())
     try:
         cache, logits = prefill(cfg.block_size)
         for _ in range(max_tokens):
