@@ -51,9 +51,9 @@ KEY_FLOOR = 0.01
 KEY_CUT_S = 0.5
 
 
-# The sampler times THREAD_TRIAL steps with each thread count it may use, keeps the faster,
-# and tries again THREAD_PERIOD steps later, twice as late each time the choice holds, up to
-# THREAD_PERIOD_MAX (_Threads).
+# The sampler times THREAD_TRIAL steps with each thread count it may use, keeps the faster
+# (torch's own count on a tie), and tries again THREAD_PERIOD steps later, twice as late each
+# time the choice holds, up to THREAD_PERIOD_MAX (_Threads).
 THREAD_TRIAL = 8
 THREAD_PERIOD = 128
 THREAD_PERIOD_MAX = 1024
