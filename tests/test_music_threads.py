@@ -104,7 +104,7 @@ def test_the_thread_count_changes_no_token(shipped, kw):
         _, toks = sample(shipped, 600, valence=0.5, arousal=0.2, boundaries=[1.0, 2.5], seed=5,
                          max_tokens=150, return_tokens=True, threads=threads, stats=stats, **kw)
         takes[threads] = toks
-        drawn = max(len(t) for t in toks) - 1   # tokens drawn: a step after each, but after the one that ended the takes
+        drawn = max(len(t) for t in toks) - 1   # a step after each token drawn but one that ended the takes
         assert drawn - 1 <= sum(stats["threads"].values()) <= drawn
         assert torch.get_num_threads() == 2            # torch's count given back
     assert takes[1] == takes[2] == takes[None]

@@ -144,7 +144,8 @@ class _Threads:
             many = _median(self.times[n])
             chosen = n if many <= one else 1
             self.ref = sum(self.times[n]) / len(self.times[n])
-            self._choose(chosen, min(2 * self.period, THREAD_PERIOD_MAX) if chosen == self.chosen else THREAD_PERIOD)
+            held = chosen == self.chosen
+            self._choose(chosen, min(2 * self.period, THREAD_PERIOD_MAX) if held else THREAD_PERIOD)
 
     def restore(self):
         """Give torch its own count back; remember the choice for the next run."""

@@ -73,6 +73,8 @@ def report(res):
              f"torch's threads {res['threads']}; busy processes beside: {res['busy_processes']}",
              f"{'':24}" + "".join(f"{p:>20}" for p in policies)]
     for name, row in res["tokens_per_s"].items():
-        steps = ", ".join(f"{k} thread{'s' if k != '1' else ''}: {v}" for k, v in res["steps_by_threads"][name].items())
-        lines.append(f"{name:24}" + "".join(f"{row[p]:>20}" for p in policies) + f"   (chosen: {steps} steps)")
+        steps = ", ".join(f"{k} thread{'s' if k != '1' else ''}: {v}"
+                          for k, v in res["steps_by_threads"][name].items())
+        figures = "".join(f"{row[p]:>20}" for p in policies)
+        lines.append(f"{name:24}{figures}   (chosen: {steps} steps)")
     return "\n".join(lines)
