@@ -304,7 +304,7 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
     step, elapsed, tokens_seen, history = 0, 0.0, 0, []
     if resume and not ckpt_path.exists():
         log(f"no checkpoint at {ckpt_path} to resume: starting at step 0")
-    if resume and ckpt_path.exists():
+    elif resume:
         ck = _read_ckpt(ckpt_path, device)
         try:
             model.load_state_dict(ck["model"])
