@@ -1,12 +1,13 @@
 """The sampler's fast paths change nothing they should not: the one-token step, the bf16
-packed copy and the numpy draw."""
+packed copy, the float32 model at a few rows and the numpy draw."""
 
 import numpy as np
 import pytest
 import torch
 
+from bridge.music import sample as sampler
 from bridge.music.model import KVCache, MusicConfig, MusicTransformer, PackedMLP, cond_features, packable, packed
-from bridge.music.sample import _top_p, sample
+from bridge.music.sample import _top_p, sample, sampling_precision
 from bridge.music.tokens import BOS, VOCAB_SIZE
 
 CFG = MusicConfig(block_size=64, n_layer=2, n_head=2, n_embd=64, n_cond=16, tonic=True, tonic_modes=2)
@@ -53,6 +54,37 @@ def test_step_gives_what_the_cached_forward_gives_to_the_bit():
         m.step(idx[:, :2], cond[:, :2], KVCache(CFG, 2, "cpu"))
 
 
+@torch.no_grad()
+def test_step_reuses_an_unchanged_condition_and_still_gives_the_forward_bits():
+    m, (idx, cond) = _model(), _inputs()
+    # the steps (positions 20-29) see time stand still for a few tokens at a time
+    cond = cond[:, list(range(20)) + [20, 20, 21, 21, 21, 22, 23, 23, 24, 24]]
+    a, _ = _steps(lambda m, x, c, k: m(x, c, cache=k)[0], m, idx, cond)
+    seen = []
+
+    def step(m, x, c, k):
+        out = m.step(x, c, k)
+        seen.append(k.last_cond)
+        return out
+    b, _ = _steps(step, m, idx, cond)
+    assert torch.equal(a, b)
+    assert seen[1] is seen[0] and seen[2] is not seen[1] and seen[4] is seen[3] is seen[2]
+    assert torch.equal(seen[2][0], cond[:, 22:23]) and len({id(x) for x in seen}) == 5
+
+
+@torch.no_grad()
+def test_the_step_plan_calls_the_layers_directly_with_the_same_bits():
+    m, (idx, cond) = _model(), _inputs()
+    x = torch.randn(2, 1, CFG.n_embd)
+    for entry, block in zip(m.step_plan(), m.blocks):
+        qkv_of, proj_of, mlp_of = entry[3], entry[4], entry[8]
+        assert not hasattr(mlp_of, "__self__")   # not the module's own forward
+        assert torch.equal(qkv_of(x), block.attn.qkv(x)) and torch.equal(proj_of(x), block.attn.proj(x))
+        assert torch.equal(mlp_of(x), block.mlp(x))
+    train = MusicTransformer(MusicConfig(**{**CFG.__dict__, "dropout": 0.5})).train()
+    assert all(e[8] == b.mlp.forward for e, b in zip(train.step_plan(), train.blocks))  # dropout live
+
+
 @needs_bf16
 @torch.no_grad()
 def test_packed_copy_computes_what_bf16_autocast_does_and_leaves_the_model_alone():
@@ -87,6 +119,44 @@ def test_sampling_precision_picks_the_copy_and_repacks_a_model_changed_since():
     assert sample(m, precision="bf16", **kw)[1] != bf
     with pytest.raises(ValueError, match="precision"):
         sample(m, precision="fp16", **kw)
+
+
+@needs_bf16
+def test_auto_precision_samples_a_few_rows_in_float32_where_the_thread_count_changes_no_bit(monkeypatch):
+    m = _model()
+    kw = dict(duration_s=2.0, valence=0.6, arousal=0.2, boundaries=[1.0], seed=3, max_tokens=60,
+              return_tokens=True, tonic=2)
+    # one row; three (a take and its two guided twins); four (two takes and their twins)
+    few, three, four = dict(batch=1), dict(batch=1, guidance=2.0, key_guidance=4.0), dict(batch=2, guidance=2.0)
+    with monkeypatch.context() as mp:
+        mp.setattr(sampler, "_fp32_same_bits", lambda model, rows: True)
+        assert [sampling_precision(m, "auto", r) for r in (1, 3, 4, 12)] == ["fp32", "fp32", "bf16", "bf16"]
+        assert sample(m, **few, **kw)[1] == sample(m, precision="fp32", **few, **kw)[1]
+        assert sample(m, **three, **kw)[1] == sample(m, precision="fp32", **three, **kw)[1]
+        assert sample(m, **four, **kw)[1] == sample(m, precision="bf16", **four, **kw)[1]
+        assert sampling_precision(m, "bf16", 1) == "bf16" and sampling_precision(m, "fp32", 8) == "fp32"
+        mp.setattr(sampler, "_fp32_same_bits", lambda model, rows: False)   # say, MKL at 4 threads
+        assert sampling_precision(m, "auto", 1) == "bf16"
+        assert sample(m, **few, **kw)[1] == sample(m, precision="bf16", **few, **kw)[1]
+
+
+def test_the_float32_bits_check_runs_once_per_shape_and_count_and_gives_the_count_back():
+    m, before = _model(), torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert sampler._fp32_same_bits(m, 1)   # one thread: nothing to compare
+        torch.set_num_threads(2)
+        sampler._SAME_BITS.clear()
+        first = sampler._fp32_same_bits(m, 2)
+        assert torch.get_num_threads() == 2 and len(sampler._SAME_BITS) == 1
+        ((shapes, rows, n), same), = sampler._SAME_BITS.items()
+        assert (rows, n, same) == (2, 2, first)
+        assert (CFG.n_embd, CFG.n_embd, False) in shapes and (4 * CFG.n_embd, CFG.n_embd, True) in shapes
+        sampler._SAME_BITS[shapes, rows, n] = "remembered"
+        assert sampler._fp32_same_bits(m, 2) == "remembered"
+    finally:
+        sampler._SAME_BITS.clear()
+        torch.set_num_threads(before)
 
 
 def test_a_model_packing_cannot_serve_is_sampled_as_it_is():

@@ -6,7 +6,7 @@ import torch
 from bridge.music.model import (COND_DIM, MusicConfig, MusicTransformer, KVCache, cond_features,
                                 offset_bins, BIN_NONE, BIN_WITHHELD)
 from bridge.music.sample import sample
-from bridge.music.tokens import VOCAB_SIZE, BOS
+from bridge.music.tokens import VOCAB_SIZE, BOS, EOS
 
 CFG = MusicConfig(block_size=64, n_layer=2, n_head=2, n_embd=64, n_cond=16)
 
@@ -175,7 +175,11 @@ def test_returned_tokens_end_where_each_take_ended():
 
 def test_a_take_without_prompt_can_start_later_on_the_timeline():
     m = _model()
-    takes = sample(m, duration_s=3.0, batch=2, seed=1, max_tokens=2000, prompt_ms=1500)
+
+    def no_end(logits, now_ms):   # an untrained model may end a take at once: run it to 3 s
+        logits[:, EOS] = -torch.inf
+        return logits
+    takes = sample(m, duration_s=3.0, batch=2, seed=1, max_tokens=2000, prompt_ms=1500, constrain=no_end)
     assert all(t for t in takes)
     assert all(1.5 <= n.start < 3.0 for t in takes for n in t)
 

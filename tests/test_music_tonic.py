@@ -284,8 +284,10 @@ def test_key_guidance_steps_aside_where_a_cut_is_due():
     m = MusicTransformer(KEY_CFG).eval()
     with torch.no_grad():
         m.tonic.weight.normal_(0, 0.5)
+    # one precision throughout: "auto" samples a plain pair of takes (2 rows) in float32 and
+    # a key-guided pair (4) bf16-packed where the CPU does bf16
     kw = dict(duration_s=2.0, valence=[0.5, -0.5], arousal=[0.0, 0.0], batch=2, max_tokens=60,
-              per_take=True, seed=3, return_tokens=True, tonic=[0, 7])
+              per_take=True, seed=3, return_tokens=True, tonic=[0, 7], precision="fp32")
     toks = lambda bounds, **k: sample(m, boundaries=bounds, **kw, **k)[1]
     far, one = [[100.0], [100.0]], [[100.0], []]
     given, guided = toks(far), toks(far, key_guidance=6.0, key_cut_s=0.0)

@@ -21,6 +21,7 @@ import weakref
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from bridge.music.model import N_COND_FEATURES, KVCache, cond_features, packable, packed
 from bridge.music.tokens import BOS, EOS, N_FAM, N_PITCH, OFF0, ON0, PAD, TOKEN_MS, Decoder, token_times_ms
@@ -159,14 +160,58 @@ class _Threads:
 # state) is packed again.
 _PACKED = weakref.WeakKeyDictionary()
 PRECISIONS = ("auto", "bf16", "fp32")
+# With precision "auto" on a CPU that does bf16, steps of up to this many rows run on the
+# float32 model (where its bits do not depend on the thread count: _fp32_same_bits) and
+# larger ones on the bf16-packed copy. Why: each call of oneDNN's bf16
+# kernel costs about 20 us whatever its size, where float32's matmul of one row costs 4-13;
+# from about 4 rows on, bf16's halved weight reads win (MODEL_CARD.md, "Sampling on a CPU").
+FP32_MAX_ROWS = 3
+_SAME_BITS = {}   # (linear shapes, rows, torch's thread count) -> _fp32_same_bits
 
 
-def _sampling_model(model, precision):
-    """The model the steps run on: `model` itself ("fp32", or "auto" where packing cannot
-    serve it) or its bf16-packed copy (model.packed; "auto" on a CPU that does bf16)."""
+def _fp32_same_bits(model, rows):
+    """Whether the float32 linear layers of `model` give the same bits at `rows` rows with
+    one thread as with torch's count. Why: the sampler changes the count as it runs
+    (_Threads) and a take must not depend on it, but float32 matmuls split their sums by
+    thread count for some shapes (this machine's MKL, one row: at 3, 4, 6 and 8 threads, not
+    at 2), where oneDNN's bf16 kernel does not. The split follows the shapes, not the
+    values, so each shape is tried once on random numbers."""
+    n = torch.get_num_threads()
+    shapes = tuple(sorted({(m.out_features, m.in_features, m.bias is not None)
+                           for m in model.modules() if isinstance(m, torch.nn.Linear)}))
+    key = (shapes, rows, n)
+    if n > 1 and key not in _SAME_BITS:
+        g, same = torch.Generator().manual_seed(0), True
+        try:
+            for out_f, in_f, bias in shapes:
+                w, x = torch.randn(out_f, in_f, generator=g), torch.randn(rows, 1, in_f, generator=g)
+                b = torch.randn(out_f, generator=g) if bias else None
+                torch.set_num_threads(1)
+                one = F.linear(x, w, b)
+                torch.set_num_threads(n)
+                same = same and torch.equal(one, F.linear(x, w, b))
+        finally:
+            torch.set_num_threads(n)
+        _SAME_BITS[key] = same
+    return n == 1 or _SAME_BITS[key]
+
+
+def sampling_precision(model, precision, rows):
+    """"bf16" or "fp32": what sample(precision=) runs steps of `rows` rows on for `model`
+    ("auto": float32 up to FP32_MAX_ROWS rows where its bits do not depend on the thread
+    count, else bf16 where the model can be packed)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision == "fp32" or (precision == "auto" and not packable(model)):
+    if precision == "auto":
+        pack = packable(model) and (rows > FP32_MAX_ROWS or not _fp32_same_bits(model, rows))
+        return "bf16" if pack else "fp32"
+    return precision
+
+
+def _sampling_model(model, precision, rows):
+    """The model the steps run on: `model` itself ("fp32", or "auto" at a few rows or where
+    packing cannot serve it) or its bf16-packed copy (model.packed)."""
+    if sampling_precision(model, precision, rows) == "fp32":
         return model
     try:
         stamp = tuple((p.data_ptr(), p._version) for p in model.parameters())
@@ -313,18 +358,15 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     this many seconds ahead draws its pitches unguided (with the key given; 0: guided
     everywhere). With the boundaries withheld it never steps aside: the takes would learn of
     the cuts from the sampler.
-    precision: "auto" runs the steps on a bf16-packed copy of the linear layers on a CPU whose
-    oneDNN does bf16 (model.packed; a guided step 1.4-1.6x as fast, and the precision the
-    model was trained in), the model as given elsewhere; "bf16" insists on the copy,
-    "fp32" on the model as given.
+    precision: "auto" runs steps of more than FP32_MAX_ROWS rows (takes x their guided twins)
+    on a bf16-packed copy of the linear layers on a CPU whose oneDNN does bf16 (model.packed;
+    the faster there, and the precision the model was trained in), and everything else on
+    the model as given; "bf16" insists on the copy, "fp32" on the model as given.
     threads: torch's intra-op threads for the run (restored after); None chooses between
     torch's count and 1 by timing the steps as they run (_Threads), since a core that another
     program holds makes every step wait for it. stats: a dict, given, gets "threads": steps
     run with each count.
     """
-    model = _sampling_model(model, precision)
-    plan = model.step_plan()   # what each step reads of the blocks, looked up once
-    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     cfg = model.cfg
     rng = np.random.default_rng(int(seed))
     if per_take:
@@ -385,6 +427,9 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     guided = guidance != 1.0
     key_guided = key_guidance != 1.0
     rows = batch * (1 + guided + key_guided)
+    model = _sampling_model(model, precision, rows)
+    plan = model.step_plan()   # what each step reads of the blocks, looked up once
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
 
     def run(idx, cnd, cache):
         """Forward the takes (and, when guided, their twins: every condition withheld, the
