@@ -166,6 +166,28 @@ def test_key_guidance_in_scores_refuses_a_model_without_the_key(tmp_path):
     assert proc.returncode == 3 and "tonic condition" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_eval_speed_only_times_the_sampler_without_a_corpus(tmp_path):
+    from bridge.music.model import MusicConfig, MusicTransformer, packable, save_shipped
+    model = MusicTransformer(MusicConfig(n_layer=1, n_head=2, n_embd=64, n_cond=16, block_size=96,
+                                         tonic=True, tonic_modes=2))
+    save_shipped(model, tmp_path / "m")
+    run = lambda *argv: subprocess.run([sys.executable, "-m", "bridge.cli", "eval", *argv], capture_output=True,
+                                       text=True, env={**os.environ, "SCOREBRIDGE_CORPUS": str(tmp_path / "none")})
+    proc = run("--speed-only", "--quick", "--key-guidance", "6", "--model", str(tmp_path / "m"),
+               "--json-out", str(tmp_path / "speed.json"))
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    assert set(res) == {"speed", "targets_met"} and json.loads((tmp_path / "speed.json").read_text()) == res
+    sp, keys = res["speed"], {"tokens_per_s_batch1", "tokens_per_s_batch8", "tokens_per_s_batch1_guidance_2",
+                              "tokens_per_s_batch1_key_guided_6"}
+    assert keys <= set(sp) and all(sp[k] > 0 for k in keys) and sp["runs"] == 1
+    assert set(sp["precision"]) == keys and set(sp["precision"].values()) <= {"fp32", "bf16"}
+    assert sp["precision"]["tokens_per_s_batch8"] == ("bf16" if packable(model) else "fp32")   # 8 rows
+    assert set(res["targets_met"]) == {"speed_ge_400_tok_s", "key_guided_6: speed_ge_400_tok_s"}
+    proc = run("--speed-only", "--nll-only")
+    assert proc.returncode == 2 and "not allowed with" in proc.stderr
+
+
 def test_training_or_eval_without_a_corpus_or_a_model_says_what_to_do_and_starts_nothing(tmp_path):
     run = lambda *argv: subprocess.run([sys.executable, "-m", "bridge.cli", *argv], capture_output=True,
                                        text=True, env={**os.environ, "SCOREBRIDGE_CORPUS": str(tmp_path / "corpus")})

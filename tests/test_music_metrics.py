@@ -102,6 +102,7 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
     assert res["speed"]["tokens_per_s_batch1_key_guided_6"] > 0
     assert "key_guided_6: speed_ge_400_tok_s" in res["targets_met"]
     assert res["speed"]["tokens_per_s_batch1"] > 0
+    assert set(res["speed"]["precision"]) == {k for k in res["speed"] if k.startswith("tokens_per_s")}
     assert all(isinstance(v, bool) for v in res["targets_met"].values())
 
 

@@ -106,6 +106,12 @@ def _eval(args) -> int:
               "Pick one.", file=sys.stderr)
         return 2
     model = _load(args.model, "--model") if args.model else _load(_shipped(), "shipped", "auto")
+    if args.speed_only:
+        from bridge.music.evaluate import speed, speed_met
+        from bridge.music.model import quantized
+        sp = speed(quantized(model) if args.int8 else model, quick=args.quick, precision=args.precision,
+                   guidance=args.guidance, **({} if args.key_guidance is None else {"key_guidance": args.key_guidance}))
+        return _print_eval({"speed": sp, "targets_met": speed_met(sp)}, args)
     twin = _load(args.twin, "--twin") if args.twin else None
     res = evaluate(quick=args.quick, model=model, guidance=args.guidance, twin=twin,
                    twin_windows=args.twin_windows,
@@ -116,6 +122,10 @@ def _eval(args) -> int:
                    **({} if args.top_p is None else {"top_p": args.top_p}),
                    **({} if args.key_guidance is None else {"key_guidance": args.key_guidance}),
                    **({} if args.key_cut is None else {"key_cut_s": args.key_cut}))
+    return _print_eval(res, args)
+
+
+def _print_eval(res, args) -> int:
     text = json.dumps(res, indent=2)
     print(text)
     if args.json_out:
@@ -227,7 +237,10 @@ def register(sub) -> None:
     e.add_argument("--twin-windows", type=_twin_windows, default=1024, metavar="N",
                    help="with --twin: further validation windows on which the two runs are compared "
                         "window by window, with a bootstrap interval (default 1024)")
-    e.add_argument("--nll-only", action="store_true", help="only the validation NLL section")
+    only = e.add_mutually_exclusive_group()
+    only.add_argument("--nll-only", action="store_true", help="only the validation NLL section")
+    only.add_argument("--speed-only", action="store_true",
+                      help="only the sampling speed section (needs no corpus)")
     e.add_argument("--guidance", type=_guidance, default=2.0,
                    help="classifier-free guidance reported beside plain sampling")
     e.add_argument("--steer", type=_strength, default=None, metavar="S",

@@ -25,9 +25,10 @@
                  are 2 s (4 beats at 120 qpm), as generated music has no bar lines;
                  entropy per 4-bar window
   speed          sampling tokens/s at batch 1 with the key/value cache (and batch 8), at the
-                 precision sample() picks here (bf16-packed on a CPU that does bf16), the
-                 median of three runs; steps_by_threads: how many of their steps ran with
-                 torch's thread count and how many with one (sample() chooses as it goes)
+                 precision sample() picks for each (sample.sampling_precision), the median
+                 of three runs; steps_by_threads: how many of their steps ran with torch's
+                 thread count and how many with one (sample() chooses as it goes);
+                 `scorebridge eval --speed-only` measures this section alone
 """
 
 import json
@@ -37,8 +38,8 @@ import numpy as np
 import torch
 
 from bridge.music import labels
-from bridge.music.model import N_COND_FEATURES, load_shipped, packable, quantized
-from bridge.music.sample import KEY_CUT_S, KEY_GUIDANCE, TOP_P, sample
+from bridge.music.model import N_COND_FEATURES, load_shipped, quantized
+from bridge.music.sample import KEY_CUT_S, KEY_GUIDANCE, TOP_P, sample, sampling_precision
 from bridge.music.steer import STRENGTH, for_valence
 
 GRID = (-0.8, -0.4, 0.0, 0.4, 0.8)
@@ -266,7 +267,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     each cut where the offsets are given (sample(key_cut_s=); 0: guided everywhere).
     `int8`: every take is sampled from model.quantized(model) (int8 linear layers, on the
     CPU); the NLL stays the float model's.
-    `precision`: sample(precision=) for every take ("auto": bf16-packed where the CPU does bf16).
+    `precision`: sample(precision=) for every take (sample.sampling_precision).
     `twin_windows`: with `twin`, the number of further validation windows (seed + 1) on which
     the two runs are compared window by window (twin_gap)."""
     torch.manual_seed(seed)
@@ -430,33 +431,8 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
                                         keyed=next(((v[0], v[3]) for v in variants if v[0] == keyed), None))
 
     # 5. Speed at batch 1 with the cache (and batch 8, total tokens/s).
-    packs = precision == "bf16" or (precision == "auto" and packable(model))
-    # The sampler chooses between torch's thread count and one as it goes (sample._Threads);
-    # steps_by_threads says how many steps of each figure's timed runs ran with each.
-    res["speed"] = {"threads": torch.get_num_threads(), "precision": "bf16" if packs else "fp32",
-                    "runs": 1 if quick else SPEED_RUNS, "steps_by_threads": {}}
-
-    def tokens_per_s(key, **kw):
-        """The median over the runs of 384 tokens a take, after a warm-up."""
-        kw["precision"] = precision
-        sample(model, 1e9, seed=seed, max_tokens=16, **kw)
-        rates, used = [], {}
-        for _ in range(res["speed"]["runs"]):
-            stats = {}
-            (_, toks), secs = _time(lambda: sample(model, 1e9, seed=seed, max_tokens=384,
-                                                   return_tokens=True, stats=stats, **kw))
-            rates.append(sum(len(t) - 1 for t in toks) / secs)
-            for n, steps in stats["threads"].items():
-                used[str(n)] = used.get(str(n), 0) + steps
-        res["speed"]["steps_by_threads"][key] = dict(sorted(used.items()))
-        res["speed"][key] = round(float(np.median(rates)), 1)
-
-    for b, g, key in ((1, 1.0, "tokens_per_s_batch1"), (8, 1.0, "tokens_per_s_batch8"),
-                      (1, guidance, f"tokens_per_s_batch1_guidance_{guidance:g}")):
-        tokens_per_s(key, batch=b, guidance=g)
-    if keyed in res["control"]:   # the key-guided variant: a second row per step
-        tokens_per_s(f"tokens_per_s_batch1_{keyed}", batch=1, tonic=0, valence=0.6,
-                     key_guidance=key_guidance)
+    res["speed"] = speed(model, seed, quick, precision, guidance,
+                         key_guidance if keyed in res["control"] else 1.0)
     log(json.dumps({"speed": res["speed"]}))
 
     st, sp = res["style"], res["speed"]
@@ -481,11 +457,52 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
                 mean["hit_rate_given"] >= 0.7 and mean["hit_rate_given"] > mean["hit_rate_withheld"] + 0.1)
             met[f"{name}mean over seeds: pitch_class_entropy_within_10pct"] = mean["pitch_class_entropy_rel_diff"] <= 0.10
             met[f"{name}mean over seeds: grooving_similarity_within_10pct"] = mean["grooving_similarity_rel_diff"] <= 0.10
-    met["speed_ge_400_tok_s"] = sp["tokens_per_s_batch1"] >= 400
-    if f"tokens_per_s_batch1_{keyed}" in sp:
-        met[f"{keyed}: speed_ge_400_tok_s"] = sp[f"tokens_per_s_batch1_{keyed}"] >= 400
+    met.update(speed_met(sp))
     res["targets_met"] = met
     return res
+
+
+def speed(model, seed=0, quick=False, precision="auto", guidance=2.0, key_guidance=KEY_GUIDANCE):
+    """Sampling tokens/s with the cache: batch 1, batch 8 (all takes' tokens), batch 1 with
+    classifier-free guidance, and for a model with the tonic condition (key_guidance != 1)
+    batch 1 key-guided; each the median over runs of 384 tokens after a warm-up. Also the
+    precision each ran at (sample.sampling_precision: it follows the rows a step runs) and,
+    per figure, how many steps ran with each thread count (sample() chooses as it goes)."""
+    out = {"threads": torch.get_num_threads(), "precision": {}, "runs": 1 if quick else SPEED_RUNS,
+           "steps_by_threads": {}}
+
+    def tokens_per_s(key, **kw):
+        kw["precision"] = precision
+        rows = kw.get("batch", 1) * (1 + (kw.get("guidance", 1.0) != 1) + (kw.get("key_guidance", 1.0) != 1))
+        out["precision"][key] = sampling_precision(model, precision, rows)
+        sample(model, 1e9, seed=seed, max_tokens=16, **kw)
+        rates, used = [], {}
+        for _ in range(out["runs"]):
+            stats = {}
+            (_, toks), secs = _time(lambda: sample(model, 1e9, seed=seed, max_tokens=384,
+                                                   return_tokens=True, stats=stats, **kw))
+            rates.append(sum(len(t) - 1 for t in toks) / secs)
+            for n, steps in stats["threads"].items():
+                used[str(n)] = used.get(str(n), 0) + steps
+        out["steps_by_threads"][key] = dict(sorted(used.items()))
+        out[key] = round(float(np.median(rates)), 1)
+
+    for b, g, key in ((1, 1.0, "tokens_per_s_batch1"), (8, 1.0, "tokens_per_s_batch8"),
+                      (1, guidance, f"tokens_per_s_batch1_guidance_{guidance:g}")):
+        tokens_per_s(key, batch=b, guidance=g)
+    if model.cfg.tonic and key_guidance != 1:   # the key-guided variant: a second row per step
+        tokens_per_s(f"tokens_per_s_batch1_key_guided_{key_guidance:g}", batch=1, tonic=0, valence=0.6,
+                     key_guidance=key_guidance)
+    return out
+
+
+def speed_met(sp) -> dict:
+    """The speed target (400 tok/s at batch 1) for each batch-1 figure it applies to."""
+    met = {"speed_ge_400_tok_s": sp["tokens_per_s_batch1"] >= 400}
+    for key in sp:
+        if key.startswith("tokens_per_s_batch1_key_guided_"):
+            met[f"{key[len('tokens_per_s_batch1_'):]}: speed_ge_400_tok_s"] = sp[key] >= 400
+    return met
 
 
 def _over_seeds(model, works_test, seed, seeds, quick, draw, res, log, keyed=None):
