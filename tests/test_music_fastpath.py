@@ -109,10 +109,10 @@ def test_packed_copy_computes_what_bf16_autocast_does_and_leaves_the_model_alone
 @needs_bf16
 def test_sampling_precision_picks_the_copy_and_repacks_a_model_changed_since():
     m = _model()
-    kw = dict(duration_s=2.0, valence=0.6, arousal=0.2, boundaries=[1.0], batch=2, seed=3,
+    kw = dict(duration_s=2.0, valence=0.6, arousal=0.2, boundaries=[1.0], batch=4, seed=3,
               max_tokens=60, return_tokens=True, tonic=2, key_guidance=4.0)
     bf, fp = sample(m, precision="bf16", **kw)[1], sample(m, precision="fp32", **kw)[1]
-    assert sample(m, **kw)[1] == bf == sample(m, precision="bf16", **kw)[1]   # "auto" packs here
+    assert sample(m, **kw)[1] == bf == sample(m, precision="bf16", **kw)[1]   # "auto" packs 8 rows
     assert sample(m, precision="fp32", **kw)[1] == fp
     with torch.no_grad():   # an in-place change, as a training step makes
         m.head.weight.mul_(-1.0)
@@ -126,14 +126,14 @@ def test_auto_precision_samples_a_few_rows_in_float32_where_the_thread_count_cha
     m = _model()
     kw = dict(duration_s=2.0, valence=0.6, arousal=0.2, boundaries=[1.0], seed=3, max_tokens=60,
               return_tokens=True, tonic=2)
-    # one row; three (a take and its two guided twins); four (two takes and their twins)
-    few, three, four = dict(batch=1), dict(batch=1, guidance=2.0, key_guidance=4.0), dict(batch=2, guidance=2.0)
+    # one row; six (two takes and their two guided twins each); eight (four takes and their twins)
+    few, six, eight = dict(batch=1), dict(batch=2, guidance=2.0, key_guidance=4.0), dict(batch=4, guidance=2.0)
     with monkeypatch.context() as mp:
         mp.setattr(sampler, "_fp32_same_bits", lambda model, rows: True)
-        assert [sampling_precision(m, "auto", r) for r in (1, 3, 4, 12)] == ["fp32", "fp32", "bf16", "bf16"]
+        assert [sampling_precision(m, "auto", r) for r in (1, 6, 7, 12)] == ["fp32", "fp32", "bf16", "bf16"]
         assert sample(m, **few, **kw)[1] == sample(m, precision="fp32", **few, **kw)[1]
-        assert sample(m, **three, **kw)[1] == sample(m, precision="fp32", **three, **kw)[1]
-        assert sample(m, **four, **kw)[1] == sample(m, precision="bf16", **four, **kw)[1]
+        assert sample(m, **six, **kw)[1] == sample(m, precision="fp32", **six, **kw)[1]
+        assert sample(m, **eight, **kw)[1] == sample(m, precision="bf16", **eight, **kw)[1]
         assert sampling_precision(m, "bf16", 1) == "bf16" and sampling_precision(m, "fp32", 8) == "fp32"
         mp.setattr(sampler, "_fp32_same_bits", lambda model, rows: False)   # say, MKL at 4 threads
         assert sampling_precision(m, "auto", 1) == "bf16"

@@ -95,8 +95,10 @@ def shipped():
     return load_shipped("cpu")
 
 
-@pytest.mark.parametrize("kw", [{}, {"tonic": 2, "key_guidance": 12.0}, {"batch": 3}],
-                         ids=["plain", "key-guided", "batch-3"])
+# Up to sample.FP32_MAX_ROWS rows a step the float32 model runs, above it (batch 8) the
+# bf16-packed copy where the CPU does bf16.
+@pytest.mark.parametrize("kw", [{}, {"tonic": 2, "key_guidance": 12.0}, {"batch": 3}, {"batch": 8}],
+                         ids=["plain", "key-guided", "batch-3", "batch-8"])
 def test_the_thread_count_changes_no_token(shipped, kw):
     takes = {}
     for threads in (1, 2, None):

@@ -284,8 +284,8 @@ def test_key_guidance_steps_aside_where_a_cut_is_due():
     m = MusicTransformer(KEY_CFG).eval()
     with torch.no_grad():
         m.tonic.weight.normal_(0, 0.5)
-    # one precision throughout: "auto" samples a plain pair of takes (2 rows) in float32 and
-    # a key-guided pair (4) bf16-packed where the CPU does bf16
+    # one precision throughout: "auto" picks it by the rows a step runs (sample.FP32_MAX_ROWS),
+    # and these runs differ in rows (a key-guided take is two)
     kw = dict(duration_s=2.0, valence=[0.5, -0.5], arousal=[0.0, 0.0], batch=2, max_tokens=60,
               per_take=True, seed=3, return_tokens=True, tonic=[0, 7], precision="fp32")
     toks = lambda bounds, **k: sample(m, boundaries=bounds, **kw, **k)[1]

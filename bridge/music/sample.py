@@ -162,10 +162,11 @@ _PACKED = weakref.WeakKeyDictionary()
 PRECISIONS = ("auto", "bf16", "fp32")
 # With precision "auto" on a CPU that does bf16, steps of up to this many rows run on the
 # float32 model (where its bits do not depend on the thread count: _fp32_same_bits) and
-# larger ones on the bf16-packed copy. Why: each call of oneDNN's bf16
-# kernel costs about 20 us whatever its size, where float32's matmul of one row costs 4-13;
-# from about 4 rows on, bf16's halved weight reads win (MODEL_CARD.md, "Sampling on a CPU").
-FP32_MAX_ROWS = 3
+# larger ones on the bf16-packed copy. Why: each call of oneDNN's bf16 kernel costs about
+# 20 us whatever its size, where float32's matmul of one row costs 4-13; with 2 threads
+# float32 steps were faster up to 6 rows and about even at 8, with 1 thread even at 4-6 and
+# slower from 8 (MODEL_CARD.md, "Sampling on a CPU").
+FP32_MAX_ROWS = 6
 _SAME_BITS = {}   # (linear shapes, rows, torch's thread count) -> _fp32_same_bits
 
 
