@@ -265,8 +265,9 @@ def register(sub) -> None:
                         "batch 1); the NLL stays the float model's")
     e.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="the linear layers' precision when sampling: auto (default) takes a "
-                        "bf16-packed copy on a CPU that does bf16 and the model as it is elsewhere; "
-                        "fp32 the model as it is; the NLL is measured apart (bf16 autocast)")
+                        "bf16-packed copy for steps of more than 6 rows on a CPU that does bf16 and "
+                        "the model as it is elsewhere; fp32 the model as it is; the NLL is measured "
+                        "apart (bf16 autocast)")
     e.add_argument("--seeds", type=_seed_count, default=4, metavar="N",
                    help="draws of the plain boundary and style sections, reported per seed and "
                         "on average (default 4; 1 for the first draw alone)")
