@@ -129,33 +129,61 @@ def test_auto_precision_samples_a_few_rows_in_float32_where_the_thread_count_cha
     # one row; six (two takes and their two guided twins each); eight (four takes and their twins)
     few, six, eight = dict(batch=1), dict(batch=2, guidance=2.0, key_guidance=4.0), dict(batch=4, guidance=2.0)
     with monkeypatch.context() as mp:
-        mp.setattr(sampler, "_fp32_same_bits", lambda model, rows: True)
+        mp.setattr(sampler, "_same_bits", lambda model, rows: True)
         assert [sampling_precision(m, "auto", r) for r in (1, 6, 7, 12)] == ["fp32", "fp32", "bf16", "bf16"]
         assert sample(m, **few, **kw)[1] == sample(m, precision="fp32", **few, **kw)[1]
         assert sample(m, **six, **kw)[1] == sample(m, precision="fp32", **six, **kw)[1]
         assert sample(m, **eight, **kw)[1] == sample(m, precision="bf16", **eight, **kw)[1]
         assert sampling_precision(m, "bf16", 1) == "bf16" and sampling_precision(m, "fp32", 8) == "fp32"
-        mp.setattr(sampler, "_fp32_same_bits", lambda model, rows: False)   # say, MKL at 4 threads
+        mp.setattr(sampler, "_same_bits", lambda model, rows: False)   # say, MKL at 4 threads
         assert sampling_precision(m, "auto", 1) == "bf16"
         assert sample(m, **few, **kw)[1] == sample(m, precision="bf16", **few, **kw)[1]
 
 
-def test_the_float32_bits_check_runs_once_per_shape_and_count_and_gives_the_count_back():
+def test_the_bits_check_runs_once_per_layer_kind_shape_and_count_and_gives_the_count_back():
     m, before = _model(), torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        assert sampler._fp32_same_bits(m, 1)   # one thread: nothing to compare
+        assert sampler._same_bits(m, 1)   # one thread: nothing to compare
         torch.set_num_threads(2)
         sampler._SAME_BITS.clear()
-        first = sampler._fp32_same_bits(m, 2)
+        first = sampler._same_bits(m, 2)
         assert torch.get_num_threads() == 2 and len(sampler._SAME_BITS) == 1
-        ((shapes, rows, n), same), = sampler._SAME_BITS.items()
+        ((layers, rows, n), same), = sampler._SAME_BITS.items()
         assert (rows, n, same) == (2, 2, first)
-        assert (CFG.n_embd, CFG.n_embd, False) in shapes and (4 * CFG.n_embd, CFG.n_embd, True) in shapes
-        sampler._SAME_BITS[shapes, rows, n] = "remembered"
-        assert sampler._fp32_same_bits(m, 2) == "remembered"
+        assert ("Linear", CFG.n_embd, CFG.n_embd, False, "torch.float32") in layers
+        assert ("Linear", 4 * CFG.n_embd, CFG.n_embd, True, "torch.float32") in layers
+        sampler._SAME_BITS[layers, rows, n] = "remembered"
+        assert sampler._same_bits(m, 2) == "remembered"
+        if packable(m):   # the packed copy's layers are their own kinds, checked apart
+            sampler._same_bits(packed(m), 8)
+            kinds = {k[0] for (ls, r, _) in sampler._SAME_BITS if r == 8 for k in ls}
+            assert kinds == {"PackedLinear", "PackedMLP"}
     finally:
         sampler._SAME_BITS.clear()
+        torch.set_num_threads(before)
+
+
+def test_where_the_thread_count_would_change_bits_the_sampler_keeps_torchs_count(monkeypatch):
+    m, before = _model(), torch.get_num_threads()
+    kw = dict(duration_s=2.0, valence=0.6, arousal=0.2, boundaries=[1.0], seed=3, max_tokens=60,
+              return_tokens=True, precision="fp32")
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(sampler, "_same_bits", lambda model, rows: False)
+        stats = {}
+        toks = sample(m, stats=stats, **kw)[1]
+        assert set(stats["threads"]) == {2} and toks == sample(m, threads=2, **kw)[1]
+        stats = {}
+        sample(m, threads=1, stats=stats, **kw)   # a count asked for is still kept
+        assert set(stats["threads"]) == {1}
+        monkeypatch.setattr(sampler, "_same_bits", lambda model, rows: True)
+        sampler._THREAD_MEMORY.clear()
+        stats = {}
+        sample(m, stats=stats, **kw)
+        assert set(stats["threads"]) == {1, 2}   # the trial runs both counts
+    finally:
+        sampler._THREAD_MEMORY.clear()
         torch.set_num_threads(before)
 
 

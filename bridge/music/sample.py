@@ -21,9 +21,9 @@ import weakref
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from bridge.music.model import N_COND_FEATURES, KVCache, cond_features, packable, packed
+from bridge.music.model import (N_COND_FEATURES, KVCache, PackedLinear, PackedMLP, cond_features, packable,
+                                packed)
 from bridge.music.tokens import BOS, EOS, N_FAM, N_PITCH, OFF0, ON0, PAD, TOKEN_MS, Decoder, token_times_ms
 
 
@@ -84,7 +84,8 @@ class _Threads:
     THREAD_TRIAL steps each; several are kept where their median step was no slower, and
     given up at their first stalled step (THREAD_STALL) or where their steps turn slower
     after the trial (THREAD_SLOWER). The count changes no result: every operation of a step
-    gives the same bits with any count (model.attend_one; the same tokens: tested)."""
+    gives the same bits with either count (model.attend_one; the linear layers where
+    _same_bits says so, and sample() fixes the count where it does not; tested)."""
 
     def __init__(self, fixed=None):
         """fixed: one count for every step instead of choosing."""
@@ -161,36 +162,41 @@ class _Threads:
 _PACKED = weakref.WeakKeyDictionary()
 PRECISIONS = ("auto", "bf16", "fp32")
 # With precision "auto" on a CPU that does bf16, steps of up to this many rows run on the
-# float32 model (where its bits do not depend on the thread count: _fp32_same_bits) and
+# float32 model (where its bits do not depend on the thread count: _same_bits) and
 # larger ones on the bf16-packed copy. Why: each call of oneDNN's bf16 kernel costs about
 # 20 us whatever its size, where float32's matmul of one row costs 4-13; with 2 threads
 # float32 steps were faster up to 6 rows and about even at 8, with 1 thread even at 4-6 and
 # slower from 8 (MODEL_CARD.md, "Sampling on a CPU").
 FP32_MAX_ROWS = 6
-_SAME_BITS = {}   # (linear shapes, rows, torch's thread count) -> _fp32_same_bits
+_SAME_BITS = {}   # (layer kinds and shapes, rows, torch's thread count) -> _same_bits
 
 
-def _fp32_same_bits(model, rows):
-    """Whether the float32 linear layers of `model` give the same bits at `rows` rows with
+def _same_bits(model, rows):
+    """Whether the linear layers `model` steps with give the same bits at `rows` rows with
     one thread as with torch's count. Why: the sampler changes the count as it runs
     (_Threads) and a take must not depend on it, but float32 matmuls split their sums by
     thread count for some shapes (this machine's MKL, one row: at 3, 4, 6 and 8 threads, not
-    at 2), where oneDNN's bf16 kernel does not. The split follows the shapes, not the
-    values, so each shape is tried once on random numbers."""
+    at 2; oneDNN's bf16 kernel only from 24 rows at 6 threads). The split follows the
+    shapes, not the values, so each kind and shape of layer is tried once on random rows."""
     n = torch.get_num_threads()
-    shapes = tuple(sorted({(m.out_features, m.in_features, m.bias is not None)
-                           for m in model.modules() if isinstance(m, torch.nn.Linear)}))
-    key = (shapes, rows, n)
+    layers = {}
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear) and m.weight.device.type == "cpu":
+            layers.setdefault(("Linear", m.out_features, m.in_features, m.bias is not None, str(m.weight.dtype)), m)
+        elif isinstance(m, PackedLinear):   # float32 in, whatever its weights hold
+            layers.setdefault(("PackedLinear", m.out_features, m.in_features, m.bias is not None, "float32"), m)
+        elif isinstance(m, PackedMLP):
+            layers.setdefault(("PackedMLP", m.down.out_features, m.up.in_features, True, "float32"), m)
+    key = (tuple(sorted(layers)), rows, n)
     if n > 1 and key not in _SAME_BITS:
         g, same = torch.Generator().manual_seed(0), True
         try:
-            for out_f, in_f, bias in shapes:
-                w, x = torch.randn(out_f, in_f, generator=g), torch.randn(rows, 1, in_f, generator=g)
-                b = torch.randn(out_f, generator=g) if bias else None
+            for (_, _, in_features, _, dtype), layer in sorted(layers.items()):
+                x = torch.randn(rows, 1, in_features, generator=g).to(getattr(torch, dtype.split(".")[-1]))
                 torch.set_num_threads(1)
-                one = F.linear(x, w, b)
+                one = layer(x)
                 torch.set_num_threads(n)
-                same = same and torch.equal(one, F.linear(x, w, b))
+                same = same and torch.equal(one, layer(x))
         finally:
             torch.set_num_threads(n)
         _SAME_BITS[key] = same
@@ -204,7 +210,7 @@ def sampling_precision(model, precision, rows):
     if precision not in PRECISIONS:
         raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "auto":
-        pack = packable(model) and (rows > FP32_MAX_ROWS or not _fp32_same_bits(model, rows))
+        pack = packable(model) and (rows > FP32_MAX_ROWS or not _same_bits(model, rows))
         return "bf16" if pack else "fp32"
     return precision
 
@@ -365,8 +371,10 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     the model as given; "bf16" insists on the copy, "fp32" on the model as given.
     threads: torch's intra-op threads for the run (restored after); None chooses between
     torch's count and 1 by timing the steps as they run (_Threads), since a core that another
-    program holds makes every step wait for it. stats: a dict, given, gets "threads": steps
-    run with each count.
+    program holds makes every step wait for it; where the linear layers give other bits with
+    one thread than with torch's count (_same_bits), None keeps torch's count throughout, so
+    the takes never follow the timings. stats: a dict, given, gets "threads": steps run with
+    each count.
     """
     cfg = model.cfg
     rng = np.random.default_rng(int(seed))
@@ -470,8 +478,13 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         cnd = torch.tensor(np.array([c[len(c) - keep:] for c in conds]), device=device)
         return cache, run(idx, cnd, cache)
 
-    # On a GPU the steps do not run on these threads: nothing to choose there.
-    counts = _Threads(threads if device.type == "cpu" else threads or torch.get_num_threads())
+    # On a GPU the steps do not run on these threads: nothing to choose there. Nor where the
+    # layers' bits differ with the count (a float32 model on a CPU without bf16, or with
+    # more cores than this one's): the takes would follow the timings.
+    fixed = threads
+    if device.type != "cpu" or (threads is None and not _same_bits(model, rows)):
+        fixed = threads or torch.get_num_threads()
+    counts = _Threads(fixed)
     try:
         cache, logits = prefill(cfg.block_size)
         for _ in range(max_tokens):
