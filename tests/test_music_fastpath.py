@@ -151,8 +151,8 @@ def test_the_bits_check_runs_once_per_layer_kind_shape_and_count_and_gives_the_c
         assert torch.get_num_threads() == 2 and len(sampler._SAME_BITS) == 1
         ((layers, rows, n), same), = sampler._SAME_BITS.items()
         assert (rows, n, same) == (2, 2, first)
-        assert ("Linear", CFG.n_embd, CFG.n_embd, False, "torch.float32") in layers
-        assert ("Linear", 4 * CFG.n_embd, CFG.n_embd, True, "torch.float32") in layers
+        assert ("Linear", CFG.n_embd, CFG.n_embd, False, "float32") in layers
+        assert ("Linear", 4 * CFG.n_embd, CFG.n_embd, True, "float32") in layers
         sampler._SAME_BITS[layers, rows, n] = "remembered"
         assert sampler._same_bits(m, 2) == "remembered"
         if packable(m):   # the packed copy's layers are their own kinds, checked apart

@@ -182,7 +182,8 @@ def _same_bits(model, rows):
     layers = {}
     for m in model.modules():
         if isinstance(m, torch.nn.Linear) and m.weight.device.type == "cpu":
-            layers.setdefault(("Linear", m.out_features, m.in_features, m.bias is not None, str(m.weight.dtype)), m)
+            dtype = str(m.weight.dtype).replace("torch.", "")
+            layers.setdefault(("Linear", m.out_features, m.in_features, m.bias is not None, dtype), m)
         elif isinstance(m, PackedLinear):   # float32 in, whatever its weights hold
             layers.setdefault(("PackedLinear", m.out_features, m.in_features, m.bias is not None, "float32"), m)
         elif isinstance(m, PackedMLP):
@@ -191,12 +192,13 @@ def _same_bits(model, rows):
     if n > 1 and key not in _SAME_BITS:
         g, same = torch.Generator().manual_seed(0), True
         try:
-            for (_, _, in_features, _, dtype), layer in sorted(layers.items()):
-                x = torch.randn(rows, 1, in_features, generator=g).to(getattr(torch, dtype.split(".")[-1]))
-                torch.set_num_threads(1)
-                one = layer(x)
-                torch.set_num_threads(n)
-                same = same and torch.equal(one, layer(x))
+            with torch.no_grad():
+                for (_, _, in_features, _, dtype), layer in sorted(layers.items()):
+                    x = torch.randn(rows, 1, in_features, generator=g).to(getattr(torch, dtype))
+                    torch.set_num_threads(1)
+                    one = layer(x)
+                    torch.set_num_threads(n)
+                    same = same and torch.equal(one, layer(x))
         finally:
             torch.set_num_threads(n)
         _SAME_BITS[key] = same
