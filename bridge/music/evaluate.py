@@ -39,7 +39,7 @@ import torch
 
 from bridge.music import labels
 from bridge.music.model import N_COND_FEATURES, load_shipped, quantized
-from bridge.music.sample import KEY_CUT_S, KEY_GUIDANCE, TOP_P, sample, sampling_precision
+from bridge.music.sample import KEY_CUT_S, KEY_GUIDANCE, TOP_P, sample, sampling_precision, step_rows
 from bridge.music.steer import STRENGTH, for_valence
 
 GRID = (-0.8, -0.4, 0.0, 0.4, 0.8)
@@ -473,7 +473,7 @@ def speed(model, seed=0, quick=False, precision="auto", guidance=2.0, key_guidan
 
     def tokens_per_s(key, **kw):
         kw["precision"] = precision
-        rows = kw.get("batch", 1) * (1 + (kw.get("guidance", 1.0) != 1) + (kw.get("key_guidance", 1.0) != 1))
+        rows = step_rows(kw.get("batch", 1), kw.get("guidance", 1.0), kw.get("key_guidance", 1.0))
         out["precision"][key] = sampling_precision(model, precision, rows)
         sample(model, 1e9, seed=seed, max_tokens=16, **kw)
         rates, used = [], {}

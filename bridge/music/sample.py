@@ -205,6 +205,12 @@ def _same_bits(model, rows):
     return n == 1 or _SAME_BITS[key]
 
 
+def step_rows(batch, guidance=1.0, key_guidance=1.0):
+    """The rows each step of sample() runs: a row per take, and with classifier-free or key
+    guidance a twin row per take for each."""
+    return batch * (1 + (guidance != 1.0) + (key_guidance != 1.0))
+
+
 def sampling_precision(model, precision, rows):
     """"bf16" or "fp32": what sample(precision=) runs steps of `rows` rows on for `model`
     ("auto": float32 up to FP32_MAX_ROWS rows where its bits do not depend on the thread
@@ -437,7 +443,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
 
     guided = guidance != 1.0
     key_guided = key_guidance != 1.0
-    rows = batch * (1 + guided + key_guided)
+    rows = step_rows(batch, guidance, key_guidance)
     model = _sampling_model(model, precision, rows)
     plan = model.step_plan()   # what each step reads of the blocks, looked up once
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
