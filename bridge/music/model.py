@@ -22,7 +22,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bridge.mkl_warmup import warm_vml
 from bridge.music.tokens import VOCAB_SIZE
+
+warm_vml()   # before rotary_tables or any other split call: see bridge/mkl_warmup.py
 
 N_COND_FEATURES = 9   # the continuous part, read by the condition MLP
 COND_DIM = 10         # + the key code (0 withheld, 1 + key index), looked up as a vector
