@@ -22,7 +22,7 @@ _OPS = ("abs", "acos", "asin", "atan", "ceil", "cos", "cosh", "erf", "erfc", "er
 
 def warm_vml():
     """Call each of torch's VML-backed unary ops once per float type on one element (in
-    float32 and float64, VML's two precisions); idempotent, about a millisecond."""
+    float32 and float64, VML's two precisions); idempotent; a few milliseconds, once."""
     global _WARM
     if _WARM:
         return
