@@ -5,10 +5,11 @@ of over 2,048 elements to oneMKL's vector math (VML), a share per intra-op threa
 a function's kernel on its first call, and in the oneMKL that torch's CPU wheels bundle
 (2024.2) first calls made at once on several threads can run one thread's share through a
 low-accuracy kernel (pytorch/pytorch#188792; not seen from oneMKL 2025.0 on). Here that hit
-the rotary cosine table (`model.rotary_tables`): in about one fresh process in three its
-second half (positions 256-511) came out up to 1.5e-4 off, so every take past its 256th
-token followed which process drew it. warm() calls each such function once on one element,
-on the calling thread, so the choice is made before any call is split between threads.
+the rotary cosine table (`model.rotary_tables`): in 2 of 20 fresh processes that loaded the
+model (7 of 56 that built the table alone) its second half (positions 256-511) came out up
+to 1.5e-4 off, so every take past its 256th token depended on the process that drew it.
+warm_vml() calls each such function once on one element, on the calling thread, so the
+choice is made before any call is split between threads.
 """
 
 _WARM = False
