@@ -93,9 +93,6 @@ def load_network():
     """The expression CNN with its shipped weights, in eval mode."""
     import torch
     from what_the_face_classification.model import SimpleConvolutionalNetwork
-
-    from bridge.mkl_warmup import warm_vml
-    warm_vml()
     # Architecture as the package's inference.py builds it: 1->28->56->112 channels, 3x3
     # kernels, no padding; 48 -> 23 -> 10 -> 4 after conv+pool, so 4*4*112 features.
     net = SimpleConvolutionalNetwork(3, [[1, 28], [28, 56], [56, 112]], [3, 3, 3], [0, 0, 0],
