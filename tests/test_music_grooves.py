@@ -167,3 +167,28 @@ def test_training_on_scores_and_grooves_records_the_share(tmp_path):
     assert any("2 groove works (mma) among the training works: 30% of the windows" in s for s in lines)
     meta = json.loads((tmp_path / "run" / "scorebridge-music.json").read_text())
     assert meta["train"]["groove_works"] == 2 and meta["train"]["groove_share"] == 0.3
+
+
+def test_strummed_chords_are_struck_at_once_and_drums_keep_their_feel():
+    strum = np.array([[0.0, 4.0, 60], [0.03, 3.97, 64], [0.07, 3.93, 67],   # one chord, strummed
+                      [1.0, 0.5, 48], [1.5, 0.5, 50],                       # a line, 0.5 q apart
+                      [2.0, 1.0, 72], [2.04, 1.2, 72]], dtype=np.float32)   # one pitch struck twice
+    drums = np.array([[0.0, 0.1, 36], [0.05, 0.1, 42]], dtype=np.float32)
+    pad, kit = grooves.line_up_chords([strum, drums], ["pad", "drums"])
+    assert kit is drums                                                     # flams stay
+    assert pad[:3, 0].tolist() == [0.0, 0.0, 0.0]
+    assert np.allclose(pad[:3, 0] + pad[:3, 1], 4.0)                        # each still ends where it did
+    assert pad[3:5, 0].tolist() == [1.0, 1.5]
+    assert len(pad) == 6 and pad[5, 0] == 2.0 and pad[5, 1] == pytest.approx(1.24)   # once, the longer
+    # a chord is one only if it starts within the spread of its first note, not chained on
+    slow = np.array([[0.0, 1, 60], [0.08, 1, 64], [0.16, 1, 67]], dtype=np.float32)
+    assert grooves.line_up_chords([slow], ["piano"])[0][:, 0].tolist() == pytest.approx([0.0, 0.0, 0.16])
+
+
+@needs_mma
+def test_a_rendered_groove_strikes_its_chords_together():
+    parts, families, _ = grooves.render("Ballad", grooves.chart_for("Ballad", "major"), seed=2)
+    for part, family in zip(parts, families):
+        if family in ("pad", "piano"):
+            onsets = np.unique(part[:, 0])
+            assert np.diff(onsets).min() > grooves.CHORD_SPREAD_Q
