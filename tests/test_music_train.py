@@ -49,6 +49,18 @@ def test_labels_follow_known_augmentation_effects():
     assert list(labels.boundaries(chords)) == [0.0, 2.0]
 
 
+def test_a_short_chord_is_a_boundary_only_when_the_kick_or_a_crash_strikes_with_it():
+    from bridge.music.tokens import Note
+    stabs = [Note(t, 0.3, p, 80, "piano") for t in (0.0, 1.6, 3.2, 4.0) for p in (60, 64, 67)]
+    assert len(labels.boundaries(stabs)) == 0                         # short: no boundary alone
+    kit = [Note(0.0, 0.1, 36, 90, "drums"), Note(1.6, 0.1, 42, 90, "drums"),   # kick, hi-hat
+           Note(3.2, 0.1, 49, 90, "drums"), Note(4.0, 0.1, 35, 90, "drums")]   # crash, kick
+    # the hi-hat is no accent; the kick at 4.0 s comes under MIN_GAP_S after the crash
+    assert list(labels.boundaries(stabs + kit)) == [0.0, 3.2]
+    two = [n for n in stabs if n.pitch != 67]                         # two notes are no chord
+    assert len(labels.boundaries(two + kit)) == 0
+
+
 def test_tiny_training_run_lowers_loss_and_resumes(tmp_path):
     works = [_work(i, minor=i % 2 == 1) for i in range(6)]
     model_cfg = MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16)

@@ -22,7 +22,9 @@ density do not depend on them; register is measured after octave shift only).
 
 Boundaries are onsets of long chords: >= 3 notes starting on the same millisecond whose
 third-longest note lasts at least LONG_CHORD_S, at least MIN_GAP_S apart — the moments a
-film composer would put on a cut.
+film composer would put on a cut. Where there are drums (mma's grooves; the scores have
+none), a chord struck with the bass drum or a crash is one too, however short: a band's
+accent, which a composer would put on a cut as well.
 """
 
 import numpy as np
@@ -44,6 +46,7 @@ _MAJ, _MIN = _profiles()
 LONG_CHORD_S = 0.9
 MIN_GAP_S = 1.5
 CHORD_NOTES = 3
+ACCENT_DRUMS = frozenset((35, 36, 49, 57))   # General MIDI: the two bass drums, the two crashes
 
 
 def as_arrays(notes):
@@ -128,15 +131,19 @@ def label(notes, span_s=None) -> tuple:
 
 
 def boundaries(notes) -> np.ndarray:
-    """Onsets (seconds) of long chords, at least MIN_GAP_S apart."""
-    groups = {}
+    """Onsets (seconds) of long chords, and of chords struck with an accent drum
+    (ACCENT_DRUMS), at least MIN_GAP_S apart."""
+    groups, accents = {}, set()
     for n in notes:
+        ms = int(round(n.start * 1000))
         if n.family != "drums":
-            groups.setdefault(int(round(n.start * 1000)), []).append(n.duration)
+            groups.setdefault(ms, []).append(n.duration)
+        elif n.pitch in ACCENT_DRUMS:
+            accents.add(ms)
     out = []
     for t in sorted(groups):
         durs = sorted(groups[t], reverse=True)
-        if len(durs) >= CHORD_NOTES and durs[CHORD_NOTES - 1] >= LONG_CHORD_S:
+        if len(durs) >= CHORD_NOTES and (durs[CHORD_NOTES - 1] >= LONG_CHORD_S or t in accents):
             if not out or t / 1000 - out[-1] >= MIN_GAP_S:
                 out.append(t / 1000)
     return np.array(out)
