@@ -279,7 +279,8 @@ def build(budget_s: float = 600.0, workers: int = 2, log=print, grooves=False) -
     if grooves:
         from bridge.music.grooves import find_mma, parse_grooves
         find_mma()   # before the long parse: a missing mma is said at once
-        groove_works = _cached("mma.pkl", lambda: parse_grooves(log=log), log)
+        # named for the rendering: a cache from before the chords were lined up is not read
+        groove_works = _cached("mma-lined.pkl", lambda: parse_grooves(log=log), log)
     abc_works = _cached("abc.pkl", lambda: parse_abc(log=log), log)
     parse_m21(budget_s=budget_s, workers=workers, log=log)
     works = assemble(abc_works, log=log, groove_works=groove_works)
