@@ -14,7 +14,11 @@ The constraint works at decode time, inside the sampler's loop (`sample(constrai
 - every free note-on is pulled toward the section's key (music/steer.py, strength
   `key_pull`): the model alone wanders between keys, and out-of-key notes clash with the
   forced chords and blur the mode the scene's valence asked for. A model with the tonic
-  condition is also given each section's tonic.
+  condition is also given each section's tonic;
+- the music's pace is pulled toward each section's density (notes a second, from its
+  arousal; strength `energy_pull`): where the take has played fewer notes over the last
+  two seconds than the section asks, shorter time shifts are made likelier, and longer
+  ones where it has played more. The model alone keeps the energy it set at the start.
 The token grid is 1 ms; the chords are then placed at the exact seconds of their frames,
 so in the MIDI file they sit on the tick of the frame under the tempo map.
 
@@ -23,6 +27,7 @@ the takes that reached the end of the cue (a take far slower than the first to f
 ended early rather than holding up the whole batch).
 """
 
+import bisect
 import math
 from fractions import Fraction
 from typing import NamedTuple
@@ -51,6 +56,9 @@ KEY_PULL = STRENGTH  # how hard free notes are pulled toward the section's key (
 KEY_GUIDANCE = 1.0   # key guidance of the free notes' pitch (sample.py); 1: none, the product's default
 GUIDANCE = 1.0       # classifier-free guidance of the conditions (1: none)
 MOOD_STEP = None     # write afresh where the mood moves this much between sections (None: never)
+ENERGY_PULL = 1.0    # how hard the music's pace is pulled toward each section's density (0: not)
+ENERGY_WINDOW_S = 2.0   # the notes of this many seconds before are the rate heard
+ENERGY_MAX = 3.0     # the most the pull's lift (nats per octave of shift length) may be, either way
 
 
 class ScoreNote(NamedTuple):
@@ -133,10 +141,12 @@ def chord_events(chords, duration_s) -> list:
 
 
 class HitConstraint:
-    """The `constrain` hook for the sampler: one state per take (see the module docstring)."""
+    """The sampler's `constrain` and `observe` hooks: one state per take (see the module
+    docstring). played: per take, the ms of the note-ons heard before start_s (a prompt's),
+    so the energy pull hears the pace the span continues."""
 
     def __init__(self, plan, events_per_take, temperature=1.0, progress=None, start_s=0.0, end_s=None,
-                 key_pull=KEY_PULL, grace=STRAGGLER_GRACE):
+                 key_pull=KEY_PULL, grace=STRAGGLER_GRACE, energy_pull=ENERGY_PULL, played=None):
         self.plan = plan
         self.key_pull = float(key_pull)
         self.progress = progress  # progress(fraction): every 32 steps; it may raise to stop
@@ -154,6 +164,12 @@ class HitConstraint:
         self.steps = 0
         self.first_finish = None   # steps the first take needed to reach the end
         self.grace = grace         # None: every take runs to the end (or its token budget)
+        self.energy_pull = float(energy_pull)
+        # ms of every note-on each take has played (its prompt's too, where given): the
+        # rate the energy pull hears
+        self.played = [sorted(p) for p in played] if played else [[] for _ in events_per_take]
+        self.rate_from_ms = self.start_ms - (ENERGY_WINDOW_S * 1000 if played else 0)
+        self.shift_log2 = torch.from_numpy(np.log2(TOKEN_MS[SHIFT0:FINE0] / 100.0)).float()
 
     def __call__(self, logits, now_ms):
         self.steps += 1
@@ -185,6 +201,8 @@ class HitConstraint:
         row = row.masked_fill(self.always | self._rests(now), float("-inf"))
         section = self.plan.section_at(now / 1000)
         row = pull(row, section.tonic, section.mode, self.key_pull)
+        if self.energy_pull:
+            row = self._energy(b, now, section, row)
         if self.held[b]:
             held = [t for f, p in self.held[b] for t in (_on(f, p), _off(f, p))]
             row[held] = float("-inf")
@@ -201,6 +219,30 @@ class HitConstraint:
                 shifts[passing] = float("-inf")
                 row[landing] = mass
         return row
+
+    def _energy(self, b, now, section, row):
+        """Shorter time shifts made likelier where the take has played fewer notes a second
+        over the last ENERGY_WINDOW_S than its section's density, and longer ones where it
+        has played more. Why: the model sets its energy from the mood at the start of a run
+        and keeps it (MODEL_CARD.md, "Moods that change mid-cue"), so without this a cue's
+        calm and excited sections move at much the same pace. Bending when the next note
+        comes, not whether one starts, leaves the choice of pitches to the model (lifting
+        the note-ons instead cost more valence for less arousal: MODEL_CARD.md, "Energy pull")."""
+        since = max(self.rate_from_ms, now - ENERGY_WINDOW_S * 1000)
+        heard = max(now - since, 500.0) / 1000
+        played = self.played[b]
+        recent = (len(played) - bisect.bisect_left(played, since)) / heard
+        lift = self.energy_pull * math.log((section.density + 0.5) / (recent + 0.5))
+        lift = max(-ENERGY_MAX, min(ENERGY_MAX, lift))
+        row = row.clone()
+        row[SHIFT0:FINE0] -= lift * self.shift_log2
+        return row
+
+    def observe(self, tokens, now_ms):
+        """The sampler's observe hook: keeps the time of every note-on each take draws."""
+        for b, (tok, now) in enumerate(zip(tokens, now_ms)):
+            if ON0 <= tok < OFF0 and now < self.end_ms:
+                self.played[b].append(int(now))
 
     def _rests(self, now_ms):
         seconds = now_ms / 1000
@@ -243,7 +285,8 @@ def mood_parts(plan, step=MOOD_STEP) -> list:
 
 
 def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, progress=None,
-            key_pull=KEY_PULL, guidance=GUIDANCE, mood_step=MOOD_STEP, key_guidance=KEY_GUIDANCE) -> dict:
+            key_pull=KEY_PULL, guidance=GUIDANCE, mood_step=MOOD_STEP, key_guidance=KEY_GUIDANCE,
+            energy_pull=ENERGY_PULL) -> dict:
     """Generate `candidates` takes of the whole cue and keep the best.
 
     Returns {"notes": [ScoreNote], "chords": [Chord], "scores": [per candidate], "best": i,
@@ -258,6 +301,8 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, pro
     key_guidance > 1 (a model with the tonic condition) draws each free note's pitch with key
     guidance toward its section's key (sample.py), at the cost of another row per candidate;
     the sampler refuses it for a model without that condition.
+    energy_pull: how hard each section's pace is pulled toward its density (HitConstraint;
+    0 leaves the model's own pace).
     """
     chords_per_take = [plan_chords(plan, np.random.default_rng([seed, k])) for k in range(candidates)]
     sections = plan.sections
@@ -271,7 +316,8 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, pro
                   for chords in chords_per_take]
         hook = HitConstraint(plan, [chord_events(c, end) for c in inside], temperature,
                              part_progress if progress is not None else None, start_s=start, end_s=end,
-                             key_pull=key_pull, grace=STRAGGLER_GRACE if len(parts) == 1 else None)
+                             key_pull=key_pull, grace=STRAGGLER_GRACE if len(parts) == 1 else None,
+                             energy_pull=energy_pull)
         # Each part starts from silence at its mood change. Every take runs each part to its
         # end: one ended early would leave a gap before the next.
         start_ms = int(round(start * 1000))
@@ -280,7 +326,8 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, pro
             model, end,
             valence=[(s.start, s.valence) for s in sections], arousal=[(s.start, s.arousal) for s in sections],
             boundaries=[h.seconds for h in plan.hits], batch=candidates, seed=seed + 7919 * i,
-            temperature=temperature, top_p=top_p, return_tokens=True, constrain=hook, guidance=guidance,
+            temperature=temperature, top_p=top_p, return_tokens=True, constrain=hook, observe=hook.observe,
+            guidance=guidance,
             max_tokens=int((end - start) * TOKENS_PER_SECOND) + 16 * hits_inside + 64, prompt_ms=start_ms,
             tonic=[(s.start, s.tonic) for s in sections] if model.cfg.tonic else None,
             key_guidance=key_guidance)

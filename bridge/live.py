@@ -266,13 +266,14 @@ def write_span(model, plan, context, start_s, end_s, seed, progress=None) -> lis
     prompt = encode([n._replace(start=n.start - first) for n in heard if n.start >= first], bos=False)
     heard_ms = int(token_times_ms(prompt)[-1]) if prompt else 0
     prompt += shift_tokens(int(round(start_s * 1000)) - int(round(first * 1000)) - heard_ms)
-    hook = HitConstraint(plan, [chord_events(chords, end_s)], progress=progress, start_s=start_s, end_s=end_s)
+    hook = HitConstraint(plan, [chord_events(chords, end_s)], progress=progress, start_s=start_s, end_s=end_s,
+                         played=[[int(round(n.start * 1000)) for n in heard]])
     sections = plan.sections
     hits_inside = len(chords)
     takes = sample(model, end_s, valence=[(s.start, s.valence) for s in sections],
                    arousal=[(s.start, s.arousal) for s in sections],
                    boundaries=[h.seconds for h in plan.hits] + [end_s], batch=1, seed=seed,
-                   constrain=hook, prompt=prompt, prompt_ms=int(round(first * 1000)),
+                   constrain=hook, observe=hook.observe, prompt=prompt, prompt_ms=int(round(first * 1000)),
                    max_tokens=int((end_s - start_s) * TOKENS_PER_SECOND) + 16 * hits_inside + 64)
     notes = finish(takes[0], chords, plan)
     return [n._replace(end=min(n.end, end_s)) for n in notes if start_s - EPS <= n.start < end_s - EPS]

@@ -5,8 +5,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from bridge.compose import (HIT_FAMILIES, KEY_PULL, HitConstraint, ScoreNote, candidate_score, chord_at, chord_events,
-                            compose, mood_parts, plan_chords, to_parts, triad)
+from bridge.compose import (ENERGY_WINDOW_S, HIT_FAMILIES, KEY_PULL, HitConstraint, ScoreNote, candidate_score, chord_at,
+                            chord_events, compose, mood_parts, plan_chords, to_parts, triad)
 from bridge.music.sample import sample
 from bridge.music.tokens import FINE0, token_times_ms
 from bridge.plan import SCALES, make_plan
@@ -229,7 +229,7 @@ def test_a_shift_past_the_hit_gives_its_probability_to_the_landing_shift():
     plan = make_plan([Hit(50, "cut")], rows, 25, 100)  # the hit at 2000 ms
     chords = plan_chords(plan, np.random.default_rng(0))
     for temperature in (1.0, 1.3):
-        hook = HitConstraint(plan, [chord_events(chords, plan.duration_s)], temperature)
+        hook = HitConstraint(plan, [chord_events(chords, plan.duration_s)], temperature, energy_pull=0.0)
         logits = torch.randn(1, VOCAB_SIZE)
         out = hook(logits, np.array([1500]))  # 500 ms to go: shifts of 510..1000 ms would pass
         before = torch.softmax(logits[0] / temperature, -1)
@@ -241,6 +241,49 @@ def test_a_shift_past_the_hit_gives_its_probability_to_the_landing_shift():
         assert after[landing + 1:SHIFT0 + 100].sum() == 0
         out = hook(logits, np.array([1996]))  # 4 ms to go: forced
         assert int(out[0].argmax()) == FINE0 + 3 and torch.isinf(out[0]).sum() == VOCAB_SIZE - 1
+
+
+def test_the_energy_pull_bends_the_shifts_toward_the_sections_pace():
+    import torch
+    from bridge.music.tokens import OFF0, ON0, SHIFT0, VOCAB_SIZE
+    rows = [{"start": 0, "end": 200, "valence": 0.5, "arousal": 0.0, "tacet": False}]
+    plan = make_plan([], rows, 25, 200)   # 8 s; density 4.75 notes a second
+    logits = torch.zeros(1, VOCAB_SIZE)
+    short, long = SHIFT0 + 4, SHIFT0 + 39   # 50 ms, 400 ms
+
+    def after(played, pull=1.0):
+        hook = HitConstraint(plan, [[]], energy_pull=pull)
+        for ms in played:   # one take: each step's draw and the time it was drawn at
+            hook.observe(np.array([ON0 + 40]), np.array([ms]))
+        return hook(logits, np.array([4000]))[0]
+
+    quiet = after([3990])                              # one note in the last 2 s
+    busy = after(list(range(2100, 4000, 50)))          # 38 notes: 19 a second
+    old = after(list(range(100, 1900, 20)))            # 90 notes, but before the window
+    assert quiet[short] > quiet[long] and busy[short] < busy[long]
+    assert torch.equal(old, after([]))                 # only the last ENERGY_WINDOW_S counts
+    assert ENERGY_WINDOW_S == 2.0
+    none = after([3990], pull=0.0)
+    assert none[short] == none[long]
+    # what starts, and which pitch, is left to the model and the key pull
+    assert torch.equal(quiet[ON0:OFF0], none[ON0:OFF0]) and torch.equal(busy[ON0:OFF0], none[ON0:OFF0])
+
+
+def test_the_energy_pull_holds_each_section_nearer_its_density(model):
+    rows = [{"start": 0, "end": 240, "valence": 0.4, "arousal": -0.8, "tacet": False},
+            {"start": 240, "end": 480, "valence": 0.4, "arousal": 0.8, "tacet": False}]
+    plan = make_plan([Hit(f, "cut") for f in (48, 240, 400)], rows, 24, 480)
+
+    def off_target(pull):
+        miss = []
+        for seed in range(3):
+            notes = compose(model, plan, seed=seed, candidates=1, energy_pull=pull)["notes"]
+            for s in plan.sections:
+                rate = sum(1 for n in notes if s.start <= n.start < s.end) / (s.end - s.start)
+                miss.append(abs(np.log((rate + 0.5) / (s.density + 0.5))))
+        return np.mean(miss)
+
+    assert off_target(1.0) < 0.5 * off_target(0.0)
 
 
 def test_a_straggling_take_is_ended_once_another_has_finished():

@@ -338,7 +338,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
            temperature=1.0, top_p=TOP_P, use_valence_arousal=True, use_boundaries=True,
            max_tokens=None, return_tokens=False, per_take=False, constrain=None, guidance=1.0,
            prompt=(), prompt_ms=0, note_temperature=None, tonic=None, key_guidance=1.0,
-           key_floor=KEY_FLOOR, key_cut_s=KEY_CUT_S, precision="auto", threads=None, stats=None):
+           key_floor=KEY_FLOOR, key_cut_s=KEY_CUT_S, precision="auto", threads=None, stats=None,
+           observe=None):
     """Generate `batch` takes of `duration_s` seconds; returns a list of note lists.
 
     use_valence_arousal / use_boundaries=False withhold that condition (the model's
@@ -346,7 +347,10 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     token lists. With per_take=True, valence, arousal and boundaries are sequences of
     length `batch` (one schedule / boundary list per take). The same arguments and seed give the same notes.
     constrain(logits (batch, vocab) on the CPU, now_ms (batch,)) -> logits, when given, is
-    called before every draw; tokens it sets to -inf are never drawn.
+    called before every draw; tokens it sets to -inf are never drawn. observe(tokens (batch,),
+    now_ms (batch,)), when given, is told each step's draws and the time they were drawn at
+    (a constraint that keeps account of what was played needs to know which of the tokens it
+    allowed was drawn).
     guidance > 1 applies classifier-free guidance: each step also runs the same tokens with
     every condition withheld (the model was trained with condition dropout, so it knows that
     case) and draws from log p_uncond + guidance * (log p_cond - log p_uncond). It costs a
@@ -498,6 +502,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         for _ in range(max_tokens):
             step = logits.cpu() if constrain is None else constrain(logits.cpu(), now_ms.copy())
             nxt = _top_p(step, temperature, top_p, rng, note_temperature)
+            if observe is not None:
+                observe(nxt.copy(), now_ms.copy())
             for b in range(batch):
                 tok = int(nxt[b])
                 if done[b] or tok == EOS:
