@@ -50,6 +50,7 @@ _unit_step = _number_in(0, 2)                   # eval-score --mood-step
 _key_guidance = _number_in(1, 30)               # eval --key-guidance (1: no key guidance)
 _key_cut = _number_in(0, 10)                    # eval --key-cut (0: key guidance up to the cut)
 _energy_pull = _number_in(0, 4)                 # eval-score --energy-pull (0: the model's own pace)
+_dynamics_pull = _number_in(0, 4)               # eval-score --dynamics-pull (0: the model's own loudness)
 
 
 def _workers(text):
@@ -171,6 +172,7 @@ def cmd_eval_score(args) -> int:
     extra.update({} if args.guidance is None else {"guidance": args.guidance})
     extra.update({} if args.mood_step is None else {"mood_step": args.mood_step or None})
     extra.update({} if args.energy_pull is None else {"energy_pull": args.energy_pull})
+    extra.update({} if args.dynamics_pull is None else {"dynamics_pull": args.dynamics_pull})
     if args.key_guidance is not None:
         if args.key_guidance != 1.0 and not model.cfg.tonic:
             raise BadInput("--key-guidance needs a model with the tonic condition (train model --key)")
@@ -367,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--energy-pull", type=_energy_pull, metavar="E",
                    help="how hard each section's pace is pulled toward its density "
                         "(0: the model's own pace; default: the product's)")
+    p.add_argument("--dynamics-pull", type=_dynamics_pull, metavar="D",
+                   help="how hard each section's loudness is pulled toward its arousal's "
+                        "(0: the model's own loudness; default: the product's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")
     p.set_defaults(func=cmd_eval_score)

@@ -18,7 +18,12 @@ The constraint works at decode time, inside the sampler's loop (`sample(constrai
 - the music's pace is pulled toward each section's density (notes a second, from its
   arousal; strength `energy_pull`): where the take has played fewer notes over the last
   two seconds than the section asks, shorter time shifts are made likelier, and longer
-  ones where it has played more. The model alone keeps the energy it set at the start.
+  ones where it has played more. The model alone keeps the energy it set at the start;
+- its loudness follows each section's (from its arousal; `dynamics_pull`): where a section
+  begins, every family of its palette that plays at another loudness level is set to the
+  section's (a forced loudness token, like a dynamic marking; the model hears it and goes
+  on at that level), and within the section levels nearer the section's are made likelier
+  than the one a family plays at. The model alone keeps the level it started with.
 The token grid is 1 ms; the chords are then placed at the exact seconds of their frames,
 so in the MIDI file they sit on the tick of the frame under the tempo map.
 
@@ -59,6 +64,7 @@ MOOD_STEP = None     # write afresh where the mood moves this much between secti
 ENERGY_PULL = 1.0    # how hard the music's pace is pulled toward each section's density (0: not)
 ENERGY_WINDOW_S = 2.0   # the notes of this many seconds before are the rate heard
 ENERGY_MAX = 3.0     # the most the pull's lift (nats per octave of shift length) may be, either way
+DYNAMICS_PULL = 2.0  # nats per loudness level a level nearer the section's is lifted by (0: none, nor markings)
 
 
 class ScoreNote(NamedTuple):
@@ -143,10 +149,12 @@ def chord_events(chords, duration_s) -> list:
 class HitConstraint:
     """The sampler's `constrain` and `observe` hooks: one state per take (see the module
     docstring). played: per take, the ms of the note-ons heard before start_s (a prompt's),
-    so the energy pull hears the pace the span continues."""
+    so the energy pull hears the pace the span continues. levels: per take, {family index:
+    loudness level} the prompt left each family at, so the dynamics pull starts from it."""
 
     def __init__(self, plan, events_per_take, temperature=1.0, progress=None, start_s=0.0, end_s=None,
-                 key_pull=KEY_PULL, grace=STRAGGLER_GRACE, energy_pull=ENERGY_PULL, played=None):
+                 key_pull=KEY_PULL, grace=STRAGGLER_GRACE, energy_pull=ENERGY_PULL, played=None,
+                 dynamics_pull=DYNAMICS_PULL, levels=None):
         self.plan = plan
         self.key_pull = float(key_pull)
         self.progress = progress  # progress(fraction): every 32 steps; it may raise to stop
@@ -170,6 +178,14 @@ class HitConstraint:
         self.played = [sorted(p) for p in played] if played else [[] for _ in events_per_take]
         self.rate_from_ms = self.start_ms - (ENERGY_WINDOW_S * 1000 if played else 0)
         self.shift_log2 = torch.from_numpy(np.log2(TOKEN_MS[SHIFT0:FINE0] / 100.0)).float()
+        self.dynamics_pull = float(dynamics_pull)
+        self.marked = [None] * len(events_per_take)   # the section each take last had marked
+        # each take's loudness level per family (-1: not yet set), as the model last heard it
+        self.levels = [[-1] * len(FAMILIES) for _ in events_per_take]
+        for b, known in enumerate(levels or []):
+            for family, level in known.items():
+                self.levels[b][family] = level
+        self.lifts = {}   # (section's level, every family's level) -> the loudness tokens' lift
 
     def __call__(self, logits, now_ms):
         self.steps += 1
@@ -196,13 +212,17 @@ class HitConstraint:
             self.queue[b] = list(tokens)
             self.held[b] -= set(release)
             self.held[b] |= set(hold)
+        section = self.plan.section_at(now / 1000)
+        if not self.queue[b] and self.dynamics_pull:
+            self.queue[b] = self._marking(b, now, section)
         if self.queue[b]:
             return _only(row, self.queue[b].pop(0))
         row = row.masked_fill(self.always | self._rests(now), float("-inf"))
-        section = self.plan.section_at(now / 1000)
         row = pull(row, section.tonic, section.mode, self.key_pull)
         if self.energy_pull:
             row = self._energy(b, now, section, row)
+        if self.dynamics_pull:
+            row = self._dynamics(b, section, row)
         if self.held[b]:
             held = [t for f, p in self.held[b] for t in (_on(f, p), _off(f, p))]
             row[held] = float("-inf")
@@ -238,11 +258,45 @@ class HitConstraint:
         row[SHIFT0:FINE0] -= lift * self.shift_log2
         return row
 
+    def _marking(self, b, now, section):
+        """Where a take enters a section: loudness tokens that set each family of the
+        section's palette that plays at another level to the section's. A family with no
+        level yet is left to the model (its first loudness leans toward the section's)."""
+        if self.marked[b] is section:
+            return []
+        self.marked[b] = section
+        if section.tacet or any(a <= now / 1000 < b_ for a, b_ in self.plan.tacet):
+            return []
+        target = vel_level(section.velocity)
+        return [VEL0 + FAMILY_INDEX[f] * N_VEL + target for f in FAMILIES
+                if section.palette.get(f) is not None
+                and self.levels[b][FAMILY_INDEX[f]] not in (-1, target)]
+
+    def _dynamics(self, b, section, row):
+        """Loudness levels nearer the section's than the level a family plays at made
+        likelier, by dynamics_pull nats per level nearer; before a family has a level, every
+        level leans toward the section's. Why: the model keeps the loudness it started with
+        (loudness tokens come only where the level changes), so without this a calm opening
+        leaves a later excited section as soft. Only levels nearer are lifted, none pushed
+        down, so the model's own swells within a section stay its choice."""
+        key = (vel_level(section.velocity), tuple(self.levels[b]))
+        if key not in self.lifts:
+            target, current = key
+            off = [abs(level - target) for level in range(N_VEL)]
+            self.lifts[key] = self.dynamics_pull * torch.tensor(
+                [-off[level] if now_at < 0 else max(0, off[now_at] - off[level])
+                 for now_at in current for level in range(N_VEL)], dtype=row.dtype)
+        row[VEL0:VEL0 + len(FAMILIES) * N_VEL] += self.lifts[key]
+        return row
+
     def observe(self, tokens, now_ms):
-        """The sampler's observe hook: keeps the time of every note-on each take draws."""
+        """The sampler's observe hook: keeps the time of every note-on each take draws, and
+        the loudness level each family was last set to."""
         for b, (tok, now) in enumerate(zip(tokens, now_ms)):
             if ON0 <= tok < OFF0 and now < self.end_ms:
                 self.played[b].append(int(now))
+            elif VEL0 <= tok < VEL0 + len(FAMILIES) * N_VEL:
+                self.levels[b][(tok - VEL0) // N_VEL] = (tok - VEL0) % N_VEL
 
     def _rests(self, now_ms):
         seconds = now_ms / 1000
@@ -258,6 +312,16 @@ class HitConstraint:
                     mask[start:start + N_PITCH] = True
             self.rests[key] = mask
         return self.rests[key]
+
+
+def levels_set(tokens) -> dict:
+    """{family index: loudness level} as the tokens leave each family (loudness tokens come
+    only where a level changes, so the last one of a family is the level it plays at)."""
+    levels = {}
+    for tok in tokens:
+        if VEL0 <= tok < VEL0 + len(FAMILIES) * N_VEL:
+            levels[(tok - VEL0) // N_VEL] = (tok - VEL0) % N_VEL
+    return levels
 
 
 def _only(row, token):
@@ -286,7 +350,7 @@ def mood_parts(plan, step=MOOD_STEP) -> list:
 
 def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, progress=None,
             key_pull=KEY_PULL, guidance=GUIDANCE, mood_step=MOOD_STEP, key_guidance=KEY_GUIDANCE,
-            energy_pull=ENERGY_PULL) -> dict:
+            energy_pull=ENERGY_PULL, dynamics_pull=DYNAMICS_PULL) -> dict:
     """Generate `candidates` takes of the whole cue and keep the best.
 
     Returns {"notes": [ScoreNote], "chords": [Chord], "scores": [per candidate], "best": i,
@@ -302,7 +366,8 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, pro
     guidance toward its section's key (sample.py), at the cost of another row per candidate;
     the sampler refuses it for a model without that condition.
     energy_pull: how hard each section's pace is pulled toward its density (HitConstraint;
-    0 leaves the model's own pace).
+    0 leaves the model's own pace). dynamics_pull: the same for its loudness (0: the
+    model's own).
     """
     chords_per_take = [plan_chords(plan, np.random.default_rng([seed, k])) for k in range(candidates)]
     sections = plan.sections
@@ -317,7 +382,7 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, pro
         hook = HitConstraint(plan, [chord_events(c, end) for c in inside], temperature,
                              part_progress if progress is not None else None, start_s=start, end_s=end,
                              key_pull=key_pull, grace=STRAGGLER_GRACE if len(parts) == 1 else None,
-                             energy_pull=energy_pull)
+                             energy_pull=energy_pull, dynamics_pull=dynamics_pull)
         # Each part starts from silence at its mood change. Every take runs each part to its
         # end: one ended early would leave a gap before the next.
         start_ms = int(round(start * 1000))

@@ -27,7 +27,7 @@ from fractions import Fraction
 import numpy as np
 
 from bridge import tempo as tempo_mod
-from bridge.compose import TOKENS_PER_SECOND, HitConstraint, chord_events, finish, plan_chords
+from bridge.compose import TOKENS_PER_SECOND, HitConstraint, chord_events, finish, levels_set, plan_chords
 from bridge.music.sample import sample
 from bridge.music.tokens import Note, encode, shift_tokens, token_times_ms
 from bridge.timebase import (PPQ, beats_to_seconds, seconds_to_beats, seconds_to_ticks_all, tempo_to_bpm,
@@ -267,7 +267,7 @@ def write_span(model, plan, context, start_s, end_s, seed, progress=None) -> lis
     heard_ms = int(token_times_ms(prompt)[-1]) if prompt else 0
     prompt += shift_tokens(int(round(start_s * 1000)) - int(round(first * 1000)) - heard_ms)
     hook = HitConstraint(plan, [chord_events(chords, end_s)], progress=progress, start_s=start_s, end_s=end_s,
-                         played=[[int(round(n.start * 1000)) for n in heard]])
+                         played=[[int(round(n.start * 1000)) for n in heard]], levels=[levels_set(prompt)])
     sections = plan.sections
     hits_inside = len(chords)
     takes = sample(model, end_s, valence=[(s.start, s.valence) for s in sections],

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.compose import (ENERGY_PULL, GUIDANCE, HIT_FAMILIES, KEY_GUIDANCE, KEY_PULL, MOOD_STEP, compose,
+from bridge.compose import (DYNAMICS_PULL, ENERGY_PULL, GUIDANCE, HIT_FAMILIES, KEY_GUIDANCE, KEY_PULL, MOOD_STEP, compose,
                             to_parts)
 from bridge.music.evaluate import spearman_rho
 from bridge.plan import make_plan
@@ -69,7 +69,8 @@ def synthetic_edit(rate, first, count, shot_s, seed):
 
 
 def evaluate(model, model_info, seed=1, candidates=2, key_pull=KEY_PULL, guidance=GUIDANCE,
-             mood_step=MOOD_STEP, key_guidance=KEY_GUIDANCE, energy_pull=ENERGY_PULL) -> dict:
+             mood_step=MOOD_STEP, key_guidance=KEY_GUIDANCE, energy_pull=ENERGY_PULL,
+             dynamics_pull=DYNAMICS_PULL) -> dict:
     rows, targets, measured = [], [], []
     started = time.perf_counter()
     for number, (name, rate, first, count, shot_s) in enumerate(EDITS):
@@ -77,7 +78,7 @@ def evaluate(model, model_info, seed=1, candidates=2, key_pull=KEY_PULL, guidanc
         plan = make_plan(hits, sections, rate, duration, cue=f"1M{number + 1}")
         composed = compose(model, plan, seed=seed, candidates=candidates, key_pull=key_pull,
                            guidance=guidance, mood_step=mood_step, key_guidance=key_guidance,
-                           energy_pull=energy_pull)
+                           energy_pull=energy_pull, dynamics_pull=dynamics_pull)
         notes = _through_midi(composed["notes"], plan, rate)
         forced = {(round(c.start, 3), p) for c in composed["chords"] for p in c.pitches}
         own = [n for n in notes if (round(n[0], 3), n[2]) not in forced or n[4] not in HIT_FAMILIES]
@@ -106,7 +107,7 @@ def evaluate(model, model_info, seed=1, candidates=2, key_pull=KEY_PULL, guidanc
     return {
         "model": model_info, "seed": seed, "candidates": candidates, "key_pull": key_pull,
         "guidance": guidance, "mood_step": mood_step, "key_guidance": key_guidance,
-        "energy_pull": energy_pull, "edits": rows,
+        "energy_pull": energy_pull, "dynamics_pull": dynamics_pull, "edits": rows,
         "summary": {
             "hits": hits,
             "hit_chord_share": sum(r["hit_chord_share"] * r["hits"] for r in rows) / hits,

@@ -286,6 +286,77 @@ def test_the_energy_pull_holds_each_section_nearer_its_density(model):
     assert off_target(1.0) < 0.5 * off_target(0.0)
 
 
+def test_the_dynamics_pull_marks_each_section_and_lifts_the_levels_nearer_its_own():
+    import torch
+    from bridge.music.tokens import N_VEL, VEL0, VOCAB_SIZE, vel_level
+    rows = [{"start": 0, "end": 100, "valence": 0.5, "arousal": -0.8, "tacet": False},
+            {"start": 100, "end": 200, "valence": 0.5, "arousal": 0.8, "tacet": False}]
+    plan = make_plan([], rows, 25, 200)
+    calm, loud = (vel_level(s.velocity) for s in plan.sections)
+    pad = VEL0 + 2 * N_VEL   # the pad family's levels
+    assert plan.sections[1].palette.get("pad") is not None and loud - calm >= 3
+    logits = torch.zeros(1, VOCAB_SIZE)
+
+    def hook_at(level=None, pull=2.0, levels=None):
+        hook = HitConstraint(plan, [[]], energy_pull=0.0, dynamics_pull=pull, levels=levels)
+        if level is not None:   # the model (or a forced chord) set the pad's level
+            hook.observe(np.array([pad + level]), np.array([100]))
+        return hook
+
+    def forced(row):
+        return int(row.argmax()) if int(torch.isinf(row).sum()) == VOCAB_SIZE - 1 else None
+
+    # entering the loud section at the calm level: the pad is set to the loud level, once
+    hook = hook_at(calm)
+    assert forced(hook(logits, np.array([4100]))[0]) == pad + loud
+    lean = hook(logits, np.array([4110]))[0]   # not yet heard: the levels nearer are lifted
+    lift = lean[pad:pad + N_VEL] - logits[0, pad:pad + N_VEL]
+    assert int(lift.argmax()) == loud and float(lift[loud]) == pytest.approx(2.0 * (loud - calm))
+    assert float(lift[calm + 1]) == pytest.approx(2.0) and float(lift.min()) == 0.0   # none pushed down
+    hook.observe(np.array([pad + loud]), np.array([4110]))
+    free = hook(logits, np.array([4120]))[0]   # at the section's level: left to the model
+    assert torch.equal(free[pad:pad + N_VEL], logits[0, pad:pad + N_VEL])
+    assert forced(hook(logits, np.array([4500]))[0]) is None   # marked once per section
+    # a prompt's level counts as heard; at the section's level nothing is marked
+    assert forced(hook_at(levels=[{2: calm}])(logits, np.array([4100]))[0]) == pad + loud
+    assert forced(hook_at(loud)(logits, np.array([4100]))[0]) is None
+    # no level yet: nothing forced, every level leans toward the section's
+    fresh = hook_at()(logits, np.array([4100]))[0]
+    assert forced(fresh) is None and int(fresh[pad:pad + N_VEL].argmax()) == loud
+    # pull 0: no marking, no lift; what starts, which pitch and when are left to the other pulls
+    off = hook_at(calm, pull=0.0)(logits, np.array([4100]))[0]
+    assert forced(off) is None and torch.equal(off[pad:pad + N_VEL], logits[0, pad:pad + N_VEL])
+    assert torch.equal(lean[:VEL0], off[:VEL0])
+
+
+def test_levels_set_reads_the_loudness_each_family_is_left_at():
+    from bridge.compose import levels_set
+    from bridge.music.tokens import FAMILY_INDEX, Note, encode, vel_level
+    notes = [Note(0.0, 0.5, 60, 40, "pad"), Note(0.5, 0.5, 64, 100, "pad"), Note(0.2, 1.0, 40, 70, "bass"),
+             Note(1.0, 0.5, 67, 100, "pad")]
+    assert levels_set(encode(notes)) == {FAMILY_INDEX["pad"]: vel_level(100), FAMILY_INDEX["bass"]: vel_level(70)}
+    assert levels_set([]) == {}
+
+
+def test_the_dynamics_pull_makes_a_later_louder_section_louder(model):
+    rows = [{"start": 0, "end": 240, "valence": 0.4, "arousal": -0.8, "tacet": False},
+            {"start": 240, "end": 480, "valence": 0.4, "arousal": 0.8, "tacet": False}]
+    plan = make_plan([Hit(f, "cut") for f in (48, 240, 400)], rows, 24, 480)
+    loud = plan.sections[1]
+
+    def off_target(pull):
+        miss = []
+        for seed in range(3):
+            composed = compose(model, plan, seed=seed, candidates=1, dynamics_pull=pull)
+            forced = {(c.start, p) for c in composed["chords"] for p in c.pitches}
+            own = [n.velocity for n in composed["notes"]
+                   if loud.start <= n.start < loud.end and (n.start, n.pitch) not in forced]
+            miss += [abs(v - loud.velocity) for v in own]
+        return np.mean(miss)
+
+    assert off_target(2.0) < 0.7 * off_target(0.0)
+
+
 def test_a_straggling_take_is_ended_once_another_has_finished():
     import torch
     from bridge.music.tokens import EOS, VOCAB_SIZE
