@@ -262,11 +262,10 @@ class HitConstraint:
         """Where a take enters a section: loudness tokens that set each family of the
         section's palette that plays at another level to the section's. A family with no
         level yet is left to the model (its first loudness leans toward the section's)."""
-        if self.marked[b] is section:
-            return []
+        silent = section.tacet or any(a <= now / 1000 < end for a, end in self.plan.tacet)
+        if self.marked[b] is section or silent:
+            return []   # marked already, or silent here (marked where the music comes back)
         self.marked[b] = section
-        if section.tacet or any(a <= now / 1000 < b_ for a, b_ in self.plan.tacet):
-            return []
         target = vel_level(section.velocity)
         return [VEL0 + FAMILY_INDEX[f] * N_VEL + target for f in FAMILIES
                 if section.palette.get(f) is not None
