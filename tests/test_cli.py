@@ -124,6 +124,8 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
                                   ["train", "model", "--groove-share", "-0.1"],
                                   ["train", "model", "--workers", "-1"],
                                   ["eval-score", "--key-guidance", "0.5"],
+                                  ["eval-score", "--energy-pull", "-1"], ["eval-score", "--energy-pull", "nan"],
+                                  ["eval-score", "--dynamics-pull", "5"], ["eval-score", "--dynamics-pull", "inf"],
                                   ["eval", "--int8", "--precision", "bf16"],
                                   ["eval", "--precision", "fp16"], ["eval", "--key-cut", "-0.5"],
                                   ["eval", "--key-cut", "nan"], ["eval", "--twin-windows", "4"],
@@ -153,7 +155,7 @@ def test_absurd_steering_strength_or_temperature_is_refused_before_any_work(argv
                                           "invalid choice", "[0, 10]", "16 to 8192",
                                           "not a whole number", "(0, 1]", "[0, 10080]", "[0, 100]",
                                           "0 to 4294967295", "(0, 1000]", "1 to 4096", "[0, 86400]",
-                                          "must be 1 to", "must be 0 to"))
+                                          "must be 1 to", "must be 0 to", "[0, 4]"))
     assert "Traceback" not in proc.stderr
 
 
