@@ -64,7 +64,7 @@ MOOD_STEP = None     # write afresh where the mood moves this much between secti
 ENERGY_PULL = 1.0    # how hard the music's pace is pulled toward each section's density (0: not)
 ENERGY_WINDOW_S = 2.0   # the notes of this many seconds before are the rate heard
 ENERGY_MAX = 3.0     # the most the pull's lift (nats per octave of shift length) may be, either way
-DYNAMICS_PULL = 2.0  # nats per loudness level a level nearer the section's is lifted by (0: none, nor markings)
+DYNAMICS_PULL = 2.0  # nats a level nearer the section's loudness is lifted by (0: no lift, no marking)
 
 
 class ScoreNote(NamedTuple):

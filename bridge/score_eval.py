@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.compose import (DYNAMICS_PULL, ENERGY_PULL, GUIDANCE, HIT_FAMILIES, KEY_GUIDANCE, KEY_PULL, MOOD_STEP, compose,
-                            to_parts)
+from bridge.compose import (DYNAMICS_PULL, ENERGY_PULL, GUIDANCE, HIT_FAMILIES, KEY_GUIDANCE, KEY_PULL,
+                            MOOD_STEP, compose, to_parts)
 from bridge.music.evaluate import spearman_rho
 from bridge.plan import make_plan
 from bridge.render.midi import read_midi, write_midi
