@@ -116,6 +116,33 @@ def test_gain_reaches_the_peak_but_never_lifts_near_silence_much():
     assert audio._gain([np.zeros((4, 2), np.float32)]) == 1.0
 
 
+@pytest.mark.parametrize("synth", SYNTHS)
+def test_presets_are_level_matched_and_velocity_still_sets_the_loudness(tmp_path, synth):
+    """Two presets whose levels differ by several dB sound alike at one velocity once
+    matched; the louder velocity stays louder by what the synthesizer gives it."""
+    def part(program, start, velocity):
+        return {"name": f"P{program}", "program": program, "is_drum": False,
+                "notes": [(start, start + 1.5, p, velocity) for p in (48, 52, 55)]}
+
+    def levels(parts, spans):
+        pcm = _read(render_wav(parts, tmp_path / "levels.wav", 2.0 * len(spans), synth=synth)["path"])
+        return [_rms_dbfs(pcm, a + 0.2, a + 1.5) for a in spans]
+
+    def unmatched(program):
+        x = audio._synthesize(synth, [part(program, 0.0, 90)], [(0, tb.bpm_to_tempo(120))],
+                              find_soundfont(), RATE, 1.6)
+        return 20 * np.log10(np.sqrt(np.mean(x[round(0.2 * RATE):round(1.5 * RATE)] ** 2)))
+
+    # strings, slow strings, synth strings, horn: the synthesizers disagree on which is loudest
+    raw = {program: unmatched(program) for program in (48, 49, 50, 60)}
+    quiet, loud = min(raw, key=raw.get), max(raw, key=raw.get)
+    assert raw[loud] - raw[quiet] > 4                    # unmatched, several dB apart
+    low, high = levels([part(quiet, 0.0, 90), part(loud, 2.0, 90)], [0.0, 2.0])
+    assert abs(high - low) < 2.0
+    soft, hard = levels([part(quiet, 0.0, 50), part(quiet, 2.0, 110)], [0.0, 2.0])
+    assert hard - soft > 4
+
+
 def test_stems_line_up_and_sum_to_the_mix(tmp_path):
     result = render_stems(PARTS, tmp_path / "stems", 2.0, tempo_map=TEMPO_MAP, prefix="1M1-")
     names = [os.path.basename(p) for p in result["paths"]]

@@ -4,6 +4,13 @@ tinysoundfont renders in process and is the fastest, so it is preferred; the flu
 command line is the fallback. Both synthesizers get the notes of the MIDI deliverable
 itself, so the preview plays what the DAW will get. Every WAV is 16-bit stereo of exactly
 the requested number of samples, so it lines up with the picture sample for sample.
+
+Each part is rendered on its own and level-matched before the mix: a General MIDI soundfont's
+presets differ far more in level than its velocities span (TimGM6mb: Synth Strings plays
+8.5 dB under Slow Strings at the same velocity, while velocity 56 to 104 is 5.4 dB), so
+without it a section's loudness would follow the palette's instruments, not the velocities
+the music was given for its arousal. A part's level is measured once per soundfont, preset
+and register (one note at its median pitch), and the part is brought to a common level.
 """
 
 import io
@@ -29,6 +36,9 @@ SYNTHS = ("tinysoundfont", "fluidsynth")  # in order of preference
 PEAK = 10 ** (-1 / 20)        # normalise to -1 dBFS: full level, headroom for lossy encoders
 MAX_GAIN = 10 ** (20 / 20)    # at most +20 dB, so a nearly silent render is not made loud
 FADE_SECONDS = 0.010          # the end is a cut or a release the synth stopped: fade it
+MATCH_RMS = 10 ** (-24 / 20)  # a part's reference note (velocity 100) is brought to this RMS
+MATCH_MAX = 10 ** (18 / 20)   # level matching moves a part by at most 18 dB either way
+_LEVELS = {}                  # (synth, soundfont, rate, program, pitch) -> matching gain
 
 
 class NoSynthesizer(Exception):
@@ -118,19 +128,41 @@ def _load(parts_or_midi_path, tempo_map):
 
 
 def _render(synth, parts, tempo_map, soundfont, sample_rate, duration_seconds):
-    """Float stereo (samples × 2) of the parts, cut or padded to length, the end faded."""
+    """Float stereo (samples × 2) of the parts, each level-matched, cut or padded to length,
+    the end faded."""
     samples = tb.seconds_to_samples(duration_seconds, sample_rate)
-    if synth == "tinysoundfont":
-        audio = _tinysoundfont(parts, soundfont, sample_rate, samples)
-    else:
-        audio = _fluidsynth(parts, tempo_map, soundfont, sample_rate, duration_seconds)
-    audio = audio[:samples]
+    audio = np.zeros((samples, 2), dtype=np.float32)
+    for part in parts:
+        one = _synthesize(synth, [part], tempo_map, soundfont, sample_rate, duration_seconds)[:samples]
+        audio[:len(one)] += one * np.float32(_match(synth, part, soundfont, sample_rate))
     fade = min(len(audio), tb.seconds_to_samples(FADE_SECONDS, sample_rate))
     if fade:
         audio[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
-    if len(audio) < samples:
-        audio = np.pad(audio, ((0, samples - len(audio)), (0, 0)))
     return audio
+
+
+def _synthesize(synth, parts, tempo_map, soundfont, sample_rate, duration_seconds):
+    """The synthesizer's own float stereo of the parts (its length may differ a little)."""
+    if synth == "tinysoundfont":
+        return _tinysoundfont(parts, soundfont, sample_rate, tb.seconds_to_samples(duration_seconds, sample_rate))
+    return _fluidsynth(parts, tempo_map, soundfont, sample_rate, duration_seconds)
+
+
+def _match(synth, part, soundfont, sample_rate):
+    """The gain that brings the part's preset to MATCH_RMS: one note at the part's median
+    pitch, velocity 100, held a second, measured once per synthesizer, soundfont, preset
+    and pitch. Drums are left as the soundfont has them (a kit has no one level)."""
+    if part["is_drum"] or not part["notes"]:
+        return 1.0
+    pitch = int(np.median([pitch for _, _, pitch, _ in part["notes"]]))
+    key = (synth, soundfont, sample_rate, part["program"], pitch)
+    if key not in _LEVELS:
+        note = {"name": "level", "program": part["program"], "is_drum": False,
+                "notes": [(0.0, 1.0, pitch, 100)]}
+        heard = _synthesize(synth, [note], [(0, DEFAULT_TEMPO)], soundfont, sample_rate, 1.0)
+        rms = float(np.sqrt(np.mean(heard[int(0.1 * sample_rate):sample_rate] ** 2)))
+        _LEVELS[key] = min(MATCH_MAX, max(1 / MATCH_MAX, MATCH_RMS / rms)) if rms > 0 else 1.0
+    return _LEVELS[key]
 
 
 def _tinysoundfont(parts, soundfont, sample_rate, samples):
