@@ -144,7 +144,8 @@ def _render(synth, parts, tempo_map, soundfont, sample_rate, duration_seconds):
 def _synthesize(synth, parts, tempo_map, soundfont, sample_rate, duration_seconds):
     """The synthesizer's own float stereo of the parts (its length may differ a little)."""
     if synth == "tinysoundfont":
-        return _tinysoundfont(parts, soundfont, sample_rate, tb.seconds_to_samples(duration_seconds, sample_rate))
+        samples = tb.seconds_to_samples(duration_seconds, sample_rate)
+        return _tinysoundfont(parts, soundfont, sample_rate, samples)
     return _fluidsynth(parts, tempo_map, soundfont, sample_rate, duration_seconds)
 
 
