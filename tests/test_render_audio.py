@@ -3,6 +3,7 @@ determinism, normalisation, stems, and a clear refusal when nothing can render."
 
 import os
 import shutil
+import struct
 import wave
 
 import numpy as np
@@ -13,7 +14,7 @@ from bridge import timebase as tb
 from bridge.render import audio
 from bridge.render.audio import NoSynthesizer, render_stems, render_wav
 from bridge.render.midi import write_midi
-from bridge.render.soundfont import find_soundfont
+from bridge.render.soundfont import find_soundfont, has_velocity_layers
 
 pytestmark = pytest.mark.skipif(find_soundfont() is None, reason="no GM soundfont installed")
 needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None,
@@ -140,7 +141,31 @@ def test_presets_are_level_matched_and_velocity_still_sets_the_loudness(tmp_path
     low, high = levels([part(quiet, 0.0, 90), part(loud, 2.0, 90)], [0.0, 2.0])
     assert abs(high - low) < 2.0
     soft, hard = levels([part(quiet, 0.0, 50), part(quiet, 2.0, 110)], [0.0, 2.0])
-    assert hard - soft > 4
+    if synth == "fluidsynth" or not has_velocity_layers(find_soundfont()):
+        # the SF2 default: amplitude follows the square of velocity, 13.7 dB from 50 to 110
+        assert hard - soft == pytest.approx(40 * np.log10(110 / 50), abs=1.5)
+    else:
+        assert hard - soft > 4
+
+
+def _sf2(generators):
+    """A minimal SF2 file: just the RIFF frame and the pdta generator lists."""
+    def chunk(kind, payload):
+        return kind + struct.pack("<I", len(payload)) + payload + b"\0" * (len(payload) & 1)
+    igen = b"".join(struct.pack("<HBB", oper, low, high) for oper, low, high in generators)
+    pdta = chunk(b"LIST", b"pdta" + chunk(b"pgen", struct.pack("<HBB", 0, 0, 0)) + chunk(b"igen", igen))
+    return chunk(b"RIFF", b"sfbk" + chunk(b"LIST", b"INFO") + pdta)
+
+
+def test_velocity_layers_are_read_from_the_soundfont(tmp_path):
+    layered, plain, broken = tmp_path / "layered.sf2", tmp_path / "plain.sf2", tmp_path / "broken.sf2"
+    # generator 43 is a zone's key range, 44 its velocity range
+    layered.write_bytes(_sf2([(43, 0, 60), (44, 0, 63), (43, 0, 60), (44, 64, 127)]))
+    plain.write_bytes(_sf2([(43, 0, 60), (44, 0, 127), (43, 61, 127)]))
+    broken.write_bytes(b"RIFF\x10\0\0\0sfbk")
+    assert has_velocity_layers(str(layered)) and not has_velocity_layers(str(plain))
+    assert has_velocity_layers(str(broken))                # unreadable: pass velocities as they are
+    assert has_velocity_layers(str(tmp_path / "missing.sf2"))
 
 
 def test_stems_line_up_and_sum_to_the_mix(tmp_path):

@@ -1,9 +1,13 @@
 """Finding a General MIDI soundfont and a synthesizer to render with."""
 
+import functools
 import importlib.util
 import os
 import shutil
+import struct
 from pathlib import Path
+
+VEL_RANGE = 44   # the SF2 generator that gives a zone a velocity range (a velocity layer)
 
 # Debian/Ubuntu, Fedora, Arch and Homebrew locations of the common GM soundfonts.
 SOUNDFONT_CANDIDATES = [
@@ -35,3 +39,36 @@ def synthesizers() -> dict:
         "tinysoundfont": "python module" if importlib.util.find_spec("tinysoundfont") else None,
         "fluidsynth": shutil.which("fluidsynth"),
     }
+
+
+@functools.lru_cache(maxsize=8)
+def has_velocity_layers(path) -> bool:
+    """Whether any preset or instrument zone of the SF2 file at `path` is limited to part of
+    the velocity range (its sound then depends on which velocity picks it). Read from the
+    file's pdta generator lists; a file that cannot be read counts as having layers, the
+    answer that changes nothing (see render/audio.py)."""
+    try:
+        data = Path(path).read_bytes()
+        if data[:4] != b"RIFF" or data[8:12] != b"sfbk":
+            return True
+        for kind, start, size in _chunks(data, 12, len(data)):
+            if kind == b"LIST" and data[start:start + 4] == b"pdta":
+                for sub, at, length in _chunks(data, start + 4, start + size):
+                    if sub in (b"pgen", b"igen"):
+                        for i in range(at, at + length - 3, 4):
+                            oper, low, high = struct.unpack_from("<HBB", data, i)
+                            if oper == VEL_RANGE and (low, high) != (0, 127):
+                                return True
+                return False
+        return True
+    except (OSError, struct.error):
+        return True
+
+
+def _chunks(data, start, end):
+    """(id, payload start, payload size) of the RIFF chunks in data[start:end]."""
+    while start + 8 <= end:
+        kind = data[start:start + 4]
+        size = struct.unpack_from("<I", data, start + 4)[0]
+        yield kind, start + 8, size
+        start += 8 + size + (size & 1)
