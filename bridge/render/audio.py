@@ -6,8 +6,9 @@ itself, so the preview plays what the DAW will get. Every WAV is 16-bit stereo o
 the requested number of samples, so it lines up with the picture sample for sample.
 
 Each part is rendered on its own and level-matched before the mix: a General MIDI soundfont's
-presets differ far more in level than its velocities span (TimGM6mb: Synth Strings plays
-8.5 dB under Slow Strings at the same velocity, while velocity 56 to 104 is 5.4 dB), so
+presets differ in level as much as its velocities span (TimGM6mb: Synth Strings plays
+8.5 dB under Slow Strings and 17.5 dB under French Horn at the same velocity, while velocity
+56 to 104 is 10.8 dB on the standard curve below), so
 without it a section's loudness would follow the palette's instruments, not the velocities
 the music was given for its arousal. A part's level is measured once per soundfont, preset
 and register (one note at its median pitch), and the part is brought to a common level.
