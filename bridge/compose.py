@@ -295,7 +295,8 @@ class HitConstraint:
             if ON0 <= tok < OFF0 and now < self.end_ms:
                 self.played[b].append(int(now))
             elif VEL0 <= tok < VEL0 + len(FAMILIES) * N_VEL:
-                self.levels[b][(tok - VEL0) // N_VEL] = (tok - VEL0) % N_VEL
+                family, level = divmod(int(tok) - VEL0, N_VEL)
+                self.levels[b][family] = level
 
     def _rests(self, now_ms):
         seconds = now_ms / 1000
@@ -316,11 +317,7 @@ class HitConstraint:
 def levels_set(tokens) -> dict:
     """{family index: loudness level} as the tokens leave each family (loudness tokens come
     only where a level changes, so the last one of a family is the level it plays at)."""
-    levels = {}
-    for tok in tokens:
-        if VEL0 <= tok < VEL0 + len(FAMILIES) * N_VEL:
-            levels[(tok - VEL0) // N_VEL] = (tok - VEL0) % N_VEL
-    return levels
+    return dict(divmod(tok - VEL0, N_VEL) for tok in tokens if VEL0 <= tok < VEL0 + len(FAMILIES) * N_VEL)
 
 
 def _only(row, token):
