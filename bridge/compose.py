@@ -254,7 +254,6 @@ class HitConstraint:
         recent = (len(played) - bisect.bisect_left(played, since)) / heard
         lift = self.energy_pull * math.log((section.density + 0.5) / (recent + 0.5))
         lift = max(-ENERGY_MAX, min(ENERGY_MAX, lift))
-        row = row.clone()
         row[SHIFT0:FINE0] -= lift * self.shift_log2
         return row
 
@@ -285,7 +284,7 @@ class HitConstraint:
             self.lifts[key] = self.dynamics_pull * torch.tensor(
                 [-off[level] if now_at < 0 else max(0, off[now_at] - off[level])
                  for now_at in current for level in range(N_VEL)], dtype=row.dtype)
-        row[VEL0:VEL0 + len(FAMILIES) * N_VEL] += self.lifts[key]
+        row[VEL0:VOCAB_SIZE] += self.lifts[key]   # the loudness tokens end the vocabulary
         return row
 
     def observe(self, tokens, now_ms):
@@ -294,7 +293,7 @@ class HitConstraint:
         for b, (tok, now) in enumerate(zip(tokens, now_ms)):
             if ON0 <= tok < OFF0 and now < self.end_ms:
                 self.played[b].append(int(now))
-            elif VEL0 <= tok < VEL0 + len(FAMILIES) * N_VEL:
+            elif VEL0 <= tok < VOCAB_SIZE:
                 family, level = divmod(int(tok) - VEL0, N_VEL)
                 self.levels[b][family] = level
 
@@ -317,7 +316,7 @@ class HitConstraint:
 def levels_set(tokens) -> dict:
     """{family index: loudness level} as the tokens leave each family (loudness tokens come
     only where a level changes, so the last one of a family is the level it plays at)."""
-    return dict(divmod(tok - VEL0, N_VEL) for tok in tokens if VEL0 <= tok < VEL0 + len(FAMILIES) * N_VEL)
+    return dict(divmod(tok - VEL0, N_VEL) for tok in tokens if VEL0 <= tok < VOCAB_SIZE)
 
 
 def _only(row, token):
