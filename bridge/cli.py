@@ -123,7 +123,7 @@ def cmd_score(args) -> int:
     manifest, path = score(args.input, args.out, seed=args.seed, device=args.device,
                            audio_out=not args.no_audio, media_root=args.media_root, fps=args.fps,
                            valence=args.valence, arousal=args.arousal, candidates=args.candidates,
-                           model=model, model_info=info, use_cache=not args.no_cache,
+                           model=model, model_info=info, use_cache=not args.no_cache, key=args.key,
                            progress=None if args.quiet else console("score"))
     if not args.quiet:
         print(summary(manifest), file=sys.stderr)
@@ -180,6 +180,34 @@ def cmd_eval_score(args) -> int:
     result = evaluate(model, info, seed=args.seed, candidates=args.candidates, **extra)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def cmd_eval_cues(args) -> int:
+    from bridge.eval import cues
+    from bridge.score import load_model
+    model, info = load_model(args.device, args.model)
+    result = cues.run(model, info, seeds=args.seeds, out=args.out, reference=not args.no_reference,
+                      log=lambda line: print(line, file=sys.stderr))
+    return 1 if args.strict and result["cues_missing_a_floor"] else 0
+
+
+def _key(text):
+    from bridge.music.theory import parse_key
+    try:
+        parse_key(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _seeds(text):
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are whole numbers separated by commas, not {text!r}") from None
+    if not 1 <= len(seeds) <= 20:
+        raise argparse.ArgumentTypeError("give 1 to 20 seeds")
+    return seeds
 
 
 def cmd_doctor(args) -> int:
@@ -350,8 +378,19 @@ def build_parser() -> argparse.ArgumentParser:
     _music_options(p)
     p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")
     p.add_argument("--no-cache", action="store_true", help="analyse the picture again even when cached")
+    p.add_argument("--key", type=_key, help="the cue's home key, e.g. 'E minor', 'Bb' (default: chosen "
+                                            "from the cue's mood and edit)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the manifest path")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("eval-cues", help="MUSIC.md's measures on scored synthetic cues, beside real music")
+    p.add_argument("--seeds", type=_seeds, default=[1, 2, 3], metavar="S,S,...", help="(default 1,2,3)")
+    p.add_argument("--out", default="results/eval-cues.json", help="results file (default results/eval-cues.json)")
+    p.add_argument("--no-reference", action="store_true", help="skip the corpus pieces (music21, mma)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a cue misses a floor")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")
+    p.set_defaults(func=cmd_eval_cues)
 
     p = sub.add_parser("eval-score", help="score synthetic edits and print how well the music follows them (JSON)")
     p.add_argument("--seed", type=int, default=1)

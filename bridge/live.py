@@ -12,24 +12,18 @@ new length; everything after a span that grew or shrank is therefore re-timed by
 tempo changes, while its notes keep their ticks (the same MIDI events). Where nothing moved,
 the tempo map is the old one and kept notes are untouched.
 
-A changed span is written by the model with the music before it as its prompt (the
-context), its hits forced as chords, and the boundary offsets pointing at the span's end,
-where the kept music resumes on a hit or a section start (the anchor: the model knows the
-seam is coming and the kept music begins there with its own chord). This is not the
-Anticipatory Music Transformer's learned infilling — the model has never been trained to
-see future events — only its arrangement: context before, fixed music after.
+A changed span takes its notes from the engine's draw of the whole new plan (engine.draw,
+the very call a full score makes, with the same plan and seed): the kept music resumes at
+the span's end on a hit or a section start, where the engine's harmony starts a phrase of
+its own, so the seam falls where the music already changes.
 """
 
 import dataclasses
 import difflib
 from fractions import Fraction
 
-import numpy as np
-
 from bridge import tempo as tempo_mod
-from bridge.compose import TOKENS_PER_SECOND, HitConstraint, chord_events, finish, levels_set, plan_chords
-from bridge.music.sample import sample
-from bridge.music.tokens import Note, encode, shift_tokens, token_times_ms
+from bridge.music import engine
 from bridge.timebase import (PPQ, beats_to_seconds, seconds_to_beats, seconds_to_ticks_all, tempo_to_bpm,
                              ticks_to_seconds_all)
 
@@ -254,29 +248,10 @@ def kept_notes(old_notes, blocks, old_map, new_map, rate) -> list:
     return [n._replace(start=float(t0), end=float(t1)) for n, t0, t1 in zip(notes, times[0::2], times[1::2])]
 
 
-def write_span(model, plan, context, start_s, end_s, seed, progress=None) -> list:
-    """Model-written notes for [start_s, end_s): the context (notes before start_s) as the
-    prompt, the plan's hits inside the span forced as chords."""
-    rng = np.random.default_rng([seed, int(round(start_s * 1000))])
-    chords = [c._replace(end=min(c.end, end_s)) for c in plan_chords(plan, rng)
-              if start_s - EPS <= c.start < end_s - EPS]
-    heard = [Note(n.start, min(n.end, start_s) - n.start, n.pitch, n.velocity, n.family)
-             for n in context if n.start < start_s - EPS and min(n.end, start_s) > n.start]
-    first = max(0.0, start_s - 30.0)   # the prompt: the last 30 s at most (the window is shorter)
-    prompt = encode([n._replace(start=n.start - first) for n in heard if n.start >= first], bos=False)
-    heard_ms = int(token_times_ms(prompt)[-1]) if prompt else 0
-    prompt += shift_tokens(int(round(start_s * 1000)) - int(round(first * 1000)) - heard_ms)
-    hook = HitConstraint(plan, [chord_events(chords, end_s)], progress=progress, start_s=start_s, end_s=end_s,
-                         played=[[int(round(n.start * 1000)) for n in heard]], levels=[levels_set(prompt)])
-    sections = plan.sections
-    hits_inside = len(chords)
-    takes = sample(model, end_s, valence=[(s.start, s.valence) for s in sections],
-                   arousal=[(s.start, s.arousal) for s in sections],
-                   boundaries=[h.seconds for h in plan.hits] + [end_s], batch=1, seed=seed,
-                   constrain=hook, observe=hook.observe, prompt=prompt, prompt_ms=int(round(first * 1000)),
-                   max_tokens=int((end_s - start_s) * TOKENS_PER_SECOND) + 16 * hits_inside + 64)
-    notes = finish(takes[0], chords, plan)
-    return [n._replace(end=min(n.end, end_s)) for n in notes if start_s - EPS <= n.start < end_s - EPS]
+def write_span(drawn, start_s, end_s) -> list:
+    """The notes of [start_s, end_s) from `drawn`, the engine's draw of the whole new plan
+    (engine.draw: the same call, plan and seed a full score makes), cut at the span's end."""
+    return [n._replace(end=min(n.end, end_s)) for n in drawn if start_s - EPS <= n.start < end_s - EPS]
 
 
 def update(model, old, plan, seed, progress=None) -> dict:
@@ -314,22 +289,17 @@ def update(model, old, plan, seed, progress=None) -> dict:
              for n in notes]
     kept = len(notes)
     spans = []
-    total = sum(b[4] - b[3] for b in changed) or 1
-    done = 0
+    drawn = engine.draw(model, plan, seed).notes if changed else []
     for kind, o0, o1, n0, n1 in changed:
         start_s, end_s = float(Fraction(n0) / rate), float(Fraction(n1) / rate)
-
-        def report(fraction, done=done, n=n1 - n0):
-            if progress is not None:
-                progress((done + fraction * n) / total)
-        context = [n for n in notes if n.start < start_s - EPS]
-        written = write_span(model, plan, context, start_s, end_s, seed, report)
+        written = write_span(drawn, start_s, end_s)
         notes = notes + written
-        done += n1 - n0
         spans.append({"start": round(start_s, 6), "end": round(end_s, 6), "start_frame": n0, "end_frame": n1,
                       "previous_start": round(float(Fraction(o0) / rate), 6),
                       "previous_end": round(float(Fraction(o1) / rate), 6),
                       "what": describe_change(old_plan, plan, (o0, o1), (n0, n1)), "notes": len(written)})
+    if progress is not None:
+        progress(1.0)
     notes.sort(key=lambda n: (n.start, n.family, n.pitch))
     return {"notes": notes, "plan": plan, "spans": spans, "retimed": retimed, "kept": kept,
             "written": len(notes) - kept}

@@ -10,30 +10,42 @@ import bisect
 from dataclasses import dataclass
 from fractions import Fraction
 
+import zlib
+
 from bridge import tempo
+from bridge.music.theory import PITCH_NAMES, SCALES, parse_key
 from bridge.timebase import frames_to_seconds
 
 # How strongly a hit pulls the tempo map: the editor's own markers most, then cuts.
 HIT_WEIGHTS = {"marker": 3.0, "cut": 2.0, "transition": 1.5, "detected": 1.0}
 BPM_LO, BPM_HI = 60.0, 160.0
 
-SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
-PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-# The cue's home key: D major for a positive cue, D minor for a negative one. Sections of
-# the other sign take the relative key, which keeps the cue's pitch collection.
-HOME_TONIC = 2
+# The cue's home key is chosen per cue (choose_key): its mood picks a shortlist of keys that
+# sit well for the palette's instruments, its edit picks one of them, so the cues of a reel
+# are not all in one key. Sections of the other valence sign take the parallel mode (same
+# tonic): a dark turn in a major cue is the minor of its tonic, as a film composer writes it.
+KEYS = {
+    "bright": (2, 7, 9, 0, 4),     # D, G, A, C, E major: open strings, bright brass
+    "warm": (5, 10, 3, 0, 7),      # F, Bb, Eb, C, G major: warm, flat keys
+    "dark": (2, 9, 4, 0, 7),       # D, A, E, C, G minor
+    "tense": (2, 4, 0, 7, 11),     # D, E, C, G, B minor
+}
+MODE_DEADBAND = 0.15   # |valence| below this keeps the cue's home mode
 
 # Orchestration by quadrant of the circumplex: family -> General MIDI program (0-based),
 # None where the family rests. Drums only play in excited sections.
+# The "piano" family plays the rhythm role (arpeggio, ostinato, pulse) and "drums" the
+# percussion; ROLES names them in track names.
 PALETTES = {
-    "warm": {"pad": 48, "melody": 73, "bass": 32, "piano": 0, "drums": None},
-    "dark": {"pad": 49, "melody": 71, "bass": 42, "piano": 0, "drums": None},
+    "warm": {"pad": 48, "melody": 73, "bass": 43, "piano": 46, "drums": None},
+    "dark": {"pad": 49, "melody": 71, "bass": 43, "piano": 0, "drums": None},
     "bright": {"pad": 48, "melody": 60, "bass": 32, "piano": 0, "drums": 0},
-    "tense": {"pad": 50, "melody": 61, "bass": 43, "piano": 0, "drums": 0},
+    "tense": {"pad": 50, "melody": 40, "bass": 43, "piano": 45, "drums": 0},
 }
-PROGRAM_NAMES = {0: "Piano", 32: "Acoustic Bass", 42: "Cello", 43: "Contrabass",
-                 48: "Strings", 49: "Slow Strings", 50: "Synth Strings", 60: "French Horn",
-                 61: "Brass", 71: "Clarinet", 73: "Flute"}
+ROLES = {"pad": "pad", "melody": "melody", "bass": "bass", "piano": "rhythm", "drums": "percussion"}
+PROGRAM_NAMES = {0: "Piano", 32: "Acoustic Bass", 40: "Violin", 42: "Cello", 43: "Contrabass",
+                 45: "Pizzicato Strings", 46: "Harp", 48: "Strings", 49: "Slow Strings",
+                 50: "Synth Strings", 60: "French Horn", 61: "Brass", 71: "Clarinet", 73: "Flute"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,11 @@ class CuePlan:
     tempo: dict             # tempo.fit's result: mode, tempo_map, time_signatures, bpm, ...
     target_bpm: float
     home: str = "major"     # the cue's home mode (its sections' keys follow from it)
+    tonic: int = 2          # the cue's home tonic, pitch class
+
+    @property
+    def key(self) -> str:
+        return f"{PITCH_NAMES[self.tonic]} {self.home}"
 
     def section_at(self, seconds) -> SectionPlan:
         starts = [s.start for s in self.sections]
@@ -99,15 +116,27 @@ def palette_for(valence, arousal) -> str:
     return "warm" if valence >= 0 else "dark"
 
 
+def choose_key(mean_valence, mean_arousal, hit_frames, duration_frames, cue) -> int:
+    """The home tonic for a cue: the mood's shortlist, one of it picked by the edit itself
+    (its length, its hits, its cue number), so the same edit always gets the same key and
+    the cues of a reel spread over several."""
+    shortlist = KEYS[palette_for(mean_valence, mean_arousal)]
+    fingerprint = f"{cue}|{duration_frames}|{','.join(str(f) for f in hit_frames)}".encode()
+    return shortlist[zlib.crc32(fingerprint) % len(shortlist)]
+
+
 def make_plan(hits, sections, rate, duration_frames, valence=None, arousal=None, cue="1M1",
-              home=None) -> CuePlan:
+              home=None, key=None) -> CuePlan:
     """The cue plan for an edit.
 
     hits: objects with frame, source (and name); sections: objects or dicts with start/end
     frames, valence, arousal and tacet. valence/arousal, when given, replace the picture's
     emotion everywhere (an override for the whole cue). home ("major"/"minor"), when given,
     replaces the mode the cue's mean valence picks (a live update keeps its cue's keys).
+    key: "E minor", "Bb" ... or (tonic, mode): the cue's home key instead of choose_key's.
     """
+    if isinstance(key, str):
+        key = parse_key(key)
     duration_s = frames_to_seconds(duration_frames, rate)
     rows = [_section_row(s) for s in sections] or [
         {"start": 0, "end": duration_frames, "valence": 0.0, "arousal": 0.0, "tacet": False}]
@@ -134,11 +163,15 @@ def make_plan(hits, sections, rate, duration_frames, valence=None, arousal=None,
     fit = tempo.fit([(h.seconds, h.weight) for h in planned], duration_s, float(rate),
                     target_bpm=bpm, lo=BPM_LO, hi=BPM_HI)
 
-    home = home or ("major" if mean_v >= 0 else "minor")
-    section_plans = [_section_plan(r, rate, home) for r in rows]
+    if key is not None:
+        tonic, home = key
+    else:
+        home = home or ("major" if mean_v >= 0 else "minor")
+        tonic = choose_key(mean_v, mean_a, [h.frame for h in planned], duration_frames, cue)
+    section_plans = [_section_plan(r, rate, home, tonic) for r in rows]
     return CuePlan(name=cue, rate=Fraction(rate), duration_s=duration_s, hits=planned,
                    silent_hits=silent, sections=section_plans, tacet=tacet, tempo=fit,
-                   target_bpm=round(bpm, 3), home=home)
+                   target_bpm=round(bpm, 3), home=home, tonic=tonic)
 
 
 def _section_row(s) -> dict:
@@ -160,13 +193,9 @@ def _tacet_spans(rows, rate) -> list:
     return [(frames_to_seconds(a, rate), frames_to_seconds(b, rate)) for a, b in spans]
 
 
-def _section_plan(row, rate, home) -> SectionPlan:
+def _section_plan(row, rate, home, tonic) -> SectionPlan:
     v, a = row["valence"], row["arousal"]
-    mode = "major" if v >= 0 else "minor"
-    if mode == home:
-        tonic = HOME_TONIC
-    else:  # the relative key: minor a third below the major tonic, major a third above
-        tonic = (HOME_TONIC - 3) % 12 if mode == "minor" else (HOME_TONIC + 3) % 12
+    mode = home if abs(v) < MODE_DEADBAND else ("major" if v >= 0 else "minor")
     level = (max(-1.0, min(1.0, a)) + 1) / 2
     name = palette_for(v, a)
     return SectionPlan(
@@ -180,7 +209,7 @@ def _section_plan(row, rate, home) -> SectionPlan:
 def describe(plan: CuePlan) -> dict:
     """The plan as JSON-ready data for the manifest."""
     return {
-        "cue": plan.name, "target_bpm": plan.target_bpm, "tempo_mode": plan.tempo["mode"],
+        "cue": plan.name, "key": plan.key, "target_bpm": plan.target_bpm, "tempo_mode": plan.tempo["mode"],
         "hits_on_beat": plan.tempo["hits_on_beat"], "mean_frames_off": plan.tempo["mean_frames_off"],
         "time_signatures": [{"beat": float(b), "numerator": n, "denominator": d}
                             for b, n, d in plan.tempo["time_signatures"]],

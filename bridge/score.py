@@ -15,7 +15,8 @@ from pathlib import Path
 from bridge import live
 from bridge import manifest as manifest_mod
 from bridge.analyze import read_and_analyze
-from bridge.compose import compose, to_parts
+from bridge.compose import to_parts
+from bridge.music import engine
 from bridge.plan import describe, make_plan
 from bridge.render import audio, midi, otio_out, preview
 from bridge.timebase import beats_to_seconds, frames_to_timecode, tempo_to_bpm
@@ -35,19 +36,22 @@ def load_model(device="auto", path_stem=None):
 
 def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_root=None, fps=None,
           valence=None, arousal=None, candidates=4, model=None, model_info=None, cue="1M1",
-          progress=None, use_cache=True, previous=None, keep=None):
+          progress=None, use_cache=True, previous=None, keep=None, key=None):
     """Score one edit; returns (manifest dict, manifest path).
 
     model/model_info: a loaded MusicTransformer and how to name it in the manifest (the
     shipped model is loaded when model is None). valence/arousal override the picture's
-    emotion for the whole cue.
+    emotion for the whole cue. key: the cue's home key ("E minor", "Bb"); None lets the plan
+    choose one from the cue's mood and edit. candidates: kept for the protocol; the layered
+    engine draws one score.
     Live mode: `previous` is the session state an earlier revision left in `keep` (a dict
     filled on success); with it only the spans the edit changed are written again (see
     bridge.live), and the manifest's `update` says which.
     """
     started = time.perf_counter()
     report = progress or (lambda fraction, stage: None)
-    options = {"seed": seed, "valence": valence, "arousal": arousal, "candidates": candidates, "cue": cue}
+    options = {"seed": seed, "valence": valence, "arousal": arousal, "candidates": candidates, "cue": cue,
+               "key": key}
     timeline, analysis, hits, timings = read_and_analyze(
         input_path, fps, media_root, lambda f, stage: report(0.3 * f, stage), use_cache)
     clock = time.perf_counter()
@@ -65,7 +69,8 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
         update = {"mode": "full", "reason": "no earlier revision of this session is known"}
     plan = make_plan(hits, analysis["sections"], timeline.rate, timeline.duration,
                      valence=valence, arousal=arousal, cue=cue,
-                     home=previous["plan"].home if previous else None)
+                     key=key if key is not None else (
+                         (previous["plan"].tonic, previous["plan"].home) if previous else None))
     lap("plan_s")
     if model is None:
         report(0.3, "loading the music model")
@@ -86,10 +91,9 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
         except live.FullRescore as exc:
             update = {"mode": "full", "reason": str(exc)}
     if composed is None:
-        composing = f"composing {plan.name}: {len(plan.hits)} hits, {candidates} candidates"
+        composing = f"composing {plan.name} in {plan.key}: {len(plan.hits)} hits"
         report(0.35, composing)
-        composed = compose(model, plan, seed=seed, candidates=candidates,
-                           progress=lambda f: report(0.35 + 0.45 * f, composing))
+        composed = engine.compose(model, plan, seed=seed, progress=lambda f: report(0.35 + 0.45 * f, composing))
     lap("generation_s")
 
     out = Path(out_dir).resolve()

@@ -2,10 +2,11 @@
 
 First try constant tempos: rank them by how many hits land on a beat (within a catch
 window of frames) and by the mean frames off. Where no constant tempo serves, build a tempo
-map that puts each important hit on a downbeat: between two consecutive anchors (the cue
+map that puts each important hit on a beat: between two consecutive anchors (the cue
 start, the important hits, the end) choose a whole number of beats whose tempo is inside
-the BPM bounds and nearest the target, and fill that span with 4/4 bars plus one shorter
-(2/4, 3/4) or longer (5/4) bar where needed.
+the BPM bounds and nearest the target. The meter stays 4/4 throughout: a hit may fall on any
+beat of the bar, as it does in a cue written to picture, rather than the bar lines bending
+to put every hit on a downbeat.
 
 Tempos are whole microseconds per quarter note (what MIDI stores) and are checked through
 the same `timebase` conversions the MIDI writer uses, so "on the beat" here is on the beat
@@ -51,19 +52,6 @@ def rank_constant_tempos(hit_seconds, fps, lo=60.0, hi=180.0, step=0.05, window=
     return ranked
 
 
-def _bars(n_beats: int) -> list:
-    """Bar lengths (beats) that fill n beats: 4/4 bars, the remainder as one 2/4, 3/4 or 5/4 bar."""
-    if n_beats < 2:
-        return [n_beats]
-    fours, rest = divmod(n_beats, 4)
-    bars = [4] * fours
-    if rest == 1:
-        bars[-1] = 5 if bars else 1
-    elif rest:
-        bars.append(rest)
-    return bars
-
-
 def important_hits(hits, min_gap_s: float) -> list:
     """The hits a tempo map anchors to: at least `min_gap_s` apart, higher weight first.
 
@@ -78,13 +66,15 @@ def important_hits(hits, min_gap_s: float) -> list:
 
 
 def tempo_map_through(anchors, duration_s, target_bpm, lo=60.0, hi=180.0):
-    """A tempo map with a downbeat at every anchor (seconds > 0, ordered).
+    """A tempo map with a beat at every anchor (seconds > 0, ordered), in one 4/4 meter.
 
-    Returns (tempo_map [(beat, µs per quarter)], time_signatures [(beat, num, 4)],
-    downbeats {anchor seconds: beat}).
+    Returns (tempo_map [(beat, µs per quarter)], time_signatures [(0, 4, 4)],
+    downbeats {anchor seconds: its beat}).
     """
     points = [0.0] + [a for a in anchors if 0.0 < a < duration_s] + [duration_s]
-    tempo_map, signatures, downbeats = [], [], {}
+    # One meter throughout: an anchor lands on a beat, not necessarily a downbeat, so the
+    # bar lines stay regular (a new meter every bar reads as an error in a DAW).
+    tempo_map, signatures, downbeats = [], [(0, 4, 4)], {}
     beat = 0
     for start, end in zip(points, points[1:]):
         span = end - start
@@ -101,10 +91,7 @@ def tempo_map_through(anchors, duration_s, target_bpm, lo=60.0, hi=180.0):
         else:
             _, n, bpm = best
         tempo_map.append((beat, bpm_to_tempo(bpm)))
-        for bar in _bars(n):
-            if not signatures or signatures[-1][1] != bar:
-                signatures.append((beat, bar, 4))
-            beat += bar
+        beat += n
         downbeats[end] = beat
     downbeats.pop(duration_s, None)
     return tempo_map, signatures, downbeats
@@ -114,7 +101,7 @@ def fit(hits, duration_s, fps, target_bpm=100.0, lo=60.0, hi=180.0, window=1.0, 
     """The tempo plan for a cue.
 
     `hits` are (seconds, weight). A constant tempo is taken when it puts every important
-    hit within `window` frames of a beat; otherwise a tempo map puts them on downbeats.
+    hit within `window` frames of a beat; otherwise a tempo map puts them on beats.
     Returns a plain dict: mode, tempo_map, time_signatures, bpm (first tempo), hits_on_beat,
     mean_frames_off, frames_off (per hit, in the order given).
     """

@@ -34,6 +34,12 @@ def _corpus(args) -> int:
     return 0
 
 
+def _harmony(args) -> int:
+    from bridge.music import harmony_train
+    harmony_train.main(epochs=args.epochs, ship=args.ship, log=lambda line: print(line, file=sys.stderr))
+    return 0
+
+
 def _shipped():
     from bridge.music.model import MODELS_DIR, SHIPPED_NAME
     return MODELS_DIR / SHIPPED_NAME
@@ -160,6 +166,10 @@ def register(sub) -> None:
                    help="add mma's groove library (drums, bass, chords over major and minor "
                         "charts; needs Debian's mma): the corpus's only drums")
     c.set_defaults(func=lambda args: _corpus(args))
+    h = tsub.add_parser("harmony", help="train the chord model on Bach's chorales (about a minute on CPU)")
+    h.add_argument("--epochs", type=_positive_int, default=30, help="most epochs (default 30; the best is kept)")
+    h.add_argument("--ship", action="store_true", help="write models/scorebridge-harmony.safetensors")
+    h.set_defaults(func=lambda args: _harmony(args))
     m = tsub.add_parser("model", help="train the music transformer")
     m.add_argument("--out", default="runs/music", help="run folder (checkpoints, exported weights)")
     m.add_argument("--steps", type=_positive_int, default=4000)

@@ -1,0 +1,299 @@
+"""Arrangement: the roles (pad, bass, rhythm, percussion) realised from the chords.
+
+Patterns are data (data/patterns.json: role x energy x meter, a few variations each); the
+plan's sections choose among them, and a section keeps its variation, so bars repeat as an
+ostinato does. Voicings are chosen here: the pad moves to the nearest voicing of the next
+chord (common tones held, other voices by step), the bass plays roots and fifths at the
+bottom, the rhythm role stacks the chord's tones above the pad. Every note is kept inside its
+role's register and its instrument's practical range (data/instruments.json), and a struck
+or plucked instrument is never held past a few seconds.
+
+Notes are written in beats on the tempo map's grid and converted to seconds once, at the end
+(`to_seconds`); a hit's chord starts on its frame's exact second.
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from bridge.music.theory import SCALES
+from bridge.timebase import beats_to_seconds
+
+FAMILY_OF_ROLE = {"pad": "pad", "bass": "bass", "rhythm": "piano", "percussion": "drums", "melody": "melody"}
+ROLE_VELOCITY = {"pad": -12, "bass": -4, "rhythm": -10, "percussion": 0, "melody": 4}
+CRESCENDO_BEATS = 2          # the beats before an important hit that swell into it
+CRESCENDO = 14               # velocity added on the last of them
+PERCUSSION_FROM = 0.2        # arousal from which percussion plays (its mid pattern), excited from 0.4
+
+
+@dataclass(frozen=True)
+class BeatNote:
+    """A note on the tempo map: beats, not seconds (see to_seconds)."""
+    start: Fraction
+    end: Fraction
+    pitch: int
+    velocity: int
+    role: str
+    at_s: float | None = None    # an exact start in seconds (a hit's frame), overriding `start`
+
+
+@lru_cache(maxsize=None)
+def data(name) -> dict:
+    return json.loads(resources.files("bridge.music").joinpath("data", name).read_text())
+
+
+def energy(arousal) -> str:
+    return "calm" if arousal < -0.2 else ("excited" if arousal >= 0.4 else "mid")
+
+
+def register(role, program) -> tuple:
+    """(lo, hi) a role writes in: its register inside its program's practical range."""
+    lo, hi = data("instruments.json")["registers"][role]
+    spec = data("instruments.json")["programs"].get(str(program))
+    if spec:
+        lo, hi = max(lo, spec["range"][0]), min(hi, spec["range"][1])
+        if hi - lo < 14:   # the instrument tops out inside the role's register: reach lower
+            lo = max(spec["range"][0], hi - 14)
+    return lo, hi
+
+
+def decays(program) -> bool:
+    return bool(data("instruments.json")["programs"].get(str(program), {}).get("decays"))
+
+
+def fold(pitch, lo, hi) -> int:
+    """The pitch moved by octaves into [lo, hi] (nearest the edge it fell past)."""
+    while pitch < lo:
+        pitch += 12
+    while pitch > hi:
+        pitch -= 12
+    return pitch if pitch >= lo else lo + (pitch - lo) % 12
+
+
+def bars(plan) -> list:
+    """[(start beat, beats in the bar)] from the cue's time signatures, to its end."""
+    from bridge.timebase import seconds_to_beats
+    end = seconds_to_beats(Fraction(plan.duration_s), plan.tempo["tempo_map"])
+    signatures = sorted(plan.tempo["time_signatures"])
+    out, beat, i = [], Fraction(0), 0
+    while beat < end:
+        while i + 1 < len(signatures) and signatures[i + 1][0] <= beat:
+            i += 1
+        length = Fraction(signatures[i][1] * 4, signatures[i][2])
+        out.append((beat, length))
+        beat += length
+    return out
+
+
+def chord_at(chords, beat):
+    for c in chords:
+        if c.start_beat <= beat < c.end_beat:
+            return c
+    return None
+
+
+def _variation(options, section_index, seed, mood=None):
+    fitting = [o for o in options if o.get("mood") in (None, mood)] or options
+    return fitting[(section_index * 7 + seed * 3) % len(fitting)]
+
+
+def voice_pad(chords, lo, hi) -> list:
+    """A voicing per chord: four voices inside [lo, hi] holding every chord tone, each chosen
+    nearest the one before (common tones stay, the rest move least)."""
+    out, previous = [], None
+    for c in chords:
+        pcs = list(c.pcs)
+        candidates = []
+        for inversion in range(len(pcs)):
+            order = pcs[inversion:] + pcs[:inversion]
+            for bottom in range(lo, lo + 12):
+                if bottom % 12 != order[0]:
+                    continue
+                stack, p = [bottom], bottom
+                for pc in order[1:] + ([order[0]] if len(order) == 3 else []):
+                    p = p + ((pc - p) % 12 or 12)
+                    stack.append(p)
+                while stack[-1] <= hi - 12 and stack[0] + 12 <= hi - 12:
+                    stack = [x + 12 for x in stack]
+                if stack[-1] <= hi:
+                    candidates.append(tuple(stack))
+        if not candidates:
+            candidates = [tuple(fold(lo + (pc - lo) % 12, lo, hi) for pc in pcs)]
+        if previous is None:
+            middle = (lo + hi) / 2
+            best = min(candidates, key=lambda v: abs(sum(v) / len(v) - middle))
+        else:
+            best = min(candidates, key=lambda v: (sum(min(abs(x - y) for y in previous) for x in v)
+                                                  + 2 * abs(v[-1] - previous[-1])))
+        out.append(best)
+        previous = best
+    return out
+
+
+def _velocity(base, role, step_in_bar, beats_in_bar, rng, boost=0):
+    accent = 8 if step_in_bar == 0 else (4 if beats_in_bar == 4 and step_in_bar == 8 else
+                                         (0 if step_in_bar % 4 == 0 else -6))
+    v = base + ROLE_VELOCITY[role] + accent + boost + int(rng.integers(-3, 4))
+    return max(1, min(127, v))
+
+
+def _crescendo(beat, important_beats) -> int:
+    """Velocity added to a note `beat` that leads into an important hit."""
+    for h in important_beats:
+        if h - CRESCENDO_BEATS <= beat < h:
+            return int(round(CRESCENDO * float(1 - (h - beat) / CRESCENDO_BEATS)))
+    return 0
+
+
+def arrange(plan, chords, seed) -> list:
+    """BeatNotes for pad, bass, rhythm and percussion over the progression `chords`."""
+    from bridge.timebase import seconds_to_beats
+    rng = np.random.default_rng([seed, 2207])
+    patterns = data("patterns.json")
+    tempo_map = plan.tempo["tempo_map"]
+    important = sorted(Fraction(round(seconds_to_beats(Fraction(h.seconds), tempo_map) * 4), 4)
+                       for h in plan.hits if h.weight >= 2.0)   # to the 16th nearest each
+    notes = []
+    sections = plan.sections
+
+    # pad: one voicing per chord, held (a hit's chord starts on its frame)
+    pad_lo, pad_hi = register("pad", sections[0].palette["pad"])
+    for c, voicing in zip(chords, voice_pad(chords, pad_lo, pad_hi)):
+        s = sections[c.section]
+        vel = max(1, min(127, s.velocity + ROLE_VELOCITY["pad"] + (10 if c.hit is not None else 0)))
+        notes += [BeatNote(c.start_beat, c.end_beat, p, vel, "pad", c.start if c.hit is not None else None)
+                  for p in voicing]
+
+    first_chord = {}
+    for c in chords:
+        first_chord.setdefault(c.section, c.start_beat)
+    for bar_start, length in bars(plan):
+        meter = f"{int(length)}/4" if length in (3, 4) else None
+        for step in range(int(length * 4)):
+            beat = bar_start + Fraction(step, 4)
+            c = chord_at(chords, beat)
+            if c is None:
+                continue
+            s = sections[c.section]
+            level = energy(s.arousal)
+            boost = _crescendo(beat, important)
+            # bass
+            bass_pattern = _variation(patterns["bass"][level], c.section, seed).get(meter) or []
+            for ev_step, ev_len, tone in bass_pattern:
+                if ev_step == step:
+                    notes.append(_bass(c, chords, beat, Fraction(ev_len, 4), tone, s, rng, step, length, boost))
+            # rhythm: enters after the section's first chord when calm
+            if s.palette.get("piano") is not None and not (level == "calm" and c.start_beat == first_chord[c.section]):
+                pattern = _variation(patterns["rhythm"][level], c.section, seed, s.palette_name).get(meter) or []
+                for ev_step, ev_len, voice in pattern:
+                    if ev_step == step:
+                        notes += _rhythm(c, beat, Fraction(ev_len, 4), voice, s, rng, step, length, boost)
+            # percussion
+            if s.palette.get("drums") is not None and s.arousal >= PERCUSSION_FROM:
+                group = patterns["percussion"]["excited" if s.arousal >= 0.4 else "mid"]
+                kit = _variation(group, c.section, seed, s.palette_name).get(meter) or {}
+                for key, steps in kit.items():
+                    if key != "accent" and step in steps:
+                        vel = _velocity(s.velocity, "percussion", step, length, rng, boost)
+                        vel = min(127, vel + (10 if step in kit.get("accent", []) else -8))
+                        notes.append(BeatNote(beat, beat + Fraction(1, 4), int(key), vel, "percussion"))
+    notes += _into_hits(plan, chords, important, rng)
+    return _clip_to_chords(notes, chords)
+
+
+def _bass(c, chords, beat, length, tone, section, rng, step, bar_len, boost) -> BeatNote:
+    lo, hi = register("bass", section.palette["bass"])
+    root = fold(c.root + 36, lo, min(hi, lo + 11))      # the root in the lower octave of the register
+    if tone == "5":
+        pitch = root + 7 if root + 7 <= hi else root - 5
+    elif tone == "8":
+        pitch = root + 12 if root + 12 <= hi else root
+    elif tone == "A":   # a step below the next chord's root
+        nxt = chord_at(chords, c.end_beat)
+        target = fold((nxt.root if nxt else c.root) + 36, lo, min(hi, lo + 11))
+        scale = [(section.tonic + d) % 12 for d in SCALES[section.mode]]
+        pitch = next((target - k for k in (1, 2) if (target - k) % 12 in scale), target - 1)
+        pitch = fold(pitch, lo, hi)
+    else:
+        pitch = root
+    end = min(beat + length, c.end_beat)
+    return BeatNote(beat, end, pitch, _velocity(section.velocity, "bass", step, bar_len, rng, boost), "bass",
+                    c.start if (c.hit is not None and beat == c.start_beat) else None)
+
+
+def _rhythm(c, beat, length, voice, section, rng, step, bar_len, boost) -> list:
+    lo, hi = register("rhythm", section.palette["piano"])
+    base = fold(c.root + 60, lo, lo + 11)
+    tones, p = [base], base
+    for pc in list(c.pcs[1:]) + [c.pcs[0]] + list(c.pcs[1:]):
+        p = p + ((pc - p) % 12 or 12)
+        tones.append(p)
+    tones = [t for t in tones if t <= hi] or [base]
+    vel = _velocity(section.velocity, "rhythm", step, bar_len, rng, boost)
+    end = min(beat + length, c.end_beat)
+    at = c.start if (c.hit is not None and beat == c.start_beat) else None
+    if voice == "C":
+        return [BeatNote(beat, end, t, vel, "rhythm", at) for t in tones[:len(c.pcs)]]
+    return [BeatNote(beat, end, tones[voice % len(tones)], vel, "rhythm", at)]
+
+
+def _into_hits(plan, chords, important, rng) -> list:
+    """A cymbal swell (ride, rising) over the beats before each important hit and a crash on
+    it, where the section has percussion."""
+    spec = data("patterns.json")["percussion"]["into_hit"]
+    out = []
+    for h in important:
+        c = chord_at(chords, h)
+        if c is None:
+            continue
+        s = plan.sections[c.section]
+        if s.palette.get("drums") is None or s.arousal < 0.4:
+            continue
+        steps = spec["swell_beats"] * 4
+        for k in range(steps):
+            at = h - Fraction(steps - k, 4)
+            if at >= 0:
+                out.append(BeatNote(at, at + Fraction(1, 4), spec["swell_key"], 40 + int(70 * k / steps), "percussion"))
+        on_hit = c.hit is not None and abs(c.start_beat - h) <= Fraction(1, 8)
+        out.append(BeatNote(h, h + 1, spec["crash_key"], min(127, s.velocity + 15), "percussion",
+                            c.start if on_hit else None))
+    return out
+
+
+def _clip_to_chords(notes, chords) -> list:
+    """Nothing outside the chords' spans (tacet, past the end)."""
+    spans = [(c.start_beat, c.end_beat) for c in chords]
+    return [n for n in notes if any(a <= n.start < b for a, b in spans)]
+
+
+def to_seconds(notes, plan, programs=None) -> list:
+    """BeatNotes -> ScoreNotes (seconds) with their families; a struck or plucked note no
+    longer than max_hold_s."""
+    from bridge.compose import ScoreNote
+    tempo_map = plan.tempo["tempo_map"]
+    max_hold = data("instruments.json")["max_hold_s"]
+    cache = {}
+
+    def sec(b):
+        if b not in cache:
+            cache[b] = float(beats_to_seconds(b, tempo_map))
+        return cache[b]
+    out = []
+    for n in notes:
+        family = FAMILY_OF_ROLE[n.role]
+        start = n.at_s if n.at_s is not None else sec(n.start)
+        end = max(sec(n.end), start + 0.02)
+        program = plan.section_at(start).palette.get(family)
+        if family != "drums" and program is not None and decays(program):
+            end = min(end, start + max_hold)
+        out.append(ScoreNote(start, min(end, plan.duration_s), n.pitch, n.velocity, family))
+    return [n for n in out if n.end > n.start and n.start < plan.duration_s]
+
+
+def harmonic_rhythm_s(chords) -> float:
+    return float(np.mean([c.end - c.start for c in chords])) if chords else math.nan

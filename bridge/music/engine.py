@@ -1,0 +1,75 @@
+"""The music engine in layers: plan (key, tempo) -> harmony -> arrangement -> melody.
+
+    draw(model, plan, seed) -> Draw
+
+Each layer is a stage over plain data: harmony.progression gives chords on the tempo map,
+arrangement.arrange realises pad, bass, rhythm and percussion from them, melody.write states
+and develops the motifs the music model drew. Full scores and live updates both call `draw`
+with the same plan and seed (a live update keeps the notes outside its changed spans and
+takes this draw's notes inside them), so both hear the same conditions.
+"""
+
+from dataclasses import dataclass
+
+from bridge.music import arrangement, harmony, melody
+from bridge.music.arrangement import to_seconds
+
+_MOTIFS = {}   # (model id, moods, seed) -> motifs: a live session draws them once
+
+
+@dataclass(frozen=True)
+class Draw:
+    notes: list          # ScoreNote, sorted
+    chords: list         # harmony.ChordSpan
+    motif_sources: dict  # palette -> sources of its (A, B) motifs
+    moods: dict          # palette -> (valence, arousal, tonic, mode, bpm) the motifs were drawn for
+
+
+def moods_of(plan) -> dict:
+    """One mood per palette the cue uses: its sections' mean valence and arousal (by length),
+    their key and the tempo around them."""
+    from bridge.music.harmony import _bpm_at
+    from bridge.timebase import seconds_to_beats
+    out, weights = {}, {}
+    for s in plan.sections:
+        if s.tacet or s.end <= s.start:
+            continue
+        w = s.end - s.start
+        v, a, n = out.get(s.palette_name, (0.0, 0.0, 0.0))[:2] + (weights.get(s.palette_name, 0.0),)
+        out[s.palette_name] = (v + s.valence * w, a + s.arousal * w, s.tonic, s.mode,
+                               _bpm_at(seconds_to_beats(s.start, plan.tempo["tempo_map"]), plan.tempo["tempo_map"]))
+        weights[s.palette_name] = n + w
+    return {k: (round(v / weights[k], 2), round(a / weights[k], 2), t, m, round(bpm, 1))
+            for k, (v, a, t, m, bpm) in out.items()}
+
+
+def motifs_for(model, plan, seed) -> dict:
+    moods = moods_of(plan)
+    key = (id(model), tuple(sorted(moods.items())), seed)
+    if key not in _MOTIFS:
+        if len(_MOTIFS) > 64:
+            _MOTIFS.clear()
+        _MOTIFS[key] = melody.draw_motifs(model, moods, seed)
+    return _MOTIFS[key]
+
+
+def draw(model, plan, seed, chord_model=None) -> Draw:
+    chords = harmony.progression(plan, seed, chord_model)
+    beat_notes = arrangement.arrange(plan, chords, seed)
+    motifs = motifs_for(model, plan, seed)
+    line = melody.write(plan, chords, motifs, seed)
+    notes = to_seconds(beat_notes + line.notes, plan)
+    from bridge.music.tokens import FAMILY_INDEX
+    notes.sort(key=lambda n: (n.start, FAMILY_INDEX[n.family], n.pitch))
+    return Draw(notes, chords, line.sources, moods_of(plan))
+
+
+def compose(model, plan, seed=0, progress=None) -> dict:
+    """A full score in the shape the renderer and the session state expect."""
+    if progress is not None:
+        progress(0.0)
+    result = draw(model, plan, seed)
+    if progress is not None:
+        progress(1.0)
+    return {"notes": result.notes, "chords": result.chords, "scores": [], "best": 0, "tokens": None,
+            "reached_s": plan.duration_s, "motif_sources": result.motif_sources}

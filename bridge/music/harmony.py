@@ -1,0 +1,236 @@
+"""Harmony: a chord progression on the cue's tempo map, each hit a destination.
+
+The chord model is small and learned: given the two chords before, the mode and the boundary
+offset (how many chords remain before the next phrase end — a hit here, a fermata in the
+chorales it was trained on; EMSYNC's offset condition applied to Video2Music's chord
+pathway), it gives the next chord relative to the key. What Bach did before a fermata (a
+cadence: ii6–V–I, iv–V, V–vi) is what the cue does before a hit.
+
+The mood enters where the chorales have no data: each quadrant's vocabulary (MUSIC.md §2:
+warm adds IV, vi and sevenths; dark i–bVI–bIII–bVII and iv; tense bII, diminished and
+half-diminished) is mixed into the model's distribution, and the harmonic rhythm comes from
+arousal (a chord every 2 bars when calm, every half bar when excited). Hits get varied
+chords: the same chord twice running at hits, or the tonic at more than a third of them, is
+made unlikely. Away from a destination, a chord repeats the one a phrase (two bars) back
+70 % of the time, so progressions come back as they do in a cue, rather than wander.
+
+    progression(plan, seed) -> [ChordSpan]   (beats and seconds, key-relative numeral)
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bridge import atomic
+from bridge.music.theory import QUALITY_NAMES, numeral
+from bridge.timebase import beats_to_seconds, seconds_to_beats
+
+N_CHORDS = 12 * len(QUALITY_NAMES)
+BOS = N_CHORDS          # "no chord yet"
+FAR = 7                 # boundary offsets of 7 or more chords are one condition
+WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "scorebridge-harmony.safetensors"
+
+REPEAT = 0.7           # chance a chord away from a destination repeats the one a phrase back
+LOOP_BEATS = 8         # a phrase: two bars, the melody's phrase too
+MOOD_MIX = 0.35         # share of the quadrant's vocabulary in each chord's distribution
+# Quadrant vocabularies: (interval above the tonic, quality) -> relative weight.
+VOCABULARY = {
+    "warm": {(0, "maj7"): 1, (5, "maj"): 2, (5, "maj7"): 1, (9, "min"): 2, (9, "min7"): 1,
+             (2, "min7"): 1, (4, "min"): 1, (7, "sus4"): 1, (7, "maj"): 1},
+    "bright": {(0, "maj"): 1, (5, "maj"): 2, (7, "maj"): 2, (9, "min"): 2, (10, "maj"): 1,
+               (2, "min"): 1, (7, "sus4"): 1, (8, "maj"): 1},
+    "dark": {(0, "min"): 1, (8, "maj"): 2, (3, "maj"): 2, (10, "maj"): 2, (5, "min"): 2,
+             (2, "hdim7"): 1, (7, "min"): 1},
+    "tense": {(1, "maj"): 2, (11, "dim7"): 2, (8, "maj"): 2, (5, "min"): 1, (2, "hdim7"): 1,
+              (0, "min"): 1, (7, "dom7"): 1, (6, "dim"): 1},
+}
+
+
+def chord_id(interval: int, quality_index: int) -> int:
+    return quality_index * 12 + interval % 12
+
+
+def chord_of(index: int) -> tuple:
+    """(interval above the tonic, quality name) of a chord id."""
+    return index % 12, QUALITY_NAMES[index // 12]
+
+
+class ChordModel(nn.Module):
+    """Next chord from the two before, the mode and the boundary offset: a two-layer MLP
+    (about 30 k parameters), readable at a glance."""
+
+    def __init__(self, dim=48, hidden=160):
+        super().__init__()
+        self.chord = nn.Embedding(N_CHORDS + 1, dim)
+        self.mode = nn.Embedding(2, 8)
+        self.offset = nn.Embedding(FAR + 1, 16)
+        self.net = nn.Sequential(nn.Linear(2 * dim + 8 + 16, hidden), nn.GELU(), nn.Dropout(0.1),
+                                 nn.Linear(hidden, N_CHORDS))
+
+    def forward(self, x):   # x: (n, 4) long: prev2, prev1, mode (0 major, 1 minor), offset
+        h = torch.cat([self.chord(x[:, 0]), self.chord(x[:, 1]), self.mode(x[:, 2]),
+                       self.offset(x[:, 3].clamp(0, FAR))], dim=-1)
+        return self.net(h)
+
+
+def save(model, figures, path=WEIGHTS) -> None:
+    from safetensors.torch import save as to_bytes
+    tensors = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
+    atomic.write_bytes(Path(path), to_bytes(tensors))
+    atomic.write_text(Path(path).with_suffix(".json"), json.dumps(figures, indent=1) + "\n")
+
+
+_LOADED = {}
+
+
+def load(path=WEIGHTS) -> ChordModel:
+    """The shipped chord model (cached per path); FileNotFoundError names the training command."""
+    path = Path(path)
+    if path not in _LOADED:
+        if not path.exists():
+            raise FileNotFoundError(f"no chord model at {path}: `scorebridge train harmony --ship` makes one")
+        from safetensors.torch import load_file
+        model = ChordModel()
+        model.load_state_dict(load_file(str(path)))
+        model.eval()
+        _LOADED[path] = model
+    return _LOADED[path]
+
+
+@dataclass(frozen=True)
+class ChordSpan:
+    start_beat: Fraction     # on the tempo map
+    end_beat: Fraction
+    start: float             # seconds (a hit's chord starts on its frame's exact second)
+    end: float
+    root: int                # pitch class
+    quality: str
+    numeral: str             # relative to the section's key
+    section: int             # index into plan.sections
+    hit: int | None = None   # index into plan.hits where this chord is the hit's
+
+    @property
+    def pcs(self) -> tuple:
+        from bridge.music.theory import chord_pcs
+        return chord_pcs(self.root, self.quality)
+
+
+def chord_beats(arousal: float, bpm: float) -> int:
+    """Harmonic rhythm: about 3.5 s a chord when calm, 1.5 s when excited, as 2, 4 or 8 beats."""
+    level = (max(-1.0, min(1.0, arousal)) + 1) / 2
+    seconds = 3.5 - 2.0 * level
+    want = seconds * bpm / 60.0
+    return min((2, 4, 8), key=lambda b: abs(math.log(b / want)))
+
+
+def _bpm_at(beat, tempo_map) -> float:
+    current = tempo_map[0][1]
+    for b, t in tempo_map:
+        if b <= beat:
+            current = t
+    return 60_000_000 / current
+
+
+def slots(plan) -> list:
+    """[(start_beat, end_beat, section index, hit index or None)] covering the sounding cue."""
+    tempo_map = plan.tempo["tempo_map"]
+    to_beat = lambda s: seconds_to_beats(Fraction(s), tempo_map)  # noqa: E731
+    end_beat = to_beat(plan.duration_s)
+    marks = {}   # beat -> hit index (None: a section start)
+    for i, s in enumerate(plan.sections):
+        if not s.tacet:
+            marks.setdefault(Fraction(round(to_beat(s.start))), None)
+    for i, h in enumerate(plan.hits):
+        beat = to_beat(h.seconds)
+        near = Fraction(round(beat))
+        on_beat = abs(beat - near) < Fraction(1, 8) and marks.get(near) is None
+        marks[near if on_beat else beat] = i   # a second hit near the same beat: its own exact beat
+    for a, b in plan.tacet:   # music resumes after a tacet span
+        marks.setdefault(Fraction(math.ceil(to_beat(b))), None)
+    points = sorted(b for b in marks if 0 <= b < end_beat)
+    if not points or points[0] > 0:
+        points.insert(0, Fraction(0))
+        marks.setdefault(Fraction(0), None)
+    out = []
+    for a, b in zip(points, points[1:] + [end_beat]):
+        section = plan.sections.index(plan.section_at(float(beats_to_seconds(a, tempo_map)) + 1e-6))
+        if plan.sections[section].tacet:
+            continue
+        length = chord_beats(plan.sections[section].arousal, _bpm_at(a, tempo_map))
+        cuts = [a] + [Fraction(k * length) for k in range(math.floor(a / length) + 1, math.ceil(b / length))
+                      if a < k * length < b]
+        cuts.append(b)
+        merged = [cuts[0]]
+        for c in cuts[1:-1]:   # no chord shorter than a beat
+            if c - merged[-1] >= 1 and b - c >= 1:
+                merged.append(c)
+        merged.append(b)
+        for i, (x, y) in enumerate(zip(merged, merged[1:])):
+            out.append((x, y, section, marks.get(a) if i == 0 else None))
+    return out
+
+
+def progression(plan, seed, model=None) -> list:
+    """The cue's chords: the chord model sampled slot by slot (module docstring)."""
+    model = model or load()
+    rng = np.random.default_rng([seed, 1801])
+    tempo_map = plan.tempo["tempo_map"]
+    rows = slots(plan)
+    # boundary offset: chords left before the next hit's chord (or the cue's last chord)
+    destinations = [i for i, r in enumerate(rows) if r[3] is not None] + [len(rows) - 1]
+    chords, history, hit_chords = [], [BOS, BOS], []
+    at_beat = {}   # start beat -> chord id, this section's: the loop a progression repeats
+    for i, (a, b, section_index, hit) in enumerate(rows):
+        if i and rows[i - 1][2] != section_index:
+            at_beat = {}
+        section = plan.sections[section_index]
+        if i and rows[i - 1][2] != section_index and section.mode != plan.sections[rows[i - 1][2]].mode:
+            history = [BOS, BOS]   # a change of mode starts a new phrase
+        offset = min(FAR, min(d - i for d in destinations if d >= i))
+        x = torch.tensor([[history[-2], history[-1], 0 if section.mode == "major" else 1, offset]])
+        with torch.no_grad():
+            p = torch.softmax(model(x)[0].double(), -1).numpy()
+        p = (1 - MOOD_MIX) * p + MOOD_MIX * _vocabulary(section.palette_name)
+        if history[-1] != BOS:
+            p[history[-1]] *= 0.02                                    # a new chord each slot
+        if hit is not None:
+            if hit_chords:
+                p[hit_chords[-1]] *= 0.1                              # vary the hit chords
+            tonic_ids = [chord_id(0, q) for q in range(len(QUALITY_NAMES))]
+            if hit_chords and sum(c in tonic_ids for c in hit_chords) >= len(hit_chords) / 3:
+                p[tonic_ids] *= 0.15
+        p = p / p.sum()
+        choice = int(rng.choice(N_CHORDS, p=p))
+        # Harmony that repeats is harmony a listener follows: away from a destination the
+        # phrase's chords come back (the draw above still advances the generator).
+        back = at_beat.get(a - LOOP_BEATS)
+        if hit is None and offset >= 2 and back is not None and rng.random() < REPEAT and back != history[-1]:
+            choice = back
+        at_beat[a] = choice
+        history.append(choice)
+        if hit is not None:
+            hit_chords.append(choice)
+        interval, quality = chord_of(choice)
+        start = plan.hits[hit].seconds if hit is not None else float(beats_to_seconds(a, tempo_map))
+        chords.append(ChordSpan(a, b, start, float(beats_to_seconds(b, tempo_map)),
+                                (section.tonic + interval) % 12, quality, numeral(interval, quality),
+                                section_index, hit))
+    return chords
+
+
+_VOCAB_CACHE = {}
+
+
+def _vocabulary(palette_name) -> np.ndarray:
+    if palette_name not in _VOCAB_CACHE:
+        p = np.zeros(N_CHORDS)
+        for (interval, quality), w in VOCABULARY[palette_name].items():
+            p[chord_id(interval, QUALITY_NAMES.index(quality))] = w
+        _VOCAB_CACHE[palette_name] = p / p.sum()
+    return _VOCAB_CACHE[palette_name]

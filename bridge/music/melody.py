@@ -1,0 +1,235 @@
+"""Melody: the event transformer writes the motifs; the cue states and restates them.
+
+For each mood the cue has (its sections' palettes), the music model draws a four-bar line in
+the melody family alone, conditioned as EMSYNC conditions it: the mood's valence and arousal,
+the key, and a boundary at the end of each two-bar phrase, so it shapes its phrases toward
+them. The draw is heard in seconds at the mood's tempo; here it becomes a motif on the grid:
+one line (onsets on 8ths, each note the one nearest the line's last, within a fifth of it),
+pitches as scale steps.
+
+Over the cue, phrases of two bars run between hits and section starts, in the form
+A A B A: the motif (A) restated on whatever chord is sounding — moved by scale steps so it
+starts on a chord tone — and the answer (B, the draw's second half). A note on a strong beat
+(beats 1 and 3, or any held note) is moved to the nearest tone of its chord, every other
+note stays in the scale; the phrase is moved by octaves into the instrument's range, and its
+last note is held to the phrase's end (less a breath). Calm sections play the motif at half
+speed (augmentation) when it is busy. A restatement starts where the last statement of the
+same motif started whenever that pitch belongs to the new chord, so a motif over a
+repeated chord comes back note for note.
+
+When the model writes fewer than three notes for a motif, an arpeggiated motif of the
+mood's chord takes its place; `Melody.sources` says which motifs came from where.
+"""
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from bridge.music.arrangement import BeatNote, chord_at, energy, register
+from bridge.music.theory import SCALES
+from bridge.music.tokens import FAMILY_INDEX, N_FAM, N_PITCH, N_VEL, OFF0, ON0, SHIFT0, VEL0, EOS
+
+MOTIF_BEATS = 8         # a phrase: two bars of 4/4
+DRAW_PHRASES = 2        # the model draws A and B in one line
+FORM = ("A", "A", "B", "A")
+BREATH = Fraction(1, 2)
+
+
+@dataclass(frozen=True)
+class Motif:
+    notes: tuple            # ((onset beats, length beats, scale step from the first note), ...)
+    source: str             # "model" or "fallback"
+
+
+@dataclass
+class Melody:
+    notes: list                                  # BeatNote, role "melody"
+    sources: dict = field(default_factory=dict)  # palette -> ["model"|"fallback", ...] (A, B)
+
+
+def _melody_only(logits, now_ms):
+    """The sampler's constraint for a motif draw: note-ons, note-offs and loudness of the
+    melody family only, time shifts, never the end."""
+    mask = torch.full((logits.shape[-1],), float("-inf"))
+    f = FAMILY_INDEX["melody"]
+    mask[ON0 + f * N_PITCH: ON0 + (f + 1) * N_PITCH] = 0
+    mask[OFF0 + f * N_PITCH: OFF0 + (f + 1) * N_PITCH] = 0
+    mask[SHIFT0:VEL0] = 0
+    mask[VEL0 + f * N_VEL: VEL0 + (f + 1) * N_VEL] = 0
+    mask[EOS] = float("-inf")
+    assert N_FAM == len(FAMILY_INDEX)
+    return logits + mask
+
+
+def draw_motifs(model, moods, seed) -> dict:
+    """{palette: (A, B)} Motifs drawn by the music model, one take per mood in one batch.
+
+    moods: {palette: (valence, arousal, tonic, mode, bpm)}."""
+    from bridge.music.sample import sample
+    names = sorted(moods)
+    if not names:
+        return {}
+    seconds = [DRAW_PHRASES * MOTIF_BEATS * 60.0 / moods[n][4] for n in names]
+    length = max(seconds)
+    takes = sample(model, length, valence=[moods[n][0] for n in names], arousal=[moods[n][1] for n in names],
+                   boundaries=[[s * (k + 1) / DRAW_PHRASES for k in range(DRAW_PHRASES)] for s in seconds],
+                   batch=len(names), per_take=True, seed=seed, constrain=_melody_only,
+                   tonic=[moods[n][2] for n in names] if model.cfg.tonic else None,
+                   max_tokens=int(length * 40) + 32)
+    out = {}
+    for name, take, span in zip(names, takes, seconds):
+        _, _, tonic, mode, bpm = moods[name]
+        line = _line([n for n in take if n.family == "melody" and n.start < span], bpm)
+        halves = []
+        for k in range(DRAW_PHRASES):
+            part = [(t - k * MOTIF_BEATS, d, p) for t, d, p in line if k * MOTIF_BEATS <= t < (k + 1) * MOTIF_BEATS]
+            halves.append(_motif(part, tonic, mode) if len(part) >= 3 else _fallback(k))
+        out[name] = tuple(halves)
+    return out
+
+
+def _line(notes, bpm, unit=Fraction(1, 2)) -> list:
+    """[(onset beats, length beats, pitch)]: one singable line from the model's notes.
+
+    Onsets on 8ths (`unit`), one note each: of the notes drawn there, the one nearest the
+    line's last pitch, moved by octaves to within a fifth of it (the model writes textures;
+    a tune moves mostly by step). Each note is held at least to the next onset when the gap
+    is under a beat."""
+    by_onset = {}
+    for n in sorted(notes, key=lambda n: (n.start, -n.pitch)):
+        onset = Fraction(round(n.start * bpm / 60.0 / unit)) * unit
+        length = max(unit, Fraction(round(n.duration * bpm / 60.0 / unit)) * unit)
+        by_onset.setdefault(onset, []).append((length, n.pitch))
+    out, last = [], None
+    for t in sorted(by_onset):
+        options = by_onset[t]
+        length, pitch = options[0] if last is None else min(options, key=lambda o: abs(o[1] - last))
+        if last is not None:
+            while pitch - last > 7:
+                pitch -= 12
+            while last - pitch > 7:
+                pitch += 12
+        out.append([t, length, pitch])
+        last = pitch
+    for i in range(len(out) - 1):
+        gap = out[i + 1][0] - out[i][0]
+        if gap <= 1 or out[i][1] > gap:
+            out[i][1] = gap
+    return [tuple(n) for n in out]
+
+
+def _degree(pitch, tonic, mode) -> int:
+    """A pitch as a scale step index (octave * 7 + degree), snapped down into the scale."""
+    scale = SCALES[mode]
+    rel = pitch - tonic
+    octave, pc = divmod(rel, 12)
+    degree = max(i for i, s in enumerate(scale) if s <= pc)
+    return octave * 7 + degree
+
+
+def _pitch(step, tonic, mode) -> int:
+    octave, degree = divmod(step, 7)
+    return tonic + 12 * octave + SCALES[mode][degree]
+
+
+def _motif(part, tonic, mode) -> Motif:
+    first = _degree(part[0][2], tonic, mode)
+    return Motif(tuple((t, d, _degree(p, tonic, mode) - first) for t, d, p in part), "model")
+
+
+def _fallback(k) -> Motif:
+    """An arpeggiated figure (up a triad, a step back) when the model wrote too little."""
+    steps = ((0, 2, 4, 3, 2), (4, 3, 2, 1, 0))[k % 2]
+    rhythm = (Fraction(0), Fraction(1), Fraction(2), Fraction(3), Fraction(4))
+    lengths = (Fraction(1), Fraction(1), Fraction(1), Fraction(1), Fraction(3))
+    return Motif(tuple(zip(rhythm, lengths, steps)), "fallback")
+
+
+def phrases(plan, chords) -> list:
+    """[(start beat, end beat, section index)]: two-bar phrases restarting at hits, section
+    starts and after tacet spans."""
+    out = []
+    run_start = None
+    for i, c in enumerate(chords):
+        starts_run = (i == 0 or c.hit is not None or c.section != chords[i - 1].section
+                      or chords[i - 1].end_beat != c.start_beat)
+        if starts_run:
+            run_start = c.start_beat
+        ends_run = (i + 1 == len(chords) or chords[i + 1].hit is not None
+                    or chords[i + 1].section != c.section or chords[i + 1].start_beat != c.end_beat)
+        if ends_run:
+            beat = run_start
+            while beat < c.end_beat:
+                end = min(beat + MOTIF_BEATS, c.end_beat)
+                if c.end_beat - end < 3:   # a short tail joins the phrase before it
+                    end = c.end_beat
+                out.append((beat, end, c.section))
+                beat = end
+    return out
+
+
+def write(plan, chords, motifs, seed) -> Melody:
+    """The melody over the cue from the motifs (module docstring)."""
+    rng = np.random.default_rng([seed, 3301])
+    notes = []
+    first_of = {}   # "A"/"B" -> the first pitch of its last statement: restated there when it fits
+    form_index = {}
+    for start, end, section_index in phrases(plan, chords):
+        s = plan.sections[section_index]
+        motif_a, motif_b = motifs[s.palette_name]
+        k = form_index.get(section_index, 0)
+        form_index[section_index] = k + 1
+        form = FORM[k % len(FORM)]
+        motif = motif_a if form == "A" else motif_b
+        busy = len(motif.notes) / MOTIF_BEATS > 0.75
+        stretch = 2 if energy(s.arousal) == "calm" and busy else 1
+        lo, hi = register("melody", s.palette["melody"])
+        chord = chord_at(chords, start)
+        # the first note: a chord tone nearest the previous phrase's first note (or mid-range)
+        anchor = first_of.get(form, first_of.get("A", (lo + hi) // 2 + 2))
+        candidates = [p for p in range(lo, hi + 1) if p % 12 in chord.pcs and (p - s.tonic) % 12 in SCALES[s.mode]]
+        candidates = candidates or [p for p in range(lo, hi + 1) if p % 12 in chord.pcs]
+        first = min(candidates, key=lambda p: (abs(p - anchor), p))
+        first_step = _degree(first, s.tonic, s.mode)
+        line = []
+        for onset, length, step in motif.notes:
+            t = start + onset * stretch
+            if t != start:   # on the 16th grid even where a hit put the phrase off it
+                t = Fraction(round(t * 4), 4)
+            if t >= end - Fraction(1, 4):
+                break
+            pitch = _pitch(first_step + step, s.tonic, s.mode) if step or not line else None
+            if pitch is None:
+                pitch = first
+            here = chord_at(chords, t) or chord
+            strong = (t - start) % 2 == 0 or length * stretch >= 1
+            if strong and pitch % 12 not in here.pcs:
+                pitch = min((p for p in range(pitch - 4, pitch + 5) if p % 12 in here.pcs),
+                            key=lambda p: (abs(p - pitch), p))
+            line.append([t, min(t + length * stretch, end), pitch])
+        if not line:
+            continue
+        # into range by octaves, then note by note
+        shift = 0
+        while max(n[2] for n in line) + shift > hi and min(n[2] for n in line) + shift - 12 >= lo - 2:
+            shift -= 12
+        while min(n[2] for n in line) + shift < lo:
+            shift += 12
+        for n in line:
+            n[2] += shift
+            while n[2] > hi:
+                n[2] -= 12
+            while n[2] < lo:
+                n[2] += 12
+        line[-1][1] = max(line[-1][1], end - BREATH) if end - line[-1][0] > BREATH else end
+        first_of[form] = line[0][2]
+        peak = max(n[2] for n in line)
+        for i, (t, e, p) in enumerate(line):
+            vel = s.velocity + 6 + (6 if (t - start) % 4 == 0 else 0) - 2 * (peak - p) // 3
+            vel += int(rng.integers(-2, 3))
+            at = chord.start if (chord.hit is not None and t == chord.start_beat) else None
+            notes.append(BeatNote(t, e, int(p), max(1, min(127, vel)), "melody", at))
+    sources = {name: [m.source for m in pair] for name, pair in motifs.items()}
+    return Melody(notes, sources)

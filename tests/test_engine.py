@@ -1,0 +1,237 @@
+"""The layered music engine on small fixed edits: key and tempo, harmony, arrangement, melody,
+and the measures that judge them (MUSIC.md §1). The shipped weights are used as they ship."""
+
+from fractions import Fraction
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from bridge.eval import cues as eval_cues
+from bridge.eval import measures
+from bridge.music import arrangement, engine, harmony, melody
+from bridge.music.theory import QUALITY_NAMES, best_chord, parse_key
+from bridge.plan import make_plan
+from bridge.timebase import seconds_to_beats
+
+
+@pytest.fixture(scope="module")
+def model():
+    from bridge.score import load_model
+    return load_model("cpu")[0]
+
+
+def _cue(valence, arousal, seconds=40, cuts=6, rate=25, name="1M1", key=None):
+    duration = seconds * rate
+    hits = [SimpleNamespace(frame=int(duration * (k + 1) / (cuts + 1)), source="cut", name="") for k in range(cuts)]
+    sections = [{"start": 0, "end": duration, "valence": valence, "arousal": arousal, "tacet": False}]
+    return make_plan(hits, sections, rate, duration, cue=name, key=key)
+
+
+CORNERS = {"bright": (0.7, 0.7), "warm": (0.6, -0.6), "dark": (-0.7, -0.6), "tense": (-0.6, 0.8)}
+
+
+@pytest.fixture(scope="module")
+def corners(model):
+    out = {}
+    for name, (v, a) in CORNERS.items():
+        plan = _cue(v, a)
+        out[name] = (plan, engine.draw(model, plan, seed=3))
+    return out
+
+
+# --- key and tempo ---------------------------------------------------------------------------
+
+def test_keys_parse_and_the_key_option_sets_the_cue_key():
+    assert parse_key("E minor") == (4, "minor") and parse_key("Bb") == (10, "major")
+    assert parse_key("f# min") == (6, "minor") and parse_key("Ebm") == (3, "minor")
+    with pytest.raises(ValueError, match="not a key"):
+        parse_key("H major")
+    plan = _cue(0.5, 0.0, key="F# minor")
+    assert plan.key == "F# minor" and all(s.tonic == 6 for s in plan.sections)
+
+
+def test_a_reel_of_seven_cues_is_not_in_one_key():
+    tonics = {_cue(0.5, 0.3, seconds=20 + 7 * k, cuts=3 + k, name=f"1M{k + 1}").tonic for k in range(7)}
+    assert len(tonics) >= 3
+
+
+def test_negative_valence_takes_the_parallel_minor():
+    rate, duration = 25, 500
+    sections = [{"start": 0, "end": 250, "valence": 0.6, "arousal": 0.0, "tacet": False},
+                {"start": 250, "end": 500, "valence": -0.6, "arousal": 0.0, "tacet": False}]
+    plan = make_plan([SimpleNamespace(frame=250, source="cut", name="")], sections, rate, duration, key="G major")
+    assert [(s.tonic, s.mode) for s in plan.sections] == [(7, "major"), (7, "minor")]
+
+
+def test_the_meter_stays_steady_and_hits_land_on_beats():
+    plan = _cue(0.2, 0.5, seconds=60, cuts=9)
+    assert len(plan.tempo["time_signatures"]) == 1 and plan.tempo["time_signatures"][0][1:] == (4, 4)
+    for h in plan.hits:
+        beat = seconds_to_beats(Fraction(h.seconds), plan.tempo["tempo_map"])
+        assert abs(beat - round(beat)) * plan.tempo["bpm"] / 60 * 25 <= 1.01   # within a frame
+
+
+# --- harmony ---------------------------------------------------------------------------------
+
+def test_the_chord_model_learned_cadences():
+    """Before a phrase end (offset 0) after ii and V in major, the chorales' answer is I."""
+    chord_model = harmony.load()
+    ii, v = harmony.chord_id(2, QUALITY_NAMES.index("min")), harmony.chord_id(7, QUALITY_NAMES.index("maj"))
+    tonic = harmony.chord_id(0, QUALITY_NAMES.index("maj"))
+    with torch.no_grad():
+        p_end = torch.softmax(chord_model(torch.tensor([[ii, v, 0, 0]])), -1)[0]
+        p_mid = torch.softmax(chord_model(torch.tensor([[ii, v, 0, 5]])), -1)[0]
+    assert p_end[tonic] > 0.4 and p_end[tonic] > p_mid[tonic]
+
+
+def test_every_hit_gets_its_own_chord_on_its_frame(corners):
+    for plan, drawn in corners.values():
+        hit_chords = [c for c in drawn.chords if c.hit is not None]
+        assert sorted(c.hit for c in hit_chords) == list(range(len(plan.hits)))
+        for c in hit_chords:
+            assert c.start == plan.hits[c.hit].seconds
+            pad = {n.pitch % 12 for n in drawn.notes if n.family == "pad" and n.start == c.start}
+            assert pad == set(c.pcs) and len(pad) >= 3
+
+
+def test_the_harmony_moves_and_the_hit_chords_vary(corners):
+    for plan, drawn in corners.values():
+        chords = drawn.chords
+        assert all(a.numeral != b.numeral or a.root != b.root for a, b in zip(chords, chords[1:]) if b.hit is None)
+        assert len({(c.root, c.quality) for c in chords if c.hit is not None}) >= 3
+        assert 1.0 <= harmony_run(chords) <= 4.5
+
+
+def harmony_run(chords):
+    return sum(c.end - c.start for c in chords) / len(chords)
+
+
+def test_dark_harmony_uses_the_flat_side():
+    plan = _cue(-0.7, -0.6, seconds=60)
+    numerals = [c.numeral for seed in (1, 2) for c in harmony.progression(plan, seed)]
+    assert any(n.startswith(("bVI", "bIII", "bVII", "iv")) for n in numerals)
+
+
+# --- arrangement -----------------------------------------------------------------------------
+
+def test_bass_is_the_lowest_voice_and_nothing_is_out_of_range(corners):
+    for plan, drawn in corners.values():
+        cue = eval_cues.cue_of_plan(plan)
+        assert measures.bass_not_lowest_share(drawn.notes, cue) == 0.0
+        assert measures.out_of_range_share(drawn.notes, cue) == 0.0
+        bass = [n.pitch for n in drawn.notes if n.family == "bass"]
+        assert bass and max(bass) <= 50
+
+
+def test_onsets_sit_on_the_grid(corners):
+    for plan, drawn in corners.values():
+        assert measures.on_grid_share(drawn.notes, eval_cues.cue_of_plan(plan)) >= 0.95
+
+
+def test_percussion_when_excited_and_none_when_calm(corners):
+    for name in ("bright", "tense"):
+        plan, drawn = corners[name]
+        assert measures.percussion_rate(drawn.notes, eval_cues.cue_of_plan(plan)) >= 2.0
+    for name in ("warm", "dark"):
+        assert not [n for n in corners[name][1].notes if n.family == "drums"]
+
+
+def test_struck_notes_decay_and_excited_cues_drive(corners):
+    for plan, drawn in corners.values():
+        assert measures.long_decaying_share(drawn.notes, eval_cues.cue_of_plan(plan)) in (None, 0.0)
+    calm = len(corners["warm"][1].notes) / corners["warm"][0].duration_s
+    excited = len(corners["bright"][1].notes) / corners["bright"][0].duration_s
+    assert excited > 3 * calm
+
+
+def test_pad_voicings_move_by_small_steps():
+    plan = _cue(0.6, -0.2, seconds=40)
+    chords = harmony.progression(plan, 1)
+    voicings = arrangement.voice_pad(chords, 48, 67)
+    moves = [sum(min(abs(x - y) for y in a) for x in b) / len(b) for a, b in zip(voicings, voicings[1:])]
+    assert all(48 <= p <= 67 for v in voicings for p in v)
+    assert sum(moves) / len(moves) <= 3.0
+
+
+# --- melody ----------------------------------------------------------------------------------
+
+def test_the_motif_comes_back(corners):
+    for plan, drawn in corners.values():
+        cue = eval_cues.cue_of_plan(plan)
+        assert measures.sounding_share(drawn.notes, cue, "melody") >= 0.5
+        assert measures.motif_reuse(drawn.notes, cue) > 0.0
+        assert all(s in ("model", "fallback") for pair in drawn.motif_sources.values() for s in pair)
+
+
+def test_a_motif_is_restated_note_for_note_over_the_same_chord():
+    motif = melody.Motif(((Fraction(0), Fraction(1), 0), (Fraction(1), Fraction(1), 1),
+                          (Fraction(2), Fraction(2), 2), (Fraction(4), Fraction(4), 0)), "model")
+    plan = _cue(0.5, 0.0, seconds=24, cuts=0, key="C major")
+    chord = harmony.ChordSpan(Fraction(0), Fraction(1000), 0.0, plan.duration_s, 0, "maj", "I", 0)
+    line = melody.write(plan, [chord], {plan.sections[0].palette_name: (motif, motif)}, seed=1).notes
+    first, second = [n for n in line if n.start < 8], [n for n in line if 8 <= n.start < 16]
+    assert [n.pitch for n in first] == [n.pitch for n in second]
+    assert [n.start + 8 for n in first] == [n.start for n in second]
+
+
+def test_motif_draws_come_from_the_music_model_in_the_melody_family(model):
+    drawn = melody.draw_motifs(model, {"bright": (0.7, 0.7, 2, "major", 140.0)}, seed=5)
+    a, b = drawn["bright"]
+    assert a.source == "model" and len(a.notes) >= 3
+    assert all(0 <= t < melody.MOTIF_BEATS for t, _, _ in a.notes)
+
+
+# --- one draw for full and live scores --------------------------------------------------------
+
+def test_live_spans_take_the_full_draws_notes(model):
+    from bridge import live
+    plan = _cue(0.3, 0.4, seconds=30, cuts=4)
+    full = engine.draw(model, plan, seed=2).notes
+    span = live.write_span(full, 10.0, 20.0)
+    assert span and span == [n._replace(end=min(n.end, 20.0)) for n in full if 10.0 - 1e-6 <= n.start < 20.0 - 1e-6]
+    assert engine.draw(model, plan, seed=2).notes == full
+
+
+def test_live_update_draws_through_the_engine(model, monkeypatch):
+    from bridge import live
+    plan = _cue(0.3, 0.4, seconds=30, cuts=4)
+    old = live.state(plan, engine.draw(model, plan, 2).notes, {}, 1)
+    moved = make_plan([SimpleNamespace(frame=h.frame + (12 if i == 1 else 0), source="cut", name="")
+                       for i, h in enumerate(plan.hits)],
+                      [{"start": 0, "end": 750, "valence": 0.3, "arousal": 0.4, "tacet": False}], 25, 750,
+                      key=(plan.tonic, plan.home))
+    calls = []
+    real = engine.draw
+    monkeypatch.setattr(engine, "draw", lambda m, p, s: calls.append((m, p, s)) or real(m, p, s))
+    result = live.update(model, old, moved, 2)
+    assert len(calls) == 1 and calls[0][0] is model and calls[0][2] == 2
+    assert calls[0][1] is result["plan"]
+    assert result["written"] > 0 and result["kept"] > 0
+
+
+# --- the measures themselves ------------------------------------------------------------------
+
+def _note(start, end, pitch, family="pad"):
+    from bridge.compose import ScoreNote
+    return ScoreNote(start, end, pitch, 80, family)
+
+
+def test_measures_on_a_known_fragment():
+    cue = measures.Cue(4.0, (measures.Section(0.0, 4.0, 0, "major", 0.5, 0.5),), [(0, 500_000)], [(0, 4, 4)],
+                       programs={"pad": 48, "bass": 43})
+    notes = [_note(0, 2, 60), _note(0, 2, 64), _note(0, 2, 67), _note(2, 4, 65), _note(2, 4, 69), _note(2, 4, 72),
+             _note(0, 2, 36, "bass"), _note(2, 4, 41, "bass")]
+    assert measures.tonic_share(notes, cue) == pytest.approx(3 / 8)
+    assert measures.tonic_triad_share(notes, cue) == pytest.approx(0.5)
+    assert measures.mean_chord_run_s(notes, cue) == pytest.approx(2.0)
+    assert measures.bass_not_lowest_share(notes, cue) == 0.0
+    assert measures.on_grid_share(notes + [_note(0.07, 0.5, 62)], cue) == pytest.approx(2 / 3)
+    assert best_chord([5, 9, 0]) == (5, "maj")
+
+
+def test_bar_repetition_hears_a_transposed_bar():
+    cue = measures.Cue(4.0, (measures.Section(0.0, 4.0, 0, "major"),), [(0, 500_000)], [(0, 4, 4)])
+    bar = [(0.0, 60), (0.5, 64), (1.0, 67)]
+    notes = [_note(t, t + 0.25, p) for t, p in bar] + [_note(t + 2, t + 2.25, p + 2) for t, p in bar]
+    assert measures.bar_repetition(notes, cue) == pytest.approx(0.5)
