@@ -467,7 +467,9 @@ def to_parts(notes, plan) -> list:
     program its section's palette gives it), in family order."""
     groups = {}
     for n in notes:
-        program = plan.section_at(n.start).palette.get(n.family)
+        # a hair of tolerance: a note on a section's first frame, re-timed by a live update,
+        # may land a float's width before it and must keep its section's instrument
+        program = plan.section_at(n.start + 1e-4).palette.get(n.family)
         program = 0 if program is None else program
         groups.setdefault((FAMILY_INDEX[n.family], program), []).append(n)
     parts = []

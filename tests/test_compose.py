@@ -212,7 +212,8 @@ def test_candidate_score_prefers_in_key_sounding_music():
     plan = make_plan([Hit(50, "cut")], rows, 25, 100)
     hit = plan.hits[0].seconds
     chord = [ScoreNote(hit, hit + 1.0, p, 90, "pad") for p in triad(plan.sections[0].tonic, "major", 0)]
-    in_key = [ScoreNote(t * 0.25, t * 0.25 + 0.3, 62 + 2 * (t % 3), 80, "melody") for t in range(16)]
+    tonic = plan.sections[0].tonic
+    in_key = [ScoreNote(t * 0.25, t * 0.25 + 0.3, 60 + tonic + (0, 2, 4)[t % 3], 80, "melody") for t in range(16)]
     out_of_key = [n._replace(pitch=n.pitch + 1) for n in in_key]
     good, bad = candidate_score(chord + in_key, plan), candidate_score(chord + out_of_key, plan)
     assert good["hit_coverage"] == bad["hit_coverage"] == 1.0

@@ -193,23 +193,6 @@ def test_live_spans_take_the_full_draws_notes(model):
     assert engine.draw(model, plan, seed=2).notes == full
 
 
-def test_live_update_draws_through_the_engine(model, monkeypatch):
-    from bridge import live
-    plan = _cue(0.3, 0.4, seconds=30, cuts=4)
-    old = live.state(plan, engine.draw(model, plan, 2).notes, {}, 1)
-    moved = make_plan([SimpleNamespace(frame=h.frame + (12 if i == 1 else 0), source="cut", name="")
-                       for i, h in enumerate(plan.hits)],
-                      [{"start": 0, "end": 750, "valence": 0.3, "arousal": 0.4, "tacet": False}], 25, 750,
-                      key=(plan.tonic, plan.home))
-    calls = []
-    real = engine.draw
-    monkeypatch.setattr(engine, "draw", lambda m, p, s: calls.append((m, p, s)) or real(m, p, s))
-    result = live.update(model, old, moved, 2)
-    assert len(calls) == 1 and calls[0][0] is model and calls[0][2] == 2
-    assert calls[0][1] is result["plan"]
-    assert result["written"] > 0 and result["kept"] > 0
-
-
 # --- the measures themselves ------------------------------------------------------------------
 
 def _note(start, end, pitch, family="pad"):

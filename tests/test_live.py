@@ -79,7 +79,7 @@ def assert_kept_identical(old, new):
     new_events, new_map = midi_events(new)
     kept_old = outside(old_events, old_map, spans, ("previous_start", "previous_end"))
     kept_new = outside(new_events, new_map, spans, ("start", "end"))
-    assert kept_old == kept_new
+    assert kept_old == kept_new, (sorted(kept_old - kept_new)[:6], sorted(kept_new - kept_old)[:6], spans)
     assert len(kept_new) == new["update"]["kept_notes"]
 
 
@@ -189,3 +189,15 @@ def test_daemon_updates_partially_skips_stale_bursts_and_falls_back_after_a_rest
         manifest = json.loads(open(args[1]).read())
         assert manifest["update"]["mode"] == "full" and "no earlier revision" in manifest["update"]["reason"]
         peer.close()
+
+
+def test_a_partial_update_draws_through_the_engine_as_a_full_score_does(model, base, tmp_path, monkeypatch):
+    """Live spans and full scores share one draw: engine.draw, once, with the update's plan
+    and the session's seed."""
+    from bridge.music import engine
+    calls, real = [], engine.draw
+    monkeypatch.setattr(engine, "draw", lambda m, plan, seed: calls.append((m, plan, seed)) or real(m, plan, seed))
+    new = revise(model, base, tmp_path, BASE[:2] + [66] + BASE[3:])
+    assert new["update"]["mode"] == "partial" and new["update"]["spans"]
+    assert len(calls) == 1 and calls[0][0] is model[0] and calls[0][2] == 1
+    assert {n.family for n in real(model[0], calls[0][1], 1).notes} >= {"pad", "bass", "melody"}

@@ -55,7 +55,7 @@ def test_step_gives_what_the_cached_forward_gives_to_the_bit():
 
 
 @torch.no_grad()
-def test_step_reuses_an_unchanged_condition_and_still_gives_the_forward_bits():
+def test_step_reuses_an_unchanged_condition_and_still_gives_the_forward_values():
     m, (idx, cond) = _model(), _inputs()
     # the steps (positions 20-29) see time stand still for a few tokens at a time
     cond = cond[:, list(range(20)) + [20, 20, 21, 21, 21, 22, 23, 23, 24, 24]]
@@ -67,7 +67,9 @@ def test_step_reuses_an_unchanged_condition_and_still_gives_the_forward_bits():
         seen.append(k.last_cond)
         return out
     b, _ = _steps(step, m, idx, cond)
-    assert torch.equal(a, b)
+    # the step path and the forward path run different kernels (bit-equal on some CPUs, not
+    # on AMD without AVX-512): the same values within float32 rounding, not the same bits
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     assert seen[1] is seen[0] and seen[2] is not seen[1] and seen[4] is seen[3] is seen[2]
     assert torch.equal(seen[2][0], cond[:, 22:23]) and len({id(x) for x in seen}) == 5
 

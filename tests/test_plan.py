@@ -40,14 +40,14 @@ def test_tempo_map_puts_the_hits_on_beats():
         assert abs(float(beats_to_seconds(round(beat), plan.tempo["tempo_map"])) - h.seconds) * 25 <= 1.0
 
 
-def test_keys_from_valence_share_the_cue_pitch_collection():
+def test_keys_from_valence_take_the_parallel_mode():
     plan = make_plan([Hit(100, "cut")], _sections((0, 100, -0.7, 0.0), (100, 200, 0.6, 0.0)), 25, 200)
     sad, happy = plan.sections
     assert (sad.mode, happy.mode) == ("minor", "major")
-    assert sad.key == "D minor" and happy.key == "F major"  # relative keys: one collection
-    assert sad.scale == happy.scale
-    positive = make_plan([], _sections((0, 100, 0.5, 0.0), (100, 200, -0.2, 0.0)), 25, 200)
-    assert [s.key for s in positive.sections] == ["D major", "B minor"]
+    assert sad.tonic == happy.tonic == plan.tonic   # the parallel keys: one tonic
+    # a near-neutral section keeps the cue's home mode
+    positive = make_plan([], _sections((0, 100, 0.5, 0.0), (100, 200, -0.1, 0.0)), 25, 200, key="A major")
+    assert [s.key for s in positive.sections] == ["A major", "A major"]
 
 
 def test_dynamics_density_and_palette_from_arousal():

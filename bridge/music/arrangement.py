@@ -169,6 +169,7 @@ def arrange(plan, chords, seed) -> list:
         notes += [BeatNote(c.start_beat, c.end_beat, p, vel, "pad", c.start if c.hit is not None else None)
                   for p in voicing]
 
+    ringing = [(c.start_beat, max(c.end_beat, c.start_beat + 1)) for c in chords if c.hit is not None]
     first_chord = {}
     for c in chords:
         first_chord.setdefault(c.section, c.start_beat)
@@ -188,7 +189,9 @@ def arrange(plan, chords, seed) -> list:
                 if ev_step == step:
                     notes.append(_bass(c, chords, beat, Fraction(ev_len, 4), tone, s, rng, step, length, boost))
             # rhythm: enters after the section's first chord when calm
-            if s.palette.get("piano") is not None and not (level == "calm" and c.start_beat == first_chord[c.section]):
+            stabbed = any(a <= beat < b for a, b in ringing)   # a hit's stab rings a beat
+            if s.palette.get("piano") is not None and not stabbed and not (
+                    level == "calm" and c.start_beat == first_chord[c.section]):
                 pattern = _variation(patterns["rhythm"][level], c.section, seed, s.palette_name).get(meter) or []
                 for ev_step, ev_len, voice in pattern:
                     if ev_step == step:
@@ -202,6 +205,7 @@ def arrange(plan, chords, seed) -> list:
                         vel = _velocity(s.velocity, "percussion", step, length, rng, boost)
                         vel = min(127, vel + (10 if step in kit.get("accent", []) else -8))
                         notes.append(BeatNote(beat, beat + Fraction(1, 4), int(key), vel, "percussion"))
+    notes += _stabs(plan, chords)
     notes += _into_hits(plan, chords, important, rng)
     return _clip_to_chords(notes, chords)
 
@@ -242,6 +246,28 @@ def _rhythm(c, beat, length, voice, section, rng, step, bar_len, boost) -> list:
     return [BeatNote(beat, end, tones[voice % len(tones)], vel, "rhythm", at)]
 
 
+def _stabs(plan, chords) -> list:
+    """The rhythm instrument strikes every hit's chord with the pad and lets it ring a beat at
+    least, however soon the next hit comes: the stinger an editor hears on the cut."""
+    out = []
+    for c in chords:
+        if c.hit is None:
+            continue
+        s = plan.sections[c.section]
+        if s.palette.get("piano") is None:
+            continue
+        lo, hi = register("rhythm", s.palette["piano"])
+        base = fold(c.root + 60, lo, lo + 11)
+        tones, p = [base], base
+        for pc in c.pcs[1:]:
+            p = p + ((pc - p) % 12 or 12)
+            tones.append(fold(p, lo, hi))
+        vel = max(1, min(127, s.velocity + 6))
+        end = max(c.end_beat, c.start_beat + 1)
+        out += [BeatNote(c.start_beat, end, t, vel, "rhythm", c.start) for t in sorted(set(tones))]
+    return out
+
+
 def _into_hits(plan, chords, important, rng) -> list:
     """A cymbal swell (ride, rising) over the beats before each important hit and a crash on
     it, where the section has percussion."""
@@ -271,9 +297,10 @@ def _clip_to_chords(notes, chords) -> list:
     return [n for n in notes if any(a <= n.start < b for a, b in spans)]
 
 
-def to_seconds(notes, plan, programs=None) -> list:
+def to_seconds(notes, plan, chords=()) -> list:
     """BeatNotes -> ScoreNotes (seconds) with their families; a struck or plucked note no
-    longer than max_hold_s."""
+    longer than max_hold_s. A note on the beat a hit's chord starts on starts on the hit's
+    exact second with it (the beat can be a tick or two off the frame)."""
     from bridge.compose import ScoreNote
     tempo_map = plan.tempo["tempo_map"]
     max_hold = data("instruments.json")["max_hold_s"]
@@ -283,15 +310,20 @@ def to_seconds(notes, plan, programs=None) -> list:
         if b not in cache:
             cache[b] = float(beats_to_seconds(b, tempo_map))
         return cache[b]
+    on_hit = {c.start_beat: c.start for c in chords if c.hit is not None}
     out = []
     for n in notes:
         family = FAMILY_OF_ROLE[n.role]
-        start = n.at_s if n.at_s is not None else sec(n.start)
+        start = n.at_s if n.at_s is not None else on_hit.get(n.start, None)
+        start = sec(n.start) if start is None else start
         end = max(sec(n.end), start + 0.02)
         program = plan.section_at(start).palette.get(family)
         if family != "drums" and program is not None and decays(program):
             end = min(end, start + max_hold)
-        out.append(ScoreNote(start, min(end, plan.duration_s), n.pitch, n.velocity, family))
+        if any(a - 1e-6 <= start < b for a, b in plan.tacet):
+            continue
+        end = min([end, plan.duration_s] + [a for a, _ in plan.tacet if a > start])
+        out.append(ScoreNote(start, end, n.pitch, n.velocity, family))
     return [n for n in out if n.end > n.start and n.start < plan.duration_s]
 
 

@@ -58,7 +58,7 @@ def draw(model, plan, seed, chord_model=None) -> Draw:
     beat_notes = arrangement.arrange(plan, chords, seed)
     motifs = motifs_for(model, plan, seed)
     line = melody.write(plan, chords, motifs, seed)
-    notes = to_seconds(beat_notes + line.notes, plan)
+    notes = to_seconds(beat_notes + line.notes, plan, chords)
     from bridge.music.tokens import FAMILY_INDEX
     notes.sort(key=lambda n: (n.start, FAMILY_INDEX[n.family], n.pitch))
     return Draw(notes, chords, line.sources, moods_of(plan))

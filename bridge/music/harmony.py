@@ -143,9 +143,8 @@ def slots(plan) -> list:
     to_beat = lambda s: seconds_to_beats(Fraction(s), tempo_map)  # noqa: E731
     end_beat = to_beat(plan.duration_s)
     marks = {}   # beat -> hit index (None: a section start)
-    for i, s in enumerate(plan.sections):
-        if not s.tacet:
-            marks.setdefault(Fraction(round(to_beat(s.start))), None)
+    for i, s in enumerate(plan.sections):   # a tacet section's start ends the chord before it
+        marks.setdefault(Fraction(round(to_beat(s.start))), None)
     for i, h in enumerate(plan.hits):
         beat = to_beat(h.seconds)
         near = Fraction(round(beat))
