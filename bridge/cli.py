@@ -239,6 +239,13 @@ def cmd_bench(args) -> int:
         results = bench.run(args.seconds or 20.0)
     if args.json:
         print(json.dumps(results, indent=2))
+    if args.out:
+        from bridge import atomic
+        from bridge.doctor import cpu_name
+        record = {"what": args.what, "cpu": cpu_name(), "cores": os.cpu_count(),
+                  "date": __import__("datetime").date.today().isoformat(), "results": results}
+        atomic.write_text(Path(args.out), json.dumps(record, indent=1, default=str) + "\n")
+        print(f"bench: figures in {args.out}", file=sys.stderr)
     return 0
 
 
@@ -351,7 +358,7 @@ def _music_options(p):
     p.add_argument("--valence", type=_unit, help="valence in [-1, 1] for the whole cue (overrides the picture)")
     p.add_argument("--arousal", type=_unit, help="arousal in [-1, 1] for the whole cue (overrides the picture)")
     p.add_argument("--candidates", type=int, choices=range(1, 17), default=4, metavar="K",
-                   help="takes generated in one batch; the best is kept (1-16, default 4)")
+                   help="accepted for older hosts and scripts; the layered engine draws one score")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -432,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="analysis: length of each test video (default 20); score: edit length (default 180); "
                         "daemon: edit length (default 60)")
     p.add_argument("--cuts", type=int, help="score: cuts in the edit (default 40); daemon: (default 14)")
-    p.add_argument("--candidates", type=int, default=4, help="score: candidates per run (default 4)")
+    p.add_argument("--candidates", type=int, default=4, help="score: passed on as `score` takes it (the "
+                                                                  "layered engine draws one score)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--no-audio", action="store_true", help="live: time MIDI-only updates (no WAV)")
     p.add_argument("--busy", type=_int_in(0, 4 * (os.cpu_count() or 1)), default=0, metavar="N",
@@ -440,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=_int_in(1, 50), default=5, metavar="N",
                    help="sampling: timed runs per figure, the median printed (default 5)")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    p.add_argument("--out", metavar="FILE", help="also write the figures, with the CPU they were taken on, to FILE")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("serve", help="the OSC daemon host scripts talk to (models stay loaded)")

@@ -462,9 +462,11 @@ def candidate_score(notes, plan) -> dict:
     return {k: round(v, 4) for k, v in parts.items()}
 
 
-def to_parts(notes, plan) -> list:
-    """Notes as the MIDI writer's parts: one named track per instrument (family and the GM
-    program its section's palette gives it), in family order."""
+def to_parts(notes, plan, expression=()) -> list:
+    """Notes as the MIDI writer's parts: one named track per instrument ("Instrument (role)":
+    the GM program its section's palette gives the family, and the family's role), in family
+    order. expression: (seconds, family, CC11 value), given to the part of that family whose
+    program plays at that time."""
     groups = {}
     for n in notes:
         # a hair of tolerance: a note on a section's first frame, re-timed by a live update,
@@ -476,7 +478,11 @@ def to_parts(notes, plan) -> list:
     for (fam, program), group in sorted(groups.items()):
         family = FAMILIES[fam]
         name = "Drums" if family == "drums" else f"{PROGRAM_NAMES.get(program, f'Program {program}')} ({family})"
-        parts.append({"name": name, "family": family, "program": 0 if family == "drums" else program,
-                      "is_drum": family == "drums",
-                      "notes": [(n.start, n.end, n.pitch, n.velocity) for n in group]})
+        part = {"name": name, "family": family, "program": 0 if family == "drums" else program,
+                "is_drum": family == "drums", "notes": [(n.start, n.end, n.pitch, n.velocity) for n in group]}
+        controls = [(t, 11, value) for t, fam, value in expression if fam == family
+                    and (plan.section_at(t + 1e-4).palette.get(family) or 0) == program]
+        if controls:
+            part["controls"] = controls
+        parts.append(part)
     return parts

@@ -94,3 +94,23 @@ def run() -> int:
         mark = "ok " if ok else ("ERR" if required else "-- ")
         print(f"{mark} {name.ljust(width)}  {detail}")
     return 0 if all(ok for _, ok, _, required in rows if required) else 1
+
+
+def cpu_name() -> str:
+    """The CPU a figure was taken on, as `lscpu` names it (vendor, family and model where the
+    name alone is vague, as virtual machines often report it)."""
+    fields = {}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    name = fields.get("Model name") or platform.processor() or platform.machine()
+    extra = [f"{k.lower()} {fields[k]}" for k in ("CPU family", "Model") if fields.get(k)]
+    flags = fields.get("Flags", "")
+    extra.append("AVX-512" if "avx512f" in flags else ("no AVX-512" if flags else platform.machine()))
+    if "amx_tile" in flags:
+        extra.append("AMX")
+    return f"{name} ({', '.join(extra)})"

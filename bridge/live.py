@@ -289,7 +289,8 @@ def update(model, old, plan, seed, progress=None) -> dict:
              for n in notes]
     kept = len(notes)
     spans = []
-    drawn = engine.draw(model, plan, seed).notes if changed else []
+    whole = engine.draw(model, plan, seed) if changed else None
+    drawn = whole.notes if whole else []
     for kind, o0, o1, n0, n1 in changed:
         start_s, end_s = float(Fraction(n0) / rate), float(Fraction(n1) / rate)
         written = write_span(drawn, start_s, end_s)
@@ -302,7 +303,7 @@ def update(model, old, plan, seed, progress=None) -> dict:
         progress(1.0)
     notes.sort(key=lambda n: (n.start, n.family, n.pitch))
     return {"notes": notes, "plan": plan, "spans": spans, "retimed": retimed, "kept": kept,
-            "written": len(notes) - kept}
+            "written": len(notes) - kept, "expression": whole.expression if whole else old.get("expression", ())}
 
 
 def describe_change(old_plan, new_plan, old_range, new_range) -> str:
@@ -327,6 +328,7 @@ def describe_change(old_plan, new_plan, old_range, new_range) -> str:
     return ", ".join(words) or "section re-planned"
 
 
-def state(plan, notes, options, revision) -> dict:
-    """What a session keeps between revisions."""
-    return {"plan": plan, "notes": list(notes), "options": dict(options), "revision": revision}
+def state(plan, notes, options, revision, expression=()) -> dict:
+    """What a session keeps between revisions (expression: the CC11 swells of its MIDI)."""
+    return {"plan": plan, "notes": list(notes), "options": dict(options), "revision": revision,
+            "expression": list(expression)}

@@ -84,6 +84,7 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
                                   progress=lambda f: report(0.35 + 0.45 * f, "re-writing the changed spans"))
             plan = changed["plan"]
             composed = {"notes": changed["notes"], "best": 0, "scores": [], "tokens": None,
+                        "expression": changed.get("expression", ()),
                         "reached_s": plan.duration_s}
             update = {"mode": "partial", "previous_revision": previous["revision"], "spans": changed["spans"],
                       "retimed": changed["retimed"], "kept_notes": changed["kept"],
@@ -137,7 +138,8 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if keep is not None:
-        keep.update(live.state(plan, composed["notes"], options, keep.get("revision")))
+        keep.update(live.state(plan, composed["notes"], options, keep.get("revision"),
+                               composed.get("expression", ())))
     report(1.0, "done")
     return manifest, path
 
@@ -148,7 +150,7 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
     light: a live update, where speed matters: no cue sheet and no preview video."""
     started = time.perf_counter()
     written = []
-    parts = to_parts(composed["notes"], plan)
+    parts = to_parts(composed["notes"], plan, composed.get("expression", ()))
     tempo_map = plan.tempo["tempo_map"]
     rate, drop = timeline.rate, timeline.drop_frame
     hit_marks = [(h.frame, h.source, frames_to_timecode(timeline.start_frame + h.frame, rate, drop))

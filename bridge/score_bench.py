@@ -76,7 +76,7 @@ def run(seconds=180.0, cuts=40, device="auto", candidates=4) -> dict:
         "warnings": manifest["warnings"],
     }
     print(f"bench score: {result['edit']['seconds']:.0f} s edit, {result['edit']['cuts']} hits, "
-          f"{candidates} candidates, {result['model']['name']} on {result['device']} "
+          f"{result['model']['name']} on {result['device']} "
           f"({result['torch_threads']} threads): {total:.2f} s  "
           + "  ".join(f"{k} {v:.2f}" for k, v in manifest["timings"].items()), flush=True)
     return result

@@ -218,3 +218,55 @@ def test_bar_repetition_hears_a_transposed_bar():
     bar = [(0.0, 60), (0.5, 64), (1.0, 67)]
     notes = [_note(t, t + 0.25, p) for t, p in bar] + [_note(t + 2, t + 2.25, p + 2) for t, p in bar]
     assert measures.bar_repetition(notes, cue) == pytest.approx(0.5)
+
+
+# --- the commands ------------------------------------------------------------------------------
+
+def test_eval_cues_prints_the_checklist_and_writes_the_results_file(tmp_path, capsys):
+    import json
+    from bridge.cli import main
+    out = tmp_path / "figures" / "eval-cues.json"
+    assert main(["eval-cues", "--seeds", "4", "--no-reference", "--out", str(out)]) == 0
+    printed = capsys.readouterr().err
+    assert "tonic" in printed and "cues missing a floor" in printed
+    result = json.loads(out.read_text())
+    assert len(result["cues"]) == len(eval_cues.CUES) and result["seeds"] == [4]
+    for row in result["cues"]:
+        assert row["hits_with_chord"] == 1.0 and row["meter_changes_per_min"] == 0.0
+        assert row["out_of_range"] == 0.0 and row["on_grid"] >= 0.95
+    assert result["mood"]["arousal_vs_onsets_rho"] >= 0.8
+    assert len({r["key"] for r in result["cues"]}) >= 3
+
+
+def test_score_takes_a_key_and_refuses_a_wrong_one(tmp_path, capsys):
+    from bridge.cli import main
+    from scoring import edit
+    cut = edit(tmp_path / "cut.otio", clips=(48, 72, 30))
+    with pytest.raises(SystemExit) as exc:
+        main(["score", str(cut), "--out", str(tmp_path / "out"), "--key", "H sharp", "--no-audio", "-q"])
+    assert exc.value.code == 2 and "not a key" in capsys.readouterr().err
+    assert main(["score", str(cut), "--out", str(tmp_path / "out"), "--key", "Eb minor", "--no-audio", "-q"]) == 0
+    import json
+    manifest = json.loads(open(capsys.readouterr().out.strip()).read())
+    assert manifest["plan"]["key"] == "Eb minor"
+    assert {s["key"].split()[0] for s in manifest["plan"]["sections"]} == {"Eb"}
+
+
+def test_sustained_parts_swell_into_important_hits_with_cc11(model, tmp_path):
+    import mido
+    from bridge.compose import to_parts
+    from bridge.render.midi import write_midi
+    plan = _cue(0.6, 0.6, seconds=30, cuts=3)
+    drawn = engine.draw(model, plan, seed=1)
+    hit = plan.hits[1].seconds
+    window = arrangement.CRESCENDO_BEATS * 60.0 / plan.tempo["bpm"] * 1.05   # the beats before it
+    before = [(t, v) for t, family, v in drawn.expression if family == "pad" and hit - window < t < hit - 1e-6]
+    assert len(before) >= 4 and [v for _, v in before] == sorted(v for _, v in before) and before[-1][1] == 127
+    assert any(abs(t - hit) < 0.05 and v == arrangement.EXPRESSION_REST for t, f, v in drawn.expression if f == "pad")
+    parts = to_parts(drawn.notes, plan, drawn.expression)
+    path = write_midi(tmp_path / "cue.mid", parts, plan.tempo["tempo_map"])
+    pad_track = next(t for t in mido.MidiFile(path).tracks if t.name.endswith("(pad)"))
+    values = [m.value for m in pad_track if m.type == "control_change" and m.control == 11]
+    assert 127 in values and arrangement.EXPRESSION_REST in values
+    calm = _cue(0.6, -0.7, seconds=30, cuts=3)
+    assert {v for _, _, v in engine.draw(model, calm, seed=1).expression} == {arrangement.EXPRESSION_REST}

@@ -115,7 +115,7 @@ def voice_pad(chords, lo, hi) -> list:
                 if bottom % 12 != order[0]:
                     continue
                 stack, p = [bottom], bottom
-                for pc in order[1:] + ([order[0]] if len(order) == 3 else []):
+                for pc in order[1:] + ([pcs[0]] if len(order) == 3 else []):   # a triad doubles its root
                     p = p + ((pc - p) % 12 or 12)
                     stack.append(p)
                 while stack[-1] <= hi - 12 and stack[0] + 12 <= hi - 12:
@@ -289,6 +289,30 @@ def _into_hits(plan, chords, important, rng) -> list:
         out.append(BeatNote(h, h + 1, spec["crash_key"], min(127, s.velocity + 15), "percussion",
                             c.start if on_hit else None))
     return out
+
+
+EXPRESSION_REST = 100      # CC11 between swells
+EXPRESSION_FROM = 72       # where a swell into a hit starts
+
+
+def expression(plan, chords) -> list:
+    """[(seconds, family, CC11 value)]: the sustained roles (pad, melody) swell over the beats
+    before each important hit and fall back on its frame — velocity cannot shape a held note."""
+    tempo_map = plan.tempo["tempo_map"]
+    out = [(0.0, family, EXPRESSION_REST) for family in ("pad", "melody")]
+    for c in chords:
+        if c.hit is None or plan.hits[c.hit].weight < 2.0 or plan.sections[c.section].arousal < -0.2:
+            continue   # calm music does not swell
+        hit = Fraction(round(c.start_beat * 4), 4)
+        steps = CRESCENDO_BEATS * 4
+        for family in ("pad", "melody"):
+            for k in range(steps):
+                at = hit - Fraction(steps - k, 4)
+                if at >= 0:
+                    out.append((float(beats_to_seconds(at, tempo_map)), family,
+                                EXPRESSION_FROM + (127 - EXPRESSION_FROM) * (k + 1) // steps))
+            out.append((c.start, family, EXPRESSION_REST))
+    return sorted(out)
 
 
 def _clip_to_chords(notes, chords) -> list:

@@ -23,6 +23,7 @@ class Draw:
     chords: list         # harmony.ChordSpan
     motif_sources: dict  # palette -> sources of its (A, B) motifs
     moods: dict          # palette -> (valence, arousal, tonic, mode, bpm) the motifs were drawn for
+    expression: list = ()  # (seconds, family, CC11 value): swells into the important hits
 
 
 def moods_of(plan) -> dict:
@@ -61,7 +62,7 @@ def draw(model, plan, seed, chord_model=None) -> Draw:
     notes = to_seconds(beat_notes + line.notes, plan, chords)
     from bridge.music.tokens import FAMILY_INDEX
     notes.sort(key=lambda n: (n.start, FAMILY_INDEX[n.family], n.pitch))
-    return Draw(notes, chords, line.sources, moods_of(plan))
+    return Draw(notes, chords, line.sources, moods_of(plan), arrangement.expression(plan, chords))
 
 
 def compose(model, plan, seed=0, progress=None) -> dict:
@@ -72,4 +73,5 @@ def compose(model, plan, seed=0, progress=None) -> dict:
     if progress is not None:
         progress(1.0)
     return {"notes": result.notes, "chords": result.chords, "scores": [], "best": 0, "tokens": None,
-            "reached_s": plan.duration_s, "motif_sources": result.motif_sources}
+            "reached_s": plan.duration_s, "motif_sources": result.motif_sources,
+            "expression": result.expression}

@@ -36,19 +36,21 @@ BOS = N_CHORDS          # "no chord yet"
 FAR = 7                 # boundary offsets of 7 or more chords are one condition
 WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "scorebridge-harmony.safetensors"
 
-REPEAT = 0.7           # chance a chord away from a destination repeats the one a phrase back
+REPEAT = 0.85          # chance a chord away from a destination repeats the one a phrase back
 LOOP_BEATS = 8         # a phrase: two bars, the melody's phrase too
 MOOD_MIX = 0.35         # share of the quadrant's vocabulary in each chord's distribution
 # Quadrant vocabularies: (interval above the tonic, quality) -> relative weight.
 VOCABULARY = {
-    "warm": {(0, "maj7"): 1, (5, "maj"): 2, (5, "maj7"): 1, (9, "min"): 2, (9, "min7"): 1,
+    "warm": {(0, "maj"): 2, (0, "maj7"): 1, (5, "maj"): 2, (5, "maj7"): 1, (9, "min"): 1, (9, "min7"): 1,
              (2, "min7"): 1, (4, "min"): 1, (7, "sus4"): 1, (7, "maj"): 1},
-    "bright": {(0, "maj"): 1, (5, "maj"): 2, (7, "maj"): 2, (9, "min"): 2, (10, "maj"): 1,
+    "bright": {(0, "maj"): 2, (5, "maj"): 2, (7, "maj"): 2, (9, "min"): 1, (10, "maj"): 1,
                (2, "min"): 1, (7, "sus4"): 1, (8, "maj"): 1},
-    "dark": {(0, "min"): 1, (8, "maj"): 2, (3, "maj"): 2, (10, "maj"): 2, (5, "min"): 2,
-             (2, "hdim7"): 1, (7, "min"): 1},
-    "tense": {(1, "maj"): 2, (11, "dim7"): 2, (8, "maj"): 2, (5, "min"): 1, (2, "hdim7"): 1,
-              (0, "min"): 1, (7, "dom7"): 1, (6, "dim"): 1},
+    # Minor moods lean on i, iv and the harmonic minor's V: the flat side (bIII, bVII) alone
+    # is the relative major's collection, and a dark scene would be heard in major.
+    "dark": {(0, "min"): 2, (8, "maj"): 2, (5, "min"): 2, (7, "maj"): 1, (3, "maj"): 1, (10, "maj"): 1,
+             (2, "hdim7"): 1},
+    "tense": {(0, "min"): 2, (1, "maj"): 2, (11, "dim7"): 2, (7, "dom7"): 2, (8, "maj"): 1, (5, "min"): 1,
+              (2, "hdim7"): 1, (6, "dim"): 1},
 }
 
 
@@ -143,13 +145,17 @@ def slots(plan) -> list:
     to_beat = lambda s: seconds_to_beats(Fraction(s), tempo_map)  # noqa: E731
     end_beat = to_beat(plan.duration_s)
     marks = {}   # beat -> hit index (None: a section start)
+    owner = {}   # beat -> the section a slot starting there belongs to (where rounding could lie)
     for i, s in enumerate(plan.sections):   # a tacet section's start ends the chord before it
-        marks.setdefault(Fraction(round(to_beat(s.start))), None)
+        beat = Fraction(round(to_beat(s.start)))
+        marks.setdefault(beat, None)
+        owner[beat] = i
     for i, h in enumerate(plan.hits):
         beat = to_beat(h.seconds)
         near = Fraction(round(beat))
         on_beat = abs(beat - near) < Fraction(1, 8) and marks.get(near) is None
         marks[near if on_beat else beat] = i   # a second hit near the same beat: its own exact beat
+        owner[near if on_beat else beat] = plan.sections.index(plan.section_at(h.seconds))
     for a, b in plan.tacet:   # music resumes after a tacet span
         marks.setdefault(Fraction(math.ceil(to_beat(b))), None)
     points = sorted(b for b in marks if 0 <= b < end_beat)
@@ -158,7 +164,8 @@ def slots(plan) -> list:
         marks.setdefault(Fraction(0), None)
     out = []
     for a, b in zip(points, points[1:] + [end_beat]):
-        section = plan.sections.index(plan.section_at(float(beats_to_seconds(a, tempo_map)) + 1e-6))
+        section = owner[a] if a in owner else plan.sections.index(
+            plan.section_at(float(beats_to_seconds(a, tempo_map)) + 1e-6))
         if plan.sections[section].tacet:
             continue
         length = chord_beats(plan.sections[section].arousal, _bpm_at(a, tempo_map))
@@ -198,6 +205,7 @@ def progression(plan, seed, model=None) -> list:
         p = (1 - MOOD_MIX) * p + MOOD_MIX * _vocabulary(section.palette_name)
         if history[-1] != BOS:
             p[history[-1]] *= 0.02                                    # a new chord each slot
+        p[_WRONG_TONIC[section.mode]] *= 0.05   # no Picardy third: a dark cue stays minor
         if hit is not None:
             if hit_chords:
                 p[hit_chords[-1]] *= 0.1                              # vary the hit chords
@@ -206,6 +214,8 @@ def progression(plan, seed, model=None) -> list:
                 p[tonic_ids] *= 0.15
         p = p / p.sum()
         choice = int(rng.choice(N_CHORDS, p=p))
+        if history[-1] == BOS and hit is None:   # a section (or a new mode) starts on its tonic
+            choice = chord_id(0, QUALITY_NAMES.index("maj" if section.mode == "major" else "min"))
         # Harmony that repeats is harmony a listener follows: away from a destination the
         # phrase's chords come back (the draw above still advances the generator).
         back = at_beat.get(a - LOOP_BEATS)
@@ -223,6 +233,11 @@ def progression(plan, seed, model=None) -> list:
     return chords
 
 
+# The tonic chord of the other mode (the chorales end minor phrases on a major tonic).
+_WRONG_TONIC = {
+    "minor": [chord_id(0, QUALITY_NAMES.index(q)) for q in ("maj", "maj7", "dom7", "aug", "sus4")],
+    "major": [chord_id(0, QUALITY_NAMES.index(q)) for q in ("min", "min7", "dim", "hdim7", "dim7")],
+}
 _VOCAB_CACHE = {}
 
 

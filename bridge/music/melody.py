@@ -7,10 +7,11 @@ them. The draw is heard in seconds at the mood's tempo; here it becomes a motif 
 one line (onsets on 8ths, each note the one nearest the line's last, within a fifth of it),
 pitches as scale steps.
 
-Over the cue, phrases of two bars run between hits and section starts, in the form
+Over the cue, phrases of two bars run on the cue's grid from each section start, in the form
 A A B A: the motif (A) restated on whatever chord is sounding — moved by scale steps so it
 starts on a chord tone — and the answer (B, the draw's second half). A note on a strong beat
-(beats 1 and 3, or any held note) is moved to the nearest tone of its chord, every other
+(beats 1 and 3, or a note held two beats) is moved to the nearest tone of its chord that
+keeps the motif's motion, every other
 note stays in the scale; the phrase is moved by octaves into the instrument's range, and its
 last note is held to the phrase's end (less a breath). Calm sections play the motif at half
 speed (augmentation) when it is busy. A restatement starts where the last statement of the
@@ -148,25 +149,25 @@ def _fallback(k) -> Motif:
 
 
 def phrases(plan, chords) -> list:
-    """[(start beat, end beat, section index)]: two-bar phrases restarting at hits, section
-    starts and after tacet spans."""
-    out = []
-    run_start = None
+    """[(start beat, end beat, section index)]: two-bar phrases on the cue's own grid (every
+    8 beats from its first), restarting where a section starts or the music comes back after
+    a tacet span. A hit inside a phrase does not restart it: the hit's chord is under the
+    phrase's note there, as an ostinato plays through a cut. A fragment of under 3 beats
+    before the first grid line is left as a rest."""
+    runs = []
     for i, c in enumerate(chords):
-        starts_run = (i == 0 or c.hit is not None or c.section != chords[i - 1].section
-                      or chords[i - 1].end_beat != c.start_beat)
-        if starts_run:
-            run_start = c.start_beat
-        ends_run = (i + 1 == len(chords) or chords[i + 1].hit is not None
-                    or chords[i + 1].section != c.section or chords[i + 1].start_beat != c.end_beat)
-        if ends_run:
-            beat = run_start
-            while beat < c.end_beat:
-                end = min(beat + MOTIF_BEATS, c.end_beat)
-                if c.end_beat - end < 3:   # a short tail joins the phrase before it
-                    end = c.end_beat
-                out.append((beat, end, c.section))
-                beat = end
+        if i == 0 or c.section != chords[i - 1].section or chords[i - 1].end_beat != c.start_beat:
+            runs.append([c.start_beat, c.end_beat, c.section])
+        else:
+            runs[-1][1] = c.end_beat
+    out = []
+    for start, end, section in runs:
+        grid = [Fraction(k * MOTIF_BEATS) for k in range(int(start // MOTIF_BEATS) + 1, int(end // MOTIF_BEATS) + 1)
+                if start < k * MOTIF_BEATS < end]
+        points = [start] + grid + [end]
+        for a, b in zip(points, points[1:]):
+            if b - a >= 3 or (a != start and b - a >= 1):
+                out.append((a, b, section))
     return out
 
 
@@ -193,7 +194,7 @@ def write(plan, chords, motifs, seed) -> Melody:
         candidates = candidates or [p for p in range(lo, hi + 1) if p % 12 in chord.pcs]
         first = min(candidates, key=lambda p: (abs(p - anchor), p))
         first_step = _degree(first, s.tonic, s.mode)
-        line = []
+        line, previous_step = [], None
         for onset, length, step in motif.notes:
             t = start + onset * stretch
             if t != start:   # on the 16th grid even where a hit put the phrase off it
@@ -204,11 +205,17 @@ def write(plan, chords, motifs, seed) -> Melody:
             if pitch is None:
                 pitch = first
             here = chord_at(chords, t) or chord
-            strong = (t - start) % 2 == 0 or length * stretch >= 1
+            strong = t % 2 == 0 or length * stretch >= 2     # beats 1 and 3, or a held note
             if strong and pitch % 12 not in here.pcs:
-                pitch = min((p for p in range(pitch - 4, pitch + 5) if p % 12 in here.pcs),
-                            key=lambda p: (abs(p - pitch), p))
+                options = [p for p in range(pitch - 4, pitch + 5) if p % 12 in here.pcs]
+                if line and previous_step is not None and step != previous_step:
+                    # keep the motif's motion: not the note before, and the way the motif goes
+                    way = 1 if step > previous_step else -1
+                    moving = [p for p in options if (p - line[-1][2]) * way > 0]
+                    options = moving or [p for p in options if p != line[-1][2]] or options
+                pitch = min(options, key=lambda p: (abs(p - pitch), p))
             line.append([t, min(t + length * stretch, end), pitch])
+            previous_step = step
         if not line:
             continue
         # into range by octaves, then note by note
@@ -223,6 +230,14 @@ def write(plan, chords, motifs, seed) -> Melody:
                 n[2] -= 12
             while n[2] < lo:
                 n[2] += 12
+        # the phrase comes to rest on a note of the key's tonic triad where its chord has one
+        last_chord = chord_at(chords, line[-1][0]) or chord
+        home = {(s.tonic + d) % 12 for d in ((0, 4, 7) if s.mode == "major" else (0, 3, 7))}
+        resting = [p for p in range(line[-1][2] - 4, line[-1][2] + 5)
+                   if p % 12 in home and p % 12 in last_chord.pcs and lo <= p <= hi]
+        if resting:   # the tonic first, then the fifth, then the third; the nearer of each
+            rank = {(s.tonic + d) % 12: i for i, d in enumerate((0, 7, 4 if s.mode == "major" else 3))}
+            line[-1][2] = min(resting, key=lambda p: (rank[p % 12], abs(p - line[-1][2]), p))
         line[-1][1] = max(line[-1][1], end - BREATH) if end - line[-1][0] > BREATH else end
         first_of[form] = line[0][2]
         peak = max(n[2] for n in line)

@@ -23,15 +23,15 @@ DEFAULT_TEMPO = 500_000  # 120 bpm, the tempo a MIDI file has when it names none
 # note-off before a note-on, so a repeated pitch ends the old note and starts the new one.
 _CONDUCTOR_ORDER = {"track_name": 0, "smpte_offset": 1, "time_signature": 2,
                     "set_tempo": 3, "marker": 4}
-_PART_ORDER = {"track_name": 0, "program_change": 1, "note_off": 2, "note_on": 3}
+_PART_ORDER = {"track_name": 0, "program_change": 1, "note_off": 2, "control_change": 3, "note_on": 4}
 
 
 def write_midi(path, parts, tempo_map, *, time_signatures=((0, 4, 4),), markers=(),
                start_frame=0, rate=24, drop_frame=False, title="") -> Path:
     """Write `parts` as a type-1 MIDI file, atomically; times are seconds from the first frame.
 
-    A part is {"name", "program", "is_drum", "notes": [(start_s, end_s, pitch, velocity)]};
-    markers are (seconds, text); time signatures are (beat, numerator, denominator).
+    A part is {"name", "program", "is_drum", "notes": [(start_s, end_s, pitch, velocity)]} and,
+    optionally, "controls": [(seconds, controller, value)] (CC11 expression swells); markers are (seconds, text); time signatures are (beat, numerator, denominator).
     Everything is checked before anything is written, and a bad value is a ValueError.
     """
     _check_tempo_map(tempo_map)
@@ -191,6 +191,19 @@ def _part_events(part, channel, tempo_map):
              in zip(ticks[0::2], ticks[1::2], checked)]
     events = [(0, mido.MetaMessage("track_name", name=_text(name))),
               (0, mido.Message("program_change", channel=channel, program=int(program)))]
+    controls = []
+    for number, control in enumerate(part.get("controls", ())):
+        where = f"part {name!r} control {number}"
+        try:
+            seconds, controller, value = control
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: a control is (seconds, controller, value), got {control!r}") from None
+        _check_seconds(where, seconds)
+        if not (_is_int(controller) and 0 <= controller <= 127 and _is_int(value) and 0 <= value <= 127):
+            raise ValueError(f"{where}: controller and value must be 0..127, got {controller!r}, {value!r}")
+        controls.append((seconds, int(controller), int(value)))
+    for tick, (_, controller, value) in zip(tb.seconds_to_ticks_all([c[0] for c in controls], tempo_map), controls):
+        events.append((tick, mido.Message("control_change", channel=channel, control=controller, value=value)))
     for on, off, pitch, velocity in _playable(notes):
         events.append((on, mido.Message("note_on", channel=channel, note=pitch, velocity=velocity)))
         events.append((off, mido.Message("note_off", channel=channel, note=pitch, velocity=0)))
