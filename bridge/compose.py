@@ -45,7 +45,7 @@ from bridge.music.steer import STRENGTH, pull
 from bridge.music.tokens import (BOS, EOS, FAMILIES, FAMILY_INDEX, FINE0, N_PITCH, N_VEL, OFF0, ON0,
                                  PAD, PITCH_LO, SHIFT0, TOKEN_MS, VEL0, VOCAB_SIZE, token_times_ms,
                                  vel_level)
-from bridge.plan import PROGRAM_NAMES, SCALES
+from bridge.plan import PROGRAM_NAMES, ROLES, SCALES
 from bridge.timebase import beats_to_seconds, seconds_to_beats
 
 HIT_FAMILIES = ("pad", "piano")
@@ -477,7 +477,8 @@ def to_parts(notes, plan, expression=()) -> list:
     parts = []
     for (fam, program), group in sorted(groups.items()):
         family = FAMILIES[fam]
-        name = "Drums" if family == "drums" else f"{PROGRAM_NAMES.get(program, f'Program {program}')} ({family})"
+        instrument = "Drums" if family == "drums" else PROGRAM_NAMES.get(program, f"Program {program}")
+        name = f"{instrument} ({ROLES[family]})"
         part = {"name": name, "family": family, "program": 0 if family == "drums" else program,
                 "is_drum": family == "drums", "notes": [(n.start, n.end, n.pitch, n.velocity) for n in group]}
         controls = [(t, 11, value) for t, fam, value in expression if fam == family

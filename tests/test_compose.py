@@ -204,7 +204,7 @@ def test_parts_are_named_instruments_with_programs(model):
     assert len(names) == len(set(names))
     assert all(0 <= p["program"] <= 127 for p in parts)
     assert any(p["name"].endswith("(pad)") for p in parts)
-    assert all(p["is_drum"] == (p["name"] == "Drums") for p in parts)
+    assert all(p["is_drum"] == (p["name"] == "Drums (percussion)") for p in parts)
 
 
 def test_candidate_score_prefers_in_key_sounding_music():

@@ -68,7 +68,7 @@ def test_hits_land_on_their_frames_to_the_tick(model, tmp_path, rate, drop, star
     offset = next(m for m in mido.MidiFile(midi_path).tracks[0] if m.type == "smpte_offset")
     assert (offset.hours, offset.minutes, offset.seconds, offset.frames) == (1, 0, 0, 0)
     ticks = _ticks(midi_path)
-    chord_parts = [name for name in ticks if name.endswith("(pad)") or name.endswith("(piano)")]
+    chord_parts = [name for name in ticks if name.endswith("(pad)") or name.endswith("(rhythm)")]
     frames = [h["frame"] for h in manifest["hits"]]
     assert frames == [48, 100, 121, 152, 170]
     for frame in frames:

@@ -6,6 +6,10 @@ chorales it was trained on; EMSYNC's offset condition applied to Video2Music's c
 pathway), it gives the next chord relative to the key. What Bach did before a fermata (a
 cadence: ii6–V–I, iv–V, V–vi) is what the cue does before a hit.
 
+Not every cut is a destination: a hit less than two bars after the last one is an accent —
+the sounding chord struck again on its frame — so a fast sequence keeps its progression
+going through the cuts instead of cadencing every two seconds.
+
 The mood enters where the chorales have no data: each quadrant's vocabulary (MUSIC.md §2:
 warm adds IV, vi and sevenths; dark i–bVI–bIII–bVII and iv; tense bII, diminished and
 half-diminished) is mixed into the model's distribution, and the harmonic rhythm comes from
@@ -38,6 +42,7 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "scorebridge-harmony.
 
 REPEAT = 0.85          # chance a chord away from a destination repeats the one a phrase back
 LOOP_BEATS = 8         # a phrase: two bars, the melody's phrase too
+DESTINATION_GAP = 8    # beats after the last destination before a hit is a destination again
 MOOD_MIX = 0.35         # share of the quadrant's vocabulary in each chord's distribution
 # Quadrant vocabularies: (interval above the tonic, quality) -> relative weight.
 VOCABULARY = {
@@ -47,7 +52,7 @@ VOCABULARY = {
                (2, "min"): 1, (7, "sus4"): 1, (8, "maj"): 1},
     # Minor moods lean on i, iv and the harmonic minor's V: the flat side (bIII, bVII) alone
     # is the relative major's collection, and a dark scene would be heard in major.
-    "dark": {(0, "min"): 2, (8, "maj"): 2, (5, "min"): 2, (7, "maj"): 1, (3, "maj"): 1, (10, "maj"): 1,
+    "dark": {(0, "min"): 3, (5, "min"): 2, (7, "maj"): 2, (8, "maj"): 1, (3, "maj"): 1, (10, "maj"): 1,
              (2, "hdim7"): 1},
     "tense": {(0, "min"): 2, (1, "maj"): 2, (11, "dim7"): 2, (7, "dom7"): 2, (8, "maj"): 1, (5, "min"): 1,
               (2, "hdim7"): 1, (6, "dim"): 1},
@@ -140,22 +145,38 @@ def _bpm_at(beat, tempo_map) -> float:
 
 
 def slots(plan) -> list:
-    """[(start_beat, end_beat, section index, hit index or None)] covering the sounding cue."""
+    """[(start_beat, end_beat, section index, hit index or None, kind)] covering the sounding
+    cue. kind: "destination" (a hit the harmony cadences into: it starts a new chord), "accent"
+    (a hit within two bars of the last destination: the sounding chord is struck again on
+    its frame, as a composer accents a cut in a fast sequence without stopping the
+    progression) or None."""
     tempo_map = plan.tempo["tempo_map"]
     to_beat = lambda s: seconds_to_beats(Fraction(s), tempo_map)  # noqa: E731
     end_beat = to_beat(plan.duration_s)
     marks = {}   # beat -> hit index (None: a section start)
     owner = {}   # beat -> the section a slot starting there belongs to (where rounding could lie)
+    section_beats = []
     for i, s in enumerate(plan.sections):   # a tacet section's start ends the chord before it
         beat = Fraction(round(to_beat(s.start)))
         marks.setdefault(beat, None)
         owner[beat] = i
+        section_beats.append(beat)
+    accents = {}   # beat -> hit index
+    last = None
     for i, h in enumerate(plan.hits):
         beat = to_beat(h.seconds)
         near = Fraction(round(beat))
-        on_beat = abs(beat - near) < Fraction(1, 8) and marks.get(near) is None
-        marks[near if on_beat else beat] = i   # a second hit near the same beat: its own exact beat
-        owner[near if on_beat else beat] = plan.sections.index(plan.section_at(h.seconds))
+        on_beat = abs(beat - near) < Fraction(1, 8)
+        at = near if on_beat else beat
+        starts_section = any(abs(at - b) <= 1 for b in section_beats)
+        since = min([at - b for b in section_beats if b <= at + 1] + ([at - last] if last is not None else []))
+        if starts_section or h.weight >= 3.0 or since >= DESTINATION_GAP:
+            at = at if marks.get(at) is None else beat   # a second hit near the same beat: its own beat
+            marks[at] = i
+            owner[at] = plan.sections.index(plan.section_at(h.seconds))
+            last = at
+        else:   # an accent on a beat another hit already has: its own exact beat
+            accents[at if at not in accents and marks.get(at) is None else beat] = i
     for a, b in plan.tacet:   # music resumes after a tacet span
         marks.setdefault(Fraction(math.ceil(to_beat(b))), None)
     points = sorted(b for b in marks if 0 <= b < end_beat)
@@ -178,7 +199,16 @@ def slots(plan) -> list:
                 merged.append(c)
         merged.append(b)
         for i, (x, y) in enumerate(zip(merged, merged[1:])):
-            out.append((x, y, section, marks.get(a) if i == 0 else None))
+            hit = marks.get(a) if i == 0 else None
+            kind = "destination" if hit is not None else None
+            inside = sorted(t for t in accents if x <= t < y and not (t == x and hit is not None))
+            if inside and inside[0] == x:   # an accent on a chord change: the new chord takes it
+                hit, kind = accents[x], "accent-new"
+                inside = inside[1:]
+            for t in inside:
+                out.append((x, t, section, hit, kind))
+                x, hit, kind = t, accents[t], "accent"
+            out.append((x, y, section, hit, kind))
     return out
 
 
@@ -189,10 +219,17 @@ def progression(plan, seed, model=None) -> list:
     tempo_map = plan.tempo["tempo_map"]
     rows = slots(plan)
     # boundary offset: chords left before the next hit's chord (or the cue's last chord)
-    destinations = [i for i, r in enumerate(rows) if r[3] is not None] + [len(rows) - 1]
+    destinations = [i for i, r in enumerate(rows) if r[4] == "destination"] + [len(rows) - 1]
     chords, history, hit_chords = [], [BOS, BOS], []
     at_beat = {}   # start beat -> chord id, this section's: the loop a progression repeats
-    for i, (a, b, section_index, hit) in enumerate(rows):
+    for i, (a, b, section_index, hit, kind) in enumerate(rows):
+        if kind == "accent" and chords and chords[-1].end_beat == a and chords[-1].section == section_index:
+            # the sounding chord, struck again on the hit's frame
+            c = chords[-1]
+            hit_chords.append(history[-1])
+            chords.append(ChordSpan(a, b, plan.hits[hit].seconds, float(beats_to_seconds(b, tempo_map)),
+                                    c.root, c.quality, c.numeral, section_index, hit))
+            continue
         if i and rows[i - 1][2] != section_index:
             at_beat = {}
         section = plan.sections[section_index]
@@ -206,6 +243,8 @@ def progression(plan, seed, model=None) -> list:
         if history[-1] != BOS:
             p[history[-1]] *= 0.02                                    # a new chord each slot
         p[_WRONG_TONIC[section.mode]] *= 0.05   # no Picardy third: a dark cue stays minor
+        p *= _in_mode(section.mode, section.palette_name)   # colour from the mood, not from Bach's
+        #                                                    secondary dominants, which blur the mode
         if hit is not None:
             if hit_chords:
                 p[hit_chords[-1]] *= 0.1                              # vary the hit chords
@@ -219,7 +258,7 @@ def progression(plan, seed, model=None) -> list:
         # Harmony that repeats is harmony a listener follows: away from a destination the
         # phrase's chords come back (the draw above still advances the generator).
         back = at_beat.get(a - LOOP_BEATS)
-        if hit is None and offset >= 2 and back is not None and rng.random() < REPEAT and back != history[-1]:
+        if kind is None and offset >= 2 and back is not None and rng.random() < REPEAT and back != history[-1]:
             choice = back
         at_beat[a] = choice
         history.append(choice)
@@ -239,6 +278,33 @@ _WRONG_TONIC = {
     "major": [chord_id(0, QUALITY_NAMES.index(q)) for q in ("min", "min7", "dim", "hdim7", "dim7")],
 }
 _VOCAB_CACHE = {}
+_MODE_CACHE = {}
+
+
+def _in_mode(mode, palette_name) -> np.ndarray:
+    """1 for the chords of the mode (minor: with the harmonic minor's V and vii) and of the
+    mood's vocabulary, 0.35 for the relative key's tonic and dominant, 0.03 for any other."""
+    key = (mode, palette_name)
+    if key not in _MODE_CACHE:
+        from bridge.music.theory import QUALITIES, SCALES
+        scale = set(SCALES[mode])
+        weights = np.full(N_CHORDS, 0.03)
+        for index in range(N_CHORDS):
+            interval, quality = chord_of(index)
+            tones = {(interval + t) % 12 for t in QUALITIES[quality]}
+            leading = mode == "minor" and interval in (7, 11) and tones <= scale | {11}
+            if tones <= scale or leading:
+                weights[index] = 1.0
+        for (interval, quality) in VOCABULARY[palette_name]:
+            weights[chord_id(interval, QUALITY_NAMES.index(quality))] = 1.0
+        # the relative key's own tonic and dominant, taken less often: in a run of them the
+        # ear hears the relative key (a dark cue heard in Eb major instead of C minor)
+        relative = {"minor": ((3, "maj"), (3, "maj7"), (10, "maj"), (10, "dom7")),
+                    "major": ((9, "min"), (9, "min7"), (4, "maj"), (4, "dom7"))}[mode]
+        for interval, quality in relative:
+            weights[chord_id(interval, QUALITY_NAMES.index(quality))] *= 0.35
+        _MODE_CACHE[key] = weights
+    return _MODE_CACHE[key]
 
 
 def _vocabulary(palette_name) -> np.ndarray:

@@ -14,9 +14,10 @@ starts on a chord tone — and the answer (B, the draw's second half). A note on
 keeps the motif's motion, every other
 note stays in the scale; the phrase is moved by octaves into the instrument's range, and its
 last note is held to the phrase's end (less a breath). Calm sections play the motif at half
-speed (augmentation) when it is busy. A restatement starts where the last statement of the
-same motif started whenever that pitch belongs to the new chord, so a motif over a
-repeated chord comes back note for note.
+speed (augmentation) when it is busy. A restatement is the first statement moved by the
+smallest interval that fits the new chords (strong notes on chord tones, all in the scale),
+so the motif comes back with its own intervals; only where none fits is it re-fitted by
+scale steps.
 
 When the model writes fewer than three notes for a motif, an arpeggiated motif of the
 mood's chord takes its place; `Melody.sources` says which motifs came from where.
@@ -171,11 +172,35 @@ def phrases(plan, chords) -> list:
     return out
 
 
+def _transposed(reference, start, end, chords, chord, section, lo, hi):
+    """The reference statement moved by the smallest interval (up to a fifth either way) that
+    fits the phrase at `start`, as [[start, end, pitch]]; None when none fits."""
+    if not reference:
+        return None
+    scale = {(section.tonic + d) % 12 for d in SCALES[section.mode]}
+    for shift in sorted(range(-7, 8), key=lambda d: (abs(d), d)):
+        line = []
+        for offset, length, pitch, strong in reference:
+            t = start + offset
+            if t >= end - Fraction(1, 4):
+                break
+            p = pitch + shift
+            here = chord_at(chords, t) or chord
+            if not lo <= p <= hi or p % 12 not in scale or (strong and p % 12 not in here.pcs):
+                line = None
+                break
+            line.append([t, min(t + length, end), p])
+        if line and len(line) >= min(3, len(reference)):
+            return line
+    return None
+
+
 def write(plan, chords, motifs, seed) -> Melody:
     """The melody over the cue from the motifs (module docstring)."""
     rng = np.random.default_rng([seed, 3301])
     notes = []
     first_of = {}   # "A"/"B" -> the first pitch of its last statement: restated there when it fits
+    stated = {}     # (palette, form, stretch) -> the first full statement: (offset, length, pitch, strong)
     form_index = {}
     for start, end, section_index in phrases(plan, chords):
         s = plan.sections[section_index]
@@ -194,7 +219,7 @@ def write(plan, chords, motifs, seed) -> Melody:
         candidates = candidates or [p for p in range(lo, hi + 1) if p % 12 in chord.pcs]
         first = min(candidates, key=lambda p: (abs(p - anchor), p))
         first_step = _degree(first, s.tonic, s.mode)
-        line, previous_step = [], None
+        line, previous_step, strongs = [], None, []
         for onset, length, step in motif.notes:
             t = start + onset * stretch
             if t != start:   # on the 16th grid even where a hit put the phrase off it
@@ -205,7 +230,9 @@ def write(plan, chords, motifs, seed) -> Melody:
             if pitch is None:
                 pitch = first
             here = chord_at(chords, t) or chord
-            strong = t % 2 == 0 or length * stretch >= 2     # beats 1 and 3, or a held note
+            # the motif's own strong beats (1 and 3) and its held notes: augmentation slows a
+            # line down, it does not make every note a downbeat
+            strong = onset % 2 == 0 or length >= 2
             if strong and pitch % 12 not in here.pcs:
                 options = [p for p in range(pitch - 4, pitch + 5) if p % 12 in here.pcs]
                 if line and previous_step is not None and step != previous_step:
@@ -215,6 +242,7 @@ def write(plan, chords, motifs, seed) -> Melody:
                     options = moving or [p for p in options if p != line[-1][2]] or options
                 pitch = min(options, key=lambda p: (abs(p - pitch), p))
             line.append([t, min(t + length * stretch, end), pitch])
+            strongs.append(strong)
             previous_step = step
         if not line:
             continue
@@ -235,9 +263,18 @@ def write(plan, chords, motifs, seed) -> Melody:
         home = {(s.tonic + d) % 12 for d in ((0, 4, 7) if s.mode == "major" else (0, 3, 7))}
         resting = [p for p in range(line[-1][2] - 4, line[-1][2] + 5)
                    if p % 12 in home and p % 12 in last_chord.pcs and lo <= p <= hi]
-        if resting:   # the tonic first, then the fifth, then the third; the nearer of each
-            rank = {(s.tonic + d) % 12: i for i, d in enumerate((0, 7, 4 if s.mode == "major" else 3))}
+        if resting:   # the tonic first, then the third (the mode's own note), then the fifth
+            rank = {(s.tonic + d) % 12: i for i, d in enumerate((0, 4 if s.mode == "major" else 3, 7))}
             line[-1][2] = min(resting, key=lambda p: (rank[p % 12], abs(p - line[-1][2]), p))
+        # A restatement keeps the first statement's intervals where some transposition of it
+        # fits this phrase's chords (strong notes on chord tones, every note in the scale and
+        # in range): the motif a listener recognises, not a re-fitted cousin of it.
+        ref_key = (s.palette_name, form, stretch)
+        exact = _transposed(stated.get(ref_key), start, end, chords, chord, s, lo, hi)
+        if exact:
+            line = exact
+        elif ref_key not in stated and end - start >= MOTIF_BEATS - 1:
+            stated[ref_key] = [(t - start, e - t, p, strong) for (t, e, p), strong in zip(line, strongs)]
         line[-1][1] = max(line[-1][1], end - BREATH) if end - line[-1][0] > BREATH else end
         first_of[form] = line[0][2]
         peak = max(n[2] for n in line)
