@@ -186,8 +186,11 @@ def cmd_eval_cues(args) -> int:
     from bridge.eval import cues
     from bridge.score import load_model
     model, info = load_model(args.device, args.model)
+    for path in args.edit:
+        if not Path(path).exists():
+            raise BadInput(f"--edit {path}: no such file")
     result = cues.run(model, info, seeds=args.seeds, out=args.out, reference=not args.no_reference,
-                      log=lambda line: print(line, file=sys.stderr))
+                      edits=args.edit, log=lambda line: print(line, file=sys.stderr))
     return 1 if args.strict and result["cues_missing_a_floor"] else 0
 
 
@@ -394,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_seeds, default=[1, 2, 3], metavar="S,S,...", help="(default 1,2,3)")
     p.add_argument("--out", default="results/eval-cues.json", help="results file (default results/eval-cues.json)")
     p.add_argument("--no-reference", action="store_true", help="skip the corpus pieces (music21, mma)")
+    p.add_argument("--edit", action="append", default=[], metavar="PATH",
+                   help="also measure a real edit (timeline or video); repeatable")
     p.add_argument("--strict", action="store_true", help="exit 1 when a cue misses a floor")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")

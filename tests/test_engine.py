@@ -225,12 +225,17 @@ def test_bar_repetition_hears_a_transposed_bar():
 def test_eval_cues_prints_the_checklist_and_writes_the_results_file(tmp_path, capsys):
     import json
     from bridge.cli import main
+    from scoring import edit
     out = tmp_path / "figures" / "eval-cues.json"
-    assert main(["eval-cues", "--seeds", "4", "--no-reference", "--out", str(out)]) == 0
+    cut = edit(tmp_path / "cut.otio", clips=(48, 72, 30, 60))
+    assert main(["eval-cues", "--seeds", "4", "--no-reference", "--out", str(out), "--edit", str(cut)]) == 0
     printed = capsys.readouterr().err
     assert "tonic" in printed and "cues missing a floor" in printed
     result = json.loads(out.read_text())
-    assert len(result["cues"]) == len(eval_cues.CUES) and result["seeds"] == [4]
+    assert len(result["cues"]) == len(eval_cues.CUES) + 1 and result["seeds"] == [4]
+    assert result["cues"][-1]["name"] == "cut.otio" and result["cues"][-1]["hits_with_chord"] == 1.0
+    assert main(["eval-cues", "--edit", str(tmp_path / "missing.otio"), "--out", str(out)]) == 3
+    assert "no such file" in capsys.readouterr().err
     for row in result["cues"]:
         assert row["hits_with_chord"] == 1.0 and row["meter_changes_per_min"] == 0.0
         assert row["out_of_range"] == 0.0 and row["on_grid"] >= 0.95

@@ -1,7 +1,9 @@
 """`scorebridge eval-cues`: MUSIC.md §1's measures on scored cues, beside real music.
 
 The cues are edits built here (no media): the four mood corners, a neutral cue, and cues whose
-mood turns, at the three common frame rates, with cuts where an editor would put them. Each is
+mood turns, at the three common frame rates, with cuts where an editor would put them; and,
+given with --edit, real edits (the demo, sample videos, your own timelines), planned from
+their own cuts and picture as `score` plans them. Each is
 planned and drawn by the engine exactly as `score` draws it, then measured
 (bridge/eval/measures.py). Real music from the corpus (a Bach chorale, Beethoven's op. 18/1,
 a Joplin rag, an Essen folk tune; mma's grooves where mma is installed) is measured by the same
@@ -89,6 +91,27 @@ def score_cues(model, seeds, log=print) -> tuple:
     mood = measures.mood_measures(pooled)
     mood["distinct_keys_per_reel"] = {str(s): len(k) for s, k in keys.items()}
     return rows, mood
+
+
+def edit_rows(model, paths, seeds, log=print) -> tuple:
+    """The same measures on real edits (timelines or videos: the demo, your own), planned
+    from their own cuts and picture analysis as `score` plans them."""
+    from bridge.analyze import read_and_analyze
+    rows, pooled = [], []
+    for path in paths:
+        timeline, analysis, hits, _ = read_and_analyze(path, progress=lambda f, stage: None)
+        plan = make_plan(hits, analysis["sections"], timeline.rate, timeline.duration, cue="1M1")
+        for seed in seeds:
+            started = time.perf_counter()
+            result = engine.draw(model, plan, seed)
+            elapsed = time.perf_counter() - started
+            cue = cue_of_plan(plan)
+            rows.append({"name": Path(path).name, "seed": seed, "key": plan.key, "bpm": plan.tempo["bpm"],
+                         **measures.measure(result.notes, cue), "draw_s": round(elapsed, 3),
+                         "motifs": result.motif_sources})
+            pooled.append((result.notes, cue))
+        log(f"  {Path(path).name}: {plan.key}, {len(plan.hits)} hits, {plan.duration_s:.1f} s")
+    return rows, pooled
 
 
 def corpus_rows(log=print) -> list:
@@ -205,9 +228,13 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
-def run(model, model_info, seeds=(1, 2, 3), out=None, reference=True, log=print) -> dict:
+def run(model, model_info, seeds=(1, 2, 3), out=None, reference=True, edits=(), log=print) -> dict:
     started = time.perf_counter()
     rows, mood = score_cues(model, seeds, log)
+    if edits:
+        extra, pooled = edit_rows(model, edits, seeds, log)
+        rows += extra
+        mood["edits"] = measures.mood_measures(pooled)
     for r in rows:
         r["misses"] = misses(r)
     real = corpus_rows(log) if reference else []
