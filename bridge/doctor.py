@@ -39,6 +39,18 @@ def music_model(stem) -> tuple:
             f"SHA-256 checked", False)
 
 
+def chord_model(path) -> tuple:
+    """The shipped chord model, loaded as the engine loads it."""
+    from bridge.errors import MissingModel
+    from bridge.music import harmony
+    try:
+        model = harmony.load(path)
+    except MissingModel as exc:
+        return "chord model", False, str(exc), True
+    params = sum(p.numel() for p in model.parameters())
+    return "chord model", True, f"{path.name}, {params / 1e3:.0f} k parameters", True
+
+
 def music_corpus() -> tuple:
     """The training corpus: only training and `eval` need it."""
     from bridge.music.corpus import CORPUS_DIR
@@ -73,6 +85,7 @@ def checks() -> list:
                  str(weights) if weights and weights.is_file()
                  else "what-the-face-classification not installed: emotion from picture cues only", False))
     rows.append(music_model(MODELS / "scorebridge-music"))
+    rows.append(chord_model(MODELS / "scorebridge-harmony.safetensors"))
     rows.append(music_corpus())
     for tool in ("ffmpeg", "ffprobe"):
         version = _tool_version(tool)

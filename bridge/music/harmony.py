@@ -70,7 +70,7 @@ def chord_of(index: int) -> tuple:
 
 class ChordModel(nn.Module):
     """Next chord from the two before, the mode and the boundary offset: a two-layer MLP
-    (about 30 k parameters), readable at a glance."""
+    (about 45 k parameters), readable at a glance."""
 
     def __init__(self, dim=48, hidden=160):
         super().__init__()
@@ -97,14 +97,20 @@ _LOADED = {}
 
 
 def load(path=WEIGHTS) -> ChordModel:
-    """The shipped chord model (cached per path); FileNotFoundError names the training command."""
+    """The shipped chord model (cached per path); MissingModel (exit 4) when it is absent or
+    unreadable, naming the command that makes it."""
+    from bridge.errors import MissingModel
     path = Path(path)
     if path not in _LOADED:
         if not path.exists():
-            raise FileNotFoundError(f"no chord model at {path}: `scorebridge train harmony --ship` makes one")
+            raise MissingModel(f"no chord model at {path}: `scorebridge train harmony --ship` makes one")
         from safetensors.torch import load_file
         model = ChordModel()
-        model.load_state_dict(load_file(str(path)))
+        try:
+            model.load_state_dict(load_file(str(path)))
+        except Exception as exc:   # a truncated or foreign file: say so, as for the music model
+            raise MissingModel(f"the chord model at {path} is unreadable ({type(exc).__name__}): "
+                               "`scorebridge train harmony --ship` writes it again") from None
         model.eval()
         _LOADED[path] = model
     return _LOADED[path]
