@@ -27,20 +27,24 @@ class Draw:
 
 
 def moods_of(plan) -> dict:
-    """One mood per palette the cue uses: its sections' mean valence and arousal (by length),
-    their key and the tempo around them."""
+    """One mood per palette the cue uses: its sections' mean valence and arousal (by length,
+    to 0.1), their key and the tempo around the first of them (to 4 BPM)."""
     from bridge.music.harmony import _bpm_at
     from bridge.timebase import seconds_to_beats
+    tempo_map = plan.tempo["tempo_map"]
     out, weights = {}, {}
     for s in plan.sections:
         if s.tacet or s.end <= s.start:
             continue
         w = s.end - s.start
-        v, a, n = out.get(s.palette_name, (0.0, 0.0, 0.0))[:2] + (weights.get(s.palette_name, 0.0),)
-        out[s.palette_name] = (v + s.valence * w, a + s.arousal * w, s.tonic, s.mode,
-                               _bpm_at(seconds_to_beats(s.start, plan.tempo["tempo_map"]), plan.tempo["tempo_map"]))
-        weights[s.palette_name] = n + w
-    return {k: (round(v / weights[k], 2), round(a / weights[k], 2), t, m, round(bpm, 1))
+        if s.palette_name not in out:   # the key and tempo where the mood first sounds
+            out[s.palette_name] = (0.0, 0.0, s.tonic, s.mode, _bpm_at(seconds_to_beats(s.start, tempo_map), tempo_map))
+        v, a, t, m, bpm = out[s.palette_name]
+        out[s.palette_name] = (v + s.valence * w, a + s.arousal * w, t, m, bpm)
+        weights[s.palette_name] = weights.get(s.palette_name, 0.0) + w
+    # coarse on purpose: a moved cut that nudges the tempo or a shot's estimate by a hair
+    # keeps the cue's themes (and the motif draw is not repeated)
+    return {k: (round(v / weights[k], 1), round(a / weights[k], 1), t, m, 4.0 * round(bpm / 4.0))
             for k, (v, a, t, m, bpm) in out.items()}
 
 
