@@ -4,7 +4,7 @@ Patterns are data (data/patterns.json: role x energy x meter, a few variations e
 plan's sections choose among them, and a section keeps its variation, so bars repeat as an
 ostinato does. Voicings are chosen here: the pad moves to the nearest voicing of the next
 chord (common tones held, other voices by step), the bass plays roots and fifths at the
-bottom (a dominant pedal when the scene is tense), the rhythm role stacks the chord's tones above the pad. Every note is kept inside its
+bottom (a tonic pedal when the scene is tense), the rhythm role stacks the chord's tones above the pad. Every note is kept inside its
 role's register and its instrument's practical range (data/instruments.json), and a struck
 or plucked instrument is never held past a few seconds.
 
@@ -210,14 +210,16 @@ def arrange(plan, chords, seed) -> list:
     return _clip_to_chords(notes, chords)
 
 
-# Where the bass holds a pedal under the chords (MUSIC.md §2): the dominant, the note that
-# wants to resolve and does not — suspense, where a tonic pedal would only sit.
+# Where the bass holds a pedal under the chords (MUSIC.md §2): the tonic, with its fifth in
+# the patterns that have one, under i, bII, V7 and the diminished chords — the key stays
+# certain while the harmony above it grinds (a dominant pedal was tried: the mode was heard
+# wrong in more tense sections).
 PEDAL_PALETTES = ("tense",)
 
 
 def _bass(c, chords, beat, length, tone, section, rng, step, bar_len, boost) -> BeatNote:
     lo, hi = register("bass", section.palette["bass"])
-    bottom = (section.tonic + 7) % 12 if section.palette_name in PEDAL_PALETTES else c.root
+    bottom = section.tonic if section.palette_name in PEDAL_PALETTES else c.root
     root = fold(bottom + 36, lo, min(hi, lo + 11))      # the root in the lower octave of the register
     if tone == "5":
         pitch = root + 7 if root + 7 <= hi else root - 5

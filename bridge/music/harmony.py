@@ -46,10 +46,10 @@ DESTINATION_GAP = 8    # beats after the last destination before a hit is a dest
 MOOD_MIX = 0.35         # share of the quadrant's vocabulary in each chord's distribution
 # Quadrant vocabularies: (interval above the tonic, quality) -> relative weight.
 VOCABULARY = {
-    "warm": {(0, "maj"): 2, (0, "maj7"): 1, (5, "maj"): 2, (5, "maj7"): 1, (9, "min"): 1, (9, "min7"): 1,
-             (2, "min7"): 1, (4, "min"): 1, (7, "sus4"): 1, (7, "maj"): 1},
+    "warm": {(0, "maj"): 2, (0, "maj7"): 1, (5, "maj"): 1, (5, "maj7"): 1, (9, "min"): 1,
+             (2, "min7"): 1, (7, "sus4"): 1, (7, "maj"): 2},
     "bright": {(0, "maj"): 2, (5, "maj"): 2, (7, "maj"): 2, (9, "min"): 1, (10, "maj"): 1,
-               (2, "min"): 1, (7, "sus4"): 1, (8, "maj"): 1},
+               (2, "min"): 1, (7, "sus4"): 1},
     # Minor moods lean on i, iv and the harmonic minor's V: the flat side (bIII, bVII) alone
     # is the relative major's collection, and a dark scene would be heard in major.
     "dark": {(0, "min"): 3, (5, "min"): 2, (7, "maj"): 2, (8, "maj"): 1, (3, "maj"): 1, (10, "maj"): 1,

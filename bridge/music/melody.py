@@ -217,7 +217,9 @@ def write(plan, chords, motifs, seed) -> Melody:
         anchor = first_of.get(form, first_of.get("A", (lo + hi) // 2 + 2))
         candidates = [p for p in range(lo, hi + 1) if p % 12 in chord.pcs and (p - s.tonic) % 12 in SCALES[s.mode]]
         candidates = candidates or [p for p in range(lo, hi + 1) if p % 12 in chord.pcs]
-        first = min(candidates, key=lambda p: (abs(p - anchor), p))
+        home = {(s.tonic + d) % 12 for d in ((0, 4, 7) if s.mode == "major" else (0, 3, 7))}
+        # nearest the anchor, a note of the tonic triad by preference (the key heard in the tune)
+        first = min(candidates, key=lambda p: (abs(p - anchor) + (0 if p % 12 in home else 3), p))
         first_step = _degree(first, s.tonic, s.mode)
         line, previous_step, strongs = [], None, []
         for onset, length, step in motif.notes:
