@@ -45,7 +45,7 @@ from bridge.music.steer import STRENGTH, pull
 from bridge.music.tokens import (BOS, EOS, FAMILIES, FAMILY_INDEX, FINE0, N_PITCH, N_VEL, OFF0, ON0,
                                  PAD, PITCH_LO, SHIFT0, TOKEN_MS, VEL0, VOCAB_SIZE, token_times_ms,
                                  vel_level)
-from bridge.plan import PROGRAM_NAMES, ROLES, SCALES
+from bridge.plan import PART_FAMILIES, PROGRAM_NAMES, ROLES, SCALES
 from bridge.timebase import beats_to_seconds, seconds_to_beats
 
 HIT_FAMILIES = ("pad", "piano")
@@ -468,15 +468,22 @@ def to_parts(notes, plan, expression=()) -> list:
     order. expression: (seconds, family, CC11 value), given to the part of that family whose
     program plays at that time."""
     groups = {}
+    # where a family's section rests (a swell leading into the next section's hit), the note
+    # keeps the family's instrument from a section where it plays
+    playing = {}
+    for section in plan.sections:
+        for family, program in section.palette.items():
+            if program is not None:
+                playing.setdefault(family, program)
     for n in notes:
         # a hair of tolerance: a note on a section's first frame, re-timed by a live update,
         # may land a float's width before it and must keep its section's instrument
         program = plan.section_at(n.start + 1e-4).palette.get(n.family)
-        program = 0 if program is None else program
-        groups.setdefault((FAMILY_INDEX[n.family], program), []).append(n)
+        program = playing.get(n.family, 0) if program is None else program
+        groups.setdefault((PART_FAMILIES.index(n.family), program), []).append(n)
     parts = []
     for (fam, program), group in sorted(groups.items()):
-        family = FAMILIES[fam]
+        family = PART_FAMILIES[fam]
         instrument = "Drums" if family == "drums" else PROGRAM_NAMES.get(program, f"Program {program}")
         name = f"{instrument} ({ROLES[family]})"
         part = {"name": name, "family": family, "program": 0 if family == "drums" else program,

@@ -133,8 +133,21 @@ def test_percussion_when_excited_and_none_when_calm(corners):
     for name in ("bright", "tense"):
         plan, drawn = corners[name]
         assert measures.percussion_rate(drawn.notes, eval_cues.cue_of_plan(plan)) >= 2.0
+        timpani = [n for n in drawn.notes if n.family == "timpani"]
+        assert timpani and all(40 <= n.pitch <= 57 for n in timpani)
+        # tuned to the key: tonic and dominant only
+        assert {n.pitch % 12 for n in timpani} <= {plan.tonic, (plan.tonic + 7) % 12}
+    assert [n for n in corners["tense"][1].notes if n.family == "taiko"]
     for name in ("warm", "dark"):
-        assert not [n for n in corners[name][1].notes if n.family == "drums"]
+        assert not [n for n in corners[name][1].notes if n.family in ("drums", "timpani", "taiko")]
+
+
+def test_orchestral_percussion_has_tracks_of_its_own(corners):
+    from bridge.compose import to_parts
+    plan, drawn = corners["tense"]
+    names = [p["name"] for p in to_parts(drawn.notes, plan)]
+    assert "Timpani (percussion)" in names and "Taiko Drum (percussion)" in names
+    assert "Drums (percussion)" in names and all(n.endswith(")") for n in names)
 
 
 def test_struck_notes_decay_and_excited_cues_drive(corners):
@@ -296,3 +309,13 @@ def test_the_chord_model_trains_on_phrases_with_their_offsets():
     pieces = [{"mode": "major", "chords": (filler + phrase) * 6} for _ in range(40)]
     model, figures = harmony_train.train(pieces, epochs=8, seed=1, log=lambda line: None)
     assert figures["cadence_top1"] >= 0.9 and figures["nll"] < figures["unigram_nll"]
+
+
+def test_no_two_notes_of_one_pitch_overlap_in_a_part(corners):
+    """A MIDI channel cannot hold them: the file and the notes JSON would disagree."""
+    for plan, drawn in corners.values():
+        last_end = {}
+        for n in sorted(drawn.notes, key=lambda n: (n.family, n.pitch, n.start)):
+            key = (n.family, n.pitch)
+            assert n.start >= last_end.get(key, -1.0) - 1e-9, (key, n.start)
+            last_end[key] = n.end

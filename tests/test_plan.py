@@ -56,7 +56,7 @@ def test_dynamics_density_and_palette_from_arousal():
     assert calm.velocity < tense.velocity and calm.density < tense.density
     assert calm.palette["drums"] is None and tense.palette["drums"] is not None
     assert (calm.palette_name, tense.palette_name, bright.palette_name) == ("dark", "tense", "bright")
-    assert all(set(s.palette) == {"drums", "bass", "pad", "melody", "piano"} for s in plan.sections)
+    assert all(set(s.palette) == {"drums", "bass", "pad", "melody", "piano", "timpani", "taiko"} for s in plan.sections)
 
 
 def test_tacet_spans_merge_and_their_hits_are_silent():

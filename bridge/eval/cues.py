@@ -68,7 +68,8 @@ def cue_of_plan(plan) -> measures.Cue:
         sections=tuple(measures.Section(s.start, s.end, s.tonic, s.mode, s.valence, s.arousal, s.tacet)
                        for s in plan.sections),
         tempo_map=plan.tempo["tempo_map"], time_signatures=plan.tempo["time_signatures"],
-        hits=tuple(h.seconds for h in plan.hits), tacet=tuple(plan.tacet), programs=programs)
+        hits=tuple(h.seconds for h in plan.hits), tacet=tuple(plan.tacet), programs=programs,
+        palettes=tuple((s.start, dict(s.palette)) for s in plan.sections))
 
 
 def score_cues(model, seeds, log=print) -> tuple:

@@ -42,6 +42,15 @@ class Cue:
     hits: tuple = ()                 # seconds
     tacet: tuple = ()                # (start, end)
     programs: dict = field(default_factory=dict)   # family -> GM program (drums: None)
+    palettes: tuple = ()    # (start seconds, {family: program}) where the programs change by section
+
+    def program(self, family, t):
+        """The GM program `family` plays at `t`."""
+        current = self.programs
+        for start, palette in self.palettes:
+            if start <= t + 1e-6:
+                current = palette
+        return current.get(family)
 
     def section_at(self, t) -> Section:
         for s in self.sections:
@@ -50,8 +59,12 @@ class Cue:
         return self.sections[-1]
 
 
+PERCUSSION = ("drums", "timpani", "taiko")
+
+
 def _pitched(notes):
-    return [n for n in notes if n.family != "drums"]
+    """The harmonic parts: everything but percussion (the kit, timpani and taiko)."""
+    return [n for n in notes if n.family not in PERCUSSION]
 
 
 def _open_time(cue, grid):
@@ -191,12 +204,12 @@ def _bar_starts(cue):
 
 
 def percussion_rate(notes, cue, from_arousal=0.4):
-    """Percussion onsets a second over the sections whose arousal is at least `from_arousal`."""
+    """Percussion onsets (kit, timpani, taiko) a second over the sections whose arousal is at least `from_arousal`."""
     spans = [(s.start, s.end) for s in cue.sections if not s.tacet and s.arousal >= from_arousal]
     seconds = sum(b - a for a, b in spans)
     if seconds <= 0:
         return None
-    onsets = {round(n.start, 4) for n in notes if n.family == "drums" and any(a <= n.start < b for a, b in spans)}
+    onsets = {round(n.start, 4) for n in notes if n.family in PERCUSSION and any(a <= n.start < b for a, b in spans)}
     return len(onsets) / seconds
 
 
@@ -223,13 +236,14 @@ def meter_changes_per_minute(cue):
 
 def out_of_range_share(notes, cue):
     programs = pattern_data("instruments.json")["programs"]
-    pitched = _pitched(notes)
-    checked = [n for n in pitched if str(cue.programs.get(n.family)) in programs]
+    pitched = [n for n in notes if n.family != "drums"]   # timpani and taiko have ranges too
+    checked = [(n, str(cue.program(n.family, n.start))) for n in pitched]
+    checked = [(n, program) for n, program in checked if program in programs]
     if not checked:
         return None
     bad = 0
-    for n in checked:
-        lo, hi = programs[str(cue.programs[n.family])]["range"]
+    for n, program in checked:
+        lo, hi = programs[program]["range"]
         bad += not lo <= n.pitch <= hi
     return bad / len(checked)
 
@@ -275,7 +289,7 @@ def hit_chords(notes, cue, families=("pad", "piano")):
 def long_decaying_share(notes, cue):
     programs = pattern_data("instruments.json")["programs"]
     decaying = [n for n in notes if n.family != "drums"
-                and programs.get(str(cue.programs.get(n.family)), {}).get("decays")]
+                and programs.get(str(cue.program(n.family, n.start)), {}).get("decays")]
     if not decaying:
         return None
     return sum(1 for n in decaying if n.end - n.start > DECAY_LIMIT_S + 1e-6) / len(decaying)

@@ -1,4 +1,5 @@
-"""Arrangement: the roles (pad, bass, rhythm, percussion) realised from the chords.
+"""Arrangement: the roles (pad, bass, rhythm, percussion) realised from the chords; percussion
+is the GM kit, and timpani and taiko where the scene is excited.
 
 Patterns are data (data/patterns.json: role x energy x meter, a few variations each); the
 plan's sections choose among them, and a section keeps its variation, so bars repeat as an
@@ -24,8 +25,9 @@ import numpy as np
 from bridge.music.theory import SCALES
 from bridge.timebase import beats_to_seconds
 
-FAMILY_OF_ROLE = {"pad": "pad", "bass": "bass", "rhythm": "piano", "percussion": "drums", "melody": "melody"}
-ROLE_VELOCITY = {"pad": -12, "bass": -4, "rhythm": -10, "percussion": 0, "melody": 4}
+FAMILY_OF_ROLE = {"pad": "pad", "bass": "bass", "rhythm": "piano", "percussion": "drums", "melody": "melody",
+                  "timpani": "timpani", "taiko": "taiko"}
+ROLE_VELOCITY = {"pad": -12, "bass": -4, "rhythm": -10, "percussion": 0, "melody": 4, "timpani": -2, "taiko": -4}
 CRESCENDO_BEATS = 2          # the beats before an important hit that swell into it
 CRESCENDO = 14               # velocity added on the last of them
 PERCUSSION_FROM = 0.2        # arousal from which percussion plays (its mid pattern), excited from 0.4
@@ -196,6 +198,17 @@ def arrange(plan, chords, seed) -> list:
                 for ev_step, ev_len, voice in pattern:
                     if ev_step == step:
                         notes += _rhythm(c, beat, Fraction(ev_len, 4), voice, s, rng, step, length, boost)
+            # orchestral percussion when excited: timpani on the tonic and dominant, taiko
+            if s.arousal >= 0.4 and s.palette.get("timpani") is not None:
+                for ev_step, ev_len, tone in (patterns["percussion"]["timpani"].get(meter) or []):
+                    if ev_step == step:
+                        notes.append(_timpani(s, beat, Fraction(ev_len, 4), tone, rng, step, length, boost))
+            if s.arousal >= 0.4 and s.palette.get("taiko") is not None:
+                taiko = patterns["percussion"]["taiko"].get(meter) or {}
+                if step in taiko.get("steps", ()):
+                    lo, _ = register("taiko", s.palette["taiko"])
+                    vel = _velocity(s.velocity, "taiko", step, length, rng, boost) + (12 if step in taiko["accent"] else 0)
+                    notes.append(BeatNote(beat, beat + Fraction(1, 2), lo + 5, min(127, vel), "taiko"))
             # percussion
             if s.palette.get("drums") is not None and s.arousal >= PERCUSSION_FROM:
                 group = patterns["percussion"]["excited" if s.arousal >= 0.4 else "mid"]
@@ -276,9 +289,18 @@ def _stabs(plan, chords) -> list:
     return out
 
 
+def _timpani(section, beat, length, tone, rng, step, bar_len, boost) -> BeatNote:
+    lo, hi = register("timpani", section.palette["timpani"])
+    tonic = fold(section.tonic + 36, lo, hi)
+    pitch = tonic if tone == "R" else fold(tonic + 7, lo, hi)
+    return BeatNote(beat, beat + length, pitch, _velocity(section.velocity, "timpani", step, bar_len, rng, boost),
+                    "timpani")
+
+
 def _into_hits(plan, chords, important, rng) -> list:
     """A cymbal swell (ride, rising) over the beats before each important hit and a crash on
-    it, where the section has percussion."""
+    it, where the section has percussion; a timpani roll on the tonic under the swell where
+    the palette has timpani."""
     spec = data("patterns.json")["percussion"]["into_hit"]
     out = []
     for h in important:
@@ -289,10 +311,13 @@ def _into_hits(plan, chords, important, rng) -> list:
         if s.palette.get("drums") is None or s.arousal < 0.4:
             continue
         steps = spec["swell_beats"] * 4
+        roll = fold(s.tonic + 36, *register("timpani", s.palette["timpani"])) if s.palette.get("timpani") else None
         for k in range(steps):
             at = h - Fraction(steps - k, 4)
             if at >= 0:
                 out.append(BeatNote(at, at + Fraction(1, 4), spec["swell_key"], 40 + int(70 * k / steps), "percussion"))
+                if roll is not None:
+                    out.append(BeatNote(at, at + Fraction(1, 4), roll, 45 + int(70 * k / steps), "timpani"))
         on_hit = c.hit is not None and abs(c.start_beat - h) <= Fraction(1, 8)
         out.append(BeatNote(h, h + 1, spec["crash_key"], min(127, s.velocity + 15), "percussion",
                             c.start if on_hit else None))
@@ -356,7 +381,26 @@ def to_seconds(notes, plan, chords=()) -> list:
             continue
         end = min([end, plan.duration_s] + [a for a, _ in plan.tacet if a > start])
         out.append(ScoreNote(start, end, n.pitch, n.velocity, family))
-    return [n for n in out if n.end > n.start and n.start < plan.duration_s]
+    return _one_at_a_time([n for n in out if n.end > n.start and n.start < plan.duration_s])
+
+
+def _one_at_a_time(notes) -> list:
+    """No two notes of one pitch overlap in a family (a MIDI channel cannot hold them): a note
+    ends where the next of its pitch starts, and of two struck together the louder stays."""
+    by_key = {}
+    for n in sorted(notes, key=lambda n: (n.family, n.pitch, n.start, -n.velocity)):
+        by_key.setdefault((n.family, n.pitch), []).append(n)
+    out = []
+    for group in by_key.values():
+        kept = []
+        for n in group:
+            if kept and abs(kept[-1].start - n.start) < 1e-9:
+                continue                                   # struck together: the louder is kept
+            if kept and kept[-1].end > n.start:
+                kept[-1] = kept[-1]._replace(end=n.start)
+            kept.append(n)
+        out += kept
+    return out
 
 
 def harmonic_rhythm_s(chords) -> float:

@@ -64,8 +64,8 @@ def draw(model, plan, seed, chord_model=None) -> Draw:
     motifs = motifs_for(model, plan, seed)
     line = melody.write(plan, chords, motifs, seed)
     notes = to_seconds(beat_notes + line.notes, plan, chords)
-    from bridge.music.tokens import FAMILY_INDEX
-    notes.sort(key=lambda n: (n.start, FAMILY_INDEX[n.family], n.pitch))
+    from bridge.plan import PART_FAMILIES
+    notes.sort(key=lambda n: (n.start, PART_FAMILIES.index(n.family), n.pitch))
     return Draw(notes, chords, line.sources, moods_of(plan), arrangement.expression(plan, chords))
 
 

@@ -71,7 +71,7 @@ def preview_video(timeline, wav_path, path, size=SIZE) -> Path:
 
 
 FAMILY_COLOURS = {"drums": "#555555", "bass": "#1f77b4", "pad": "#2ca02c",
-                  "melody": "#d62728", "piano": "#9467bd"}
+                  "melody": "#d62728", "piano": "#9467bd", "timpani": "#8c564b", "taiko": "#e377c2"}
 HIT_COLOURS = {"marker": "#d62728", "cut": "#222222", "transition": "#ff7f0e", "detected": "#7f7f7f"}
 PALETTE_COLOURS = {"warm": "#fde0b0", "dark": "#c8cde0", "bright": "#fff3a0", "tense": "#f4b6b6"}
 
