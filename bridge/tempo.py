@@ -129,3 +129,18 @@ def fit(hits, duration_s, fps, target_bpm=100.0, lo=60.0, hi=180.0, window=1.0, 
         "anchors": anchors,
     })
     return result
+
+
+def bars(duration_s, tempo_map, time_signatures) -> list:
+    """[(start beat, beats in the bar)] that the time signatures lay out from beat 0 to the
+    end of a cue of `duration_s` seconds (a signature is (beat, numerator, denominator))."""
+    end = seconds_to_beats(Fraction(duration_s), tempo_map)
+    signatures = sorted(time_signatures) or [(0, 4, 4)]
+    out, beat, i = [], Fraction(0), 0
+    while beat < end:
+        while i + 1 < len(signatures) and signatures[i + 1][0] <= beat:
+            i += 1
+        length = Fraction(signatures[i][1] * 4, signatures[i][2])
+        out.append((beat, length))
+        beat += length
+    return out

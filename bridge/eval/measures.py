@@ -191,16 +191,8 @@ def bar_repetition(notes, cue):
 
 
 def _bar_starts(cue):
-    end = seconds_to_beats(Fraction(cue.duration_s), cue.tempo_map)
-    signatures = sorted(cue.time_signatures) or [(0, 4, 4)]
-    out, beat, i = [], Fraction(0), 0
-    while beat < end:
-        while i + 1 < len(signatures) and signatures[i + 1][0] <= beat:
-            i += 1
-        length = Fraction(signatures[i][1] * 4, signatures[i][2])
-        out.append((beat, length))
-        beat += length
-    return out
+    from bridge.tempo import bars
+    return bars(cue.duration_s, cue.tempo_map, cue.time_signatures)
 
 
 def percussion_rate(notes, cue, from_arousal=0.4):

@@ -5,9 +5,10 @@ Patterns are data (data/patterns.json: role x energy x meter, a few variations e
 plan's sections choose among them, and a section keeps its variation, so bars repeat as an
 ostinato does. Voicings are chosen here: the pad moves to the nearest voicing of the next
 chord (common tones held, other voices by step), the bass plays roots and fifths at the
-bottom (a tonic pedal when the scene is tense), the rhythm role stacks the chord's tones above the pad. Every note is kept inside its
-role's register and its instrument's practical range (data/instruments.json), and a struck
-or plucked instrument is never held past a few seconds.
+bottom (a tonic pedal when the scene is tense), the rhythm role stacks the chord's tones
+above the pad. Every note is kept inside its role's register and its instrument's practical
+range (data/instruments.json), and a struck or plucked instrument is never held past a few
+seconds.
 
 Notes are written in beats on the tempo map's grid and converted to seconds once, at the end
 (`to_seconds`); a hit's chord starts on its frame's exact second.
@@ -79,17 +80,8 @@ def fold(pitch, lo, hi) -> int:
 
 def bars(plan) -> list:
     """[(start beat, beats in the bar)] from the cue's time signatures, to its end."""
-    from bridge.timebase import seconds_to_beats
-    end = seconds_to_beats(Fraction(plan.duration_s), plan.tempo["tempo_map"])
-    signatures = sorted(plan.tempo["time_signatures"])
-    out, beat, i = [], Fraction(0), 0
-    while beat < end:
-        while i + 1 < len(signatures) and signatures[i + 1][0] <= beat:
-            i += 1
-        length = Fraction(signatures[i][1] * 4, signatures[i][2])
-        out.append((beat, length))
-        beat += length
-    return out
+    from bridge.tempo import bars as lay_out
+    return lay_out(plan.duration_s, plan.tempo["tempo_map"], plan.tempo["time_signatures"])
 
 
 def chord_at(chords, beat):
@@ -207,7 +199,8 @@ def arrange(plan, chords, seed) -> list:
                 taiko = patterns["percussion"]["taiko"].get(meter) or {}
                 if step in taiko.get("steps", ()):
                     lo, _ = register("taiko", s.palette["taiko"])
-                    vel = _velocity(s.velocity, "taiko", step, length, rng, boost) + (12 if step in taiko["accent"] else 0)
+                    vel = _velocity(s.velocity, "taiko", step, length, rng, boost)
+                    vel += 12 if step in taiko["accent"] else 0
                     notes.append(BeatNote(beat, beat + Fraction(1, 2), lo + 5, min(127, vel), "taiko"))
             # percussion
             if s.palette.get("drums") is not None and s.arousal >= PERCUSSION_FROM:
