@@ -319,3 +319,21 @@ def test_no_two_notes_of_one_pitch_overlap_in_a_part(corners):
             key = (n.family, n.pitch)
             assert n.start >= last_end.get(key, -1.0) - 1e-9, (key, n.start)
             last_end[key] = n.end
+
+
+def test_destination_hits_are_approached_by_cadences():
+    """Over seeds, most hits the harmony treats as destinations arrive on I or V (or a
+    deceptive vi after V), as the chorales arrive at their fermatas."""
+    arrivals = cadences = 0
+    for seed in range(1, 9):
+        plan = _cue(0.5, 0.0, seconds=60, cuts=5)
+        rows, chords = harmony.slots(plan), harmony.progression(plan, seed)
+        assert len(rows) == len(chords)
+        for i, (row, chord) in enumerate(zip(rows, chords)):
+            if row[4] != "destination" or not i:
+                continue
+            before = chords[i - 1]
+            interval = (chord.root - plan.tonic) % 12
+            arrivals += 1
+            cadences += interval in (0, 7) or (interval == 9 and (before.root - plan.tonic) % 12 == 7)
+    assert arrivals >= 20 and cadences / arrivals >= 0.5
