@@ -98,8 +98,9 @@ def _variation(options, section_index, seed, mood=None):
 
 def voice_pad(chords, lo, hi) -> list:
     """A voicing per chord: four voices inside [lo, hi] holding every chord tone, each chosen
-    nearest the one before (common tones stay, the rest move least)."""
-    out, previous = [], None
+    nearest the one before (common tones stay, the rest move least), or the voicing the chord
+    had last time where that is nearly as near."""
+    out, previous, voiced = [], None, {}
     for c in chords:
         pcs = list(c.pcs)
         candidates = []
@@ -122,8 +123,15 @@ def voice_pad(chords, lo, hi) -> list:
             middle = (lo + hi) / 2
             best = min(candidates, key=lambda v: abs(sum(v) / len(v) - middle))
         else:
-            best = min(candidates, key=lambda v: (sum(min(abs(x - y) for y in previous) for x in v)
-                                                  + 2 * abs(v[-1] - previous[-1])))
+            def movement(v):
+                return sum(min(abs(x - y) for y in previous) for x in v) + 2 * abs(v[-1] - previous[-1])
+            best = min(candidates, key=movement)
+            # a chord heard before comes back in the voicing it had, unless that leaps: a
+            # progression that repeats then sounds the same each time round
+            again = voiced.get((c.root, c.quality))
+            if again in candidates and movement(again) <= movement(best) + 4:
+                best = again
+        voiced[(c.root, c.quality)] = best
         out.append(best)
         previous = best
     return out
@@ -217,9 +225,9 @@ def arrange(plan, chords, seed) -> list:
 
 
 # Where the bass holds a pedal under the chords (MUSIC.md §2): the tonic, with its fifth in
-# the patterns that have one, under i, bII, V7 and the diminished chords — the key stays
-# certain while the harmony above it grinds (a dominant pedal was tried: the mode was heard
-# wrong in more tense sections).
+# the patterns that have one, under every chord (i, bII, V7, the diminished ones) — the key
+# stays certain while the harmony above it grinds. Tried and not kept: a dominant pedal, and
+# a pedal only under the chords that lack the tonic (the mode was heard wrong more often).
 PEDAL_PALETTES = ("tense",)
 
 

@@ -15,8 +15,8 @@ warm adds IV, vi and sevenths; dark i–bVI–bIII–bVII and iv; tense bII, dim
 half-diminished) is mixed into the model's distribution, and the harmonic rhythm comes from
 arousal (a chord every 2 bars when calm, every half bar when excited). Hits get varied
 chords: the same chord twice running at hits, or the tonic at more than a third of them, is
-made unlikely. Away from a destination, a chord repeats the one a phrase (two bars) back
-70 % of the time, so progressions come back as they do in a cue, rather than wander.
+made unlikely. Away from a destination, a chord repeats the one a loop back (two bars, or two
+chords where they are longer) 85 % of the time, so progressions come back as they do in a cue, rather than wander.
 
     progression(plan, seed) -> [ChordSpan]   (beats and seconds, key-relative numeral)
 """
@@ -40,8 +40,8 @@ BOS = N_CHORDS          # "no chord yet"
 FAR = 7                 # boundary offsets of 7 or more chords are one condition
 WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "scorebridge-harmony.safetensors"
 
-REPEAT = 0.85          # chance a chord away from a destination repeats the one a phrase back
-LOOP_BEATS = 8         # a phrase: two bars, the melody's phrase too
+REPEAT = 0.85          # chance a chord away from a destination repeats the one a loop back
+LOOP_BEATS = 8         # the shortest loop: two bars, the melody's phrase
 DESTINATION_GAP = 8    # beats after the last destination before a hit is a destination again
 MOOD_MIX = 0.35         # share of the quadrant's vocabulary in each chord's distribution
 # Quadrant vocabularies: (interval above the tonic, quality) -> relative weight.
@@ -229,7 +229,10 @@ def progression(plan, seed, model=None) -> list:
     chords, history, hit_chords = [], [BOS, BOS], []
     at_beat = {}   # start beat -> chord id, this section's: the loop a progression repeats
     for i, (a, b, section_index, hit, kind) in enumerate(rows):
-        if kind == "accent" and chords and chords[-1].end_beat == a and chords[-1].section == section_index:
+        tonic_ids = [chord_id(0, q) for q in range(len(QUALITY_NAMES))]
+        tonic_heavy = hit_chords and sum(c in tonic_ids for c in hit_chords) >= len(hit_chords) / 3
+        if kind == "accent" and chords and chords[-1].end_beat == a and chords[-1].section == section_index \
+                and not (tonic_heavy and history[-1] in tonic_ids):   # else a stinger chord of its own
             # the sounding chord, struck again on the hit's frame
             c = chords[-1]
             hit_chords.append(history[-1])
@@ -254,8 +257,7 @@ def progression(plan, seed, model=None) -> list:
         if hit is not None:
             if hit_chords:
                 p[hit_chords[-1]] *= 0.1                              # vary the hit chords
-            tonic_ids = [chord_id(0, q) for q in range(len(QUALITY_NAMES))]
-            if hit_chords and sum(c in tonic_ids for c in hit_chords) >= len(hit_chords) / 3:
+            if tonic_heavy:
                 p[tonic_ids] *= 0.15
         p = p / p.sum()
         choice = int(rng.choice(N_CHORDS, p=p))
@@ -263,7 +265,9 @@ def progression(plan, seed, model=None) -> list:
             choice = chord_id(0, QUALITY_NAMES.index("maj" if section.mode == "major" else "min"))
         # Harmony that repeats is harmony a listener follows: away from a destination the
         # phrase's chords come back (the draw above still advances the generator).
-        back = at_beat.get(a - LOOP_BEATS)
+        # the loop holds two chords at least: with a chord every two bars it is four bars long
+        loop = max(LOOP_BEATS, 2 * chord_beats(section.arousal, _bpm_at(a, tempo_map)))
+        back = at_beat.get(a - loop)
         if kind is None and offset >= 2 and back is not None and rng.random() < REPEAT and back != history[-1]:
             choice = back
         at_beat[a] = choice

@@ -15,9 +15,9 @@ keeps the motif's motion, every other
 note stays in the scale; the phrase is moved by octaves into the instrument's range, and its
 last note is held to the phrase's end (less a breath). Calm sections play the motif at half
 speed (augmentation) when it is busy. A restatement is the first statement moved by the
-smallest interval that fits the new chords (strong notes on chord tones, all in the scale),
-so the motif comes back with its own intervals; only where none fits is it re-fitted by
-scale steps.
+interval its chord moved (a sequence) or else the smallest interval that fits the new chords
+(strong notes on chord tones, all in the scale), so the motif comes back with its own
+intervals; only where none fits is it re-fitted by scale steps.
 
 When the model writes fewer than three notes for a motif, an arpeggiated motif of the
 mood's chord takes its place; `Melody.sources` says which motifs came from where.
@@ -172,16 +172,24 @@ def phrases(plan, chords) -> list:
     return out
 
 
-def _transposed(reference, start, end, chords, chord, section, lo, hi):
-    """The reference statement moved by the smallest interval (up to a fifth either way) that
-    fits the phrase at `start`, as [[start, end, pitch]]; None when none fits."""
+def _transposed(reference, start, end, chords, chord, section, lo, hi, from_root=None):
+    """The reference statement moved to fit the phrase at `start`, as [[start, end, pitch]];
+    None when no move fits. First by the interval its chord moved (from `from_root` to this
+    phrase's chord: a sequence, the accompaniment moving with it), then by the smallest
+    interval, up to a fifth either way."""
     if not reference:
         return None
     scale = {(section.tonic + d) % 12 for d in SCALES[section.mode]}
-    for shift in sorted(range(-7, 8), key=lambda d: (abs(d), d)):
+    shifts = sorted(range(-7, 8), key=lambda d: (abs(d), d))
+    if from_root is not None:
+        moved = (chord.root - from_root + 6) % 12 - 6
+        shifts = [moved, moved + 12, moved - 12] + [d for d in shifts if d != moved]
+    for shift in shifts:
         line = []
         for offset, length, pitch, strong in reference:
             t = start + offset
+            if offset:   # on the 16th grid even where a hit put the phrase off it
+                t = Fraction(round(t * 4), 4)
             if t >= end - Fraction(1, 4):
                 break
             p = pitch + shift
@@ -272,11 +280,13 @@ def write(plan, chords, motifs, seed) -> Melody:
         # fits this phrase's chords (strong notes on chord tones, every note in the scale and
         # in range): the motif a listener recognises, not a re-fitted cousin of it.
         ref_key = (s.palette_name, form, stretch)
-        exact = _transposed(stated.get(ref_key), start, end, chords, chord, s, lo, hi)
+        reference, from_root = stated.get(ref_key, (None, None))
+        exact = _transposed(reference, start, end, chords, chord, s, lo, hi, from_root)
         if exact:
             line = exact
         elif ref_key not in stated and end - start >= MOTIF_BEATS - 1:
-            stated[ref_key] = [(t - start, e - t, p, strong) for (t, e, p), strong in zip(line, strongs)]
+            stated[ref_key] = ([(t - start, e - t, p, strong) for (t, e, p), strong in zip(line, strongs)],
+                               chord.root)
         line[-1][1] = max(line[-1][1], end - BREATH) if end - line[-1][0] > BREATH else end
         first_of[form] = line[0][2]
         peak = max(n[2] for n in line)
