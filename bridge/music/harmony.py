@@ -52,8 +52,8 @@ VOCABULARY = {
                (2, "min"): 1, (7, "sus4"): 1},
     # Minor moods lean on i, iv and the harmonic minor's V: the flat side (bIII, bVII) alone
     # is the relative major's collection, and a dark scene would be heard in major.
-    "dark": {(0, "min"): 3, (5, "min"): 2, (7, "maj"): 2, (8, "maj"): 1, (3, "maj"): 1, (10, "maj"): 1,
-             (2, "hdim7"): 1},
+    "dark": {(0, "min"): 3, (5, "min"): 2, (7, "maj"): 1, (7, "min"): 1, (8, "maj"): 1, (3, "maj"): 1,
+             (10, "maj"): 1, (2, "hdim7"): 1},
     "tense": {(0, "min"): 2, (1, "maj"): 2, (11, "dim7"): 2, (7, "dom7"): 2, (8, "maj"): 1, (5, "min"): 1,
               (2, "hdim7"): 1, (6, "dim"): 1},
 }
@@ -252,6 +252,8 @@ def progression(plan, seed, model=None) -> list:
         if history[-1] != BOS:
             p[history[-1]] *= 0.02                                    # a new chord each slot
         p[_WRONG_TONIC[section.mode]] *= 0.05   # no Picardy third: a dark cue stays minor
+        if section.mode == "minor" and offset >= 2:
+            p[_DOMINANTS] *= 0.4   # in minor the major V is for cadences: a run of it sounds major
         p *= _in_mode(section.mode, section.palette_name)   # colour from the mood, not from Bach's
         #                                                    secondary dominants, which blur the mode
         if hit is not None:
@@ -287,6 +289,7 @@ _WRONG_TONIC = {
     "minor": [chord_id(0, QUALITY_NAMES.index(q)) for q in ("maj", "maj7", "dom7", "aug", "sus4")],
     "major": [chord_id(0, QUALITY_NAMES.index(q)) for q in ("min", "min7", "dim", "hdim7", "dim7")],
 }
+_DOMINANTS = [chord_id(7, QUALITY_NAMES.index(q)) for q in ("maj", "dom7", "sus4")]
 _VOCAB_CACHE = {}
 _MODE_CACHE = {}
 
