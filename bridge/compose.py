@@ -1,4 +1,10 @@
-"""Music over a whole edit: the model plays freely, and every hit gets a chord on its frame.
+"""The single-transformer engine (what `score` used until the layered engine), and the score
+types and track layout every engine shares (ScoreNote, to_parts).
+
+`score` now draws with bridge/music/engine.py; `compose()` below is kept for `eval-score`,
+which measures this engine, and its history is in docs/research/.
+
+Music over a whole edit: the model plays freely, and every hit gets a chord on its frame.
 
 The constraint works at decode time, inside the sampler's loop (`sample(constrain=...)`):
 - a time shift that would carry the music past the next hit has its probability moved to

@@ -125,6 +125,10 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
                         "tokens": composed["tokens"]})
         if valence is not None or arousal is not None:
             manifest["override"] = {"valence": valence, "arousal": arousal}
+        # how the music was made: the cue's key, and where each mood's motifs came from
+        # (the music model, or the arpeggio a too-sparse draw fell back to; none on a live update)
+        manifest["music"] = {"engine": "layered", "key": plan.key, "chord_model": "scorebridge-harmony",
+                             "motifs": composed.get("motif_sources")}
         if keep is not None:
             manifest["update"] = update
         path = manifest_mod.manifest_path(out, timeline)

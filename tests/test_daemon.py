@@ -131,8 +131,10 @@ def test_random_bytes_never_stop_the_daemon(peer, data):
     assert peer.ping()[-1][0] == "pong"
 
 
+# OSC strings are UTF-8: lone surrogates cannot be sent at all (the client's own builder
+# refuses them), so they are not a message the daemon can be given.
 osc_args = st.lists(st.one_of(st.integers(-2**31, 2**31 - 1), st.floats(allow_nan=False, width=32),
-                              st.text(st.characters(blacklist_characters="\x00"), max_size=40), st.booleans(), st.binary(min_size=1, max_size=20)), max_size=8)
+                              st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40), st.booleans(), st.binary(min_size=1, max_size=20)), max_size=8)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -266,7 +266,9 @@ def test_score_takes_a_key_and_refuses_a_wrong_one(tmp_path, capsys):
     assert main(["score", str(cut), "--out", str(tmp_path / "out"), "--key", "Eb minor", "--no-audio", "-q"]) == 0
     import json
     manifest = json.loads(open(capsys.readouterr().out.strip()).read())
-    assert manifest["plan"]["key"] == "Eb minor"
+    assert manifest["plan"]["key"] == "Eb minor" and manifest["music"]["key"] == "Eb minor"
+    assert manifest["music"]["engine"] == "layered"
+    assert all(set(v) <= {"model", "fallback"} for v in manifest["music"]["motifs"].values())
     assert {s["key"].split()[0] for s in manifest["plan"]["sections"]} == {"Eb"}
 
 

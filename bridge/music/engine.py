@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bridge.music import arrangement, harmony, melody
 from bridge.music.arrangement import to_seconds
 
-_MOTIFS = {}   # (model id, moods, seed) -> motifs: a live session draws them once
+_MOTIFS = {}   # (model id, moods, seed) -> (model, motifs): a live session draws them once
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,16 @@ def moods_of(plan) -> dict:
 def motifs_for(model, plan, seed) -> dict:
     moods = moods_of(plan)
     key = (id(model), tuple(sorted(moods.items())), seed)
-    if key not in _MOTIFS:
+    cached = _MOTIFS.get(key)
+    if cached is None or cached[0] is not model:   # the entry holds its model: no id reused
         if len(_MOTIFS) > 64:
             _MOTIFS.clear()
-        _MOTIFS[key] = melody.draw_motifs(model, moods, seed)
-    return _MOTIFS[key]
+        cached = _MOTIFS[key] = (model, melody.draw_motifs(model, moods, seed))
+    return cached[1]
 
 
 def draw(model, plan, seed, chord_model=None) -> Draw:
+    """The whole cue's music for `plan`: the same plan, seed and models give the same notes."""
     chords = harmony.progression(plan, seed, chord_model)
     beat_notes = arrangement.arrange(plan, chords, seed)
     motifs = motifs_for(model, plan, seed)
