@@ -229,10 +229,9 @@ def progression(plan, seed, model=None) -> list:
     chords, history, hit_chords = [], [BOS, BOS], []
     at_beat = {}   # start beat -> chord id, this section's: the loop a progression repeats
     for i, (a, b, section_index, hit, kind) in enumerate(rows):
-        tonic_ids = [chord_id(0, q) for q in range(len(QUALITY_NAMES))]
-        tonic_heavy = hit_chords and sum(c in tonic_ids for c in hit_chords) >= len(hit_chords) / 3
+        tonic_heavy = hit_chords and sum(c in _TONICS for c in hit_chords) >= len(hit_chords) / 3
         if kind == "accent" and chords and chords[-1].end_beat == a and chords[-1].section == section_index \
-                and not (tonic_heavy and history[-1] in tonic_ids):   # else a stinger chord of its own
+                and not (tonic_heavy and history[-1] in _TONICS):   # else a stinger chord of its own
             # the sounding chord, struck again on the hit's frame
             c = chords[-1]
             hit_chords.append(history[-1])
@@ -260,14 +259,14 @@ def progression(plan, seed, model=None) -> list:
             if hit_chords:
                 p[hit_chords[-1]] *= 0.1                              # vary the hit chords
             if tonic_heavy:
-                p[tonic_ids] *= 0.15
+                p[_TONICS] *= 0.15
         p = p / p.sum()
         choice = int(rng.choice(N_CHORDS, p=p))
         if history[-1] == BOS and hit is None:   # a section (or a new mode) starts on its tonic
             choice = chord_id(0, QUALITY_NAMES.index("maj" if section.mode == "major" else "min"))
         # Harmony that repeats is harmony a listener follows: away from a destination the
-        # phrase's chords come back (the draw above still advances the generator).
-        # the loop holds two chords at least: with a chord every two bars it is four bars long
+        # loop's chords come back (the draw above still advances the generator). The loop
+        # holds two chords at least: with a chord every two bars it is four bars long.
         loop = max(LOOP_BEATS, 2 * chord_beats(section.arousal, _bpm_at(a, tempo_map)))
         back = at_beat.get(a - loop)
         if kind is None and offset >= 2 and back is not None and rng.random() < REPEAT and back != history[-1]:
@@ -290,6 +289,7 @@ _WRONG_TONIC = {
     "major": [chord_id(0, QUALITY_NAMES.index(q)) for q in ("min", "min7", "dim", "hdim7", "dim7")],
 }
 _DOMINANTS = [chord_id(7, QUALITY_NAMES.index(q)) for q in ("maj", "dom7", "sus4")]
+_TONICS = [chord_id(0, q) for q in range(len(QUALITY_NAMES))]
 _VOCAB_CACHE = {}
 _MODE_CACHE = {}
 

@@ -236,9 +236,7 @@ def write(plan, chords, motifs, seed) -> Melody:
                 t = Fraction(round(t * 4), 4)
             if t >= end - Fraction(1, 4):
                 break
-            pitch = _pitch(first_step + step, s.tonic, s.mode) if step or not line else None
-            if pitch is None:
-                pitch = first
+            pitch = first if step == 0 else _pitch(first_step + step, s.tonic, s.mode)
             here = chord_at(chords, t) or chord
             # the motif's own strong beats (1 and 3) and its held notes: augmentation slows a
             # line down, it does not make every note a downbeat
