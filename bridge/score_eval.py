@@ -23,6 +23,7 @@ import numpy as np
 
 from bridge.compose import (DYNAMICS_PULL, ENERGY_PULL, GUIDANCE, HIT_FAMILIES, KEY_GUIDANCE, KEY_PULL,
                             MOOD_STEP, compose, to_parts)
+from bridge.music import theory
 from bridge.music.evaluate import spearman_rho
 from bridge.plan import make_plan
 from bridge.render.midi import read_midi, write_midi
@@ -42,9 +43,8 @@ EDITS = [
     ("action 29.97 DF", Fraction(30000, 1001), 16, 9, 2.0),
 ]
 
-# Krumhansl-Kessler key profiles (tonic first)
-MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+MAJOR_PROFILE = np.array(theory.MAJOR_PROFILE)
+MINOR_PROFILE = np.array(theory.MINOR_PROFILE)
 
 
 def synthetic_edit(rate, first, count, shot_s, seed):

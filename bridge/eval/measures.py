@@ -12,14 +12,16 @@ from fractions import Fraction
 
 import numpy as np
 
+from bridge.music import theory
 from bridge.music.arrangement import data as pattern_data
+from bridge.music.evaluate import spearman_rho
 from bridge.music.theory import best_chord
 from bridge.timebase import seconds_to_beats
 
 WINDOW_S = 1.0
 DECAY_LIMIT_S = 4.0
-MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+MAJOR_PROFILE = np.array(theory.MAJOR_PROFILE)
+MINOR_PROFILE = np.array(theory.MINOR_PROFILE)
 
 
 @dataclass(frozen=True)
@@ -331,14 +333,6 @@ def measure(notes, cue) -> dict:
     }
 
 
-def spearman(x, y) -> float | None:
-    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
-        return None
-    rx = np.argsort(np.argsort(x)).astype(float)
-    ry = np.argsort(np.argsort(y)).astype(float)
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
 def mood_measures(cues_notes) -> dict:
     """Pooled over cues: arousal vs onsets/s (Spearman over sections) and the share of sections
     with |valence| >= 0.3 whose notes sound in the mode the valence asks for."""
@@ -353,7 +347,7 @@ def mood_measures(cues_notes) -> dict:
                 heard = section_mode(notes, s)
                 asked += 1
                 right += heard == ("major" if s.valence > 0 else "minor")
-    return {"arousal_vs_onsets_rho": spearman(arousal, rate),
+    return {"arousal_vs_onsets_rho": spearman_rho(arousal, rate) if len(arousal) >= 3 else None,
             "mode_sign_right": right / asked if asked else None, "sections": len(arousal)}
 
 

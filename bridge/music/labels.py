@@ -29,9 +29,11 @@ accent, which a composer would put on a cut as well.
 
 import numpy as np
 
+from bridge.music.theory import MAJOR_PROFILE, MINOR_PROFILE
+
 # Krumhansl & Kessler (1982) probe-tone profiles, C major / C minor.
-KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+KK_MAJOR = np.array(MAJOR_PROFILE)
+KK_MINOR = np.array(MINOR_PROFILE)
 
 
 def _profiles():

@@ -21,6 +21,11 @@ QUALITY_NAMES = tuple(QUALITIES)
 TRIAD_OF = {"maj": "maj", "min": "min", "dim": "dim", "aug": "aug", "dom7": "maj", "maj7": "maj",
             "min7": "min", "hdim7": "dim", "dim7": "dim", "sus4": "maj"}
 
+# Krumhansl-Kessler key profiles (tonic first): how strongly each pitch class belongs to a
+# major or a minor key, as listeners rated it. The measures hear a key's mode with them.
+MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+
 _NUMERALS = ("I", "bII", "II", "bIII", "III", "IV", "#IV", "V", "bVI", "VI", "bVII", "VII")
 _SUFFIX = {"maj": "", "min": "", "dim": "o", "aug": "+", "dom7": "7", "maj7": "maj7", "min7": "7",
            "hdim7": "ø7", "dim7": "o7", "sus4": "sus4"}
