@@ -275,7 +275,7 @@ def cmd_request(args) -> int:
         print("scorebridge: --session and --revision go together", file=sys.stderr)
         return 2
     options = {"seed": args.seed, "audio": not args.no_audio}
-    for key in ("valence", "arousal", "candidates"):
+    for key in ("valence", "arousal", "candidates", "key"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     if args.media_root:
@@ -312,7 +312,7 @@ def cmd_batch(args) -> int:
     from bridge import batch
     options = {"seed": args.seed, "audio_out": not args.no_audio, "fps": args.fps,
                "valence": args.valence, "arousal": args.arousal, "candidates": args.candidates,
-               "media_root": args.media_root}
+               "media_root": args.media_root, "key": args.key}
     report = batch.run(args.inputs, args.out, workers=args.workers, resume=args.resume,
                        options=options, device=args.device, show=not args.quiet)
     s = report["summary"]
@@ -360,6 +360,8 @@ def _music_options(p):
     p.add_argument("--fps", type=_rate, help="frame rate of formats that carry none (EDL)")
     p.add_argument("--valence", type=_unit, help="valence in [-1, 1] for the whole cue (overrides the picture)")
     p.add_argument("--arousal", type=_unit, help="arousal in [-1, 1] for the whole cue (overrides the picture)")
+    p.add_argument("--key", type=_key, help="the cue's home key, e.g. 'E minor', 'Bb' (default: chosen "
+                                            "from the cue's mood and edit)")
     p.add_argument("--candidates", type=int, choices=range(1, 17), default=4, metavar="K",
                    help="accepted for older hosts and scripts; the layered engine draws one score")
 
@@ -388,8 +390,6 @@ def build_parser() -> argparse.ArgumentParser:
     _music_options(p)
     p.add_argument("--model", help="path stem of another model's weights (default: the shipped one)")
     p.add_argument("--no-cache", action="store_true", help="analyse the picture again even when cached")
-    p.add_argument("--key", type=_key, help="the cue's home key, e.g. 'E minor', 'Bb' (default: chosen "
-                                            "from the cue's mood and edit)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the manifest path")
     p.set_defaults(func=cmd_score)
 

@@ -37,7 +37,7 @@ MAX_TEXT = 4096           # longest path or id accepted
 MAX_OPTIONS = 16384       # longest options_json accepted
 PROGRESS_INTERVAL = 0.2   # seconds between progress replies for one job
 BUNDLES = {".otiod", ".fcpxmld"}   # timelines that are folders
-OPTIONS = {"seed", "audio", "valence", "arousal", "fps", "media_root", "candidates"}
+OPTIONS = {"seed", "audio", "valence", "arousal", "fps", "media_root", "candidates", "key"}
 
 
 class Cancelled(Exception):
@@ -111,6 +111,15 @@ def parse_options(text) -> dict:
         if not isinstance(options["media_root"], str) or len(options["media_root"]) > MAX_TEXT:
             raise RequestError("bad_request", "media_root must be a folder path")
         out["media_root"] = options["media_root"]
+    if options.get("key") is not None:
+        from bridge.music.theory import parse_key
+        if not isinstance(options["key"], str) or len(options["key"]) > 40:
+            raise RequestError("bad_request", "key must be a key name such as 'E minor'")
+        try:
+            parse_key(options["key"])
+        except ValueError as exc:
+            raise RequestError("bad_request", f"key: {exc}") from None
+        out["key"] = options["key"]
     if "candidates" in options:
         k = options["candidates"]
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 16:

@@ -93,6 +93,8 @@ def test_a_resent_request_is_answered_again_not_run_twice(peer, tmp_path):
     (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"valence": 7}'), "bad_request"),
     (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"tempo": 120}'), "bad_request"),
     (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"fps": "fast"}'), "bad_request"),
+    (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"key": "H major"}'), "bad_request"),
+    (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"key": 7}'), "bad_request"),
     (("score", "TOKEN", "a", "/no/such/edit.otio", "/tmp", "{}"), "bad_input"),
     (("score", "TOKEN", "a", "/" + "x" * 20000, "/tmp", "{}"), "bad_request"),         # huge
     (("update", "TOKEN", "s", "three", "/x.otio", "/tmp", "{}"), "bad_request"),
@@ -294,3 +296,10 @@ def test_request_command_starts_the_daemon_and_answers_through_the_manifest_file
             os.kill(json.loads(info.stdout)["pid"], signal.SIGTERM)
     time.sleep(1.0)
     assert run("status").returncode == 1
+
+
+def test_a_key_option_is_checked_and_handed_to_the_score():
+    from bridge.server import RequestError, parse_options
+    assert parse_options('{"key": "F# minor", "seed": 3}') == {"key": "F# minor", "seed": 3}
+    with pytest.raises(RequestError, match="not a key"):
+        parse_options('{"key": "Q"}')
