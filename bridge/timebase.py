@@ -183,6 +183,17 @@ def ticks_to_seconds_all(ticks, tempo_map, ppq: int = PPQ) -> list:
     return seconds
 
 
+def beats_to_seconds_all(beats, tempo_map) -> list:
+    """beats_to_seconds for many (fractional) beats, as floats, reading the tempo map once."""
+    segments = _segments(tempo_map)
+    starts = [beat for beat, _, _ in segments]
+    seconds = []
+    for beat in map(Fraction, beats):
+        start_beat, start_s, tempo = segments[max(bisect.bisect_right(starts, beat) - 1, 0)]
+        seconds.append(float(start_s + (beat - start_beat) * Fraction(tempo, 1_000_000)))
+    return seconds
+
+
 def beats_to_ticks(beat, ppq: int = PPQ) -> int:
     """The nearest MIDI tick to a (fractional) beat position."""
     return int(round(Fraction(beat) * ppq))

@@ -96,3 +96,9 @@ def test_batch_conversions_match_one_at_a_time():
     assert tb.ticks_to_seconds_all(ticks + [7680, 15840], tempo_map) == \
         [tb.ticks_to_seconds(t, tempo_map) for t in ticks + [7680, 15840]]
     assert tb.seconds_to_ticks_all([], tempo_map) == []
+
+
+def test_beats_to_seconds_all_matches_one_at_a_time():
+    tempo_map = [(0, 500_000), (8, 400_000), (Fraction(37, 3), 612_345)]
+    beats = [0, Fraction(1, 4), 8, Fraction(29, 3), Fraction(37, 3), 20, Fraction(123, 7)]
+    assert tb.beats_to_seconds_all(beats, tempo_map) == [float(tb.beats_to_seconds(b, tempo_map)) for b in beats]

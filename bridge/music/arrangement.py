@@ -14,6 +14,7 @@ Notes are written in beats on the tempo map's grid and converted to seconds once
 (`to_seconds`); a hit's chord starts on its frame's exact second.
 """
 
+import bisect
 import json
 import math
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from importlib import resources
 import numpy as np
 
 from bridge.music.theory import SCALES
-from bridge.timebase import beats_to_seconds
+from bridge.timebase import beats_to_seconds_all
 
 FAMILY_OF_ROLE = {"pad": "pad", "bass": "bass", "rhythm": "piano", "percussion": "drums", "melody": "melody",
                   "timpani": "timpani", "taiko": "taiko"}
@@ -85,10 +86,9 @@ def bars(plan) -> list:
 
 
 def chord_at(chords, beat):
-    for c in chords:
-        if c.start_beat <= beat < c.end_beat:
-            return c
-    return None
+    """The chord sounding at `beat` (chords ordered and not overlapping), or None."""
+    i = bisect.bisect_right(chords, beat, key=lambda c: c.start_beat) - 1
+    return chords[i] if i >= 0 and beat < chords[i].end_beat else None
 
 
 def _variation(options, section_index, seed, mood=None):
@@ -252,14 +252,19 @@ def _bass(c, chords, beat, length, tone, section, rng, step, bar_len, boost) -> 
                     c.start if (c.hit is not None and beat == c.start_beat) else None)
 
 
-def _rhythm(c, beat, length, voice, section, rng, step, bar_len, boost) -> list:
-    lo, hi = register("rhythm", section.palette["piano"])
+def _stack(c, lo, hi, pcs) -> list:
+    """The chord's root in the lowest octave of [lo, hi], then `pcs` stacked upward in turn."""
     base = fold(c.root + 60, lo, lo + 11)
     tones, p = [base], base
-    for pc in list(c.pcs[1:]) + [c.pcs[0]] + list(c.pcs[1:]):
+    for pc in pcs:
         p = p + ((pc - p) % 12 or 12)
         tones.append(p)
-    tones = [t for t in tones if t <= hi] or [base]
+    return [t for t in tones if t <= hi] or [base]
+
+
+def _rhythm(c, beat, length, voice, section, rng, step, bar_len, boost) -> list:
+    lo, hi = register("rhythm", section.palette["piano"])
+    tones = _stack(c, lo, hi, list(c.pcs[1:]) + [c.pcs[0]] + list(c.pcs[1:]))
     vel = _velocity(section.velocity, "rhythm", step, bar_len, rng, boost)
     end = min(beat + length, c.end_beat)
     at = c.start if (c.hit is not None and beat == c.start_beat) else None
@@ -278,15 +283,10 @@ def _stabs(plan, chords) -> list:
         s = plan.sections[c.section]
         if s.palette.get("piano") is None:
             continue
-        lo, hi = register("rhythm", s.palette["piano"])
-        base = fold(c.root + 60, lo, lo + 11)
-        tones, p = [base], base
-        for pc in c.pcs[1:]:
-            p = p + ((pc - p) % 12 or 12)
-            tones.append(fold(p, lo, hi))
+        tones = _stack(c, *register("rhythm", s.palette["piano"]), c.pcs[1:])
         vel = max(1, min(127, s.velocity + 6))
         end = max(c.end_beat, c.start_beat + 1)
-        out += [BeatNote(c.start_beat, end, t, vel, "rhythm", c.start) for t in sorted(set(tones))]
+        out += [BeatNote(c.start_beat, end, t, vel, "rhythm", c.start) for t in tones]
     return out
 
 
@@ -339,20 +339,18 @@ def expression(plan, chords) -> list:
             continue   # calm music does not swell
         hit = Fraction(round(c.start_beat * 4), 4)
         steps = CRESCENDO_BEATS * 4
+        ramp = [(hit - Fraction(steps - k, 4), EXPRESSION_FROM + (127 - EXPRESSION_FROM) * (k + 1) // steps)
+                for k in range(steps) if hit - Fraction(steps - k, 4) >= 0]
+        times = beats_to_seconds_all([at for at, _ in ramp], tempo_map)
         for family in ("pad", "melody"):
-            for k in range(steps):
-                at = hit - Fraction(steps - k, 4)
-                if at >= 0:
-                    out.append((float(beats_to_seconds(at, tempo_map)), family,
-                                EXPRESSION_FROM + (127 - EXPRESSION_FROM) * (k + 1) // steps))
+            out += [(t, family, value) for t, (_, value) in zip(times, ramp)]
             out.append((c.start, family, EXPRESSION_REST))
     return sorted(out)
 
 
 def _clip_to_chords(notes, chords) -> list:
     """Nothing outside the chords' spans (tacet, past the end)."""
-    spans = [(c.start_beat, c.end_beat) for c in chords]
-    return [n for n in notes if any(a <= n.start < b for a, b in spans)]
+    return [n for n in notes if chord_at(chords, n.start) is not None]
 
 
 def to_seconds(notes, plan, chords=()) -> list:
@@ -360,21 +358,16 @@ def to_seconds(notes, plan, chords=()) -> list:
     longer than max_hold_s. A note on the beat a hit's chord starts on starts on the hit's
     exact second with it (the beat can be a tick or two off the frame)."""
     from bridge.compose import ScoreNote
-    tempo_map = plan.tempo["tempo_map"]
     max_hold = data("instruments.json")["max_hold_s"]
-    cache = {}
-
-    def sec(b):
-        if b not in cache:
-            cache[b] = float(beats_to_seconds(b, tempo_map))
-        return cache[b]
+    beats = sorted({b for n in notes for b in (n.start, n.end)})
+    sec = dict(zip(beats, beats_to_seconds_all(beats, plan.tempo["tempo_map"])))
     on_hit = {c.start_beat: c.start for c in chords if c.hit is not None}
     out = []
     for n in notes:
         family = FAMILY_OF_ROLE[n.role]
         start = n.at_s if n.at_s is not None else on_hit.get(n.start, None)
-        start = sec(n.start) if start is None else start
-        end = max(sec(n.end), start + 0.02)
+        start = sec[n.start] if start is None else start
+        end = max(sec[n.end], start + 0.02)
         program = plan.section_at(start).palette.get(family)
         if family != "drums" and program is not None and decays(program):
             end = min(end, start + max_hold)

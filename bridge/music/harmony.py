@@ -33,7 +33,7 @@ from torch import nn
 
 from bridge import atomic
 from bridge.music.theory import QUALITY_NAMES, numeral
-from bridge.timebase import beats_to_seconds, seconds_to_beats
+from bridge.timebase import beats_to_seconds, beats_to_seconds_all, seconds_to_beats
 
 N_CHORDS = 12 * len(QUALITY_NAMES)
 BOS = N_CHORDS          # "no chord yet"
@@ -224,6 +224,8 @@ def progression(plan, seed, model=None) -> list:
     rng = np.random.default_rng([seed, 1801])
     tempo_map = plan.tempo["tempo_map"]
     rows = slots(plan)
+    edges = sorted({b for r in rows for b in r[:2]})
+    second = dict(zip(edges, beats_to_seconds_all(edges, tempo_map)))
     # boundary offset: chords left before the next hit's chord (or the cue's last chord)
     destinations = [i for i, r in enumerate(rows) if r[4] == "destination"] + [len(rows) - 1]
     chords, history, hit_chords = [], [BOS, BOS], []
@@ -235,7 +237,7 @@ def progression(plan, seed, model=None) -> list:
             # the sounding chord, struck again on the hit's frame
             c = chords[-1]
             hit_chords.append(history[-1])
-            chords.append(ChordSpan(a, b, plan.hits[hit].seconds, float(beats_to_seconds(b, tempo_map)),
+            chords.append(ChordSpan(a, b, plan.hits[hit].seconds, second[b],
                                     c.root, c.quality, c.numeral, section_index, hit))
             continue
         if i and rows[i - 1][2] != section_index:
@@ -276,8 +278,8 @@ def progression(plan, seed, model=None) -> list:
         if hit is not None:
             hit_chords.append(choice)
         interval, quality = chord_of(choice)
-        start = plan.hits[hit].seconds if hit is not None else float(beats_to_seconds(a, tempo_map))
-        chords.append(ChordSpan(a, b, start, float(beats_to_seconds(b, tempo_map)),
+        start = plan.hits[hit].seconds if hit is not None else second[a]
+        chords.append(ChordSpan(a, b, start, second[b],
                                 (section.tonic + interval) % 12, quality, numeral(interval, quality),
                                 section_index, hit))
     return chords
