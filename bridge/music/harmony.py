@@ -15,8 +15,8 @@ warm adds IV, vi and sevenths; dark i–bVI–bIII–bVII and iv; tense bII, dim
 half-diminished) is mixed into the model's distribution, and the harmonic rhythm comes from
 arousal (a chord every 2 bars when calm, every half bar when excited). Hits get varied
 chords: the same chord twice running at hits, or the tonic at more than a third of them, is
-made unlikely. Away from a destination, a chord repeats the one a loop back (two bars, or two
-chords where they are longer) 85 % of the time, so progressions come back as they do in a cue, rather than wander.
+made unlikely. Away from a destination, a chord repeats the one a loop back (four chords, two
+bars at the least) 85 % of the time, so progressions come back as they do in a cue, rather than wander.
 
     progression(plan, seed) -> [ChordSpan]   (beats and seconds, key-relative numeral)
 """
@@ -46,13 +46,13 @@ DESTINATION_GAP = 8    # beats after the last destination before a hit is a dest
 MOOD_MIX = 0.35         # share of the quadrant's vocabulary in each chord's distribution
 # Quadrant vocabularies: (interval above the tonic, quality) -> relative weight.
 VOCABULARY = {
-    "warm": {(0, "maj"): 2, (0, "maj7"): 1, (5, "maj"): 1, (5, "maj7"): 1, (9, "min"): 1,
+    "warm": {(0, "maj"): 1, (0, "maj7"): 1, (5, "maj"): 1, (5, "maj7"): 1, (9, "min"): 1,
              (2, "min7"): 1, (7, "sus4"): 1, (7, "maj"): 2},
-    "bright": {(0, "maj"): 2, (5, "maj"): 2, (7, "maj"): 2, (9, "min"): 1, (10, "maj"): 1,
+    "bright": {(0, "maj"): 1, (5, "maj"): 2, (7, "maj"): 2, (9, "min"): 1, (10, "maj"): 1,
                (2, "min"): 1, (7, "sus4"): 1},
     # Minor moods lean on i, iv and the harmonic minor's V: the flat side (bIII, bVII) alone
     # is the relative major's collection, and a dark scene would be heard in major.
-    "dark": {(0, "min"): 3, (5, "min"): 2, (7, "maj"): 1, (7, "min"): 1, (8, "maj"): 1, (3, "maj"): 1,
+    "dark": {(0, "min"): 2, (5, "min"): 2, (7, "maj"): 1, (7, "min"): 1, (8, "maj"): 1, (3, "maj"): 1,
              (10, "maj"): 1, (2, "hdim7"): 1},
     "tense": {(0, "min"): 2, (1, "maj"): 2, (11, "dim7"): 2, (7, "dom7"): 2, (8, "maj"): 1, (5, "min"): 1,
               (2, "hdim7"): 1, (6, "dim"): 1},
@@ -250,8 +250,8 @@ def progression(plan, seed, model=None) -> list:
         with torch.no_grad():
             p = torch.softmax(model(x)[0].double(), -1).numpy()
         p = (1 - MOOD_MIX) * p + MOOD_MIX * _vocabulary(section.palette_name)
-        if history[-1] != BOS:
-            p[history[-1]] *= 0.02                                    # a new chord each slot
+        if history[-1] != BOS:   # a new chord each slot: a new root (V7 after V is no change)
+            p[_SAME_ROOT[history[-1] % 12]] *= 0.02
         p[_WRONG_TONIC[section.mode]] *= 0.05   # no Picardy third: a dark cue stays minor
         if section.mode == "minor" and offset >= 2:
             p[_DOMINANTS] *= 0.4   # in minor the major V is for cadences: a run of it sounds major
@@ -268,10 +268,11 @@ def progression(plan, seed, model=None) -> list:
             choice = chord_id(0, QUALITY_NAMES.index("maj" if section.mode == "major" else "min"))
         # Harmony that repeats is harmony a listener follows: away from a destination the
         # loop's chords come back (the draw above still advances the generator). The loop
-        # holds two chords at least: with a chord every two bars it is four bars long.
+        # holds four chords, as a film cue's progression does (two bars when they are fast).
         loop = max(LOOP_BEATS, 2 * chord_beats(section.arousal, _bpm_at(a, tempo_map)))
         back = at_beat.get(a - loop)
-        if kind is None and offset >= 2 and back is not None and rng.random() < REPEAT and back != history[-1]:
+        if kind is None and offset >= 2 and back is not None and rng.random() < REPEAT \
+                and back % 12 != history[-1] % 12:
             choice = back
         at_beat[a] = choice
         history.append(choice)
@@ -292,6 +293,7 @@ _WRONG_TONIC = {
 }
 _DOMINANTS = [chord_id(7, QUALITY_NAMES.index(q)) for q in ("maj", "dom7", "sus4")]
 _TONICS = [chord_id(0, q) for q in range(len(QUALITY_NAMES))]
+_SAME_ROOT = [[chord_id(root, q) for q in range(len(QUALITY_NAMES))] for root in range(12)]
 _VOCAB_CACHE = {}
 _MODE_CACHE = {}
 
