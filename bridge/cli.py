@@ -124,7 +124,7 @@ def cmd_score(args) -> int:
                            audio_out=not args.no_audio, media_root=args.media_root, fps=args.fps,
                            valence=args.valence, arousal=args.arousal, candidates=args.candidates,
                            model=model, model_info=info, use_cache=not args.no_cache, key=args.key,
-                           progress=None if args.quiet else console("score"))
+                           loudness=args.loudness, progress=None if args.quiet else console("score"))
     if not args.quiet:
         print(summary(manifest), file=sys.stderr)
     print(path)
@@ -192,6 +192,14 @@ def cmd_eval_cues(args) -> int:
     result = cues.run(model, info, seeds=args.seeds, out=args.out, reference=not args.no_reference,
                       edits=args.edit, log=lambda line: print(line, file=sys.stderr))
     return 1 if args.strict and result["cues_missing_a_floor"] else 0
+
+
+def _loudness(text):
+    from bridge.render.audio import check_loudness
+    try:
+        return check_loudness(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _key(text):
@@ -275,7 +283,7 @@ def cmd_request(args) -> int:
         print("scorebridge: --session and --revision go together", file=sys.stderr)
         return 2
     options = {"seed": args.seed, "audio": not args.no_audio}
-    for key in ("valence", "arousal", "candidates", "key"):
+    for key in ("valence", "arousal", "candidates", "key", "loudness"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     if args.media_root:
@@ -312,7 +320,7 @@ def cmd_batch(args) -> int:
     from bridge import batch
     options = {"seed": args.seed, "audio_out": not args.no_audio, "fps": args.fps,
                "valence": args.valence, "arousal": args.arousal, "candidates": args.candidates,
-               "media_root": args.media_root, "key": args.key}
+               "media_root": args.media_root, "key": args.key, "loudness": args.loudness}
     report = batch.run(args.inputs, args.out, workers=args.workers, resume=args.resume,
                        options=options, device=args.device, show=not args.quiet)
     s = report["summary"]
@@ -362,6 +370,9 @@ def _music_options(p):
     p.add_argument("--arousal", type=_unit, help="arousal in [-1, 1] for the whole cue (overrides the picture)")
     p.add_argument("--key", type=_key, help="the cue's home key, e.g. 'E minor', 'Bb' (default: chosen "
                                             "from the cue's mood and edit)")
+    p.add_argument("--loudness", type=_loudness, metavar="LUFS",
+                   help="where a mid-arousal cue lands, integrated (default -23, EBU R128); the whole "
+                        "gain staging moves with it, so calm cues stay quieter than excited ones")
     p.add_argument("--candidates", type=int, choices=range(1, 17), default=4, metavar="K",
                    help="accepted for older hosts and scripts; the layered engine draws one score")
 

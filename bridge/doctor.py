@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 
 from bridge import __version__
-from bridge.render.soundfont import find_soundfont, synthesizers
+from bridge.render.soundfont import find_soundfont, is_fallback_bank
+from bridge.render.synth import available as synthesizers
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -94,7 +95,9 @@ def checks() -> list:
     rows.append(("synthesizer", bool(synths), ", ".join(f"{k}: {v}" for k, v in synths.items())
                  or "none: scores are written as MIDI only", False))
     sf = find_soundfont()
-    rows.append(("soundfont", bool(sf), sf or "no General MIDI soundfont found (set SCOREBRIDGE_SOUNDFONT)", False))
+    rows.append(("soundfont", bool(sf), (f"{sf} (a small fallback bank: install fluid-soundfont-gm)"
+                                         if sf and is_fallback_bank(sf) else sf)
+                 or "no General MIDI soundfont found (set SCOREBRIDGE_SOUNDFONT)", False))
     lua = shutil.which("lua5.4")
     rows.append(("lua5.4", bool(lua), lua or "missing: only needed for the REAPER script tests", False))
     return rows

@@ -5,6 +5,7 @@ and moved into place only when all of them are done (the manifest last), so a fa
 leaves nothing half-made behind.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -36,22 +37,24 @@ def load_model(device="auto", path_stem=None):
 
 def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_root=None, fps=None,
           valence=None, arousal=None, candidates=4, model=None, model_info=None, cue="1M1",
-          progress=None, use_cache=True, previous=None, keep=None, key=None):
+          progress=None, use_cache=True, previous=None, keep=None, key=None, loudness=None):
     """Score one edit; returns (manifest dict, manifest path).
 
     model/model_info: a loaded MusicTransformer and how to name it in the manifest (the
     shipped model is loaded when model is None). valence/arousal override the picture's
     emotion for the whole cue. key: the cue's home key ("E minor", "Bb"); None lets the plan
     choose one from the cue's mood and edit. candidates: kept for the protocol; the layered
-    engine draws one score.
+    engine draws one score. loudness: where a mid-arousal cue lands, in LUFS (default
+    audio.REFERENCE_LUFS, -23): the whole gain staging moves with it.
     Live mode: `previous` is the session state an earlier revision left in `keep` (a dict
     filled on success); with it only the spans the edit changed are written again (see
     bridge.live), and the manifest's `update` says which.
     """
     started = time.perf_counter()
     report = progress or (lambda fraction, stage: None)
+    loudness = audio.check_loudness(audio.REFERENCE_LUFS if loudness is None else loudness)
     options = {"seed": seed, "valence": valence, "arousal": arousal, "candidates": candidates, "cue": cue,
-               "key": key}
+               "key": key, "loudness": loudness}
     timeline, analysis, hits, timings = read_and_analyze(
         input_path, fps, media_root, lambda f, stage: report(0.3 * f, stage), use_cache)
     clock = time.perf_counter()
@@ -108,10 +111,12 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     if composed["reached_s"] < plan.duration_s - 0.5:
         warnings.append(f"the music model's token budget ran out at {composed['reached_s']:.1f} s of "
                         f"{plan.duration_s:.1f} s: after that only the hit chords play")
+    sound = {"loudness": loudness, "previous": previous.get("mix") if previous is not None else None,
+             "stem_prefix": f"{stem}.stem-"}
     try:
         light = keep is not None and update["mode"] == "partial"
         written = _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report,
-                          light=light, job_started=started)
+                          light=light, job_started=started, sound=sound)
         tempo_map = plan.tempo["tempo_map"]
         manifest = manifest_mod.build(
             timeline, hits, analysis["sections"], warnings, timings,
@@ -123,6 +128,10 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
             model=model_info, seed=seed, plan=describe(plan),
             candidates={"count": candidates, "best": composed["best"], "scores": composed["scores"],
                         "tokens": composed["tokens"]})
+        manifest["outputs"]["stems"] = {role: str(out / Path(name).name)
+                                        for role, name in sound.get("stems", {}).items()} or None
+        if "audio" in sound:
+            manifest["audio"] = sound["audio"]
         if valence is not None or arousal is not None:
             manifest["override"] = {"valence": valence, "arousal": arousal}
         # how the music was made: the cue's key, and where each mood's motifs came from
@@ -133,6 +142,12 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
             manifest["update"] = update
         path = manifest_mod.manifest_path(out, timeline)
         manifest_mod.write(manifest, staging / path.name)
+        stems = {out / Path(name).name for name in sound.get("stems", {}).values()}
+        for name in sound.get("stems", {}).values():
+            os.replace(staging / Path(name).name, out / Path(name).name)
+        for old in out.glob(f"{glob.escape(stem)}.stem-*.wav"):   # stems an earlier run left
+            if old not in stems:
+                old.unlink(missing_ok=True)
         for key in final:  # a file an earlier run left that this one did not make goes
             if key in written:
                 os.replace(staging / final[key].name, final[key])
@@ -144,14 +159,18 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     if keep is not None:
         keep.update(live.state(plan, composed["notes"], options, keep.get("revision"),
                                composed.get("expression", ())))
+        keep["mix"] = sound.get("mix")
     report(1.0, "done")
     return manifest, path
 
 
 def _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report, light=False,
-            job_started=None):
+            job_started=None, sound=None):
     """Write every deliverable into `staging` under its final name; returns the keys written.
-    light: a live update, where speed matters: no cue sheet and no preview video."""
+    light: a live update, where speed matters: no cue sheet and no preview video.
+    sound: {"loudness", "previous" (the last revision's Mix, or None), "stem_prefix"}; filled
+    with "mix" (this render's Mix), "stems" (role -> file name) and "audio" (the manifest's)."""
+    sound = {} if sound is None else sound
     started = time.perf_counter()
     written = []
     parts = to_parts(composed["notes"], plan, composed.get("expression", ()))
@@ -179,13 +198,34 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
     if not audio_out:
         warnings.append("--no-audio: MIDI only, no WAV preview")
     else:
-        report(0.85, "rendering the WAV preview")
+        report(0.85, "rendering the WAV and stems")
         try:
             wav = staging / final["wav"].name
-            audio.render_wav(parts, wav, plan.duration_s, tempo_map=tempo_map)
-            if plan.tacet:
-                audio.silence(wav, plan.tacet)
+            mixed = audio.mix(staging / final["midi"].name, plan.duration_s, tacet=plan.tacet,
+                              loudness=sound.get("loudness", audio.REFERENCE_LUFS), previous=sound.get("previous"))
+
+            def mix_ready(path):
+                if job_started is not None:
+                    timings["wav_ready_s"] = time.perf_counter() - job_started
+                report(0.88, "the WAV is ready; writing the stems")
+
+            done = audio.write(mixed, wav, stems_dir=staging, stem_prefix=sound.get("stem_prefix", ""),
+                               on_mix=mix_ready)
             written.append("wav")
+            sound["mix"] = mixed
+            sound["stems"] = {role: Path(path).name for role, path in done["stems"].items()}
+            level = audio.measure(done["mix"], mixed.rate, [(s.start, s.end) for s in plan.sections])
+            for section, measured in zip(plan.sections, level["sections"]):
+                if section.tacet:
+                    measured["lufs"] = None
+            sound["audio"] = {
+                "synth": mixed.synth, "soundfont": mixed.soundfont, "sample_rate": mixed.rate,
+                "mix_format": "WAV, 24-bit PCM", "stem_format": "WAV, 32-bit float",
+                "loudness": {"staging_lufs": mixed.loudness, **level, "limiter_max_db": done["limiter_db"]},
+                "rendered_seconds": mixed.rendered_s}
+            fallback = audio.bank_warning(mixed.soundfont)
+            if fallback:
+                warnings.append(fallback)
         except audio.NoSynthesizer as exc:
             wav = None
             warnings.append(f"no WAV preview: {exc}")
@@ -195,6 +235,7 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
     otio_out.write_scored_otio(read_otio(timeline.path), staging / final["otio"].name,
                                rate=rate, duration_frames=timeline.duration,
                                wav_path=final["wav"] if wav else None, hits=hit_marks,
+                               stems={role: final["wav"].parent / name for role, name in sound.get("stems", {}).items()},
                                cue=plan.name, sections=section_marks,
                                start_frame=timeline.start_frame, drop_frame=drop)
     written.append("otio")

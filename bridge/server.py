@@ -37,7 +37,7 @@ MAX_TEXT = 4096           # longest path or id accepted
 MAX_OPTIONS = 16384       # longest options_json accepted
 PROGRESS_INTERVAL = 0.2   # seconds between progress replies for one job
 BUNDLES = {".otiod", ".fcpxmld"}   # timelines that are folders
-OPTIONS = {"seed", "audio", "valence", "arousal", "fps", "media_root", "candidates", "key"}
+OPTIONS = {"seed", "audio", "valence", "arousal", "fps", "media_root", "candidates", "key", "loudness"}
 
 
 class Cancelled(Exception):
@@ -120,6 +120,12 @@ def parse_options(text) -> dict:
         except ValueError as exc:
             raise RequestError("bad_request", f"key: {exc}") from None
         out["key"] = options["key"]
+    if options.get("loudness") is not None:
+        from bridge.render.audio import check_loudness
+        try:
+            out["loudness"] = check_loudness(options["loudness"])
+        except ValueError as exc:
+            raise RequestError("bad_request", str(exc)) from None
     if "candidates" in options:
         k = options["candidates"]
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 16:

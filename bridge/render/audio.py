@@ -1,61 +1,87 @@
-"""The audio deliverables: a WAV preview mix, and stems, rendered from the MIDI's notes.
+"""The audio deliverables: a WAV mix and one stem per role, staged, in a hall, limited.
 
-tinysoundfont renders in process and is the fastest, so it is preferred; the fluidsynth
-command line is the fallback. Both synthesizers get the notes of the MIDI deliverable
-itself, so the preview plays what the DAW will get. Every WAV is 16-bit stereo of exactly
-the requested number of samples, so it lines up with the picture sample for sample.
+Resolve has no MIDI tracks, so its users judge a cue by this WAV alone. It is built as a
+mixing engineer would:
 
-Each part is rendered on its own and level-matched before the mix: a General MIDI soundfont's
-presets differ in level as much as its velocities span (TimGM6mb: Synth Strings plays
-8.5 dB under Slow Strings and 17.5 dB under French Horn at the same velocity, while velocity
-56 to 104 is 10.8 dB on the standard curve below), so
-without it a section's loudness would follow the palette's instruments, not the velocities
-the music was given for its arousal. A part's level is measured once per soundfont, preset
-and register (one note at its median pitch), and the part is brought to a common level.
+- Gain staging, one for every cue. Each part is level-matched once per synthesizer, bank
+  and program: its reference note (velocity 100 at the program's reference pitch, held two
+  seconds, dry) is brought to PART_LUFS, so a bank's presets, which differ in level as much
+  as its velocities span, no longer decide how loud a section is. After that only the
+  velocities the arrangement gave the music (they follow arousal) and how many parts play
+  set the level: a calm cue is quieter than a chase, as on a dub stage. `loudness` shifts
+  the whole staging for another delivery spec (REFERENCE_LUFS is where a mid-arousal cue
+  lands).
+- Seats and a hall. Each program is panned as an orchestra sits, and each role sends to
+  a hall reverb (pedalboard's) by its own amount; the data are in data/mix.json.
+- Stems. Each role (percussion, bass, pad, rhythm, melody) is rendered on its own, with its
+  own hall return, so the stems sum to the mix exactly; the mix is their sum through a
+  limiter that only catches true peaks over the ceiling (render/loudness.py).
+- Live splicing. A Mix keeps its parts and one raw buffer per role. Given the previous Mix,
+  only the stretches where notes differ (from a changed note's start to its end plus the
+  release and the hall's tail) are rendered again, from a block boundary before the first
+  note still sounding there, and copied over the old buffers: the rest of the cue is the
+  old audio, sample for sample. Tacets and the end fade are applied when writing, never to
+  the kept buffers.
 
-tinysoundfont scales a note's amplitude linearly with velocity, where the SF2 standard's
-default (fluidsynth's) follows its square: velocity 50 to 110 is 6.8 dB against 13.7 dB. For
-a soundfont without velocity layers (the bundled TimGM6mb has none) it is given the square,
-so both synthesizers follow the standard; with layers, the velocity also picks the sample,
-and it is passed as it is.
+The mix is a 24-bit WAV (it is limited, so nothing clips); stems are 32-bit float WAVs,
+since they are not limited and may pass 0 dBFS where the mix is loud. Both have exactly
+round(duration × rate) samples, so they line up with the picture sample for sample.
 """
 
-import io
+import dataclasses
+import functools
+import json
 import math
 import numbers
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 import time
-import wave
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from bridge import atomic
 from bridge import timebase as tb
-from bridge.render.midi import DEFAULT_TEMPO, assign_channels, read_midi, write_midi
-from bridge.render.soundfont import find_soundfont, has_velocity_layers, synthesizers
+from bridge.render import loudness as meter
+from bridge.render import synth as synth_mod
+from bridge.render.midi import DEFAULT_TEMPO, read_midi, write_midi
+from bridge.render.soundfont import find_soundfont, is_fallback_bank
 
-SYNTHS = ("tinysoundfont", "fluidsynth")  # in order of preference
-PEAK = 10 ** (-1 / 20)        # normalise to -1 dBFS: full level, headroom for lossy encoders
-MAX_GAIN = 10 ** (20 / 20)    # at most +20 dB, so a nearly silent render is not made loud
-FADE_SECONDS = 0.010          # the end is a cut or a release the synth stopped: fade it
-MATCH_RMS = 10 ** (-24 / 20)  # a part's reference note (velocity 100) is brought to this RMS
-MATCH_MAX = 10 ** (18 / 20)   # level matching moves a part by at most 18 dB either way
-_LEVELS = {}                  # (synth, soundfont, rate, program, pitch) -> matching gain
+REFERENCE_LUFS = -23.0        # where a mid-arousal cue lands (EBU R128's target)
+LOUDNESS_RANGE = (-40.0, -10.0)
+PART_LUFS = -30.0             # a part's reference note at the reference staging
+TRUE_PEAK_DB = -1.0           # the limiter's ceiling, dBTP
+MATCH_MAX_DB = 24.0           # level matching moves a part by at most this either way
+TAIL_S = 3.0                  # after a note's end, its release and the hall still sound this long
+FADE_SECONDS = 0.010          # the end is a cut: faded; so is the last moment before a tacet
+MERGE_S = 1.0                 # changed stretches closer than this are rendered as one
+WORKERS = 2                   # roles rendered at once (the synthesizer releases the GIL)
+ROLE_ORDER = ("percussion", "bass", "pad", "rhythm", "melody")
+_LEVELS = {}                  # (synth, soundfont, rate, program, is_drum) -> matching gain
 
 
 class NoSynthesizer(Exception):
     """No soundfont or no synthesizer here; the caller can deliver MIDI only, with a warning."""
 
 
+@functools.lru_cache(maxsize=1)
+def seating() -> dict:
+    """data/mix.json: pans and reference pitches by program, sends by role, the hall."""
+    return json.loads(resources.files("bridge.render").joinpath("data/mix.json").read_text())
+
+
+def synthesizers() -> dict:
+    """Which synthesizers are usable here: name -> how it is reached (None when absent)."""
+    return synth_mod.available()
+
+
 def pick_synth(soundfont=None, synth="auto"):
     """(soundfont path, synthesizer name) a render would use, or NoSynthesizer saying why not."""
-    if synth != "auto" and synth not in SYNTHS:
-        raise ValueError(f"unknown synthesizer {synth!r}; choose auto, {', '.join(SYNTHS)}")
+    if synth != "auto" and synth not in synth_mod.SYNTHS:
+        raise ValueError(f"unknown synthesizer {synth!r}; choose auto, {', '.join(synth_mod.SYNTHS)}")
     soundfont = soundfont or find_soundfont()
     if soundfont is None:
         configured = os.environ.get("SCOREBRIDGE_SOUNDFONT")
@@ -65,51 +91,196 @@ def pick_synth(soundfont=None, synth="auto"):
     if not Path(soundfont).is_file():
         raise NoSynthesizer(f"soundfont not found: {soundfont}")
     available = synthesizers()
-    for name in SYNTHS if synth == "auto" else (synth,):
+    for name in synth_mod.SYNTHS if synth == "auto" else (synth,):
         if available.get(name):
             return str(soundfont), name
-    wanted = " or ".join(SYNTHS) if synth == "auto" else synth
-    raise NoSynthesizer(f"no synthesizer to render audio: install {wanted}")
+    wanted = {"fluidsynth": "libfluidsynth and pyfluidsynth", "tinysoundfont": "tinysoundfont"}
+    raise NoSynthesizer("no synthesizer to render audio: install " + (
+        " or ".join(wanted.values()) if synth == "auto" else wanted[synth]))
 
 
-def render_wav(parts_or_midi_path, wav_path, duration_seconds, *, tempo_map=None,
-               soundfont=None, sample_rate=48000, synth="auto") -> dict:
-    """Render the mix to a WAV of exactly round(duration × rate) samples, written atomically.
+def bank_warning(soundfont):
+    """A warning when the bank is the small fallback one, else None."""
+    if is_fallback_bank(soundfont):
+        return (f"the WAV uses the small fallback bank {Path(soundfont).name}, which sounds like a toy: "
+                "install fluid-soundfont-gm (FluidR3_GM) or set SCOREBRIDGE_SOUNDFONT")
+    return None
 
-    Takes the parts that write_midi takes (with their tempo map; 120 bpm when none) or a
-    MIDI file's path. Raises NoSynthesizer when nothing here can render.
-    """
-    started = time.perf_counter()
+
+def check_loudness(value):
+    """The --loudness target in LUFS, or ValueError saying what is accepted."""
+    low, high = LOUDNESS_RANGE
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise ValueError(f"loudness must be LUFS between {low:g} and {high:g}, got {value!r}")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mix:
+    """A cue's staged audio before the limiter: one raw stereo buffer per role (no tacet and
+    no end fade yet; `envelope` applies them), and the parts it was played from."""
+    rate: int
+    samples: int
+    roles: dict          # role -> float32 (samples, 2)
+    parts: tuple         # the parts played, times in seconds on their MIDI ticks
+    tacet: tuple         # (start_s, end_s) spans that must be silent
+    synth: str
+    soundfont: str
+    loudness: float      # the staging's target, LUFS
+    rendered_s: float    # seconds of audio this Mix had to render (all, or the changed stretches)
+
+
+def role_of(part) -> str:
+    """The role a part plays: the "(role)" its track name ends with, percussion for a drum
+    kit, otherwise its own name (a part from elsewhere gets a stem of its own)."""
+    found = re.search(r"\(([^()]+)\)\s*$", part.get("name", ""))
+    if found:
+        return found.group(1).strip().lower()
+    return "percussion" if part.get("is_drum") else (part.get("name") or "part").strip().lower()
+
+
+def _ordered(roles):
+    return sorted(roles, key=lambda r: (ROLE_ORDER.index(r) if r in ROLE_ORDER else len(ROLE_ORDER), r))
+
+
+def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None, synth="auto",
+        sample_rate=48000, loudness=REFERENCE_LUFS, tacet=(), previous=None) -> Mix:
+    """Render the staged stems of the parts that write_midi takes (with their tempo map;
+    120 bpm when none) or of a MIDI file. With `previous` (the Mix of an earlier revision,
+    same rate, synth, bank and staging), only what changed is rendered again.
+    Raises NoSynthesizer when nothing here can render."""
     samples = _sample_count(duration_seconds, sample_rate)
+    loudness = check_loudness(loudness)
     soundfont, synth = pick_synth(soundfont, synth)
-    parts, tempo_map = _load(parts_or_midi_path, tempo_map)
-    mix = _render(synth, parts, tempo_map, soundfont, sample_rate, duration_seconds)
-    path = _write_wav(wav_path, mix, _gain([mix]), sample_rate)
-    return {"path": str(path.absolute()), "synth": synth, "soundfont": soundfont,
-            "render_s": round(time.perf_counter() - started, 3), "samples": samples}
+    parts, _ = _load(parts_or_midi_path, tempo_map)
+    groups = {}
+    for part in parts:
+        groups.setdefault(role_of(part), []).append(part)
+    shift = 10 ** ((loudness - REFERENCE_LUFS) / 20)
+    staged = {role: ([_match(synth, soundfont, sample_rate, p) * shift for p in group],
+                     [_pan(p) for p in group]) for role, group in groups.items()}
+
+    reuse = previous is not None and (previous.rate, previous.synth, previous.soundfont, previous.loudness) \
+        == (sample_rate, synth, soundfont, loudness)
+    jobs = []   # (role, start sample, end sample)
+    if reuse:
+        dirty = _dirty(previous, groups, sample_rate, samples)
+        jobs = [(role, a, b) for role, spans in dirty.items() for a, b in spans]
+    else:
+        jobs = [(role, 0, samples) for role in groups]
+
+    def run(job):
+        role, a, b = job
+        return job, _render_role(synth, soundfont, sample_rate, groups[role], *staged[role], role, a, b)
+
+    with ThreadPoolExecutor(max_workers=min(WORKERS, max(1, len(jobs)))) as pool:
+        done = list(pool.map(run, jobs))
+    roles = {}
+    for role in _ordered(groups):
+        if reuse and role in previous.roles:
+            buffer = np.zeros((samples, 2), dtype=np.float32)
+            keep = min(samples, previous.samples)
+            buffer[:keep] = previous.roles[role][:keep]
+        else:
+            buffer = np.zeros((samples, 2), dtype=np.float32)
+        roles[role] = buffer
+    for (role, a, b), audio in done:
+        roles[role][a:b] = audio
+    rendered = sum(b - a for _, a, b in jobs) / sample_rate
+    return Mix(rate=sample_rate, samples=samples, roles=roles, parts=tuple(parts),
+               tacet=tuple((float(a), float(b)) for a, b in tacet), synth=synth, soundfont=soundfont,
+               loudness=loudness, rendered_s=round(rendered, 3))
 
 
-def render_stems(parts_or_midi_path, out_dir, duration_seconds, *, tempo_map=None,
-                 soundfont=None, sample_rate=48000, synth="auto", prefix="") -> dict:
-    """One WAV per part, all of the same length and at one common gain, so they sum to the mix.
+def _render_role(synth, soundfont, rate, parts, gains, pans, role, a, b):
+    """The role's audio (dry plus its hall return) over samples [a, b). The synthesizer
+    starts on the block boundary at or before the first note still sounding at `a`, and
+    only notes heard in [a, b) are played."""
+    tail = tb.seconds_to_samples(TAIL_S, rate)
+    heard = []
+    first = a
+    for part in parts:
+        notes = []
+        for note in part["notes"]:
+            on, off = tb.seconds_to_samples(note[0], rate), tb.seconds_to_samples(note[1], rate)
+            if on < b and off + tail > a:
+                notes.append(note)
+                first = min(first, on)
+        heard.append(dict(part, notes=notes))
+    start = max(0, first) // synth_mod.BLOCK * synth_mod.BLOCK
+    dry = synth_mod.play(synth, soundfont, heard, rate, start, b, gains=gains, pans=pans)
+    wet = _hall(dry, rate, seating()["sends"].get(role, seating()["sends"]["other"]))
+    return (dry + wet)[a - start:]
 
-    Files are named `<prefix><NN>-<part name>.wav` in `out_dir`; returns the render_wav
-    fields with "paths" (in part order) in place of "path".
-    """
-    started = time.perf_counter()
-    samples = _sample_count(duration_seconds, sample_rate)
-    soundfont, synth = pick_synth(soundfont, synth)
-    parts, tempo_map = _load(parts_or_midi_path, tempo_map)
-    stems = [_render(synth, [part], tempo_map, soundfont, sample_rate, duration_seconds)
-             for part in parts]
-    gain = _gain([sum(stems)] + stems) if stems else 1.0
-    folder, paths = Path(out_dir).absolute(), []
-    for number, (part, stem) in enumerate(zip(parts, stems), start=1):
-        name = re.sub(r"[^A-Za-z0-9_-]+", "_", part["name"]).strip("_") or "part"
-        path = _write_wav(folder / f"{prefix}{number:02d}-{name}.wav", stem, gain, sample_rate)
-        paths.append(str(path))
-    return {"paths": paths, "synth": synth, "soundfont": soundfont,
-            "render_s": round(time.perf_counter() - started, 3), "samples": samples}
+
+def _hall(dry, rate, send):
+    """The hall's return for a send of `send` × dry: wet only, linear and time-invariant.
+    (The send is the reverb's own wet level, so the dry buffer is never copied.)"""
+    from pedalboard import Reverb  # noqa: PLC0415  (a large native library: loaded when rendering)
+
+    hall = seating()["hall"]
+    reverb = Reverb(room_size=hall["room_size"], damping=hall["damping"], width=hall["width"],
+                    wet_level=hall["wet_level"] * send, dry_level=0.0)
+    return reverb(dry, rate)
+
+
+def _dirty(previous, groups, rate, samples) -> dict:
+    """Per role, the merged sample spans [a, b) whose audio differs from `previous`: from each
+    note or control change present in one version and not the other, to its end plus TAIL_S;
+    past the old end when the cue grew; a role that is new is rendered whole."""
+    tail = tb.seconds_to_samples(TAIL_S, rate)
+    old_groups = {}
+    for part in previous.parts:
+        old_groups.setdefault(role_of(part), []).append(part)
+    dirty = {}
+    for role, parts in groups.items():
+        if role not in previous.roles:
+            dirty[role] = [(0, samples)]
+            continue
+        old, new = _events(old_groups.get(role, ()), rate), _events(parts, rate)
+        spans = [(on, off + tail) for on, off in _changed(old, new)]
+        if samples > previous.samples:
+            spans.append((max(0, previous.samples - tail), samples))
+        merge = tb.seconds_to_samples(MERGE_S, rate)
+        merged = []
+        for a, b in sorted((max(0, a), min(samples, b)) for a, b in spans):
+            if a >= b:
+                continue
+            if merged and a <= merged[-1][1] + merge:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        if merged:
+            dirty[role] = merged
+    return dirty
+
+
+def _events(parts, rate):
+    """(notes, controls) of a role in samples, each keyed by its part."""
+    notes, controls = set(), {}
+    for part in parts:
+        key = (part.get("name"), part["program"], bool(part.get("is_drum")))
+        for t0, t1, pitch, velocity in part["notes"]:
+            on = tb.seconds_to_samples(t0, rate)
+            notes.add((key, on, max(on + 1, tb.seconds_to_samples(t1, rate)), pitch, velocity))
+        for seconds, controller, value in part.get("controls", ()):
+            controls.setdefault((key, controller), []).append((tb.seconds_to_samples(seconds, rate), value))
+    return notes, controls
+
+
+def _changed(old, new):
+    """(start, end) sample spans of the notes in one version only, and of controls that
+    differ (from the first difference to the later of the two next control changes)."""
+    (old_notes, old_controls), (new_notes, new_controls) = old, new
+    spans = [(on, off) for _, on, off, _, _ in old_notes ^ new_notes]
+    for key in set(old_controls) | set(new_controls):
+        a, b = sorted(old_controls.get(key, ())), sorted(new_controls.get(key, ()))
+        if a == b:
+            continue
+        differ = [t for t, _ in set(a) ^ set(b)]
+        spans.append((min(differ), max(t for t, _ in a + b) + 1))
+    return spans
 
 
 def _sample_count(duration_seconds, sample_rate):
@@ -134,139 +305,157 @@ def _load(parts_or_midi_path, tempo_map):
     return parts, tempo_map
 
 
-def _render(synth, parts, tempo_map, soundfont, sample_rate, duration_seconds):
-    """Float stereo (samples × 2) of the parts, each level-matched, cut or padded to length,
-    the end faded."""
-    samples = tb.seconds_to_samples(duration_seconds, sample_rate)
-    audio = np.zeros((samples, 2), dtype=np.float32)
-    for part in parts:
-        one = _synthesize(synth, [part], tempo_map, soundfont, sample_rate, duration_seconds)[:samples]
-        audio[:len(one)] += one * np.float32(_match(synth, part, soundfont, sample_rate))
-    fade = min(len(audio), tb.seconds_to_samples(FADE_SECONDS, sample_rate))
-    if fade:
-        audio[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
-    return audio
+def _pan(part):
+    data = seating()
+    if part.get("is_drum"):
+        pan = data["drum_kit"]["pan"]
+    else:
+        pan = data["programs"].get(str(part["program"]), data["default_program"])["pan"]
+    return max(0, min(127, round(64 + 63 * pan)))
 
 
-def _synthesize(synth, parts, tempo_map, soundfont, sample_rate, duration_seconds):
-    """The synthesizer's own float stereo of the parts (its length may differ a little)."""
-    if synth == "tinysoundfont":
-        samples = tb.seconds_to_samples(duration_seconds, sample_rate)
-        return _tinysoundfont(parts, soundfont, sample_rate, samples)
-    return _fluidsynth(parts, tempo_map, soundfont, sample_rate, duration_seconds)
-
-
-def _match(synth, part, soundfont, sample_rate):
-    """The gain that brings the part's preset to MATCH_RMS: one note at the part's median
-    pitch, velocity 100, held a second, measured once per synthesizer, soundfont, preset
-    and pitch. Drums are left as the soundfont has them (a kit has no one level)."""
-    if part["is_drum"] or not part["notes"]:
-        return 1.0
-    pitch = int(np.median([pitch for _, _, pitch, _ in part["notes"]]))
-    key = (synth, soundfont, sample_rate, part["program"], pitch)
+def _match(synth, soundfont, rate, part):
+    """The gain that brings the part's reference (data/mix.json) to PART_LUFS, dry and
+    centred: one note of its program at its reference pitch, velocity 100, held 2 s; for a
+    kit, its reference hits a quarter second apart. Measured once per synthesizer, bank,
+    rate and program."""
+    drum = bool(part.get("is_drum"))
+    key = (synth, soundfont, rate, 0 if drum else part["program"], drum)
     if key not in _LEVELS:
-        note = {"name": "level", "program": part["program"], "is_drum": False,
-                "notes": [(0.0, 1.0, pitch, 100)]}
-        heard = _synthesize(synth, [note], [(0, DEFAULT_TEMPO)], soundfont, sample_rate, 1.0)
-        rms = float(np.sqrt(np.mean(heard[int(0.1 * sample_rate):sample_rate] ** 2)))
-        _LEVELS[key] = min(MATCH_MAX, max(1 / MATCH_MAX, MATCH_RMS / rms)) if rms > 0 else 1.0
+        data = seating()
+        if drum:
+            notes = [(0.25 * i, 0.25 * i + 0.2, pitch, 100) for i, pitch in enumerate(data["drum_kit"]["hits"])]
+        else:
+            pitch = data["programs"].get(str(part["program"]), data["default_program"])["pitch"]
+            notes = [(0.0, 2.0, pitch, 100)]
+        reference = {"name": "reference", "program": key[3], "is_drum": drum, "notes": notes}
+        heard = synth_mod.play(synth, soundfont, [reference], rate, 0, tb.seconds_to_samples(2.0, rate))
+        level = meter.integrated(heard, rate)
+        gain = 1.0 if level is None else 10 ** (max(-MATCH_MAX_DB, min(MATCH_MAX_DB, PART_LUFS - level)) / 20)
+        _LEVELS[key] = gain
     return _LEVELS[key]
 
 
-def _tinysoundfont(parts, soundfont, sample_rate, samples):
-    """Render in process, running the synth from one note event to the next."""
-    import tinysoundfont
-
-    synth = tinysoundfont.Synth(samplerate=sample_rate)
-    sfid = synth.sfload(soundfont)
-    squared = not has_velocity_layers(soundfont)   # the SF2 default's curve (module docstring)
-    events = []
-    for part, channel in zip(parts, assign_channels(parts)):
-        try:
-            synth.program_select(channel, sfid, 0, part["program"], is_drums=part["is_drum"])
-        except RuntimeError:  # a soundfont without this preset: its first one still sounds
-            synth.program_select(channel, sfid, 0, 0, is_drums=part["is_drum"])
-        for start, end, pitch, velocity in part["notes"]:
-            on = tb.seconds_to_samples(start, sample_rate)
-            off = max(on + 1, tb.seconds_to_samples(end, sample_rate))
-            events += [(on, 1, channel, pitch, velocity), (off, 0, channel, pitch, 0)]
-    buffer = bytearray(samples * 8)  # float32 stereo frames
-    view = memoryview(buffer)
-    done = 0
-    for at, is_on, channel, pitch, velocity in sorted(events):  # note-offs first on a sample
-        if at >= samples:
-            break
-        if at > done:
-            synth.generate_simple(at - done, buffer=view[done * 8:at * 8])
-            done = at
-        if is_on:
-            synth.noteon(channel, pitch, max(1, round(velocity * velocity / 127)) if squared else velocity)
-        else:
-            synth.noteoff(channel, pitch)
-    if done < samples:
-        synth.generate_simple(samples - done, buffer=view[done * 8:])
-    return np.frombuffer(buffer, dtype=np.float32).reshape(samples, 2)
-
-
-def _fluidsynth(parts, tempo_map, soundfont, sample_rate, duration_seconds):
-    """Render with the fluidsynth command line, as raw float so nothing is dithered."""
-    with tempfile.TemporaryDirectory(prefix="scorebridge-fluidsynth-") as folder:
-        # a marker at the duration keeps the file, and so the render, running through
-        # releases and reverb to the end instead of stopping at the last note-off
-        midi = write_midi(Path(folder) / "in.mid", parts, tempo_map,
-                          markers=[(duration_seconds, "end")])
-        raw = Path(folder) / "out.raw"
-        command = [shutil.which("fluidsynth") or "fluidsynth", "-n", "-i", "-q",
-                   "-r", str(sample_rate), "-T", "raw", "-O", "float", "-E", "little",
-                   "-F", str(raw), soundfont, str(midi)]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0 or not raw.is_file():
-            reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-            raise RuntimeError(f"fluidsynth failed: {reason}")
-        return np.fromfile(raw, dtype="<f4").reshape(-1, 2)
-
-
-def _gain(signals):
-    """One gain that brings the loudest of `signals` to PEAK (never above MAX_GAIN)."""
-    peak = max(float(np.abs(s).max(initial=0.0)) for s in signals)
-    return min(PEAK / peak, MAX_GAIN) if peak > 0 else 1.0
-
-
-def _write_wav(path, audio, gain, sample_rate):
-    """`audio` × gain as a 16-bit stereo WAV, written atomically; rounded, not dithered,
-    so the same render gives the same file and silence stays digital silence."""
-    scaled = audio * np.float32(gain * 32767.0)
-    np.clip(np.rint(scaled, out=scaled), -32768, 32767, out=scaled)
-    pcm = scaled.astype("<i2")
-    data = io.BytesIO()
-    with wave.open(data, "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(pcm.tobytes())
-    return atomic.write_bytes(path, data.getvalue())
-
-
-def silence(wav_path, spans, fade_seconds=FADE_SECONDS) -> Path:
-    """Make [start, end) second spans of a rendered WAV digital silence, rewritten atomically.
-
-    Notes are cut where a tacet span begins, but a synthesizer's release and reverb ring on;
-    a tacet must be silent, so the ring is faded out just before the span and cut inside it."""
-    with wave.open(str(wav_path), "rb") as src:
-        params = src.getparams()
-        pcm = np.frombuffer(src.readframes(params.nframes), dtype="<i2").reshape(-1, params.nchannels)
-    audio = pcm.astype(np.float32)
-    rate = params.framerate
-    fade = tb.seconds_to_samples(fade_seconds, rate)
-    for start, end in spans:
-        a, b = tb.seconds_to_samples(start, rate), tb.seconds_to_samples(end, rate)
+def envelope(m: Mix):
+    """The gain over time every stem and the mix get: silent in each tacet (faded just
+    before it, where releases and the hall still ring) and faded at the end."""
+    env = np.ones(m.samples, dtype=np.float32)
+    fade = tb.seconds_to_samples(FADE_SECONDS, m.rate)
+    for start, end in m.tacet:
+        a = min(m.samples, tb.seconds_to_samples(start, m.rate))
+        b = min(m.samples, tb.seconds_to_samples(end, m.rate))
         lead = max(0, a - fade)
-        audio[lead:a] *= np.linspace(1.0, 0.0, a - lead, dtype=np.float32)[:, None]
-        audio[a:b] = 0.0
-    data = io.BytesIO()
-    with wave.open(data, "wb") as out:
-        out.setnchannels(params.nchannels)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(np.rint(audio).astype("<i2").tobytes())
-    return atomic.write_bytes(wav_path, data.getvalue())
+        env[lead:a] = np.minimum(env[lead:a], np.linspace(1.0, 0.0, a - lead, dtype=np.float32))
+        env[a:b] = 0.0
+    n = min(fade, m.samples)
+    if n:
+        env[-n:] = np.minimum(env[-n:], np.linspace(1.0, 0.0, n, dtype=np.float32))
+    return env
+
+
+def master(m: Mix):
+    """(stems, mix): each role's buffer through the envelope, and their sum through the
+    true-peak limiter; plus the limiter's deepest gain reduction in dB."""
+    env = envelope(m)[:, None]
+    stems = {role: buffer * env for role, buffer in m.roles.items()}
+    total = np.zeros((m.samples, 2), dtype=np.float32)
+    for stem in stems.values():
+        total += stem
+    limited, reduction = meter.limit(total.copy(), m.rate, TRUE_PEAK_DB)
+    return stems, limited, reduction
+
+
+def measure(audio, rate, spans=()):
+    """The loudness report of a mix: integrated LUFS, true peak dBTP, and each span's
+    integrated loudness (None where too short or silent)."""
+    return {"integrated_lufs": meter.integrated(audio, rate),
+            "true_peak_dbtp": meter.true_peak(audio, rate),
+            "sections": [{"start": round(a, 6), "end": round(b, 6),
+                          "lufs": meter.integrated(audio[tb.seconds_to_samples(a, rate):
+                                                         tb.seconds_to_samples(b, rate)], rate)}
+                         for a, b in spans]}
+
+
+def write(m: Mix, wav_path, *, stems_dir=None, stem_prefix="", on_mix=None) -> dict:
+    """Write the mix (24-bit) and, with stems_dir, one float WAV per role named
+    `<stem_prefix><role>.wav`, all atomically. on_mix(path) is called as soon as the mix is
+    on disk (a live host can load it while the stems are written).
+    Returns {"path", "stems": {role: path}, "limiter_db", "synth", "soundfont", ...}."""
+    started = time.perf_counter()
+    stems, limited, reduction = master(m)
+    path = write_pcm24(wav_path, limited, m.rate)
+    if on_mix is not None:
+        on_mix(path)
+    paths = {}
+    if stems_dir is not None:
+        folder = Path(stems_dir)
+        for role in _ordered(stems):
+            name = re.sub(r"[^A-Za-z0-9_-]+", "_", role).strip("_") or "part"
+            paths[role] = str(write_float(folder / f"{stem_prefix}{name}.wav", stems[role], m.rate).absolute())
+    return {"path": str(Path(path).absolute()), "stems": paths, "limiter_db": reduction,
+            "synth": m.synth, "soundfont": m.soundfont, "samples": m.samples, "mix": limited,
+            "write_s": round(time.perf_counter() - started, 3)}
+
+
+def render_wav(parts_or_midi_path, wav_path, duration_seconds, *, tempo_map=None, soundfont=None,
+               sample_rate=48000, synth="auto", loudness=REFERENCE_LUFS, tacet=()) -> dict:
+    """Render the mix to a 24-bit WAV of exactly round(duration × rate) samples, written
+    atomically. Takes the parts that write_midi takes or a MIDI file's path."""
+    started = time.perf_counter()
+    m = mix(parts_or_midi_path, duration_seconds, tempo_map=tempo_map, soundfont=soundfont, synth=synth,
+            sample_rate=sample_rate, loudness=loudness, tacet=tacet)
+    out = write(m, wav_path)
+    return {"path": out["path"], "synth": m.synth, "soundfont": m.soundfont, "samples": m.samples,
+            "limiter_db": out["limiter_db"], "render_s": round(time.perf_counter() - started, 3)}
+
+
+def render_stems(parts_or_midi_path, out_dir, duration_seconds, *, tempo_map=None, soundfont=None,
+                 sample_rate=48000, synth="auto", prefix="", loudness=REFERENCE_LUFS, tacet=()) -> dict:
+    """The mix as `<out_dir>/<prefix>mix.wav` and one float WAV per role beside it."""
+    started = time.perf_counter()
+    m = mix(parts_or_midi_path, duration_seconds, tempo_map=tempo_map, soundfont=soundfont, synth=synth,
+            sample_rate=sample_rate, loudness=loudness, tacet=tacet)
+    out = write(m, Path(out_dir) / f"{prefix}mix.wav", stems_dir=out_dir, stem_prefix=prefix)
+    return {"path": out["path"], "stems": out["stems"], "synth": m.synth, "soundfont": m.soundfont,
+            "samples": m.samples, "render_s": round(time.perf_counter() - started, 3)}
+
+
+def _header(fmt_tag, channels, rate, bits, frames, extra=b""):
+    """A RIFF/WAVE header for `frames` frames of data that follows it."""
+    block = channels * bits // 8
+    size = frames * block
+    fmt = (fmt_tag.to_bytes(2, "little") + channels.to_bytes(2, "little") + rate.to_bytes(4, "little")
+           + (rate * block).to_bytes(4, "little") + block.to_bytes(2, "little") + bits.to_bytes(2, "little"))
+    body = 4 + 8 + len(fmt) + len(extra) + 8 + size
+    if body + 8 > 0xFFFFFFFF:
+        raise ValueError("the WAV would pass 4 GiB, the format's limit")
+    return (b"RIFF" + body.to_bytes(4, "little") + b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt
+            + extra + b"data" + size.to_bytes(4, "little"))
+
+
+def write_pcm24(path, audio, rate) -> Path:
+    """Float stereo in [-1, 1] as a 24-bit PCM WAV, atomically; rounded, not dithered, so
+    the same render gives the same file and silence stays digital silence."""
+    scaled = np.rint(np.asarray(audio, dtype=np.float32) * np.float32(8388607.0))
+    np.clip(scaled, -8388608, 8388607, out=scaled)
+    pcm = np.ascontiguousarray(scaled.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3])
+    return atomic.write_bytes(path, _header(1, audio.shape[1], rate, 24, len(audio)), pcm)
+
+
+def write_float(path, audio, rate) -> Path:
+    """Float stereo as a 32-bit float WAV (format 3, with its fact chunk), atomically."""
+    data = np.ascontiguousarray(audio, dtype="<f4")
+    fact = b"fact" + (4).to_bytes(4, "little") + len(data).to_bytes(4, "little")
+    return atomic.write_bytes(path, _header(3, data.shape[1], rate, 32, len(data), fact), data)
+
+
+def read_wav(path):
+    """(float array (n, channels), rate) of a 16/24-bit PCM or 32-bit float WAV."""
+    from scipy.io import wavfile  # noqa: PLC0415
+
+    rate, data = wavfile.read(str(path))
+    if data.dtype == np.int16:
+        data = data.astype(np.float32) / 32768.0
+    elif data.dtype == np.int32:      # scipy gives 24-bit samples in the top bytes of int32
+        data = data.astype(np.float32) / 2147483648.0
+    return (data if data.ndim == 2 else data[:, None]), rate

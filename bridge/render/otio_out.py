@@ -13,10 +13,12 @@ from bridge import atomic
 
 
 def write_scored_otio(otio_timeline, path, *, rate, duration_frames, wav_path, hits, cue,
-                      sections=(), start_frame=0, drop_frame=False) -> Path:
+                      sections=(), start_frame=0, drop_frame=False, stems=None) -> Path:
     """Add the score to `otio_timeline` (changed in place) and write it to `path` atomically.
 
     hits: (frame, source, timecode) from the timeline's first frame; sections: (frame, text).
+    stems: {role: WAV path}, each put on an audio track of its own after the mix's
+    ("SB: 1M1 stem percussion"), aligned with it, for ducking a role under dialogue.
     With no WAV (nothing could render audio) only the markers are added. The start timecode
     and drop-frame flag the edit was read with are written into the OTIO (an EDL's come
     from its record timecodes, which the OTIO does not otherwise keep).
@@ -30,17 +32,22 @@ def write_scored_otio(otio_timeline, path, *, rate, duration_frames, wav_path, h
     # frames of the stack's own time where the picture's first frame lies
     origin = stack.source_range.start_time.rescaled_to(r).value if stack.source_range else 0
     if wav_path is not None:
+        tracks = [(f"SB: {cue} score", f"SB: {cue}", wav_path, "mix")]
+        tracks += [(f"SB: {cue} stem {role}", f"SB: {cue} {role}", stem, role)
+                   for role, stem in (stems or {}).items()]
         length = otio.opentime.RationalTime(duration_frames, r)
-        reference = otio.schema.ExternalReference(
-            target_url=Path(wav_path).resolve().as_uri(),
-            available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), length))
-        track = otio.schema.Track(name=f"SB: {cue} score", kind=otio.schema.TrackKind.Audio)
-        if origin:
-            track.append(otio.schema.Gap(duration=otio.opentime.RationalTime(origin, r)))
-        track.append(otio.schema.Clip(
-            name=f"SB: {cue}", media_reference=reference,
-            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), length)))
-        stack.append(track)
+        for track_name, clip_name, wav, role in tracks:
+            reference = otio.schema.ExternalReference(
+                target_url=Path(wav).resolve().as_uri(),
+                available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), length))
+            track = otio.schema.Track(name=track_name, kind=otio.schema.TrackKind.Audio)
+            track.metadata["scorebridge"] = {"kind": "stem" if role != "mix" else "mix", "role": role}
+            if origin:
+                track.append(otio.schema.Gap(duration=otio.opentime.RationalTime(origin, r)))
+            track.append(otio.schema.Clip(
+                name=clip_name, media_reference=reference,
+                source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), length)))
+            stack.append(track)
     marks = [(0, f"SB: cue {cue}", otio.schema.MarkerColor.PURPLE, {"kind": "cue", "cue": cue})]
     marks += [(frame, f"SB: {text}", otio.schema.MarkerColor.BLUE, {"kind": "section"})
               for frame, text in sections]

@@ -1,25 +1,29 @@
 """Finding a General MIDI soundfont and a synthesizer to render with."""
 
 import functools
-import importlib.util
 import os
-import shutil
 import struct
 from pathlib import Path
 
 VEL_RANGE = 44   # the SF2 generator that gives a zone a velocity range (a velocity layer)
 
-# Debian/Ubuntu, Fedora, Arch and Homebrew locations of the common GM soundfonts.
+# Debian/Ubuntu, Fedora, Arch and Homebrew locations of the common GM soundfonts, best
+# first: the full banks (FluidR3_GM, 141 MB; MuseScore General), then whatever the system
+# calls its default, and the 6 MB TimGM6mb last, as a fallback that warns.
 SOUNDFONT_CANDIDATES = [
-    "/usr/share/sounds/sf2/TimGM6mb.sf2",
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
-    "/usr/share/sounds/sf2/default-GM.sf2",
-    "/usr/share/soundfonts/default.sf2",
     "/usr/share/soundfonts/FluidR3_GM.sf2",
     "/usr/share/soundfonts/FluidR3_GM2-2.sf2",
+    "/usr/share/sounds/sf2/MuseScore_General.sf2",
+    "/usr/share/sounds/sf3/MuseScore_General.sf3",
+    "/usr/share/soundfonts/MuseScore_General.sf2",
     "/opt/homebrew/share/soundfonts/default.sf2",
     "/usr/local/share/soundfonts/default.sf2",
+    "/usr/share/soundfonts/default.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",
 ]
+FALLBACK_BANKS = ("timgm6mb",)   # small banks a render warns about
 
 
 def find_soundfont():
@@ -33,12 +37,13 @@ def find_soundfont():
     return None
 
 
-def synthesizers() -> dict:
-    """Which synthesizers are usable here: name -> how it is reached (None when absent)."""
-    return {
-        "tinysoundfont": "python module" if importlib.util.find_spec("tinysoundfont") else None,
-        "fluidsynth": shutil.which("fluidsynth"),
-    }
+def is_fallback_bank(path) -> bool:
+    """Whether `path` is (or links to) one of the small fallback banks."""
+    try:
+        name = Path(path).resolve().name.lower()
+    except OSError:
+        name = Path(path).name.lower()
+    return any(bank in name for bank in FALLBACK_BANKS)
 
 
 @functools.lru_cache(maxsize=8)
