@@ -1,7 +1,8 @@
 """Where ScoreBridge keeps its per-user files, where the daemon listens, and the shared token.
 
 Every path can be moved by the environment, so tests and studios can keep them apart:
-SCOREBRIDGE_CONFIG (token), SCOREBRIDGE_STATE (daemon log), SCOREBRIDGE_HOST/PORT, and
+SCOREBRIDGE_CONFIG (token), SCOREBRIDGE_STATE (daemon log), SCOREBRIDGE_CACHE (caches),
+SCOREBRIDGE_HOST/PORT, and
 SCOREBRIDGE_TOKEN (the token itself, overriding the file).
 """
 
@@ -24,6 +25,12 @@ def config_dir() -> Path:
 def state_dir() -> Path:
     """Where the daemon's log lives (Linux ~/.local/state/scorebridge)."""
     return Path(os.environ.get("SCOREBRIDGE_STATE") or platformdirs.user_state_dir("scorebridge", appauthor=False))
+
+
+def cache_dir() -> Path:
+    """Caches that can be deleted at any time (picture analysis, preset levels):
+    $SCOREBRIDGE_CACHE, else the user cache folder."""
+    return Path(os.environ.get("SCOREBRIDGE_CACHE") or platformdirs.user_cache_dir("scorebridge"))
 
 
 def token_path() -> Path:

@@ -28,6 +28,7 @@ from fractions import Fraction
 VERSION = "0.1.0"
 TAG = "scorebridge"              # customData of every marker ScoreBridge places
 TRACK_PREFIX = "ScoreBridge"     # our audio track is named "ScoreBridge <cue>"
+STEM_PREFIX = "ScoreBridge stem"  # with SCOREBRIDGE_RESOLVE_STEMS=1, each stem on "ScoreBridge stem <role>"
 BIN_NAME = "ScoreBridge"         # media pool bin for the WAVs
 MARKER_COLOR = "Cream"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 9451
@@ -611,9 +612,46 @@ def _our_track(ctx):
     """Index of the audio track ScoreBridge placed before, or None."""
     count = int(api(ctx.timeline, "GetTrackCount", "audio", what="count the audio tracks", ok=_is_number))
     for index in range(count, 0, -1):
-        if str(maybe(ctx.timeline, "GetTrackName", "audio", index) or "").startswith(TRACK_PREFIX):
+        name = str(maybe(ctx.timeline, "GetTrackName", "audio", index) or "")
+        if name.startswith(TRACK_PREFIX) and not name.startswith(STEM_PREFIX):
             return index
     return None
+
+
+def stems_wanted():
+    """The setting: SCOREBRIDGE_RESOLVE_STEMS=1 puts each stem on a track of its own."""
+    return os.environ.get("SCOREBRIDGE_RESOLVE_STEMS", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _stem_track(ctx, role):
+    """(index, old pool items) of the emptied track "ScoreBridge stem <role>", added if none."""
+    name = "%s %s" % (STEM_PREFIX, role)
+    count = int(api(ctx.timeline, "GetTrackCount", "audio", what="count the audio tracks", ok=_is_number))
+    for index in range(1, count + 1):
+        if maybe(ctx.timeline, "GetTrackName", "audio", index) == name:
+            old = _clear_track(ctx, index)
+            if old is not None:
+                return index, old
+    return _add_track(ctx, None, name=name), []
+
+
+def place_stems(ctx, stems, start, frames):
+    """Each stem WAV on its role's track from the same frame as the mix; role -> track."""
+    placed = {}
+    for role in sorted(stems):
+        path = stems[role]
+        if not (path and os.path.isfile(path)):
+            ctx.view.say("The %s stem is missing (%s): not placed." % (role, path))
+            continue
+        pool_item = import_wav(ctx, path)
+        index, old = _stem_track(ctx, role)
+        if append_wav(ctx, pool_item, index, start, frames) is None:
+            ctx.view.say("Resolve dropped the %s stem on audio track %d." % (role, index))
+            continue
+        placed[role] = index
+        if old:
+            maybe(ctx.media_pool, "DeleteClips", old)
+    return placed
 
 
 def _inside(path, folder):
@@ -642,8 +680,8 @@ def _clear_track(ctx, index):
     return pool_items if not _items(ctx, "audio", index) else None
 
 
-def _add_track(ctx, cue):
-    """A new stereo audio track named for the cue; its index."""
+def _add_track(ctx, cue, name=None):
+    """A new stereo audio track named for the cue (or `name`); its index."""
     before = int(api(ctx.timeline, "GetTrackCount", "audio", what="count the audio tracks", ok=_is_number))
     try:
         api(ctx.timeline, "AddTrack", "audio", "stereo", what="add a stereo audio track")
@@ -651,12 +689,12 @@ def _add_track(ctx, cue):
         if maybe(ctx.timeline, "GetTrackCount", "audio") != before + 1:   # it may have worked anyway
             raise
     index = before + 1
-    _name_track(ctx, index, cue)
+    _name_track(ctx, index, cue, name)
     return index
 
 
-def _name_track(ctx, index, cue):
-    name = "%s %s" % (TRACK_PREFIX, cue)
+def _name_track(ctx, index, cue, name=None):
+    name = name or "%s %s" % (TRACK_PREFIX, cue)
     if maybe(ctx.timeline, "GetTrackName", "audio", index) != name:
         try:
             api(ctx.timeline, "SetTrackName", "audio", index, name, what="name the music track")
@@ -793,6 +831,8 @@ def place_result(ctx, manifest):
         summary.update(track=index, placed_frames=_length(clip), wav=wav)
         if old and not maybe(ctx.media_pool, "DeleteClips", old):
             ctx.view.say("The previous take stays in the %r bin (Resolve did not delete it)." % BIN_NAME)
+        if stems_wanted() and isinstance(outputs.get("stems"), dict):
+            summary["stems"] = place_stems(ctx, outputs["stems"], start, frames)
     else:
         ctx.view.say("No WAV was rendered (%s): only the MIDI and the markers."
                      % ("; ".join(manifest.get("warnings") or []) or "audio off"))
@@ -816,10 +856,16 @@ def describe(manifest, summary):
     if summary["markers_failed"]:
         line += ", %d could not be placed" % summary["markers_failed"]
     lines.append(line + ".")
+    if summary.get("stems"):
+        lines.append("Stems on their own tracks: %s." % ", ".join(
+            "%s on %d" % (role, index) for role, index in sorted(summary["stems"].items())))
     if outputs.get("midi"):
         lines.append("MIDI for the composer: %s" % outputs["midi"])
+    if isinstance(outputs.get("stems"), dict) and not summary.get("stems"):
+        lines.append("Stems (set SCOREBRIDGE_RESOLVE_STEMS=1 to place them): %s"
+                     % "; ".join(sorted(outputs["stems"].values())))
     others = ["%s: %s" % (k.replace("_", " "), v) for k, v in sorted(outputs.items())
-              if v and k not in ("midi", "wav")]
+              if v and k not in ("midi", "wav", "stems")]
     if others:
         lines.append("Also in %s: %s" % (os.path.dirname(outputs.get("midi") or others[0]), "; ".join(others)))
     for warning in manifest.get("warnings") or []:

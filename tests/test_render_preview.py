@@ -12,7 +12,6 @@ import pytest
 from bridge.demo import render_scenes
 from bridge.plan import make_plan
 from bridge.compose import ScoreNote
-from bridge.render.audio import silence
 from bridge.render.preview import PreviewSkipped, cue_sheet, preview_video
 from bridge.timeline import Hit, read_timeline
 from scoring import edit
@@ -78,14 +77,3 @@ def test_cue_sheet_is_a_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     image = cv2.imread(str(path))
     assert image.shape[0] >= 600 and image.shape[1] >= 1200
-
-
-def test_silence_zeroes_spans_and_keeps_length(tmp_path):
-    path = _wav(tmp_path / "s.wav", 2.0)
-    silence(path, [(0.5, 1.0)])
-    with wave.open(str(path)) as w:
-        assert w.getnframes() == 96000 and w.getframerate() == 48000
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
-    assert not pcm[24000:48000].any()
-    assert (pcm[:23000] == 1000).all() and (pcm[48000:] == 1000).all()
-    assert 0 < pcm[23800, 0] < 1000  # faded in the last 10 ms before the span

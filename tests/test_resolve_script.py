@@ -258,6 +258,31 @@ def test_replacing_keeps_user_material(out_here):
     assert {f: m["name"] for f, m in tl.markers.items()} == {10: "note to self", 100: "SB: hit cut"}
 
 
+def test_stems_go_on_tracks_of_their_own_when_asked(out_here, monkeypatch):
+    resolve = cut()
+    tl = resolve.timeline
+
+    def with_stems(cue):
+        manifest = manifest_for(out_here, resolve, cue=cue)
+        manifest["outputs"]["stems"] = {role: write_wav(out_here / f"{cue}-{role}.wav", 288 / 24.0)
+                                        for role in ("pad", "percussion")}
+        return manifest
+
+    plain = sb.place_result(sb.Context(resolve, Quiet()), with_stems("1M1"))
+    assert "stems" not in plain and len(tl.audio) == 2                 # off unless set
+    assert "SCOREBRIDGE_RESOLVE_STEMS" in sb.describe(with_stems("1M1"), plain)
+    monkeypatch.setenv("SCOREBRIDGE_RESOLVE_STEMS", "1")
+    first = sb.place_result(sb.Context(resolve, Quiet()), with_stems("1M1"))
+    second = sb.place_result(sb.Context(resolve, Quiet()), with_stems("1M2"))
+    assert first["track"] == second["track"] == 2                     # the mix keeps its track
+    assert first["stems"] == second["stems"] == {"pad": 3, "percussion": 4}
+    assert [t["name"] for t in tl.audio[2:]] == ["ScoreBridge stem pad", "ScoreBridge stem percussion"]
+    for track, role in zip(tl.audio[2:], ("pad", "percussion")):
+        [item] = track["items"]
+        assert (item.start, item.length) == (86400, 288) and item.pool_item.path.endswith(f"1M2-{role}.wav")
+    assert "Stems on their own tracks: pad on 3, percussion on 4." in sb.describe(with_stems("1M2"), second)
+
+
 def test_calls_that_fail_now_and_then_are_retried(out_here):
     resolve = cut()
     for name in ("AddTrack", "SetCurrentFolder", "ImportMedia", "AppendToTimeline", "AddMarker",

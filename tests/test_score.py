@@ -16,6 +16,7 @@ import pytest
 from bridge import score as score_mod
 from bridge.cli import main
 from bridge.music.model import save_shipped
+from bridge.render.audio import read_wav
 from bridge.render.midi import read_midi
 from bridge.score import score
 from bridge.timebase import (PPQ, frames_to_seconds, seconds_to_frame, seconds_to_ticks, ticks_to_seconds,
@@ -105,8 +106,38 @@ def test_manifest_outputs_and_exact_wav(model, tmp_path):
     assert set(manifest["timings"]) >= {"read_s", "analysis_s", "plan_s", "generation_s", "render_s"}
     assert manifest["plan"]["cue"] == "1M1" and manifest["candidates"]["count"] == 2
     assert json.loads(manifest_path.read_text()) == manifest
+    stems = outputs["stems"]
+    assert list(stems) == [role for role in ("percussion", "bass", "pad", "rhythm", "melody") if role in stems]
+    assert {"bass", "pad", "melody"} <= set(stems)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        ["cut.manifest.json", "cut.mid", "cut.notes.json", "cut.wav", "cut.scored.otio", "cut.cuesheet.png"])
+        ["cut.manifest.json", "cut.mid", "cut.notes.json", "cut.wav", "cut.scored.otio", "cut.cuesheet.png"]
+        + [f"cut.stem-{role}.wav" for role in stems])
+    mix, _ = read_wav(outputs["wav"])
+    summed = sum(read_wav(path)[0] for path in stems.values())
+    assert all(len(read_wav(path)[0]) == len(mix) for path in stems.values())
+    assert np.abs(summed - mix).max() < 1e-4 or manifest["audio"]["loudness"]["limiter_max_db"] > 0
+    sound = manifest["audio"]
+    assert sound["synth"] in ("fluidsynth", "tinysoundfont") and sound["soundfont"].endswith((".sf2", ".sf3"))
+    level = sound["loudness"]
+    assert level["staging_lufs"] == -23.0 and level["true_peak_dbtp"] <= -1.0 + 0.05
+    assert [s["start"] for s in level["sections"]] == [s["start"] for s in manifest["plan"]["sections"]]
+    scored = otio.adapters.read_from_file(outputs["otio"])   # kept: its tracks live as long as it does
+    tracks = [t for t in scored.tracks if t.kind == "Audio"]
+    assert [t.name for t in tracks] == ["SB: 1M1 score"] + [f"SB: 1M1 stem {role}" for role in stems]
+    assert tracks[1][0].media_reference.target_url == Path(stems[tracks[1].metadata["scorebridge"]["role"]]).as_uri()
+
+
+def test_level_follows_arousal_and_the_loudness_option_moves_it(model, tmp_path):
+    """One staging for every cue: a calm cue plays at least 8 LU under an excited one, and
+    --loudness moves a cue by what it is told."""
+    path = edit(tmp_path / "cut.otio", clips=(72, 96, 60, 84), markers=[])
+    level = {}
+    for name, arousal, loudness in (("calm", -0.8, None), ("excited", 0.8, None), ("louder", -0.8, -16.0)):
+        manifest, _ = _run(model, path, tmp_path / name, valence=0.3, arousal=arousal, loudness=loudness)
+        level[name] = manifest["audio"]["loudness"]["integrated_lufs"]
+        assert manifest["audio"]["loudness"]["true_peak_dbtp"] <= -1.0 + 0.05
+    assert level["excited"] - level["calm"] >= 8.0
+    assert level["louder"] - level["calm"] == pytest.approx(7.0, abs=0.3)
 
 
 def test_tacet_is_silent_in_midi_and_wav(model, tmp_path):
@@ -120,9 +151,10 @@ def test_tacet_is_silent_in_midi_and_wav(model, tmp_path):
     parts, _, _ = read_midi(manifest["outputs"]["midi"])
     sounding = [(s, e) for p in parts for s, e, _, _ in p["notes"] if s < b - 1e-6 and e > a + 1e-6]
     assert not sounding
-    with wave.open(manifest["outputs"]["wav"]) as w:
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
-    assert not pcm[int(a * 48000):int(b * 48000)].any()
+    for wav in [manifest["outputs"]["wav"], *manifest["outputs"]["stems"].values()]:
+        pcm, _ = read_wav(wav)
+        assert not pcm[int(a * 48000):int(b * 48000)].any()
+    pcm, _ = read_wav(manifest["outputs"]["wav"])
     assert pcm[:int(a * 48000)].any()
 
 

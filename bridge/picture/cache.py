@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import platformdirs
+
+from bridge import config
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("SCOREBRIDGE_CACHE") or platformdirs.user_cache_dir("scorebridge")
-    return Path(root) / "picture"
+    return config.cache_dir() / "picture"
 
 
 def key(path, start: float, duration: float, version: str) -> str | None:

@@ -30,6 +30,7 @@ round(duration × rate) samples, so they line up with the picture sample for sam
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import numbers
@@ -43,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge import atomic
+from bridge import atomic, config
 from bridge import timebase as tb
 from bridge.render import loudness as meter
 from bridge.render import synth as synth_mod
@@ -52,7 +53,7 @@ from bridge.render.soundfont import find_soundfont, is_fallback_bank
 
 REFERENCE_LUFS = -23.0        # where a mid-arousal cue lands (EBU R128's target)
 LOUDNESS_RANGE = (-40.0, -10.0)
-PART_LUFS = -30.0             # a part's reference note at the reference staging
+PART_LUFS = -31.5             # a part's reference note at the reference staging (puts a mid-arousal cue near -23)
 TRUE_PEAK_DB = -1.0           # the limiter's ceiling, dBTP
 MATCH_MAX_DB = 24.0           # level matching moves a part by at most this either way
 TAIL_S = 3.0                  # after a note's end, its release and the hall still sound this long
@@ -60,7 +61,7 @@ FADE_SECONDS = 0.010          # the end is a cut: faded; so is the last moment b
 MERGE_S = 1.0                 # changed stretches closer than this are rendered as one
 WORKERS = 2                   # roles rendered at once (the synthesizer releases the GIL)
 ROLE_ORDER = ("percussion", "bass", "pad", "rhythm", "melody")
-_LEVELS = {}                  # (synth, soundfont, rate, program, is_drum) -> matching gain
+_LEVELS = {}                  # (synth, soundfont, rate, program, is_drum, send, pan) -> matching gain
 
 
 class NoSynthesizer(Exception):
@@ -158,7 +159,7 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
     for part in parts:
         groups.setdefault(role_of(part), []).append(part)
     shift = 10 ** ((loudness - REFERENCE_LUFS) / 20)
-    staged = {role: ([_match(synth, soundfont, sample_rate, p) * shift for p in group],
+    staged = {role: ([_match(synth, soundfont, sample_rate, p, _send(role)) * shift for p in group],
                      [_pan(p) for p in group]) for role, group in groups.items()}
 
     reuse = previous is not None and (previous.rate, previous.synth, previous.soundfont, previous.loudness) \
@@ -210,8 +211,13 @@ def _render_role(synth, soundfont, rate, parts, gains, pans, role, a, b):
         heard.append(dict(part, notes=notes))
     start = max(0, first) // synth_mod.BLOCK * synth_mod.BLOCK
     dry = synth_mod.play(synth, soundfont, heard, rate, start, b, gains=gains, pans=pans)
-    wet = _hall(dry, rate, seating()["sends"].get(role, seating()["sends"]["other"]))
+    wet = _hall(dry, rate, _send(role))
     return (dry + wet)[a - start:]
+
+
+def _send(role):
+    sends = seating()["sends"]
+    return sends.get(role, sends["other"])
 
 
 def _hall(dry, rate, send):
@@ -314,14 +320,20 @@ def _pan(part):
     return max(0, min(127, round(64 + 63 * pan)))
 
 
-def _match(synth, soundfont, rate, part):
-    """The gain that brings the part's reference (data/mix.json) to PART_LUFS, dry and
-    centred: one note of its program at its reference pitch, velocity 100, held 2 s; for a
+def _match(synth, soundfont, rate, part, send):
+    """The gain that brings the part's reference (data/mix.json) to PART_LUFS as it is heard,
+    dry plus its role's hall send, at its seat (a synthesizer's pan law need not keep the
+    power): one note of its program at its reference pitch, velocity 100, held 2 s; for a
     kit, its reference hits a quarter second apart. Measured once per synthesizer, bank,
-    rate and program."""
+    rate, program, send and pan, and kept in the user cache (levels.json) across runs."""
     drum = bool(part.get("is_drum"))
-    key = (synth, soundfont, rate, 0 if drum else part["program"], drum)
+    key = (synth, soundfont, rate, 0 if drum else part["program"], drum, send, _pan(part))
     if key not in _LEVELS:
+        stored = _level_cache()
+        name = _level_key(key)
+        if name in stored:
+            _LEVELS[key] = stored[name]
+            return _LEVELS[key]
         data = seating()
         if drum:
             notes = [(0.25 * i, 0.25 * i + 0.2, pitch, 100) for i, pitch in enumerate(data["drum_kit"]["hits"])]
@@ -329,11 +341,40 @@ def _match(synth, soundfont, rate, part):
             pitch = data["programs"].get(str(part["program"]), data["default_program"])["pitch"]
             notes = [(0.0, 2.0, pitch, 100)]
         reference = {"name": "reference", "program": key[3], "is_drum": drum, "notes": notes}
-        heard = synth_mod.play(synth, soundfont, [reference], rate, 0, tb.seconds_to_samples(2.0, rate))
-        level = meter.integrated(heard, rate)
+        dry = synth_mod.play(synth, soundfont, [reference], rate, 0, tb.seconds_to_samples(2.0, rate),
+                             pans=[key[-1]])
+        level = meter.integrated(dry + _hall(dry, rate, send), rate)
         gain = 1.0 if level is None else 10 ** (max(-MATCH_MAX_DB, min(MATCH_MAX_DB, PART_LUFS - level)) / 20)
         _LEVELS[key] = gain
+        stored[name] = gain
+        try:
+            atomic.write_json(config.cache_dir() / "levels.json", stored)
+        except OSError:
+            pass   # a read-only cache only costs the measurement next time
     return _LEVELS[key]
+
+
+@functools.lru_cache(maxsize=1)
+def _level_cache() -> dict:
+    try:
+        stored = json.loads((config.cache_dir() / "levels.json").read_text())
+        return stored if isinstance(stored, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _level_key(key):
+    """The cache entry of a level: everything that decides it, the bank by size and date,
+    and the staging and hall data, so a change to any of them measures again."""
+    synth, soundfont, rate, program, drum, send, pan = key
+    try:
+        st = os.stat(soundfont)
+        bank = f"{Path(soundfont).resolve()}:{st.st_size}:{int(st.st_mtime)}"
+    except OSError:
+        bank = str(soundfont)
+    version = synth_mod.version(synth)
+    data = json.dumps([PART_LUFS, seating()["hall"], seating()["drum_kit"]], sort_keys=True)
+    return hashlib.sha1(f"{synth}:{version}|{bank}|{rate}|{program}|{drum}|{send}|{pan}|{data}".encode()).hexdigest()
 
 
 def envelope(m: Mix):

@@ -143,6 +143,25 @@ def available() -> dict:
             "tinysoundfont": "python module" if importlib.util.find_spec("tinysoundfont") else None}
 
 
+def version(name) -> str:
+    """The synthesizer's library version, part of what a measured preset level depends on."""
+    from importlib import metadata  # noqa: PLC0415
+
+    package = {"fluidsynth": "pyfluidsynth", "tinysoundfont": "tinysoundfont"}[name]
+    try:
+        found = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        found = "?"
+    if name == "fluidsynth" and _libfluidsynth():
+        library = _import_fluidsynth()._fl
+        try:
+            library.fluid_version_str.restype = ctypes.c_char_p
+            found += "/" + library.fluid_version_str().decode()
+        except AttributeError:
+            pass
+    return found
+
+
 def _import_fluidsynth():
     """pyfluidsynth, imported quietly (it prints where it found the library when $CI is set);
     ImportError when it or libfluidsynth is missing."""
