@@ -210,11 +210,11 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
                 report(0.88, "the WAV is ready; writing the stems")
 
             done = audio.write(mixed, wav, stems_dir=staging, stem_prefix=sound.get("stem_prefix", ""),
-                               on_mix=mix_ready)
+                               on_mix=mix_ready, sections=[(s.start, s.end) for s in plan.sections])
             written.append("wav")
             sound["mix"] = mixed
             sound["stems"] = {role: Path(path).name for role, path in done["stems"].items()}
-            level = audio.measure(done["mix"], mixed.rate, [(s.start, s.end) for s in plan.sections])
+            level = done["loudness"]
             for section, measured in zip(plan.sections, level["sections"]):
                 if section.tacet:
                     measured["lufs"] = None

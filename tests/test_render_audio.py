@@ -120,6 +120,21 @@ def test_loudness_reads_bs1770_on_a_known_tone():
     assert loudness.integrated(np.zeros((100, 2), np.float32), RATE) is None
 
 
+def test_one_pass_loudness_reads_as_pyloudnorm_does():
+    """The cue report's meter (one K-weighting pass, any span) agrees with pyloudnorm's
+    meter run on the whole signal and on a slice of it."""
+    rng = np.random.default_rng(0)
+    t = np.arange(12 * RATE) / RATE
+    signal = (rng.standard_normal((len(t), 2)) * 0.05 * (1 + np.sin(2 * np.pi * 0.3 * t))[:, None])
+    signal[4 * RATE:5 * RATE] *= 0.001                     # a quiet second the relative gate drops
+    level = loudness.Loudness(signal, RATE)
+    assert level.integrated() == pytest.approx(loudness.integrated(signal, RATE), abs=0.05)
+    a, b = 3 * RATE + 1234, 9 * RATE
+    assert level.integrated(a, b) == pytest.approx(loudness.integrated(signal[a:b], RATE), abs=0.1)
+    assert level.integrated(0, RATE // 4) is None
+    assert loudness.Loudness(np.zeros((RATE, 2)), RATE).integrated() is None
+
+
 @pytest.mark.parametrize("name", SYNTHS)
 @pytest.mark.parametrize("program", [48, 60, 73, 0, 32])
 def test_a_reference_note_lands_on_the_staging_whatever_the_preset(program, name):

@@ -59,7 +59,8 @@ MATCH_MAX_DB = 24.0           # level matching moves a part by at most this eith
 TAIL_S = 3.0                  # after a note's end, its release and the hall still sound this long
 FADE_SECONDS = 0.010          # the end is a cut: faded; so is the last moment before a tacet
 MERGE_S = 1.0                 # changed stretches closer than this are rendered as one
-WORKERS = 2                   # roles rendered at once (the synthesizer releases the GIL)
+WORKERS = 2                   # stretches rendered at once (the synthesizer releases the GIL)
+SPLIT_S = 3600.0                # a full render is cut into stretches of this length
 ROLE_ORDER = ("percussion", "bass", "pad", "rhythm", "melody")
 _LEVELS = {}                  # (synth, soundfont, rate, program, is_drum, send, pan) -> matching gain
 
@@ -168,8 +169,9 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
     if reuse:
         dirty = _dirty(previous, groups, sample_rate, samples)
         jobs = [(role, a, b) for role, spans in dirty.items() for a, b in spans]
-    else:
-        jobs = [(role, 0, samples) for role in groups]
+    else:   # stretches of SPLIT_S, so the workers share the work evenly; each starts like a splice
+        step = tb.seconds_to_samples(SPLIT_S, sample_rate) // synth_mod.BLOCK * synth_mod.BLOCK
+        jobs = [(role, a, min(samples, a + step)) for role in groups for a in range(0, samples, step)]
 
     def run(job):
         role, a, b = job
@@ -179,15 +181,18 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
         done = list(pool.map(run, jobs))
     roles = {}
     for role in _ordered(groups):
+        whole = [audio for (r, a, b), audio in done if r == role and (a, b) == (0, samples)]
+        if whole:              # rendered whole: the buffer is the render itself
+            roles[role] = whole[0]
+            continue
+        buffer = np.zeros((samples, 2), dtype=np.float32)
         if reuse and role in previous.roles:
-            buffer = np.zeros((samples, 2), dtype=np.float32)
             keep = min(samples, previous.samples)
             buffer[:keep] = previous.roles[role][:keep]
-        else:
-            buffer = np.zeros((samples, 2), dtype=np.float32)
         roles[role] = buffer
     for (role, a, b), audio in done:
-        roles[role][a:b] = audio
+        if roles[role] is not audio:
+            roles[role][a:b] = audio
     rendered = sum(b - a for _, a, b in jobs) / sample_rate
     return Mix(rate=sample_rate, samples=samples, roles=roles, parts=tuple(parts),
                tacet=tuple((float(a), float(b)) for a, b in tacet), synth=synth, soundfont=soundfont,
@@ -394,48 +399,87 @@ def envelope(m: Mix):
     return env
 
 
+def _runs(env):
+    """(start, end) runs of samples where the envelope is not 1."""
+    changed = np.flatnonzero(env != 1.0)
+    if not len(changed):
+        return []
+    breaks = np.flatnonzero(np.diff(changed) > 1)
+    starts = np.concatenate([[changed[0]], changed[breaks + 1]])
+    ends = np.concatenate([changed[breaks] + 1, [changed[-1] + 1]])
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def _pieces(buffer, env, runs):
+    """`buffer` × env as contiguous pieces, copying only where the envelope is not 1 (the
+    raw buffers stay as they are, for the next splice)."""
+    pieces, done = [], 0
+    for a, b in runs:
+        if a > done:
+            pieces.append(buffer[done:a])
+        pieces.append(buffer[a:b] * env[a:b, None])
+        done = b
+    if done < len(buffer):
+        pieces.append(buffer[done:])
+    return pieces
+
+
 def master(m: Mix):
-    """(stems, mix): each role's buffer through the envelope, and their sum through the
+    """(envelope, its runs, mix): the sum of the roles through the envelope and the
     true-peak limiter; plus the limiter's deepest gain reduction in dB."""
-    env = envelope(m)[:, None]
-    stems = {role: buffer * env for role, buffer in m.roles.items()}
+    env = envelope(m)
+    runs = _runs(env)
     total = np.zeros((m.samples, 2), dtype=np.float32)
-    for stem in stems.values():
-        total += stem
-    limited, reduction = meter.limit(total.copy(), m.rate, TRUE_PEAK_DB)
-    return stems, limited, reduction
+    for buffer in m.roles.values():
+        total += buffer
+    for a, b in runs:
+        total[a:b] *= env[a:b, None]
+    limited, reduction = meter.limit(total, m.rate, TRUE_PEAK_DB)
+    return env, runs, limited, reduction
 
 
 def measure(audio, rate, spans=()):
     """The loudness report of a mix: integrated LUFS, true peak dBTP, and each span's
     integrated loudness (None where too short or silent)."""
-    return {"integrated_lufs": meter.integrated(audio, rate),
+    level = meter.Loudness(audio, rate)
+    return {"integrated_lufs": level.integrated(),
             "true_peak_dbtp": meter.true_peak(audio, rate),
             "sections": [{"start": round(a, 6), "end": round(b, 6),
-                          "lufs": meter.integrated(audio[tb.seconds_to_samples(a, rate):
-                                                         tb.seconds_to_samples(b, rate)], rate)}
+                          "lufs": level.integrated(tb.seconds_to_samples(a, rate), tb.seconds_to_samples(b, rate))}
                          for a, b in spans]}
 
 
-def write(m: Mix, wav_path, *, stems_dir=None, stem_prefix="", on_mix=None) -> dict:
+def write(m: Mix, wav_path, *, stems_dir=None, stem_prefix="", on_mix=None, sections=None) -> dict:
     """Write the mix (24-bit) and, with stems_dir, one float WAV per role named
     `<stem_prefix><role>.wav`, all atomically. on_mix(path) is called as soon as the mix is
-    on disk (a live host can load it while the stems are written).
+    on disk (a live host can load it while the stems are written). With `sections`
+    ((start_s, end_s) spans), the mix's loudness report is measured while the stems are
+    written and returned as "loudness" (see `measure`).
     Returns {"path", "stems": {role: path}, "limiter_db", "synth", "soundfont", ...}."""
     started = time.perf_counter()
-    stems, limited, reduction = master(m)
+    env, runs, limited, reduction = master(m)
     path = write_pcm24(wav_path, limited, m.rate)
     if on_mix is not None:
         on_mix(path)
     paths = {}
-    if stems_dir is not None:
+
+    def write_stems():
         folder = Path(stems_dir)
-        for role in _ordered(stems):
+        for role in _ordered(m.roles):
             name = re.sub(r"[^A-Za-z0-9_-]+", "_", role).strip("_") or "part"
-            paths[role] = str(write_float(folder / f"{stem_prefix}{name}.wav", stems[role], m.rate).absolute())
+            pieces = _pieces(m.roles[role], env, runs)
+            paths[role] = str(write_float(folder / f"{stem_prefix}{name}.wav", pieces, m.rate).absolute())
+
+    report = None
+    with ThreadPoolExecutor(max_workers=1) as pool:   # disk writes and the meter side by side
+        pending = pool.submit(write_stems) if stems_dir is not None else None
+        if sections is not None:
+            report = measure(limited, m.rate, sections)
+        if pending is not None:
+            pending.result()
     return {"path": str(Path(path).absolute()), "stems": paths, "limiter_db": reduction,
             "synth": m.synth, "soundfont": m.soundfont, "samples": m.samples, "mix": limited,
-            "write_s": round(time.perf_counter() - started, 3)}
+            "loudness": report, "write_s": round(time.perf_counter() - started, 3)}
 
 
 def render_wav(parts_or_midi_path, wav_path, duration_seconds, *, tempo_map=None, soundfont=None,
@@ -484,10 +528,12 @@ def write_pcm24(path, audio, rate) -> Path:
 
 
 def write_float(path, audio, rate) -> Path:
-    """Float stereo as a 32-bit float WAV (format 3, with its fact chunk), atomically."""
-    data = np.ascontiguousarray(audio, dtype="<f4")
-    fact = b"fact" + (4).to_bytes(4, "little") + len(data).to_bytes(4, "little")
-    return atomic.write_bytes(path, _header(3, data.shape[1], rate, 32, len(data), fact), data)
+    """Float stereo as a 32-bit float WAV (format 3, with its fact chunk), atomically.
+    `audio`: one (n, channels) array, or a list of them written one after another."""
+    pieces = [np.ascontiguousarray(p, dtype="<f4") for p in (audio if isinstance(audio, list) else [audio])]
+    frames, channels = sum(len(p) for p in pieces), pieces[0].shape[1]
+    fact = b"fact" + (4).to_bytes(4, "little") + frames.to_bytes(4, "little")
+    return atomic.write_bytes(path, _header(3, channels, rate, 32, frames, fact), *pieces)
 
 
 def read_wav(path):

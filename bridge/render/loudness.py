@@ -1,7 +1,9 @@
 """What an editor's meters read: integrated loudness (ITU-R BS.1770, LUFS), true peak (dBTP),
 and the limiter that keeps the true peak under the delivery ceiling.
 
-Loudness is pyloudnorm's BS.1770-4 meter. True peak is the peak of the signal oversampled
+Loudness is pyloudnorm's BS.1770-4 meter. A cue's report needs the whole mix and every
+section, so `Loudness` K-weights the mix once (with pyloudnorm's own filter stages) and
+gates any span from cumulative block energies, as pyloudnorm's meter does for one signal. True peak is the peak of the signal oversampled
 four times (BS.1770-4 annex 2), looked for only where the sample peak comes within HEADROOM
 of the ceiling: a quiet cue costs one pass over its samples.
 
@@ -37,6 +39,47 @@ def integrated(audio, rate):
     with np.errstate(divide="ignore"):
         value = pyloudnorm.Meter(rate).integrated_loudness(np.asarray(audio, dtype=np.float64))
     return round(float(value), 2) if math.isfinite(value) and value > SILENCE else None
+
+
+class Loudness:
+    """Integrated loudness of any span of one signal, from a single K-weighting pass."""
+
+    BLOCK_S, STEP = 0.4, 0.25     # BS.1770's gating blocks: 400 ms, 75 % overlap
+
+    def __init__(self, audio, rate):
+        self.rate = rate
+        audio = np.asarray(audio)
+        audio = audio.reshape(len(audio), -1)
+        stages = (pyloudnorm.IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, rate, "high_shelf"),
+                  pyloudnorm.IIRfilter(0.0, 0.5, 38.0, rate, "high_pass"))
+        squares = np.zeros(len(audio))
+        for channel in range(audio.shape[1]):     # front channels: each weighs 1
+            weighted = audio[:, channel].astype(np.float64)
+            for stage in stages:
+                weighted = stage.apply_filter(weighted)
+            squares += np.square(weighted)
+        self.energy = np.concatenate([[0.0], np.cumsum(squares)])
+
+    def integrated(self, start=0, end=None):
+        """LUFS of samples [start, end) (None when shorter than a block or silent)."""
+        end = len(self.energy) - 1 if end is None else end
+        block = self.BLOCK_S * self.rate
+        count = int(np.round(((end - start) / self.rate - self.BLOCK_S) / (self.BLOCK_S * self.STEP))) + 1
+        if end - start < block or count < 1:
+            return None
+        j = np.arange(count)
+        lower = start + (self.BLOCK_S * j * self.STEP * self.rate).astype(int)
+        upper = np.minimum(start + (self.BLOCK_S * (j * self.STEP + 1) * self.rate).astype(int), end)
+        z = (self.energy[upper] - self.energy[lower]) / block
+        with np.errstate(divide="ignore"):
+            level = -0.691 + 10 * np.log10(z)
+        gated = z[level >= SILENCE]
+        if not len(gated):
+            return None
+        relative = -0.691 + 10 * math.log10(gated.mean()) - 10
+        kept = z[(level > relative) & (level > SILENCE)]
+        value = -0.691 + 10 * math.log10(kept.mean()) if len(kept) else float("-inf")
+        return round(value, 2) if math.isfinite(value) and value > SILENCE else None
 
 
 def _hot(audio, rate, ceiling):

@@ -33,6 +33,7 @@ from bridge.render.soundfont import has_velocity_layers
 BLOCK = 64          # both synthesizers' block size, in samples
 CHUNK = 1 << 16     # samples rendered at most per call where no event falls
 _IMPORTING = threading.Lock()
+_CREATING = threading.Lock()
 
 
 class Synth:
@@ -57,10 +58,15 @@ class FluidSynth(Synth):
 
     def __init__(self, soundfont, rate):
         fluidsynth = _import_fluidsynth()
-        self.synth = fluidsynth.Synth(gain=1.0, samplerate=float(rate), **{
-            "synth.reverb.active": 0, "synth.chorus.active": 0, "synth.polyphony": 512})
-        self.sfid = self.synth.sfload(str(soundfont))
+        # Creating a synth sets up process-wide defaults (its default modulators) without a
+        # lock: two threads doing it at once were seen to garble them (a different sound and
+        # "fluid_synth_add_default_mod" warnings). Creation and deletion take turns.
+        with _CREATING:
+            self.synth = fluidsynth.Synth(gain=1.0, samplerate=float(rate), **{
+                "synth.reverb.active": 0, "synth.chorus.active": 0, "synth.polyphony": 512})
+            self.sfid = self.synth.sfload(str(soundfont))
         if self.sfid < 0:
+            self.close()
             raise RuntimeError(f"fluidsynth could not load {soundfont}")
         self._write = _fluid_write_float(fluidsynth._fl)
 
@@ -85,7 +91,8 @@ class FluidSynth(Synth):
             raise RuntimeError("fluidsynth failed to render")
 
     def close(self):
-        self.synth.delete()
+        with _CREATING:
+            self.synth.delete()
 
 
 @functools.lru_cache(maxsize=1)
