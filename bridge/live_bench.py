@@ -13,13 +13,18 @@ the cue was re-written, and a full re-score of the same edited timeline for comp
 """
 
 import copy
+import dataclasses
+import math
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import opentimelineio as otio
 
+from bridge.render import audio as audio_mod
+from bridge.render.audio import read_wav
 from bridge.score import load_model, score
 from bridge.score_bench import RATE, bench_edit
 
@@ -74,14 +79,26 @@ def run(seconds=180.0, cuts=40, device="auto", audio=True) -> dict:
     for kind in EDITS:
         path = edited(base, kind, work / f"{kind}.otio")
         print(f"bench: {kind}", file=sys.stderr, flush=True)
+        previous = dict(first)   # each edit starts from the base (its audio is handed over, so copied)
+        if first.get("mix") is not None:
+            previous["mix"] = dataclasses.replace(first["mix"], roles={r: b.copy() for r, b in first["mix"].roles.items()})
         started = time.perf_counter()
-        manifest, _ = score(path, work / kind, previous=first, keep={"revision": 2}, **common)
+        manifest, _ = score(path, work / kind, previous=previous, keep={"revision": 2}, **common)
         total = time.perf_counter() - started
         update = manifest["update"]
         started = time.perf_counter()
         score(path, work / f"{kind}-full", **common)
         full = time.perf_counter() - started
         spans = update.get("spans", [])
+        sound = {}
+        if audio and manifest["outputs"].get("wav"):
+            # the update's own notes rendered whole: the spliced WAV must sound the same
+            reference = audio_mod.mix(manifest["outputs"]["midi"], manifest["duration_seconds"],
+                                      tacet=[tuple(t) for t in manifest["plan"]["tacet"]])
+            audio_mod.write(reference, work / f"{kind}-whole.wav")
+            sound = {"wav_s": round(manifest["timings"]["wav_ready_s"], 3),
+                     "rendered_audio_s": manifest["audio"]["rendered_seconds"],
+                     "wav_vs_whole_render_db": _difference_db(manifest["outputs"]["wav"], work / f"{kind}-whole.wav")}
         result["edits"][kind] = {
             "mode": update["mode"], "reason": update.get("reason"),
             "midi_s": round(manifest["timings"]["midi_ready_s"], 3), "total_s": round(total, 3),
@@ -89,8 +106,17 @@ def run(seconds=180.0, cuts=40, device="auto", audio=True) -> dict:
             "rewritten_s": round(sum(s["end"] - s["start"] for s in spans), 3),
             "spans": [[s["start"], s["end"], s["what"]] for s in spans],
             "retimed": update.get("retimed", []), "kept_notes": update.get("kept_notes"),
-            "written_notes": update.get("written_notes")}
+            "written_notes": update.get("written_notes"), **sound}
     return result
+
+
+def _difference_db(spliced, full):
+    """How far the live update's WAV is from its own MIDI rendered whole: the RMS of their difference
+    relative to the full one's, in dB (-inf when identical)."""
+    a, b = read_wav(spliced)[0], read_wav(full)[0]
+    error = float(np.sqrt(np.mean(np.square(a - b, dtype=np.float64))))
+    level = float(np.sqrt(np.mean(np.square(b, dtype=np.float64))))
+    return round(20 * math.log10(error / level), 1) if error > 0 and level > 0 else float("-inf")
 
 
 def report(result) -> str:
@@ -100,6 +126,8 @@ def report(result) -> str:
     for kind, r in result["edits"].items():
         lines.append(f"  {kind:8s} {r['mode']:8s} {r['midi_s']:6.2f}s {r['total_s']:6.2f}s {r['full_rescore_s']:6.2f}s "
                      f"{r['rewritten_s']:9.2f} s  {r['kept_notes']}/{r['written_notes']}"
+                     + (f"  WAV {r['wav_s']:.2f}s ({r['rendered_audio_s']:.0f} s of audio rendered, "
+                        f"{r['wav_vs_whole_render_db']} dB from rendering its MIDI whole)" if "wav_s" in r else "")
                      + (f"  re-timed {r['retimed'][0]['was_bpm']:.1f}->{r['retimed'][0]['bpm']:.1f} BPM"
                         if r["retimed"] else ""))
     return "\n".join(lines)

@@ -111,7 +111,9 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     if composed["reached_s"] < plan.duration_s - 0.5:
         warnings.append(f"the music model's token budget ran out at {composed['reached_s']:.1f} s of "
                         f"{plan.duration_s:.1f} s: after that only the hit chords play")
-    sound = {"loudness": loudness, "previous": previous.get("mix") if previous is not None else None,
+    # the last revision's audio is handed over to this render, which splices into it: if
+    # this job fails, the session renders its next WAV whole
+    sound = {"loudness": loudness, "previous": previous.pop("mix", None) if previous is not None else None,
              "stem_prefix": f"{stem}.stem-"}
     try:
         light = keep is not None and update["mode"] == "partial"
@@ -202,7 +204,8 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
         try:
             wav = staging / final["wav"].name
             mixed = audio.mix(staging / final["midi"].name, plan.duration_s, tacet=plan.tacet,
-                              loudness=sound.get("loudness", audio.REFERENCE_LUFS), previous=sound.get("previous"))
+                              loudness=sound.get("loudness", audio.REFERENCE_LUFS), previous=sound.get("previous"),
+                              handover=True)
 
             def mix_ready(path):
                 if job_started is not None:

@@ -32,6 +32,8 @@ log = logging.getLogger("scorebridge.daemon")
 PREFIX = "/scorebridge/"
 MAX_QUEUE = 64            # waiting jobs; one more is answered `busy`
 MAX_SESSIONS = 32         # live sessions whose last score is kept for partial updates
+MAX_AUDIO_SESSIONS = 4    # of those, the newest whose audio is kept for spliced WAVs (about 70 MB
+                          # a role for a 3-minute cue); older ones render their next WAV whole
 MAX_FINISHED = 256        # finished jobs remembered, so a re-sent request gets its answer again
 MAX_TEXT = 4096           # longest path or id accepted
 MAX_OPTIONS = 16384       # longest options_json accepted
@@ -397,6 +399,8 @@ class Daemon:
                     self.states.move_to_end(job["session"])
                     while len(self.states) > MAX_SESSIONS:
                         self.states.popitem(last=False)
+                    for older in list(self.states.values())[:-MAX_AUDIO_SESSIONS]:
+                        older.pop("mix", None)
                 self._finish(job, *outcome)
                 self.counts[outcome[0] if outcome[0] == "done" else outcome[1][0]] += 1
             took = time.monotonic() - job["started"]

@@ -3,6 +3,7 @@
 from fractions import Fraction
 
 import mido
+import numpy as np
 import pytest
 
 from bridge import timebase as tb
@@ -102,3 +103,14 @@ def test_beats_to_seconds_all_matches_one_at_a_time():
     tempo_map = [(0, 500_000), (8, 400_000), (Fraction(37, 3), 612_345)]
     beats = [0, Fraction(1, 4), 8, Fraction(29, 3), Fraction(37, 3), 20, Fraction(123, 7)]
     assert tb.beats_to_seconds_all(beats, tempo_map) == [float(tb.beats_to_seconds(b, tempo_map)) for b in beats]
+
+
+def test_many_seconds_to_samples_at_once_agree_with_one_at_a_time():
+    """The vectorised conversion rounds exactly as the exact one, ties included."""
+    rng = np.random.default_rng(0)
+    times = np.concatenate([rng.uniform(0, 200, 20000), np.arange(0, 2, 1 / 96000),
+                            (np.arange(500) + 0.5) / 48000, [0.0, 1e-9]])
+    for rate in (44100, 48000, 96000):
+        fast = tb.seconds_to_samples_all(times, rate)
+        assert fast.dtype == np.int64
+        assert fast.tolist() == [tb.seconds_to_samples(float(t), rate) for t in times]

@@ -147,10 +147,12 @@ def _ordered(roles):
 
 
 def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None, synth="auto",
-        sample_rate=48000, loudness=REFERENCE_LUFS, tacet=(), previous=None) -> Mix:
+        sample_rate=48000, loudness=REFERENCE_LUFS, tacet=(), previous=None, handover=False) -> Mix:
     """Render the staged stems of the parts that write_midi takes (with their tempo map;
     120 bpm when none) or of a MIDI file. With `previous` (the Mix of an earlier revision,
-    same rate, synth, bank and staging), only what changed is rendered again.
+    same rate, synth, bank and staging), only what changed is rendered again; with handover,
+    `previous` is given up to this render, which splices into its buffers instead of copying
+    them (a live session does so: it keeps only the newest Mix).
     Raises NoSynthesizer when nothing here can render."""
     samples = _sample_count(duration_seconds, sample_rate)
     loudness = check_loudness(loudness)
@@ -185,6 +187,13 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
         if whole:              # rendered whole: the buffer is the render itself
             roles[role] = whole[0]
             continue
+        if reuse and role in previous.roles and previous.samples == samples:
+            old = previous.roles[role]
+            # a role nothing changed in shares the old buffer (buffers are never changed in
+            # place once a Mix holds them); one that changed gets a copy to splice into
+            changed = any(r == role for r, _, _ in jobs)
+            roles[role] = old.copy() if changed and not handover else old
+            continue
         buffer = np.zeros((samples, 2), dtype=np.float32)
         if reuse and role in previous.roles:
             keep = min(samples, previous.samples)
@@ -207,9 +216,9 @@ def _render_role(synth, soundfont, rate, parts, gains, pans, role, a, b):
     heard = []
     first = a
     for part in parts:
+        times = tb.seconds_to_samples_all([t for note in part["notes"] for t in note[:2]], rate).tolist()
         notes = []
-        for note in part["notes"]:
-            on, off = tb.seconds_to_samples(note[0], rate), tb.seconds_to_samples(note[1], rate)
+        for note, on, off in zip(part["notes"], times[0::2], times[1::2]):
             if on < b and off + tail > a:
                 notes.append(note)
                 first = min(first, on)
@@ -272,9 +281,9 @@ def _events(parts, rate):
     notes, controls = set(), {}
     for part in parts:
         key = (part.get("name"), part["program"], bool(part.get("is_drum")))
-        for t0, t1, pitch, velocity in part["notes"]:
-            on = tb.seconds_to_samples(t0, rate)
-            notes.add((key, on, max(on + 1, tb.seconds_to_samples(t1, rate)), pitch, velocity))
+        times = tb.seconds_to_samples_all([t for note in part["notes"] for t in note[:2]], rate).tolist()
+        for (_, _, pitch, velocity), on, off in zip(part["notes"], times[0::2], times[1::2]):
+            notes.add((key, on, max(on + 1, off), pitch, velocity))
         for seconds, controller, value in part.get("controls", ()):
             controls.setdefault((key, controller), []).append((tb.seconds_to_samples(seconds, rate), value))
     return notes, controls

@@ -217,9 +217,10 @@ def play(synth_name, soundfont, parts, rate, start, end, *, gains=None, pans=Non
                 synth.control(channel, controller, value)
             for seconds, controller, value in controls[len(before):]:
                 events.append((tb.seconds_to_samples(seconds, rate), 0, channel, controller, value))
-            for t0, t1, pitch, velocity in part["notes"]:
-                on = tb.seconds_to_samples(t0, rate)
-                off = max(on + 1, tb.seconds_to_samples(t1, rate))
+            notes = part["notes"]
+            times = tb.seconds_to_samples_all([t for note in notes for t in note[:2]], rate).tolist()
+            for (_, _, pitch, velocity), on, off in zip(notes, times[0::2], times[1::2]):
+                off = max(on + 1, off)
                 if off <= start or on >= end:
                     continue
                 events += [(max(on, start), 2, channel, pitch, velocity), (off, 1, channel, pitch, 0)]
