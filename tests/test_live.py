@@ -9,6 +9,7 @@ the new edit still gets its chord.
 import json
 from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from bridge import live
@@ -201,3 +202,35 @@ def test_a_partial_update_draws_through_the_engine_as_a_full_score_does(model, b
     assert new["update"]["mode"] == "partial" and new["update"]["spans"]
     assert len(calls) == 1 and calls[0][0] is model[0] and calls[0][2] == 1
     assert {n.family for n in real(model[0], calls[0][1], 1).notes} >= {"pad", "bass", "melody"}
+
+
+def test_a_moved_cut_renders_only_its_stretch_of_audio_and_sounds_as_a_whole_render(model, tmp_path):
+    """With audio: the update takes the last revision's audio over, renders a few seconds
+    of it again, and its WAV (and every stem) equals its own MIDI rendered whole within
+    -40 dB; a failed hand-over leaves nothing for the next revision to splice into."""
+    audio = pytest.importorskip("bridge.render.audio")
+    try:
+        audio.pick_synth()
+    except audio.NoSynthesizer as exc:
+        pytest.skip(f"no audio here: {exc}")
+    keep = {"revision": 1}
+    first, _ = score(edit(tmp_path / "base.otio", clips=BASE, markers=MOODS), tmp_path / "r1",
+                     model=model[0], model_info=model[1], keep=keep, candidates=1)
+    assert keep["mix"] is not None and first["audio"]["rendered_seconds"] > 0
+    clips = BASE[:4] + [62, 58] + BASE[6:]
+    after = {"revision": 2}
+    second, _ = score(edit(tmp_path / "edit.otio", clips=clips, markers=MOODS), tmp_path / "r2",
+                      model=model[0], model_info=model[1], previous=keep, keep=after, candidates=1)
+    assert second["update"]["mode"] == "partial"
+    assert "mix" not in keep and after["mix"] is not None          # handed over, then kept anew
+    assert 0 < second["audio"]["rendered_seconds"] < 0.5 * first["audio"]["rendered_seconds"]
+    whole = audio.mix(second["outputs"]["midi"], second["duration_seconds"],
+                      tacet=[tuple(t) for t in second["plan"]["tacet"]])
+    spliced, _ = audio.read_wav(second["outputs"]["wav"])
+    _, _, reference, _ = audio.master(whole)
+    error = np.sqrt(np.mean(np.square(spliced - reference, dtype=np.float64)))
+    assert 20 * np.log10(error / np.sqrt(np.mean(np.square(reference, dtype=np.float64)))) < -40
+    for role, path in second["outputs"]["stems"].items():
+        stem, _ = audio.read_wav(path)
+        expected = whole.roles[role] * audio.envelope(whole)[:, None]
+        assert np.sqrt(np.mean(np.square(stem - expected))) <= 0.01 * np.sqrt(np.mean(np.square(expected))) + 1e-6
