@@ -237,6 +237,10 @@ def cmd_bench(args) -> int:
         results = live_bench.run(seconds=args.seconds or 180.0, cuts=args.cuts or 40, device=args.device,
                                  audio=not args.no_audio)
         print(live_bench.report(results))
+    elif args.what == "audio":
+        from bridge import audio_bench
+        results = audio_bench.run(seconds=args.seconds or 180.0, cuts=args.cuts or 40, device=args.device)
+        print(audio_bench.report(results))
     elif args.what == "sampling":
         from bridge.music import sample_bench
         results = sample_bench.run(busy=args.busy, runs=args.runs)
@@ -446,8 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
-    p.add_argument("what", choices=["analysis", "score", "daemon", "live", "sampling"],
+    p.add_argument("what", choices=["analysis", "score", "daemon", "live", "sampling", "audio"],
                    help="analysis: picture analysis speed (frames/s); score: time to score an edit, by stage; "
+                        "audio: the WAV and stems of a 3-minute cue, and loudness by arousal; "
                         "daemon: ping, request-to-done cold and warm, bursts of requests; "
                         "live: partial re-scoring after edits vs a full re-score; "
                         "sampling: the music model's tokens/s by thread count, optionally beside busy processes")

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     """
     started = time.perf_counter()
     report = progress or (lambda fraction, stage: None)
+    if audio_out:   # the audio libraries load while the edit is read and the music composed
+        threading.Thread(target=_quietly(audio.preload), name="scorebridge-audio-preload", daemon=True).start()
     loudness = audio.check_loudness(audio.REFERENCE_LUFS if loudness is None else loudness)
     options = {"seed": seed, "valence": valence, "arousal": arousal, "candidates": candidates, "cue": cue,
                "key": key, "loudness": loudness}
@@ -164,6 +167,17 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
         keep["mix"] = sound.get("mix")
     report(1.0, "done")
     return manifest, path
+
+
+def _quietly(function):
+    """`function` for a background thread: a failure there only means the render loads
+    what it needs itself (and reports any real problem then)."""
+    def run():
+        try:
+            function()
+        except Exception:   # noqa: BLE001
+            pass
+    return run
 
 
 def _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report, light=False,

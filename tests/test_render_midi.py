@@ -9,7 +9,7 @@ import pytest
 
 from bridge import atomic
 from bridge import timebase as tb
-from bridge.render.midi import _absolute, read_midi, smpte_offset, write_midi, write_notes_json
+from bridge.render.midi import _absolute, on_ticks, read_midi, smpte_offset, write_midi, write_notes_json
 
 TEMPO_MAP = [(0, tb.bpm_to_tempo(96)), (8, tb.bpm_to_tempo(120)),
              (Fraction(33, 2), tb.bpm_to_tempo(72.5)), (40, tb.bpm_to_tempo(140))]
@@ -246,3 +246,18 @@ def test_absurd_settings_are_refused(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         write_midi(tmp_path / "bad.mid", _parts(), **kwargs)
     assert not (tmp_path / "bad.mid").exists()
+
+
+def test_parts_on_their_ticks_are_what_the_file_gives_back(tmp_path):
+    """on_ticks (the renderer's way to put parts on the MIDI grid without a file) gives
+    exactly what write_midi then read_midi give, CC11 swells included."""
+    tempo_map = [(0, tb.bpm_to_tempo(93)), (7, tb.bpm_to_tempo(131))]
+    parts = [{"name": "Strings (pad)", "program": 48, "is_drum": False,
+              "notes": [(0.0, 1.2345, 60, 80), (0.5, 0.51, 60, 90), (1.0, 3.3333, 64, 70)],
+              "controls": [(0.0, 11, 90), (2.71828, 11, 110)]},
+             {"name": "Drums (percussion)", "program": 0, "is_drum": True,
+              "notes": [(0.1, 0.2, 36, 100), (0.7777, 0.8, 38, 120)]}]
+    path = write_midi(tmp_path / "cue.mid", parts, tempo_map)
+    back, _, _ = read_midi(path)
+    assert on_ticks(parts, tempo_map) == back
+    assert back[0]["controls"][1][1:] == (11, 110) and abs(back[0]["controls"][1][0] - 2.71828) < 1e-3

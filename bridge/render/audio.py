@@ -36,7 +36,6 @@ import math
 import numbers
 import os
 import re
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -48,7 +47,7 @@ from bridge import atomic, config
 from bridge import timebase as tb
 from bridge.render import loudness as meter
 from bridge.render import synth as synth_mod
-from bridge.render.midi import DEFAULT_TEMPO, read_midi, write_midi
+from bridge.render.midi import DEFAULT_TEMPO, on_ticks, read_midi
 from bridge.render.soundfont import find_soundfont, is_fallback_bank
 
 REFERENCE_LUFS = -23.0        # where a mid-arousal cue lands (EBU R128's target)
@@ -67,6 +66,17 @@ _LEVELS = {}                  # (synth, soundfont, rate, program, is_drum, send,
 
 class NoSynthesizer(Exception):
     """No soundfont or no synthesizer here; the caller can deliver MIDI only, with a warning."""
+
+
+def preload():
+    """Import the audio libraries (scipy.signal alone takes over half a second) so a render
+    that follows does not wait for them; score() runs it in the background while it composes."""
+    import pedalboard  # noqa: F401, PLC0415
+    import scipy.ndimage  # noqa: F401, PLC0415
+    import scipy.signal  # noqa: F401, PLC0415
+
+    if synth_mod.available()["fluidsynth"]:
+        synth_mod._import_fluidsynth()
 
 
 @functools.lru_cache(maxsize=1)
@@ -313,16 +323,13 @@ def _sample_count(duration_seconds, sample_rate):
 
 
 def _load(parts_or_midi_path, tempo_map):
-    """(parts, tempo map) as the MIDI deliverable holds them: parts go through a MIDI file,
-    which checks them and puts every time on its tick."""
+    """(parts, tempo map) as the MIDI deliverable holds them: parts are checked and put on
+    their ticks as write_midi would (midi.on_ticks), so the WAV plays what the DAW gets."""
     if isinstance(parts_or_midi_path, (str, os.PathLike)):
         parts, tempo_map, _ = read_midi(parts_or_midi_path)
         return parts, tempo_map
-    with tempfile.TemporaryDirectory(prefix="scorebridge-render-") as folder:
-        midi = write_midi(Path(folder) / "mix.mid", parts_or_midi_path,
-                          tempo_map or [(0, DEFAULT_TEMPO)])
-        parts, tempo_map, _ = read_midi(midi)
-    return parts, tempo_map
+    tempo_map = tempo_map or [(0, DEFAULT_TEMPO)]
+    return on_ticks(parts_or_midi_path, tempo_map), tempo_map
 
 
 def _pan(part):

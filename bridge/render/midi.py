@@ -96,12 +96,33 @@ def read_midi(path):
     for number, events in enumerate(tracks):
         part = _read_part(events, default_name=f"Track {number}")
         if part is not None:
-            ticks = [t for on, off, _, _ in part["notes"] for t in (on, off)]
-            seconds = tb.ticks_to_seconds_all(ticks, tempo_map, ppq)
-            part["notes"] = [(on, off, pitch, velocity) for on, off, (_, _, pitch, velocity)
-                             in zip(seconds[0::2], seconds[1::2], part["notes"])]
+            _to_seconds(part, tempo_map, ppq)
             parts.append(part)
     return parts, tempo_map, markers
+
+
+def on_ticks(parts, tempo_map) -> list:
+    """`parts` as a MIDI file written with write_midi holds them and read_midi gives them
+    back (every time on its tick, overlaps resolved, controls included), without the file."""
+    _check_tempo_map(tempo_map)
+    out = []
+    for part, channel in zip(parts, assign_channels(parts)):
+        back = _read_part(_part_events(part, channel, tempo_map), default_name=part["name"])
+        if back is not None:
+            out.append(_to_seconds(back, tempo_map, tb.PPQ))
+    return out
+
+
+def _to_seconds(part, tempo_map, ppq):
+    """A part read in ticks, its note and control times turned into seconds (in place)."""
+    ticks = [t for on, off, _, _ in part["notes"] for t in (on, off)]
+    seconds = tb.ticks_to_seconds_all(ticks, tempo_map, ppq)
+    part["notes"] = [(on, off, pitch, velocity) for on, off, (_, _, pitch, velocity)
+                     in zip(seconds[0::2], seconds[1::2], part["notes"])]
+    if "controls" in part:
+        times = tb.ticks_to_seconds_all([t for t, _, _ in part["controls"]], tempo_map, ppq)
+        part["controls"] = [(t, controller, value) for t, (_, controller, value) in zip(times, part["controls"])]
+    return part
 
 
 def assign_channels(parts) -> list:
@@ -293,12 +314,14 @@ def _read_part(events, default_name):
     """A part (note times in ticks) from one track's events, or None for a track without
     notes or programs."""
     name, program, channel = default_name, None, None
-    sounding, notes = {}, []
+    sounding, notes, controls = {}, [], []
     for tick, msg in events:
         if msg.type == "track_name":
             name = msg.name
         elif msg.type == "program_change" and program is None:
             program, channel = msg.program, msg.channel
+        elif msg.type == "control_change":
+            controls.append((tick, msg.control, msg.value))
         elif msg.type in ("note_on", "note_off"):
             channel = msg.channel if channel is None else channel
             key = (msg.channel, msg.note)
@@ -312,5 +335,7 @@ def _read_part(events, default_name):
         notes += [(on, end, pitch, velocity) for on, velocity in held]
     if program is None and not notes:
         return None
-    return {"name": name, "program": program or 0, "is_drum": channel == DRUM_CHANNEL,
-            "notes": sorted(notes)}
+    part = {"name": name, "program": program or 0, "is_drum": channel == DRUM_CHANNEL, "notes": sorted(notes)}
+    if controls:
+        part["controls"] = controls
+    return part
