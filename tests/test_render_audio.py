@@ -233,6 +233,10 @@ def _dirty_free(a, b, spans, rate, margin=0.02):
 def test_a_spliced_render_equals_a_full_render(name):
     """Change the notes of 6-8 s of a 20 s cue (and a swell there): the spliced render
     renders a few seconds, and equals a full render of the same notes within -40 dB."""
+    # a swell that differs until the end of the cue makes everything after it change
+    assert audio._changed((set(), {"k": [(0, 100), (10, 70)]}), (set(), {"k": [(0, 100), (10, 90)]}), 99) == [(10, 99)]
+    assert audio._changed((set(), {"k": [(0, 100), (10, 70), (20, 100)]}),
+                          (set(), {"k": [(0, 100), (20, 100)]}), 99) == [(10, 20)]
     rng = np.random.default_rng(3)
 
     def cue(changed):
@@ -246,7 +250,7 @@ def test_a_spliced_render_equals_a_full_render(name):
                     pitch += 2
                 notes.append((start, start + (1.0 if role == "pad" else 0.4), pitch, int(rng.integers(60, 110))))
             parts.append({"name": f"P{program} ({role})", "program": program, "is_drum": False, "notes": notes,
-                          "controls": [(0.0, 11, 100), (6.5, 11, 70 if changed else 100)]})
+                          "controls": [(0.0, 11, 100), (6.5, 11, 70 if changed else 100), (8.0, 11, 100)]})
         parts.append({"name": "Drums (percussion)", "program": 0, "is_drum": True,
                       "notes": [(0.5 * i, 0.5 * i + 0.1, 36 if i % 2 else 38, 100) for i in range(40)]})
         return parts

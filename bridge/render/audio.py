@@ -269,7 +269,7 @@ def _dirty(previous, groups, rate, samples) -> dict:
             dirty[role] = [(0, samples)]
             continue
         old, new = _events(old_groups.get(role, ()), rate), _events(parts, rate)
-        spans = [(on, off + tail) for on, off in _changed(old, new)]
+        spans = [(on, off + tail) for on, off in _changed(old, new, samples)]
         if samples > previous.samples:
             spans.append((max(0, previous.samples - tail), samples))
         merge = tb.seconds_to_samples(MERGE_S, rate)
@@ -299,18 +299,38 @@ def _events(parts, rate):
     return notes, controls
 
 
-def _changed(old, new):
-    """(start, end) sample spans of the notes in one version only, and of controls that
-    differ (from the first difference to the later of the two next control changes)."""
+def _changed(old, new, end):
+    """(start, end) sample spans of the notes in one version only, and of the stretches where
+    a controller's value differs between the versions (a swell changed at t sounds different
+    until both versions set the same value again, or to `end`)."""
     (old_notes, old_controls), (new_notes, new_controls) = old, new
     spans = [(on, off) for _, on, off, _, _ in old_notes ^ new_notes]
     for key in set(old_controls) | set(new_controls):
         a, b = sorted(old_controls.get(key, ())), sorted(new_controls.get(key, ()))
         if a == b:
             continue
-        differ = [t for t, _ in set(a) ^ set(b)]
-        spans.append((min(differ), max(t for t, _ in a + b) + 1))
+        times = sorted({t for t, _ in a} | {t for t, _ in b})
+        start = None
+        for t in times:
+            differ = _value_at(a, t) != _value_at(b, t)
+            if differ and start is None:
+                start = t
+            elif not differ and start is not None:
+                spans.append((start, t))
+                start = None
+        if start is not None:
+            spans.append((start, end))
     return spans
+
+
+def _value_at(events, t):
+    """The value of a sorted (time, value) controller track at time t (None before any)."""
+    value = None
+    for at, v in events:
+        if at > t:
+            break
+        value = v
+    return value
 
 
 def _sample_count(duration_seconds, sample_rate):
