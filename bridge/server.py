@@ -279,6 +279,13 @@ class Daemon:
             raise
         with self.lock:
             known = self.jobs.get(request_id)
+            if known is not None and known["session"] is not None:
+                newest = self.sessions.get(known["session"])
+                if newest is not None and known["revision"] < newest:   # re-sent, but superseded
+                    self.counts["stale"] += 1
+                    raise RequestError("stale", f"revision {known['revision']} of session {known['session']} "
+                                                f"is older than revision {newest}; its result is stale",
+                                       request_id)
             if known is not None:    # a re-sent request: answer again, never run it twice
                 known["addr"] = addr
                 self._answer_again(known)

@@ -82,7 +82,25 @@ def test_a_resent_request_is_answered_again_not_run_twice(peer, tmp_path):
     assert status["counts"]["done"] >= 1
 
 
+def test_a_resent_older_revision_is_stale_and_the_newest_is_answered_again(peer, tmp_path):
+    timeline = small_edit(tmp_path)
+    older = ("update", peer.token, "session-a", 1, str(timeline), str(tmp_path / "r1"), FAST)
+    newer = ("update", peer.token, "session-a", 2, str(timeline), str(tmp_path / "r2"), FAST)
+    peer.send(*older)
+    assert peer.replies({"done", "error"})[-1][0] == "done"
+    peer.send(*newer)
+    done = peer.replies({"done", "error"})[-1]
+    assert done[0] == "done"
+    peer.send(*older[:5], str(tmp_path / "elsewhere"), FAST)   # the same id again, after revision 2
+    stale = peer.replies({"done", "error"}, timeout=5)[-1]
+    assert stale[0] == "error" and stale[1][1] == "stale", stale
+    peer.send(*newer)                          # the newest revision still gets its result
+    assert peer.replies({"done", "error"}, timeout=5) == [done]
+
+
 @pytest.mark.parametrize("args, code", [
+    (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"loudness": -80}'), "bad_request"),
+    (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"loudness": "loud"}'), "bad_request"),
     (("score", "wrong-token", "a", "/x.otio", "/tmp", "{}"), "auth"),
     (("score", 42, "a", "/x.otio", "/tmp", "{}"), "auth"),
     (("score", "TOKEN", "a", "/x.otio", "/tmp"), "bad_request"),                       # missing

@@ -52,7 +52,7 @@ from bridge.render.soundfont import find_soundfont, is_fallback_bank
 
 REFERENCE_LUFS = -23.0        # where a mid-arousal cue lands (EBU R128's target)
 LOUDNESS_RANGE = (-40.0, -10.0)
-PART_LUFS = -31.5             # a part's reference note at the reference staging (puts a mid-arousal cue near -23)
+PART_LUFS = -30.0             # a part's reference note at the reference staging (puts a mid-arousal cue near -23)
 TRUE_PEAK_DB = -1.0           # the limiter's ceiling, dBTP
 MATCH_MAX_DB = 24.0           # level matching moves a part by at most this either way
 TAIL_S = 3.0                  # after a note's end, its release and the hall still sound this long
