@@ -1,5 +1,7 @@
 """`scorebridge analyze`: read an edit, analyse its picture, write the manifest (no music)."""
 
+import bisect
+import math
 import time
 from pathlib import Path
 
@@ -8,9 +10,21 @@ from bridge.picture.analysis import analyze_timeline
 from bridge.timeline import read_timeline
 
 
-def merge_hits(edit_hits, detected_hits) -> list:
-    """All hit points, one per frame: the edit's own hits win over detected ones."""
-    by_frame = {h.frame: h for h in detected_hits}
+NEAR_CUT_S = 0.5   # a detected cut this close to an edit cut (inclusive) is a flash, not a hit
+
+
+def merge_hits(edit_hits, detected_hits, rate=None) -> list:
+    """All hit points, one per frame: the edit's own hits win over detected ones, and with
+    the frame rate, a detection within NEAR_CUT_S of an edit cut, inclusive, is dropped (a
+    flash a roll edit left behind, or the cut itself seen a few frames off)."""
+    cuts = sorted(h.frame for h in edit_hits if h.source in ("cut", "transition"))
+    near = math.floor(NEAR_CUT_S * rate + 1e-9) if rate else 0
+
+    def far(frame):
+        at = bisect.bisect_left(cuts, frame - near)
+        return not (at < len(cuts) and cuts[at] <= frame + near)
+
+    by_frame = {h.frame: h for h in detected_hits if far(h.frame)}
     by_frame.update({h.frame: h for h in edit_hits})
     return [by_frame[f] for f in sorted(by_frame)]
 
@@ -25,7 +39,7 @@ def read_and_analyze(input_path, fps=None, media_root=None, progress=None, use_c
     t1 = time.perf_counter()
     result = analyze_timeline(timeline, progress=progress, use_cache=use_cache)
     t2 = time.perf_counter()
-    hits = merge_hits(timeline.hits, result["detected_hits"])
+    hits = merge_hits(timeline.hits, result["detected_hits"], timeline.rate)
     return timeline, result, hits, {"read_s": t1 - t0, "analysis_s": t2 - t1}
 
 

@@ -9,12 +9,13 @@ import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from bridge import live
+from bridge import atomic, live
 from bridge import manifest as manifest_mod
 from bridge.analyze import read_and_analyze
 from bridge.compose import to_parts
@@ -109,7 +110,9 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     final = {"midi": out / f"{stem}.mid", "wav": out / f"{stem}.wav", "otio": out / f"{stem}.scored.otio",
              "notes": out / f"{stem}.notes.json",
              "preview": out / f"{stem}.preview.mp4", "cue_sheet": out / f"{stem}.cuesheet.png"}
+    sweep_staging(out, stem)
     staging = Path(tempfile.mkdtemp(prefix=f".{stem}-", dir=out))
+    atomic.write_json(staging / OWNER, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
     warnings = timeline.warnings + analysis["warnings"]
     if composed["reached_s"] < plan.duration_s - 0.5:
         warnings.append(f"the music model's token budget ran out at {composed['reached_s']:.1f} s of "
@@ -167,6 +170,39 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
         keep["mix"] = sound.get("mix")
     report(1.0, "done")
     return manifest, path
+
+
+OWNER = ".owner"          # in a staging folder: which process is filling it
+ABANDONED_S = 24 * 3600   # a staging folder of another machine this old is abandoned
+
+
+def sweep_staging(out, stem):
+    """Remove the staging folders (`.<stem>-XXXX`) a killed job left in `out`: those whose
+    process is gone on this machine, or, from another machine (shared storage), a day old."""
+    for folder in out.glob(f".{glob.escape(stem)}-*"):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        try:
+            owner = json.loads((folder / OWNER).read_text())
+            pid, host, started = int(owner["pid"]), str(owner["host"]), float(owner["started"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pid, host, started = None, None, folder.stat().st_mtime   # older layout: judge by age
+        if host == socket.gethostname() and pid is not None:
+            abandoned = pid != os.getpid() and not _alive(pid)
+        else:
+            abandoned = time.time() - started > ABANDONED_S
+        if abandoned:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:      # alive, but another user's
+        return True
+    return True
 
 
 def _quietly(function):

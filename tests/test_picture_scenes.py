@@ -72,3 +72,21 @@ def test_cuts_in_25_fps_media_land_on_a_24_fps_timeline(cuts_path):
     tl = Timeline("t24", "/tmp/t24.otio", Fraction(24), False, 0, 150, [clip])
     expected = [round(c / videos.RATE * 24) for c in videos.CUTS]      # same seconds, 24 fps frames
     assert_near(detected(analyze_timeline(tl, use_cache=False)), expected)
+
+
+def test_detections_within_half_a_second_of_an_edit_cut_are_dropped_inclusive():
+    from fractions import Fraction
+
+    from bridge.analyze import merge_hits
+    from bridge.timeline import Hit
+
+    edit = [Hit(100, "cut"), Hit(300, "marker", "door")]
+    detected = [Hit(f, "detected") for f in (88, 87, 112, 113, 290, 200)]
+    kept = merge_hits(edit, detected, Fraction(24))
+    # 12 frames at 24 fps is exactly half a second: dropped; 13 frames is kept; a marker
+    # is not a cut, so a detection near it stays
+    assert [(h.frame, h.source) for h in kept] == [(87, "detected"), (100, "cut"), (113, "detected"),
+                                                  (200, "detected"), (290, "detected"), (300, "marker")]
+    ntsc = merge_hits(edit, [Hit(88, "detected"), Hit(89, "detected")], Fraction(24000, 1001))
+    assert [h.frame for h in ntsc] == [88, 100, 300]  # 11 frames = 0.459 s dropped, 12 = 0.5005 s kept
+    assert [h.frame for h in merge_hits(edit, detected)] == [87, 88, 100, 112, 113, 200, 290, 300]

@@ -2,6 +2,7 @@
 tacet silence, determinism, clean failures."""
 
 import json
+import os
 import subprocess
 import sys
 import wave
@@ -258,3 +259,30 @@ def test_a_second_run_replaces_the_first(model, tmp_path):
     assert second["outputs"]["wav"] is None and not Path(first["outputs"]["wav"]).exists()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "cut.cuesheet.png", "cut.manifest.json", "cut.mid", "cut.notes.json", "cut.scored.otio"]
+
+
+def test_staging_folders_a_killed_job_left_are_swept(model, tmp_path):
+    """A job killed hard leaves its `.<stem>-XXXX` staging folder; the next run in that
+    folder removes those whose process is gone (or, without an owner, a day old), and
+    leaves a running job's and other edits' alone."""
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for name, pid in ((".cut-dead1", dead.pid), (".cut-busy1", running.pid), (".other-dead1", dead.pid)):
+            (out / name).mkdir()
+            (out / name / "cut.wav").write_bytes(b"half")
+            (out / name / score_mod.OWNER).write_text(json.dumps(
+                {"pid": pid, "host": score_mod.socket.gethostname(), "started": 0}))
+        (out / ".cut-old1").mkdir()
+        os.utime(out / ".cut-old1", (1, 1))
+        (out / ".cut-new1").mkdir()
+        path = edit(tmp_path / "cut.otio", clips=(48, 60), markers=[])
+        _run(model, path, out, audio_out=False)
+        left = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+        assert left == [".cut-busy1", ".cut-new1", ".other-dead1"]
+    finally:
+        running.kill()
+        running.wait()
