@@ -568,6 +568,25 @@ def _collect_markers(item, offset, lo, hi, ctx):
                 _collect_markers(child, child_offset, max(lo, start), min(hi, end), ctx)
 
 
+def _trim_outside_clips(track, index, path, warnings):
+    """Some converters write a video track's source range in another origin (a record
+    timecode such as 01:00:00:00) so that it shows none of the track's clips. Read
+    literally the edit would have no picture and no cuts; OpenTimelineIO's own flatten
+    shows the clips, so the track is read as flatten reads it, with a warning."""
+    trim = track.source_range
+    if trim is None or not len(track):
+        return
+    content = track.available_range()
+    if trim.start_time < content.end_time_exclusive() and trim.end_time_exclusive() > content.start_time:
+        return
+    track.source_range = None
+    warnings.append(f"{path.name}: video track {index + 1} is trimmed to "
+                    f"{float(rational_seconds(trim.start_time)):.2f}–"
+                    f"{float(rational_seconds(trim.end_time_exclusive())):.2f} s, outside its clips "
+                    f"(0–{float(rational_seconds(content.duration)):.2f} s); read as OpenTimelineIO's "
+                    "flatten reads it, from its first clip")
+
+
 def _build(otio_timeline, path, rate, drop, start_frame, warnings, media_root) -> Timeline:
     ctx = _Context(rate)
     stack = otio_timeline.tracks
@@ -575,6 +594,8 @@ def _build(otio_timeline, path, rate, drop, start_frame, warnings, media_root) -
              and t.kind == otio.schema.TrackKind.Video]
     if not video:
         raise BadInput(f"{path.name} has no video track")
+    for index, track in enumerate(video):
+        _trim_outside_clips(track, index, path, warnings)
     offset = Fraction(0)
     if stack.source_range is not None:
         offset = -rational_seconds(stack.source_range.start_time)

@@ -710,3 +710,23 @@ def test_broken_video_is_bad_input(tmp_path):
     path.write_bytes(b"not a video at all")
     with pytest.raises(BadInput, match="broken.mp4"):
         read_timeline(path)
+
+
+def test_a_track_trimmed_outside_its_clips_reads_as_flatten_does(tmp_path):
+    """A converter wrote the video track's source range in record time (01:00:00:00): read
+    literally it shows no clip. OpenTimelineIO's flatten shows the clips, and so do we, with
+    a warning; a track trimmed inside its clips is still trimmed."""
+    outside = track(clip("a", 0, 48), clip("b", 0, 72), clip("c", 0, 30))
+    outside.source_range = tr(86400, 150)
+    path = save(tmp_path, outside)
+    flat = otio.algorithms.flatten_stack(otio.adapters.read_from_file(str(path)).tracks)
+    assert [c.name for c in flat.find_clips()] == ["a", "b", "c"]
+    timeline = read_timeline(path)
+    assert hits(timeline) == [(48, "cut"), (120, "cut")]
+    assert timeline.duration == 150
+    assert any("outside its clips" in w and "flatten" in w for w in timeline.warnings)
+    inside = track(clip("a", 0, 48), clip("b", 0, 72), clip("c", 0, 30))
+    inside.source_range = tr(24, 100)
+    trimmed = read_timeline(save(tmp_path, inside, name="inside.otio"))
+    assert hits(trimmed) == [(24, "cut"), (96, "cut")] and trimmed.duration == 100
+    assert not any("outside its clips" in w for w in trimmed.warnings)
