@@ -58,8 +58,7 @@ MATCH_MAX_DB = 24.0           # level matching moves a part by at most this eith
 TAIL_S = 3.0                  # after a note's end, its release and the hall still sound this long
 FADE_SECONDS = 0.010          # the end is a cut: faded; so is the last moment before a tacet
 MERGE_S = 1.0                 # changed stretches closer than this are rendered as one
-WORKERS = 2                   # stretches rendered at once (the synthesizer releases the GIL)
-SPLIT_S = 3600.0                # a full render is cut into stretches of this length
+WORKERS = 2                   # roles rendered at once (the synthesizer releases the GIL)
 ROLE_ORDER = ("percussion", "bass", "pad", "rhythm", "melody")
 _LEVELS = {}                  # (synth, soundfont, rate, program, is_drum, send, pan) -> matching gain
 
@@ -181,9 +180,8 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
     if reuse:
         dirty = _dirty(previous, groups, sample_rate, samples)
         jobs = [(role, a, b) for role, spans in dirty.items() for a, b in spans]
-    else:   # stretches of SPLIT_S, so the workers share the work evenly; each starts like a splice
-        step = tb.seconds_to_samples(SPLIT_S, sample_rate) // synth_mod.BLOCK * synth_mod.BLOCK
-        jobs = [(role, a, min(samples, a + step)) for role in groups for a in range(0, samples, step)]
+    else:
+        jobs = [(role, 0, samples) for role in groups]
 
     def run(job):
         role, a, b = job
@@ -199,8 +197,8 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
             continue
         if reuse and role in previous.roles and previous.samples == samples:
             old = previous.roles[role]
-            # a role nothing changed in shares the old buffer (buffers are never changed in
-            # place once a Mix holds them); one that changed gets a copy to splice into
+            # a role nothing changed in shares the old buffer; one that changed is spliced
+            # into a copy, or, handed over, into the old buffer itself (the old Mix is spent)
             changed = any(r == role for r, _, _ in jobs)
             roles[role] = old.copy() if changed and not handover else old
             continue
