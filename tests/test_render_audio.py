@@ -385,3 +385,30 @@ def test_absurd_notes_are_refused_before_rendering(tmp_path):
     bad = [{"name": "Strings", "program": 48, "notes": [(0.0, 1.0, 200, 80)]}]
     with pytest.raises(ValueError, match="pitch must be a MIDI note"):
         render_wav(bad, tmp_path / "mix.wav", 1.0)
+
+
+def test_a_handed_over_mix_patches_only_its_changed_spans_and_matches_a_whole_render(tmp_path):
+    """Live revisions hand the last Mix over: the mix, its limiter and its 24-bit PCM are
+    re-made only around the changed spans (and where a tacet moved), and the file equals
+    writing the same notes whole, the limiter included."""
+    def cue(shift):
+        parts = [{"name": f"Brass {i} (melody)", "program": 61, "is_drum": False,
+                  "notes": [(t, t + 0.45, 50 + 4 * i + (shift if 3.0 <= t < 4.0 else 0), 127)
+                            for t in np.arange(0.0, 9.5, 0.5)]} for i in range(4)]
+        parts.append({"name": "Drums (percussion)", "program": 0, "is_drum": True,
+                      "notes": [(t, t + 0.1, 49 if int(t * 2) % 4 == 0 else 38, 127) for t in np.arange(0.0, 9.5, 0.5)]})
+        return parts
+
+    old = mix(cue(0), 10.0, loudness=-12.0, tacet=[(7.0, 8.0)])
+    audio.write(old, tmp_path / "old.wav")
+    parts, tacet = cue(3), [(6.5, 8.0)]
+    spliced = mix(parts, 10.0, loudness=-12.0, tacet=tacet, previous=old, handover=True)
+    assert spliced.changed and "base" in spliced.derived
+    out = audio.write(spliced, tmp_path / "spliced.wav")
+    assert set(spliced.derived["patched"]) and sum(b - a for a, b in spliced.derived["patched"]) < 0.8 * spliced.samples
+    whole = audio.write(mix(parts, 10.0, loudness=-12.0, tacet=tacet), tmp_path / "whole.wav")
+    a, b = _read(out["path"]), _read(whole["path"])
+    assert whole["limiter_db"] > 0                                    # loud enough to be limited
+    assert _rms_db(a - b) < _rms_db(b) - 40
+    assert not a[round(6.5 * RATE):8 * RATE].any()                    # the moved tacet is silent
+    assert _true_peak_db(a) <= audio.TRUE_PEAK_DB + 0.1

@@ -140,6 +140,11 @@ class Mix:
     soundfont: str
     loudness: float      # the staging's target, LUFS
     rendered_s: float    # seconds of audio this Mix had to render (all, or the changed stretches)
+    changed: tuple = None        # sample spans that differ from the previous Mix (None: rendered whole)
+    derived: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    # derived: what master() and write() made of it ("mix", "env", "pcm", "limiter_db"); a
+    # Mix spliced from a handed-over one starts with that one's under "base" and re-makes
+    # only its changed spans
 
 
 def role_of(part) -> str:
@@ -211,9 +216,20 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
         if roles[role] is not audio:
             roles[role][a:b] = audio
     rendered = sum(b - a for _, a, b in jobs) / sample_rate
+    changed = None
+    if reuse:
+        spans = sorted((a, b) for _, a, b in jobs)
+        changed = []
+        for a, b in spans:
+            if changed and a <= changed[-1][1]:
+                changed[-1] = (changed[-1][0], max(changed[-1][1], b))
+            else:
+                changed.append((a, b))
+        changed = tuple(changed)
     return Mix(rate=sample_rate, samples=samples, roles=roles, parts=tuple(parts),
                tacet=tuple((float(a), float(b)) for a, b in tacet), synth=synth, soundfont=soundfont,
-               loudness=loudness, rendered_s=round(rendered, 3))
+               loudness=loudness, rendered_s=round(rendered, 3), changed=changed,
+               derived={"base": previous.derived} if reuse and handover and previous.samples == samples else {})
 
 
 def _render_role(synth, soundfont, rate, parts, gains, pans, role, a, b):
@@ -433,9 +449,9 @@ def envelope(m: Mix):
     return env
 
 
-def _runs(env):
-    """(start, end) runs of samples where the envelope is not 1."""
-    changed = np.flatnonzero(env != 1.0)
+def _runs(env, mask=None):
+    """(start, end) runs of samples where the envelope is not 1 (or where `mask` is true)."""
+    changed = np.flatnonzero(env != 1.0 if mask is None else mask)
     if not len(changed):
         return []
     breaks = np.flatnonzero(np.diff(changed) > 1)
@@ -459,17 +475,59 @@ def _pieces(buffer, env, runs):
 
 
 def master(m: Mix):
-    """(envelope, its runs, mix): the sum of the roles through the envelope and the
-    true-peak limiter; plus the limiter's deepest gain reduction in dB."""
+    """(envelope, its runs, mix, the limiter's deepest gain reduction in dB): the sum of the
+    roles through the envelope and the true-peak limiter.
+
+    A spliced Mix handed its predecessor (live updates) re-makes only the changed spans of
+    the predecessor's mix: the limiter's gain at a sample depends on the audio within
+    LIMIT_REACH of it, so each changed span is limited with twice that around it and written
+    back with once that, and everything else is the old mix as it was."""
+    if "mix" in m.derived:
+        d = m.derived
+        return d["env"], d["runs"], d["mix"], d["limiter_db"]
     env = envelope(m)
     runs = _runs(env)
-    total = np.zeros((m.samples, 2), dtype=np.float32)
-    for buffer in m.roles.values():
-        total += buffer
-    for a, b in runs:
-        total[a:b] *= env[a:b, None]
-    limited, reduction = meter.limit(total, m.rate, TRUE_PEAK_DB)
+    old = m.derived.pop("base", {})
+    pcm = old.get("pcm")
+    if m.changed is not None and "mix" in old and len(old["env"]) == m.samples:
+        spans = list(m.changed) + _runs(None, env != old["env"])   # and where a tacet moved
+        limited, reduction = old["mix"], old["limiter_db"]
+        reach = meter.reach(m.rate)
+        patched = []
+        for a, b in _merge(spans, m.samples, 2 * reach):
+            part = np.zeros((b - a, 2), dtype=np.float32)
+            for buffer in m.roles.values():
+                part += buffer[a:b]
+            part *= env[a:b, None]
+            part, dip = meter.limit(part, m.rate, TRUE_PEAK_DB)
+            lo = a if a == 0 else a + reach
+            hi = b if b == m.samples else b - reach
+            limited[lo:hi] = part[lo - a:hi - a]
+            reduction = max(reduction, dip)
+            patched.append((lo, hi))
+        old.clear()   # spent: its mix and PCM are now this one's
+    else:
+        total = np.zeros((m.samples, 2), dtype=np.float32)
+        for buffer in m.roles.values():
+            total += buffer
+        for a, b in runs:
+            total[a:b] *= env[a:b, None]
+        limited, reduction = meter.limit(total, m.rate, TRUE_PEAK_DB)
+        patched = None
+    m.derived.update(env=env, runs=runs, mix=limited, limiter_db=reduction, patched=patched,
+                     pcm=pcm if patched is not None else None)
     return env, runs, limited, reduction
+
+
+def _merge(spans, end, pad):
+    """Spans widened by `pad` on both sides, clipped to [0, end) and merged."""
+    merged = []
+    for a, b in sorted((max(0, a - pad), min(end, b + pad)) for a, b in spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
 
 
 def measure(audio, rate, spans=()):
@@ -492,7 +550,14 @@ def write(m: Mix, wav_path, *, stems_dir=None, stem_prefix="", on_mix=None, sect
     Returns {"path", "stems": {role: path}, "limiter_db", "synth", "soundfont", ...}."""
     started = time.perf_counter()
     env, runs, limited, reduction = master(m)
-    path = write_pcm24(wav_path, limited, m.rate)
+    pcm = m.derived.get("pcm")
+    if pcm is not None and m.derived.get("patched") is not None:
+        for lo, hi in m.derived["patched"]:   # a spliced mix: re-pack only what changed
+            memoryview(pcm)[6 * lo:6 * hi] = _pcm24(limited[lo:hi])
+    else:
+        pcm = bytearray(_pcm24(limited))
+    m.derived["pcm"] = pcm
+    path = atomic.write_bytes(wav_path, _header(1, limited.shape[1], m.rate, 24, len(limited)), pcm)
     if on_mix is not None:
         on_mix(path)
     paths = {}
@@ -552,13 +617,18 @@ def _header(fmt_tag, channels, rate, bits, frames, extra=b""):
             + extra + b"data" + size.to_bytes(4, "little"))
 
 
-def write_pcm24(path, audio, rate) -> Path:
-    """Float stereo in [-1, 1] as a 24-bit PCM WAV, atomically; rounded, not dithered, so
-    the same render gives the same file and silence stays digital silence."""
+def _pcm24(audio) -> np.ndarray:
+    """Float stereo in [-1, 1] as packed little-endian 24-bit samples (bytes, contiguous);
+    rounded, not dithered, so the same render gives the same file and silence stays
+    digital silence."""
     scaled = np.rint(np.asarray(audio, dtype=np.float32) * np.float32(8388607.0))
     np.clip(scaled, -8388608, 8388607, out=scaled)
-    pcm = np.ascontiguousarray(scaled.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3])
-    return atomic.write_bytes(path, _header(1, audio.shape[1], rate, 24, len(audio)), pcm)
+    return np.ascontiguousarray(scaled.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3]).reshape(-1)
+
+
+def write_pcm24(path, audio, rate) -> Path:
+    """Float stereo in [-1, 1] as a 24-bit PCM WAV, atomically."""
+    return atomic.write_bytes(path, _header(1, audio.shape[1], rate, 24, len(audio)), _pcm24(audio))
 
 
 def write_float(path, audio, rate) -> Path:

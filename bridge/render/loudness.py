@@ -137,6 +137,14 @@ def true_peak(audio, rate):
     return round(_db(found), 2)
 
 
+def reach(rate) -> int:
+    """How far (in samples) the limiter's gain at one sample can be moved by audio away
+    from it: the look-ahead before a peak, the hold after it and the release, with room
+    for the interpolation filter and the re-checks."""
+    attack, hold = max(1, int(ATTACK_S * rate)), max(1, int(HOLD_S * rate))
+    return 3 * attack + hold + int(0.01 * rate) + TAPS
+
+
 def limit(audio, rate, ceiling_db=-1.0):
     """`audio` (float stereo, changed in place) with its true peak held at or under
     ceiling_db; returns (audio, the deepest gain reduction in dB, 0.0 when none)."""
