@@ -5,7 +5,7 @@ mixing engineer would:
 
 - Gain staging, one for every cue. Each part is level-matched once per synthesizer, bank
   and program: its reference note (velocity 100 at the program's reference pitch, held two
-  seconds, dry) is brought to PART_LUFS, so a bank's presets, which differ in level as much
+  seconds, with its hall send and pan) is brought to PART_LUFS, so a bank's presets, which differ in level as much
   as its velocities span, no longer decide how loud a section is. After that only the
   velocities the arrangement gave the music (they follow arousal) and how many parts play
   set the level: a calm cue is quieter than a chase, as on a dub stage. `loudness` shifts
@@ -21,7 +21,8 @@ mixing engineer would:
   release and the hall's tail) are rendered again, from a block boundary before the first
   note still sounding there, and copied over the old buffers: the rest of the cue is the
   old audio, sample for sample. Tacets and the end fade are applied when writing, never to
-  the kept buffers.
+  the kept buffers. A Mix handed over (a live session keeps only its newest) also gives its
+  limited mix and packed samples, and only the changed spans of those are made again.
 
 The mix is a 24-bit WAV (it is limited, so nothing clips); stems are 32-bit float WAVs,
 since they are not limited and may pass 0 dBFS where the mix is loud. Both have exactly
