@@ -412,3 +412,15 @@ def test_a_handed_over_mix_patches_only_its_changed_spans_and_matches_a_whole_re
     assert _rms_db(a - b) < _rms_db(b) - 40
     assert not a[round(6.5 * RATE):8 * RATE].any()                    # the moved tacet is silent
     assert _true_peak_db(a) <= audio.TRUE_PEAK_DB + 0.1
+
+
+def test_instruments_sit_where_an_orchestra_sits():
+    """Violins and harp left, cellos and basses right, as seen from the hall."""
+    def balance(program):
+        m = mix([_held(program, 100, name=f"P{program} (melody)")], 2.0)
+        heard = sum(m.roles.values())
+        left, right = (float(np.sqrt(np.mean(np.square(heard[:, c], dtype=np.float64)))) for c in (0, 1))
+        return 20 * np.log10(left / right)
+    assert balance(40) > 2 and balance(46) > 2          # violin, harp
+    assert balance(42) < -2 and balance(43) < -2        # cello, contrabass
+    assert abs(balance(73)) < 2                         # flute, near the middle
