@@ -28,6 +28,7 @@ from bridge.timebase import (PPQ, beats_to_seconds, seconds_to_beats, seconds_to
                              ticks_to_seconds_all)
 
 MOOD_STEP = 0.25             # valence/arousal changes smaller than about this keep their music
+MOOD_DEADBAND = 0.15         # a re-analysed section's mood this close to the last one's keeps it
 MAX_STRETCH = 1.2            # a span's tempo changes by at most this factor; else the span widens
 BPM_RANGE = (30.0, 300.0)
 MAX_CHANGED_SHARE = 0.75     # more of the cue changed than this: a full re-score is simpler
@@ -36,6 +37,27 @@ EPS = 1e-6                   # seconds: a note on a boundary's frame belongs to 
 
 class FullRescore(Exception):
     """The update cannot keep music (the message says why): score the edit whole."""
+
+
+def hold_moods(old_plan, sections) -> list:
+    """The picture's sections for a new revision, each holding the last revision's mood where
+    its new estimate differs by less than MOOD_DEADBAND in valence and in arousal (hysteresis):
+    re-analysing a shot whose picture did not change, or changed a hair, must not move its
+    music across a mood step. The old mood is the one of the old section under the new
+    section's middle frame."""
+    held = []
+    for s in sections:
+        get = s.get if isinstance(s, dict) else lambda k, d=None, s=s: getattr(s, k, d)
+        row = {"start": int(get("start")), "end": int(get("end")), "valence": float(get("valence")),
+               "arousal": float(get("arousal")), "tacet": bool(get("tacet", False))}
+        middle = (row["start"] + row["end"]) / 2
+        old = next((o for o in old_plan.sections if o.frame_start <= middle < o.frame_end), None)
+        if (old is not None and not old.tacet and not row["tacet"]
+                and abs(old.valence - row["valence"]) < MOOD_DEADBAND
+                and abs(old.arousal - row["arousal"]) < MOOD_DEADBAND):
+            row["valence"], row["arousal"] = old.valence, old.arousal
+        held.append(row)
+    return held
 
 
 def points(plan) -> list:

@@ -74,7 +74,10 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
         previous = None
     elif previous is None:
         update = {"mode": "full", "reason": "no earlier revision of this session is known"}
-    plan = make_plan(hits, analysis["sections"], timeline.rate, timeline.duration,
+    sections = analysis["sections"]
+    if previous is not None and valence is None and arousal is None:
+        sections = live.hold_moods(previous["plan"], sections)
+    plan = make_plan(hits, sections, timeline.rate, timeline.duration,
                      valence=valence, arousal=arousal, cue=cue,
                      key=key if key is not None else (
                          (previous["plan"].tonic, previous["plan"].home) if previous else None))

@@ -155,6 +155,29 @@ def test_the_diff_finds_a_moved_cut_as_one_block(model):
                                    ("keep", 300, 480, 300, 480)]
 
 
+def test_a_hair_of_mood_change_keeps_the_old_mood_and_the_music_outside_the_moved_cut(model):
+    """Re-analysed shots whose mood moved by a hair across a mood step keep the last
+    revision's mood (hysteresis), so only the gaps around the moved cut change; a real
+    change of mood is taken."""
+    from bridge.plan import make_plan
+
+    class Hit:
+        def __init__(self, frame):
+            self.frame, self.source = frame, "cut"
+    old_sections = [{"start": 0, "end": 240, "valence": 0.12, "arousal": 0.1},
+                    {"start": 240, "end": 480, "valence": -0.5, "arousal": 0.6}]
+    new_sections = [{"start": 0, "end": 240, "valence": 0.13, "arousal": 0.08},    # a hair, across 0.125
+                    {"start": 240, "end": 480, "valence": -0.1, "arousal": 0.6}]   # a real change
+    old = make_plan([Hit(f) for f in (100, 200, 300)], old_sections, 24, 480)
+    held = live.hold_moods(old, new_sections)
+    assert [(r["valence"], r["arousal"]) for r in held] == [(0.12, 0.1), (-0.1, 0.6)]
+    hits = [Hit(f) for f in (112, 200, 300)]
+    literal = live.diff(old, make_plan(hits, new_sections[:1] + old_sections[1:], 24, 480))
+    steady = live.diff(old, make_plan(hits, live.hold_moods(old, new_sections[:1] + old_sections[1:]), 24, 480))
+    assert literal == [("change", 0, 240, 0, 240), ("keep", 240, 480, 240, 480)]   # the whole section
+    assert steady == [("change", 0, 200, 0, 200), ("keep", 200, 480, 200, 480)]    # the two gaps only
+
+
 def test_daemon_updates_partially_skips_stale_bursts_and_falls_back_after_a_restart(tmp_path):
     clips = [edit(tmp_path / f"rev{i}.otio", clips=BASE[:4] + [50 + 2 * i, 70 - 2 * i] + BASE[6:], markers=MOODS)
              for i in range(6)]
