@@ -11,8 +11,10 @@ mixing engineer would:
   set the level: a calm cue is quieter than a chase, as on a dub stage. `loudness` shifts
   the whole staging for another delivery spec (REFERENCE_LUFS is where a mid-arousal cue
   lands).
-- Seats and a hall. Each program is panned as an orchestra sits, and each role sends to
-  a hall reverb (pedalboard's) by its own amount; the data are in data/mix.json.
+- Faders, seats and a hall. Each role has a fader, set so the tune leads (a dense arpeggio
+  or drum pattern of notes each at the reference level would bury a melody line); each
+  program is panned as an orchestra sits; each role sends to a hall reverb (pedalboard's)
+  by its own amount. The data are in data/mix.json.
 - Stems. Each role (percussion, bass, pad, rhythm, melody) is rendered on its own, with its
   own hall return, so the stems sum to the mix exactly; the mix is their sum through a
   limiter that only catches true peaks over the ceiling (render/loudness.py).
@@ -177,7 +179,7 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
     for part in parts:
         groups.setdefault(role_of(part), []).append(part)
     shift = 10 ** ((loudness - REFERENCE_LUFS) / 20)
-    staged = {role: ([_match(synth, soundfont, sample_rate, p, _send(role)) * shift for p in group],
+    staged = {role: ([_match(synth, soundfont, sample_rate, p, _send(role)) * shift * _fader(role) for p in group],
                      [_pan(p) for p in group]) for role, group in groups.items()}
 
     reuse = previous is not None and (previous.rate, previous.synth, previous.soundfont, previous.loudness) \
@@ -252,6 +254,12 @@ def _render_role(synth, soundfont, rate, parts, gains, pans, role, a, b):
     dry = synth_mod.play(synth, soundfont, heard, rate, start, b, gains=gains, pans=pans)
     wet = _hall(dry, rate, _send(role))
     return (dry + wet)[a - start:]
+
+
+def _fader(role):
+    """The role's fader (data/mix.json) as a linear gain."""
+    faders = seating()["faders"]
+    return 10 ** (faders.get(role, faders["other"]) / 20)
 
 
 def _send(role):
