@@ -329,8 +329,15 @@ def summary(manifest: dict) -> str:
         lines.append(f"  {s['start']:8.2f}–{s['end']:8.2f} s  "
                      + ("tacet" if s["tacet"] else f"{s['key']:9s} {s['palette']}"))
     for key, value in manifest["outputs"].items():
-        if value:
+        if isinstance(value, dict):   # the stems: one file per role
+            lines += [f"  stem {role}: {path}" for role, path in value.items()]
+        elif value:
             lines.append(f"  {key}: {value}")
+    level = (manifest.get("audio") or {}).get("loudness")
+    if level:
+        lines.append(f"  loudness: {level['integrated_lufs']} LUFS integrated, true peak "
+                     f"{level['true_peak_dbtp']} dBTP ({manifest['audio']['synth']}, "
+                     f"{Path(manifest['audio']['soundfont']).name})")
     for w in manifest["warnings"]:
         lines.append(f"  warning: {w}")
     return "\n".join(lines)
