@@ -424,3 +424,16 @@ def test_instruments_sit_where_an_orchestra_sits():
     assert balance(40) > 2 and balance(46) > 2          # violin, harp
     assert balance(42) < -2 and balance(43) < -2        # cello, contrabass
     assert abs(balance(73)) < 2                         # flute, near the middle
+
+
+def test_a_role_that_falls_silent_leaves_the_patched_mix(tmp_path):
+    strings = {"name": "Strings (pad)", "program": 48, "is_drum": False, "notes": [(0.0, 3.0, 60, 90)]}
+    drums = {"name": "Drums (percussion)", "program": 0, "is_drum": True,
+             "notes": [(0.5 * i, 0.5 * i + 0.1, 38, 110) for i in range(8)]}
+    old = mix([strings, drums], 4.0)
+    audio.write(old, tmp_path / "old.wav")
+    spliced = mix([strings], 4.0, previous=old, handover=True)
+    out = audio.write(spliced, tmp_path / "spliced.wav")
+    whole = audio.write(mix([strings], 4.0), tmp_path / "whole.wav")
+    a, b = _read(out["path"]), _read(whole["path"])
+    assert list(spliced.roles) == ["pad"] and _rms_db(a - b) < _rms_db(b) - 40

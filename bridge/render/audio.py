@@ -222,6 +222,9 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
     changed = None
     if reuse:
         spans = sorted((a, b) for _, a, b in jobs)
+        if set(previous.roles) - set(groups):   # a role that fell silent leaves the whole mix
+            spans.append((0, samples))
+            spans.sort()
         changed = []
         for a, b in spans:
             if changed and a <= changed[-1][1]:
