@@ -221,17 +221,10 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
     rendered = sum(b - a for _, a, b in jobs) / sample_rate
     changed = None
     if reuse:
-        spans = sorted((a, b) for _, a, b in jobs)
+        spans = [(a, b) for _, a, b in jobs]
         if set(previous.roles) - set(groups):   # a role that fell silent leaves the whole mix
             spans.append((0, samples))
-            spans.sort()
-        changed = []
-        for a, b in spans:
-            if changed and a <= changed[-1][1]:
-                changed[-1] = (changed[-1][0], max(changed[-1][1], b))
-            else:
-                changed.append((a, b))
-        changed = tuple(changed)
+        changed = tuple(_merge(spans, samples))
     return Mix(rate=sample_rate, samples=samples, roles=roles, parts=tuple(parts),
                tacet=tuple((float(a), float(b)) for a, b in tacet), synth=synth, soundfont=soundfont,
                loudness=loudness, rendered_s=round(rendered, 3), changed=changed,
@@ -298,15 +291,7 @@ def _dirty(previous, groups, rate, samples) -> dict:
         spans = [(on, off + tail) for on, off in _changed(old, new, samples)]
         if samples > previous.samples:
             spans.append((max(0, previous.samples - tail), samples))
-        merge = tb.seconds_to_samples(MERGE_S, rate)
-        merged = []
-        for a, b in sorted((max(0, a), min(samples, b)) for a, b in spans):
-            if a >= b:
-                continue
-            if merged and a <= merged[-1][1] + merge:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
+        merged = _merge(spans, samples, gap=tb.seconds_to_samples(MERGE_S, rate))
         if merged:
             dirty[role] = merged
     return dirty
@@ -531,11 +516,14 @@ def master(m: Mix):
     return env, runs, limited, reduction
 
 
-def _merge(spans, end, pad):
-    """Spans widened by `pad` on both sides, clipped to [0, end) and merged."""
+def _merge(spans, end, pad=0, gap=0):
+    """Sample spans widened by `pad` on both sides, clipped to [0, end), empty ones dropped,
+    and merged where they overlap or lie within `gap` of each other."""
     merged = []
     for a, b in sorted((max(0, a - pad), min(end, b + pad)) for a, b in spans):
-        if merged and a <= merged[-1][1]:
+        if a >= b:
+            continue
+        if merged and a <= merged[-1][1] + gap:
             merged[-1] = (merged[-1][0], max(merged[-1][1], b))
         else:
             merged.append((a, b))
@@ -605,17 +593,6 @@ def render_wav(parts_or_midi_path, wav_path, duration_seconds, *, tempo_map=None
             "limiter_db": out["limiter_db"], "render_s": round(time.perf_counter() - started, 3)}
 
 
-def render_stems(parts_or_midi_path, out_dir, duration_seconds, *, tempo_map=None, soundfont=None,
-                 sample_rate=48000, synth="auto", prefix="", loudness=REFERENCE_LUFS, tacet=()) -> dict:
-    """The mix as `<out_dir>/<prefix>mix.wav` and one float WAV per role beside it."""
-    started = time.perf_counter()
-    m = mix(parts_or_midi_path, duration_seconds, tempo_map=tempo_map, soundfont=soundfont, synth=synth,
-            sample_rate=sample_rate, loudness=loudness, tacet=tacet)
-    out = write(m, Path(out_dir) / f"{prefix}mix.wav", stems_dir=out_dir, stem_prefix=prefix)
-    return {"path": out["path"], "stems": out["stems"], "synth": m.synth, "soundfont": m.soundfont,
-            "samples": m.samples, "render_s": round(time.perf_counter() - started, 3)}
-
-
 def _header(fmt_tag, channels, rate, bits, frames, extra=b""):
     """A RIFF/WAVE header for `frames` frames of data that follows it."""
     block = channels * bits // 8
@@ -636,11 +613,6 @@ def _pcm24(audio) -> np.ndarray:
     scaled = np.rint(np.asarray(audio, dtype=np.float32) * np.float32(8388607.0))
     np.clip(scaled, -8388608, 8388607, out=scaled)
     return np.ascontiguousarray(scaled.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3]).reshape(-1)
-
-
-def write_pcm24(path, audio, rate) -> Path:
-    """Float stereo in [-1, 1] as a 24-bit PCM WAV, atomically."""
-    return atomic.write_bytes(path, _header(1, audio.shape[1], rate, 24, len(audio)), _pcm24(audio))
 
 
 def write_float(path, audio, rate) -> Path:

@@ -1,11 +1,13 @@
 """What an editor's meters read: integrated loudness (ITU-R BS.1770, LUFS), true peak (dBTP),
 and the limiter that keeps the true peak under the delivery ceiling.
 
-Loudness is pyloudnorm's BS.1770-4 meter. A cue's report needs the whole mix and every
-section, so `Loudness` K-weights the mix once (with pyloudnorm's own filter stages) and
-gates any span from cumulative block energies, as pyloudnorm's meter does for one signal. True peak is the peak of the signal oversampled
-four times (BS.1770-4 annex 2), looked for only where the sample peak comes within HEADROOM
-of the ceiling: a quiet cue costs one pass over its samples.
+Loudness is measured as pyloudnorm's BS.1770-4 meter measures it, with its K-weighting
+filter stages, but gated from cumulative block energies, so a cue's report (the whole mix and
+every section) takes one pass over the mix (a test checks it against pyloudnorm's meter).
+
+True peak is the peak of the signal oversampled four times (BS.1770-4 annex 2), looked for
+only where the sample peak comes within HEADROOM of the ceiling: a quiet cue costs one pass
+over its samples.
 
 The limiter only catches peaks. Where the true peak would pass the ceiling, the gain dips
 just enough, reached over ATTACK_S before the peak (the render is offline, so it looks
@@ -36,11 +38,7 @@ def _db(x):
 def integrated(audio, rate):
     """Integrated loudness in LUFS of float stereo (n, 2); None when it is too short to
     measure (under 0.4 s) or silent."""
-    if len(audio) < int(0.4 * rate) + 1:
-        return None
-    with np.errstate(divide="ignore"):
-        value = pyloudnorm.Meter(rate).integrated_loudness(np.asarray(audio, dtype=np.float64))
-    return round(float(value), 2) if math.isfinite(value) and value > SILENCE else None
+    return Loudness(audio, rate).integrated()
 
 
 class Loudness:
