@@ -86,8 +86,8 @@ def _parse_one(text):
         if word in MOODS:
             valence, arousal = MOODS[word]
             return _result("mood", word, valence, arousal)
-        return _result("note", warning=f"unknown mood word {word!r} (known: see the README's "
-                                       f"marker table); the marker is kept as a note")
+        return _result("note", warning=f"unknown mood word {word!r} (known: see the marker table "
+                                       f"in docs/edits.md); the marker is kept as a note")
     if re.match(r"^va\s*:", text):
         va = _VA.match(text)
         if not va:

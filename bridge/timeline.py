@@ -44,7 +44,7 @@ class Clip:
 
 @dataclass(frozen=True)
 class Marker:
-    """A marker the user placed, parsed for ScoreBridge's syntax (see README, "Markers")."""
+    """A marker the user placed, parsed for ScoreBridge's syntax (see docs/edits.md, "Markers")."""
 
     frame: int
     name: str
