@@ -375,8 +375,10 @@ def _pan(part):
 def _match(synth, soundfont, rate, part, send):
     """The gain that brings the part's reference (data/mix.json) to PART_LUFS as it is heard,
     dry plus its role's hall send, at its seat (a synthesizer's pan law need not keep the
-    power): one note of its program at its reference pitch, velocity 100, held 2 s; for a
-    kit, its reference hits a quarter second apart. Measured once per synthesizer, bank,
+    power): one note of its program at its reference pitch, velocity 100, held 2 s, or for
+    a struck or plucked program struck every quarter second for 2 s (as it is played: one
+    decaying note reads far quieter than a line of them); for a kit, its reference hits a
+    quarter second apart. Measured once per synthesizer, bank,
     rate, program, send and pan, and kept in the user cache (levels.json) across runs."""
     drum = bool(part.get("is_drum"))
     key = (synth, soundfont, rate, 0 if drum else part["program"], drum, send, _pan(part))
@@ -390,8 +392,10 @@ def _match(synth, soundfont, rate, part, send):
         if drum:
             notes = [(0.25 * i, 0.25 * i + 0.2, pitch, 100) for i, pitch in enumerate(data["drum_kit"]["hits"])]
         else:
-            pitch = data["programs"].get(str(part["program"]), data["default_program"])["pitch"]
-            notes = [(0.0, 2.0, pitch, 100)]
+            program = data["programs"].get(str(part["program"]), data["default_program"])
+            pitch = program["pitch"]
+            notes = ([(0.25 * i, 0.25 * i + 0.2, pitch, 100) for i in range(8)] if program.get("struck")
+                     else [(0.0, 2.0, pitch, 100)])
         reference = {"name": "reference", "program": key[3], "is_drum": drum, "notes": notes}
         dry = synth_mod.play(synth, soundfont, [reference], rate, 0, tb.seconds_to_samples(2.0, rate),
                              pans=[key[-1]])
@@ -425,7 +429,8 @@ def _level_key(key):
     except OSError:
         bank = str(soundfont)
     version = synth_mod.version(synth)
-    data = json.dumps([PART_LUFS, seating()["hall"], seating()["drum_kit"]], sort_keys=True)
+    data = json.dumps([PART_LUFS, seating()["hall"], seating()["drum_kit"],
+                       seating()["programs"].get(str(program), seating()["default_program"])], sort_keys=True)
     return hashlib.sha1(f"{synth}:{version}|{bank}|{rate}|{program}|{drum}|{send}|{pan}|{data}".encode()).hexdigest()
 
 
