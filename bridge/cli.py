@@ -245,6 +245,11 @@ def cmd_bench(args) -> int:
         from bridge.music import sample_bench
         results = sample_bench.run(busy=args.busy, runs=args.runs)
         print(sample_bench.report(results))
+    elif args.what == "batch":
+        from bridge import batch_bench
+        results = batch_bench.run(count=args.count, seconds=args.seconds or 30.0, cuts=args.cuts or 8,
+                                  device=args.device)
+        print(batch_bench.report(results))
     elif args.what == "daemon":
         from bridge import daemon_bench
         results = daemon_bench.run(seconds=args.seconds or 60.0, cuts=args.cuts or 14)
@@ -326,7 +331,9 @@ def cmd_batch(args) -> int:
                "valence": args.valence, "arousal": args.arousal, "candidates": args.candidates,
                "media_root": args.media_root, "key": args.key, "loudness": args.loudness}
     report = batch.run(args.inputs, args.out, workers=args.workers, resume=args.resume,
-                       options=options, device=args.device, show=not args.quiet)
+                       options=options, device=args.device, show=not args.quiet, engine=args.engine,
+                       address=args.address, worker_cpus=args.worker_cpus, worker_gpus=args.worker_gpus,
+                       retries=args.retries)
     s = report["summary"]
     print(f"batch: {s['done']} done ({s['resumed']} from an earlier run), {s['failed']} failed, "
           f"of {s['timelines']}; report {Path(args.out).resolve() / batch.REPORT}", file=sys.stderr)
@@ -450,16 +457,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
-    p.add_argument("what", choices=["analysis", "score", "daemon", "live", "sampling", "audio"],
+    p.add_argument("what", choices=["analysis", "score", "daemon", "live", "sampling", "audio", "batch"],
                    help="analysis: picture analysis speed (frames/s); score: time to score an edit, by stage; "
                         "audio: the WAV and stems of a 3-minute cue, and loudness by arousal; "
                         "daemon: ping, request-to-done cold and warm, bursts of requests; "
                         "live: partial re-scoring after edits vs a full re-score; "
-                        "sampling: the music model's tokens/s by thread count, optionally beside busy processes")
+                        "sampling: the music model's tokens/s by thread count, optionally beside busy processes; "
+                        "batch: timelines per minute and p50/p95 per timeline, local vs Ray on one and two nodes")
     p.add_argument("--seconds", type=float,
                    help="analysis: length of each test video (default 20); score: edit length (default 180); "
                         "daemon: edit length (default 60)")
-    p.add_argument("--cuts", type=int, help="score: cuts in the edit (default 40); daemon: (default 14)")
+    p.add_argument("--cuts", type=int, help="score: cuts in the edit (default 40); daemon: (default 14); "
+                                            "batch: (default 8)")
+    p.add_argument("--count", type=_int_in(1, 500), default=12, metavar="N",
+                   help="batch: timelines scored by each engine (default 12, of 30 s each)")
     p.add_argument("--candidates", type=int, default=4, help="score: passed on as `score` takes it (the "
                                                                   "layered engine draws one score)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -496,9 +507,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="score many timelines (files, folders, globs) into one folder with a report")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="timelines, folders of timelines, or glob patterns")
     p.add_argument("--out", required=True, help="folder for the results: one sub-folder per timeline")
-    p.add_argument("--workers", type=int, default=1, choices=range(1, 33), metavar="N",
-                   help="timelines scored at once, each in its own process (default 1)")
+    p.add_argument("--workers", type=int, default=None, choices=range(1, 1025), metavar="N",
+                   help="timelines scored at once, each in its own process (local default 1; "
+                        "ray default: as many as the cluster holds)")
     p.add_argument("--resume", action="store_true", help="skip timelines an earlier run finished")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this machine (default); ray: actors on a Ray cluster (scorebridge[ray])")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="ray: the cluster to join ('auto': the one `ray start` runs here); "
+                        "without it a one-machine cluster is started on loopback for this batch")
+    p.add_argument("--worker-cpus", type=_number_in(0, 256, low_open=True), default=None, metavar="C",
+                   help="ray: CPUs each worker reserves, and its torch threads (default 1)")
+    p.add_argument("--worker-gpus", type=_number_in(0, 16), default=None, metavar="G",
+                   help="ray: GPUs each worker reserves, a share such as 0.25 or whole GPUs "
+                        "(default 0.25 where the cluster has GPUs, else 0)")
+    p.add_argument("--retries", type=int, default=2, choices=range(0, 11), metavar="R",
+                   help="ray: times a timeline is tried again after its worker died (default 2)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     _music_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

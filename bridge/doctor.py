@@ -98,6 +98,13 @@ def checks() -> list:
     rows.append(("soundfont", bool(sf), (f"{sf} (a small fallback bank: install fluid-soundfont-gm)"
                                          if sf and is_fallback_bank(sf) else sf)
                  or "no General MIDI soundfont found (set SCOREBRIDGE_SOUNDFONT)", False))
+    ray = importlib.util.find_spec("ray")
+    if ray:
+        from importlib.metadata import version
+        detail = f"{version('ray')}: `batch --engine ray` can run"
+    else:
+        detail = "not installed: only `batch --engine ray` needs it (pip install 'scorebridge[ray]')"
+    rows.append(("ray", bool(ray), detail, False))
     lua = shutil.which("lua5.4")
     rows.append(("lua5.4", bool(lua), lua or "missing: only needed for the REAPER script tests", False))
     return rows
