@@ -142,6 +142,33 @@ def test_percussion_when_excited_and_none_when_calm(corners):
         assert not [n for n in corners[name][1].notes if n.family in ("drums", "timpani", "taiko")]
 
 
+def test_percussion_phrases_the_music_fills_crashes_and_timpani_where_phrases_begin():
+    plan = _cue(0.7, 0.7, seconds=40, cuts=0)   # bright and driving, no hits to interrupt
+    chords = harmony.progression(plan, 3)
+    notes = arrangement.arrange(plan, chords, 3)
+    laid_out = arrangement.bars(plan)
+    starts = [b for b, _ in laid_out]
+
+    def bar_of(beat):
+        return max(i for i, b in enumerate(starts) if b <= beat)
+
+    kit = [n for n in notes if n.role == "percussion"]
+    toms = {bar_of(n.start) for n in kit if n.pitch in (41, 43, 45, 47, 50)}
+    crashes = {bar_of(n.start) for n in kit if n.pitch == 49}
+    timpani = {bar_of(n.start) for n in notes if n.role == "timpani"}
+    phrases = len(laid_out) // 4
+    assert phrases >= 3
+    # a fill in the last bar of every phrase that has music after it, and only there
+    assert toms == {4 * k + 3 for k in range(phrases) if 4 * k + 4 < len(laid_out)}
+    # a crash opens every phrase after the first; the timpani play where phrases begin
+    assert crashes == {4 * k for k in range(1, phrases + (len(laid_out) % 4 > 0))}
+    assert timpani == {4 * k for k in range(phrases + (len(laid_out) % 4 > 0))}
+    # the fill rises into the next phrase
+    for bar in toms:
+        fill = sorted((n for n in kit if bar_of(n.start) == bar and n.start >= starts[bar] + 2), key=lambda n: n.start)
+        assert fill[-1].velocity > fill[0].velocity
+
+
 def test_orchestral_percussion_has_tracks_of_its_own(corners):
     from bridge.compose import to_parts
     plan, drawn = corners["tense"]

@@ -175,8 +175,12 @@ def arrange(plan, chords, seed) -> list:
     first_chord = {}
     for c in chords:
         first_chord.setdefault(c.section, c.start_beat)
-    for bar_start, length in bars(plan):
+    phrase = patterns["percussion"]["phrase"]
+    laid_out = bars(plan)
+    bars_begun = {}   # section -> bars of it begun so far: phrases count from its start
+    for i, (bar_start, length) in enumerate(laid_out):
         meter = f"{int(length)}/4" if length in (3, 4) else None
+        where = _phrase_place(chords, laid_out, i, bars_begun, phrase["bars"])
         for step in range(int(length * 4)):
             beat = bar_start + Fraction(step, 4)
             c = chord_at(chords, beat)
@@ -199,7 +203,7 @@ def arrange(plan, chords, seed) -> list:
                     if ev_step == step:
                         notes += _rhythm(c, beat, Fraction(ev_len, 4), voice, s, rng, step, length, boost)
             # orchestral percussion when excited: timpani on the tonic and dominant, taiko
-            if s.arousal >= 0.4 and s.palette.get("timpani") is not None:
+            if s.arousal >= 0.4 and s.palette.get("timpani") is not None and where["first"]:
                 for ev_step, ev_len, tone in (patterns["percussion"]["timpani"].get(meter) or []):
                     if ev_step == step:
                         notes.append(_timpani(s, beat, Fraction(ev_len, 4), tone, rng, step, length, boost))
@@ -212,8 +216,22 @@ def arrange(plan, chords, seed) -> list:
                     notes.append(BeatNote(beat, beat + Fraction(1, 2), lo + 5, min(127, vel), "taiko"))
             # percussion
             if s.palette.get("drums") is not None and s.arousal >= PERCUSSION_FROM:
-                group = patterns["percussion"]["excited" if s.arousal >= 0.4 else "mid"]
-                kit = _variation(group, c.section, seed, s.palette_name).get(meter) or {}
+                kind = "excited" if s.arousal >= 0.4 else "mid"
+                kit = _variation(patterns["percussion"][kind], c.section, seed, s.palette_name).get(meter) or {}
+                fill = phrase["fill"][kind].get(meter) if where["last"] else None
+                if fill and any(bar_start + Fraction(fill["from"], 4) < h < bar_start + length for h in important):
+                    fill = None   # a hit inside the fill: its own swell leads into it
+                if fill and step >= fill["from"]:
+                    for at, key in fill["hits"]:
+                        if at == step:   # rising through the fill, into the next phrase
+                            rise = int(22 * (step - fill["from"]) / max(1, int(length * 4) - fill["from"]))
+                            vel = _velocity(s.velocity, "percussion", step, length, rng, boost) - 10 + rise
+                            notes.append(BeatNote(beat, beat + Fraction(1, 4), key, max(1, min(127, vel)),
+                                                  "percussion"))
+                    continue
+                if step == 0 and where["first"] and where["index"] and kind == "excited":
+                    vel = min(127, _velocity(s.velocity, "percussion", 0, length, rng, boost) + 6)
+                    notes.append(BeatNote(beat, beat + 2, phrase["crash_key"], vel, "percussion"))
                 for key, steps in kit.items():
                     if key != "accent" and step in steps:
                         vel = _velocity(s.velocity, "percussion", step, length, rng, boost)
@@ -222,6 +240,20 @@ def arrange(plan, chords, seed) -> list:
     notes += _stabs(plan, chords)
     notes += _into_hits(plan, chords, important, rng)
     return _clip_to_chords(notes, chords)
+
+
+def _phrase_place(chords, laid_out, i, bars_begun, phrase_bars) -> dict:
+    """Where bar i sits in its section's phrases: `index` (bars of the section before it),
+    `first` (it begins a phrase) and `last` (it ends one: the phrase's last bar, or the
+    section's, before more music). Phrases count from the section's first bar, so a new
+    section starts a new phrase."""
+    head = chord_at(chords, laid_out[i][0])
+    section = head.section if head is not None else None
+    index = bars_begun.get(section, 0)
+    bars_begun[section] = index + 1
+    following = chord_at(chords, laid_out[i + 1][0]) if i + 1 < len(laid_out) else None
+    last = following is not None and (index % phrase_bars == phrase_bars - 1 or following.section != section)
+    return {"index": index, "first": index % phrase_bars == 0, "last": last}
 
 
 # Where the bass holds a pedal under the chords (MUSIC.md §2): the tonic, with its fifth in
