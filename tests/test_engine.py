@@ -196,6 +196,21 @@ def test_pad_voicings_move_by_small_steps():
 
 # --- melody ----------------------------------------------------------------------------------
 
+def test_motifs_are_chosen_for_their_shape_not_their_noodling():
+    def motif(steps, lengths=None):
+        lengths = lengths or [Fraction(1, 2)] * len(steps)
+        onsets = [sum(lengths[:i], Fraction(0)) for i in range(len(steps))]
+        return melody.Motif(tuple(zip(onsets, lengths, steps)), "model")
+    tune = motif([0, 1, 2, 4, 3, 2, 1, 0], [Fraction(1, 2)] * 7 + [Fraction(2)])
+    noodle = motif([0, -1, 0, -1, 0, -1, 0, 0])
+    drone = motif([0, 0, 0, 0, 1, 0, 0, 0])
+    scale_run = motif(list(range(0, 15, 2)))
+    fallback = melody._fallback(0)
+    ranked = sorted([noodle, drone, scale_run, tune, fallback], key=lambda m: melody.shape((m, m)), reverse=True)
+    assert ranked[0] is tune and ranked[-1] is fallback
+    assert melody.shape((tune, tune)) > melody.shape((noodle, noodle)) and melody.shape((tune, tune)) > melody.shape((drone, drone))
+
+
 def test_the_motif_comes_back(corners):
     for plan, drawn in corners.values():
         cue = eval_cues.cue_of_plan(plan)

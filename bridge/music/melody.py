@@ -1,9 +1,10 @@
 """Melody: the event transformer writes the motifs; the cue states and restates them.
 
-For each mood the cue has (its sections' palettes), the music model draws a four-bar line in
+For each mood the cue has (its sections' palettes), the music model draws four-bar lines in
 the melody family alone, conditioned as EMSYNC conditions it: the mood's valence and arousal,
 the key, and a boundary at the end of each two-bar phrase, so it shapes its phrases toward
-them. The draw is heard in seconds at the mood's tempo; here it becomes a motif on the grid:
+them. It draws TAKES of them in one batch and the best-shaped is kept (`shape`): a single
+draw often noodled between two notes, which no restatement can make a tune. The draw is heard in seconds at the mood's tempo; here it becomes a motif on the grid:
 one line (onsets on 8ths, each note the one nearest the line's last, within a fifth of it),
 pitches as scale steps.
 
@@ -37,6 +38,7 @@ MOTIF_BEATS = 8         # a phrase: two bars of 4/4
 DRAW_PHRASES = 2        # the model draws A and B in one line
 FORM = ("A", "A", "B", "A")
 BREATH = Fraction(1, 2)
+TAKES = 8               # lines drawn per mood; the best-shaped is the motif
 
 
 @dataclass(frozen=True)
@@ -65,31 +67,60 @@ def _melody_only(logits, now_ms):
     return logits + mask
 
 
-def draw_motifs(model, moods, seed) -> dict:
-    """{palette: (A, B)} Motifs drawn by the music model, one take per mood in one batch.
+def draw_motifs(model, moods, seed, takes=TAKES) -> dict:
+    """{palette: (A, B)} Motifs drawn by the music model: `takes` lines per mood in one batch,
+    the one with the best shape kept (`shape`).
 
     moods: {palette: (valence, arousal, tonic, mode, bpm)}."""
     from bridge.music.sample import sample
     names = sorted(moods)
     if not names:
         return {}
-    seconds = [DRAW_PHRASES * MOTIF_BEATS * 60.0 / moods[n][4] for n in names]
+    rows = [n for n in names for _ in range(takes)]
+    seconds = [DRAW_PHRASES * MOTIF_BEATS * 60.0 / moods[n][4] for n in rows]
     length = max(seconds)
-    takes = sample(model, length, valence=[moods[n][0] for n in names], arousal=[moods[n][1] for n in names],
+    drawn = sample(model, length, valence=[moods[n][0] for n in rows], arousal=[moods[n][1] for n in rows],
                    boundaries=[[s * (k + 1) / DRAW_PHRASES for k in range(DRAW_PHRASES)] for s in seconds],
-                   batch=len(names), per_take=True, seed=seed, constrain=_melody_only,
-                   tonic=[moods[n][2] for n in names] if model.cfg.tonic else None,
+                   batch=len(rows), per_take=True, seed=seed, constrain=_melody_only,
+                   tonic=[moods[n][2] for n in rows] if model.cfg.tonic else None,
                    max_tokens=int(length * 40) + 32)
     out = {}
-    for name, take, span in zip(names, takes, seconds):
+    for name, take, span in zip(rows, drawn, seconds):
         _, _, tonic, mode, bpm = moods[name]
         line = _line([n for n in take if n.family == "melody" and n.start < span], bpm)
         halves = []
         for k in range(DRAW_PHRASES):
             part = [(t - k * MOTIF_BEATS, d, p) for t, d, p in line if k * MOTIF_BEATS <= t < (k + 1) * MOTIF_BEATS]
             halves.append(_motif(part, tonic, mode) if len(part) >= 3 else _fallback(k))
-        out[name] = tuple(halves)
+        halves = tuple(halves)
+        if name not in out or shape(halves) > shape(out[name]):   # ties keep the earlier take
+            out[name] = halves
     return out
+
+
+def shape(motifs) -> float:
+    """How much a pair of motifs (A, B) sounds like a tune rather than noodling, by what a
+    melody needs: several pitches, a span of a fourth to an octave, motion mostly by step
+    (few leaps over a fifth), few repeated notes and little two-note back-and-forth
+    (x y x y), and more than one note length.
+    A fallback (the model wrote too little) ranks under any drawn line."""
+    score = 0.0
+    for motif in motifs:
+        if motif.source != "model":
+            score -= 10.0
+            continue
+        steps = [st for _, _, st in motif.notes]
+        n = len(steps)
+        span = max(steps) - min(steps)
+        repeated = sum(a == b for a, b in zip(steps, steps[1:])) / max(1, n - 1)
+        back_and_forth = sum(steps[i] == steps[i - 2] != steps[i - 1] for i in range(2, n)) / max(1, n - 2)
+        by_step = sum(abs(a - b) == 1 for a, b in zip(steps, steps[1:])) / max(1, n - 1)
+        leaps = sum(abs(a - b) > 4 for a, b in zip(steps, steps[1:])) / max(1, n - 1)
+        score += min(len(set(steps)), 6)
+        score += min(span, 7) * 0.5 - max(0, span - 9)
+        score += 3.0 * by_step - 3.0 * leaps - 4.0 * repeated - 4.0 * back_and_forth
+        score += 1.0 if len({d for _, d, _ in motif.notes}) > 1 else 0.0
+    return score
 
 
 def _line(notes, bpm, unit=Fraction(1, 2)) -> list:
