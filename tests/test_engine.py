@@ -248,6 +248,18 @@ def test_live_spans_take_the_full_draws_notes(model):
     assert engine.draw(model, plan, seed=2).notes == full
 
 
+def test_a_moods_motifs_are_its_own_whatever_else_the_cue_holds(model, monkeypatch):
+    # moods as moods_of gives them: (valence, arousal, tonic, mode, bpm) per palette
+    monkeypatch.setattr(engine, "moods_of", lambda moods: moods)
+    bright, dark = (0.7, 0.7, 2, "major", 132.0), (-0.7, -0.6, 2, "minor", 76.0)
+    engine._MOTIFS.clear()
+    alone = engine.motifs_for(model, {"bright": bright}, seed=4)
+    engine._MOTIFS.clear()   # drawn again, beside another mood this time
+    beside = engine.motifs_for(model, {"bright": bright, "dark": dark}, seed=4)
+    assert set(beside) == {"bright", "dark"} and beside["bright"] == alone["bright"]
+    engine._MOTIFS.clear()
+
+
 # --- the measures themselves ------------------------------------------------------------------
 
 def _note(start, end, pitch, family="pad"):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bridge.music import arrangement, harmony, melody
 from bridge.music.arrangement import to_seconds
 
-_MOTIFS = {}   # (model id, moods, seed) -> (model, motifs): a live session draws them once
+_MOTIFS = {}   # (model id, palette, mood, seed) -> (model, motifs): a live session draws each once
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,20 @@ def moods_of(plan) -> dict:
 
 
 def motifs_for(model, plan, seed) -> dict:
-    moods = moods_of(plan)
-    key = (id(model), tuple(sorted(moods.items())), seed)
-    cached = _MOTIFS.get(key)
-    if cached is None or cached[0] is not model:   # the entry holds its model: no id reused
-        if len(_MOTIFS) > 64:
-            _MOTIFS.clear()
-        cached = _MOTIFS[key] = (model, melody.draw_motifs(model, moods, seed))
-    return cached[1]
+    """{palette: (A, B)} for the cue's moods. Each mood's motifs are drawn on their own, so
+    they depend on that mood (with its key and tempo), the model and the seed only: a theme
+    comes back in every cue of a reel that has its mood, and a live edit that changes one
+    mood draws that one again."""
+    out = {}
+    for name, mood in sorted(moods_of(plan).items()):
+        key = (id(model), name, mood, seed)
+        cached = _MOTIFS.get(key)
+        if cached is None or cached[0] is not model:   # the entry holds its model: no id reused
+            if len(_MOTIFS) > 256:
+                _MOTIFS.clear()
+            cached = _MOTIFS[key] = (model, melody.draw_motifs(model, {name: mood}, seed)[name])
+        out[name] = cached[1]
+    return out
 
 
 def draw(model, plan, seed, chord_model=None) -> Draw:
