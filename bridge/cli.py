@@ -309,6 +309,7 @@ def cmd_request(args) -> int:
     try:
         path = client.request(args.input, args.out, options, session=args.session, revision=args.revision,
                               timeout=args.timeout, progress=progress,
+                              midi_ready=client.midi_writer(args.manifest_file) if args.manifest_file else None,
                               say=None if args.quiet else (lambda text: print(f"request: {text}", file=sys.stderr)))
     except client.RequestFailed as exc:
         if args.manifest_file:

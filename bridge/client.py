@@ -133,11 +133,12 @@ def ensure_daemon(host=None, port=None, say=None, wait_s=START_WAIT_S):
 
 
 def request(timeline, out_dir, options=None, *, session=None, revision=None, host=None, port=None,
-            timeout=900.0, progress=None, say=None, start=True):
+            timeout=900.0, progress=None, say=None, start=True, midi_ready=None):
     """Send a score (or, with session/revision, an update) request and wait for its end.
 
     Returns the manifest path; raises RequestFailed. progress(fraction, stage) is called as
-    progress replies arrive.
+    progress replies arrive; midi_ready(path) when the daemon says the MIDI is in place while
+    the WAV renders (path: a MIDI-stage manifest that lives until the job ends; read it at once).
     """
     host, port = _where(host, port)
     token = ensure_daemon(host, port, say) if start else (config.read_token() or "")
@@ -180,6 +181,8 @@ def request(timeline, out_dir, options=None, *, session=None, revision=None, hos
                     accepted = True
                 elif name == "progress" and len(args) >= 3 and progress is not None:
                     progress(float(args[1]), str(args[2]))
+                elif name == "ready" and len(args) >= 3 and args[1] == "midi" and midi_ready is not None:
+                    midi_ready(str(args[2]))
                 elif name == "done" and len(args) >= 2:
                     return args[1]
                 elif name == "error" and len(args) >= 3:
@@ -226,8 +229,21 @@ def _tail(path, lines=3):
 def write_result(manifest_file, manifest_path=None, error=None):
     """FILE gets the manifest path, or `error CODE: message`; its .progress file goes first."""
     Path(f"{manifest_file}.progress").unlink(missing_ok=True)
+    if error is not None:   # a MIDI stage the job did not finish is no result
+        Path(f"{manifest_file}.midi.json").unlink(missing_ok=True)
     text = f"{manifest_path}\n" if error is None else f"error {error.code}: {' '.join(error.message.split())}\n"
     atomic.write_text(manifest_file, text)
+
+
+def midi_writer(manifest_file):
+    """A midi_ready callback that copies the MIDI-stage manifest to `FILE.midi.json` at once
+    (the daemon's copy goes when the job ends), for a host that places the MIDI before the WAV."""
+    def ready(path):
+        try:
+            atomic.write_text(f"{manifest_file}.midi.json", Path(path).read_text())
+        except OSError:   # the job already ended: its final manifest follows
+            pass
+    return ready
 
 
 def progress_writer(manifest_file):

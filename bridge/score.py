@@ -39,7 +39,7 @@ def load_model(device="auto", path_stem=None):
 
 def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_root=None, fps=None,
           valence=None, arousal=None, candidates=4, model=None, model_info=None, cue="1M1",
-          progress=None, use_cache=True, previous=None, keep=None, key=None, loudness=None):
+          progress=None, use_cache=True, previous=None, keep=None, key=None, loudness=None, on_midi=None):
     """Score one edit; returns (manifest dict, manifest path).
 
     model/model_info: a loaded MusicTransformer and how to name it in the manifest (the
@@ -51,6 +51,10 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     Live mode: `previous` is the session state an earlier revision left in `keep` (a dict
     filled on success); with it only the spans the edit changed are written again (see
     bridge.live), and the manifest's `update` says which.
+    on_midi(path): called when the MIDI is written and a WAV is still to come, with the path
+    of a MIDI-stage manifest (`"stage": "midi"`, no audio outputs) whose MIDI and notes files
+    are already in place; the path lives only until this call returns its final manifest, so
+    read it at once. Should the job then fail, the MIDI and notes files of before are put back.
     """
     started = time.perf_counter()
     report = progress or (lambda fraction, stage: None)
@@ -124,11 +128,9 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     # this job fails, the session renders its next WAV whole
     sound = {"loudness": loudness, "previous": previous.pop("mix", None) if previous is not None else None,
              "stem_prefix": f"{stem}.stem-"}
-    try:
-        light = keep is not None and update["mode"] == "partial"
-        written = _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report,
-                          light=light, job_started=started, sound=sound)
-        tempo_map = plan.tempo["tempo_map"]
+    tempo_map = plan.tempo["tempo_map"]
+
+    def build(written):
         manifest = manifest_mod.build(
             timeline, hits, analysis["sections"], warnings, timings,
             tempo_map=[{"seconds": round(float(beats_to_seconds(beat, tempo_map)), 6),
@@ -151,6 +153,35 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
                              "motifs": composed.get("motif_sources")}
         if keep is not None:
             manifest["update"] = update
+        return manifest
+
+    early = {}   # final path -> the file it replaced, kept in staging (None: there was none)
+
+    def midi_ready():
+        """MIDI and notes into place now, and the host told, while the WAV renders."""
+        for key in ("midi", "notes"):
+            backup = staging / f"replaced.{final[key].name}"
+            try:
+                os.replace(final[key], backup)
+                early[final[key]] = backup
+            except FileNotFoundError:
+                early[final[key]] = None
+            placing = staging / f"placing.{final[key].name}"   # a copy: the mix reads the MIDI here
+            shutil.copyfile(staging / final[key].name, placing)
+            os.replace(placing, final[key])
+        manifest = build(["midi", "notes"])
+        manifest["stage"] = "midi"
+        early_path = staging / f"{stem}.midi.manifest.json"
+        manifest_mod.write(manifest, early_path)
+        on_midi(early_path)
+
+    if on_midi is not None and audio_out:
+        sound["on_midi"] = midi_ready
+    try:
+        light = keep is not None and update["mode"] == "partial"
+        written = _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report,
+                          light=light, job_started=started, sound=sound)
+        manifest = build(written)
         path = manifest_mod.manifest_path(out, timeline)
         manifest_mod.write(manifest, staging / path.name)
         stems = {out / Path(name).name for name in sound.get("stems", {}).values()}
@@ -160,11 +191,20 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
             if old not in stems:
                 old.unlink(missing_ok=True)
         for key in final:  # a file an earlier run left that this one did not make goes
+            if final[key] in early:
+                continue   # in place since the MIDI was ready
             if key in written:
                 os.replace(staging / final[key].name, final[key])
             else:
                 final[key].unlink(missing_ok=True)
         os.replace(staging / path.name, path)
+    except BaseException:
+        for placed, backup in early.items():   # nothing half-written: the earlier MIDI back
+            if backup is None:
+                placed.unlink(missing_ok=True)
+            else:
+                os.replace(backup, placed)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if keep is not None:
@@ -249,6 +289,8 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
     written.append("notes")
     if job_started is not None:
         timings["midi_ready_s"] = time.perf_counter() - job_started
+    if sound.get("on_midi") is not None:
+        sound["on_midi"]()
     wav = None
     if not audio_out:
         warnings.append("--no-audio: MIDI only, no WAV preview")

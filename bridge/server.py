@@ -418,6 +418,8 @@ class Daemon:
     def _execute(self, job):
         if self.model is None:
             return "error", ("internal", self.model_error or "no music model")
+        # the host hears of the MIDI while the WAV renders: /scorebridge/ready id "midi" manifest
+        job["on_midi"] = lambda early: self.reply(job["addr"], "ready", job["id"], "midi", str(early))
         try:
             path = self._run_job(job, self.model, self.model_info, self._progress(job))
             return "done", str(path)
@@ -463,7 +465,7 @@ def _run_score(job, model, model_info, progress):
     if job["session"] is not None:
         keep = job["keep"] = {"revision": job["revision"]}
     _, path = score(job["timeline"], job["out"], model=model, model_info=model_info, progress=progress,
-                    previous=job.get("previous"), keep=keep, **job["options"])
+                    previous=job.get("previous"), keep=keep, on_midi=job.get("on_midi"), **job["options"])
     return path
 
 

@@ -80,7 +80,7 @@ local function live()
     say(string.format("revision %d sent", state.revision))
   end
 
-  local function swap_in(job, manifest_path)
+  local function swap_in(job, manifest_path, stage)
     local result, bad = place.load(manifest_path)
     if not result then
       return request.message("ScoreBridge finished, but its result cannot be read:\n" .. bad)
@@ -89,7 +89,9 @@ local function live()
                                        undo = UNDO, label = "live " .. job.revision })
     -- Placing changed the project; what was placed is no edit of the picture.
     state.count = reaper.GetProjectStateChangeCount(0)
-    say(string.format("revision %d placed: %d parts, %d notes", job.revision, done.parts, done.notes))
+    job.placed = true
+    say(string.format("revision %d placed%s: %d parts, %d notes", job.revision, stage or "",
+                      done.parts, done.notes))
   end
 
   local function collect()
@@ -99,10 +101,16 @@ local function live()
       local newest = job.revision == state.revision
       if status == "running" then
         if newest then request.show_progress(job, a, b, "ScoreBridge live r" .. job.revision .. ": ") end
+      elseif status == "midi" then
+        -- The MIDI is ready while the WAV renders: place it now; the WAV adds nothing here.
+        if newest then swap_in(job, a, " (MIDI; the WAV follows)") end
+        os.remove(a)
       else
         table.remove(state.jobs, i)
         if not newest or a == "stale" or a == "cancelled" then
           say(string.format("revision %d superseded, not placed", job.revision))
+        elseif status == "done" and job.placed then
+          say(string.format("revision %d: the WAV is ready too", job.revision))
         elseif status == "done" then
           swap_in(job, a)
         else

@@ -1040,6 +1040,9 @@ class Session:
             pending["accepted"] = True
         elif name == "progress" and len(args) >= 3:
             self.view.progress(float(args[1]), str(args[2]))
+        elif name == "ready" and len(args) >= 3 and args[1] == "midi":
+            # the .mid is in place; Resolve places the WAV, which follows
+            self.view.say("The MIDI is ready; rendering the WAV.")
         elif name == "done" and len(args) >= 2:
             del self.pending[request_id]
             self._done(request_id, pending["revision"], args[1])

@@ -61,7 +61,7 @@ def test_score_replies_accepted_progress_done_and_writes_deliverables(peer, tmp_
     got = peer.replies({"done", "error"})
     names = [name for name, _ in got]
     assert names[0] == "accepted" and names[-1] == "done", got
-    assert "progress" in names
+    assert "progress" in names and "ready" not in names   # no WAV to wait for: done is the MIDI
     fractions = [args[1] for name, args in got if name == "progress"]
     assert fractions == sorted(fractions) and all(0.0 <= f <= 1.0 for f in fractions)
     manifest = json.loads(open(got[-1][1][1]).read())
@@ -248,6 +248,31 @@ def test_client_request_returns_manifest_and_writes_the_manifest_file(daemon, tm
     client.write_result(tmp_path / "result.txt", path)
     assert (tmp_path / "result.txt").read_text() == f"{path}\n"
     assert not (tmp_path / "result.txt.progress").exists()
+
+
+def test_the_host_hears_of_the_midi_while_the_wav_renders(daemon, tmp_path):
+    timeline = small_edit(tmp_path)
+    events = []
+
+    def midi_ready(path):
+        early = json.loads(Path(path).read_text())
+        events.append(("midi", early, Path(early["outputs"]["midi"]).read_bytes()))
+        client.midi_writer(tmp_path / "result.txt")(path)   # what `request --manifest-file` does
+
+    path = client.request(timeline, tmp_path / "out", {"candidates": 1}, host=daemon[0], port=daemon[1],
+                          midi_ready=midi_ready, progress=lambda f, stage: events.append(("progress", stage)))
+    final = json.loads(Path(path).read_text())
+    (ready,) = [e for e in events if e[0] == "midi"]
+    assert ready[1]["stage"] == "midi" and ready[1]["outputs"]["wav"] is None and final["outputs"]["wav"]
+    assert ready[2] == Path(final["outputs"]["midi"]).read_bytes()
+    after = [stage for kind, stage in events[events.index(ready) + 1:] if kind == "progress"]
+    assert any("WAV" in stage for stage in after)   # told before the WAV was made
+    # REAPER's way: the client copies the MIDI stage beside the manifest file at once
+    assert json.loads((tmp_path / "result.txt.midi.json").read_text()) == ready[1]
+    client.write_result(tmp_path / "result.txt", error=client.RequestFailed("internal", "the WAV failed"))
+    assert not (tmp_path / "result.txt.midi.json").exists()   # no MIDI stage left beside an error
+    client.midi_writer(tmp_path / "result.txt")(str(tmp_path / "gone.json"))   # a stage already gone: no file
+    assert not (tmp_path / "result.txt.midi.json").exists()
 
 
 def test_client_request_raises_with_the_daemons_error_code(daemon, tmp_path):

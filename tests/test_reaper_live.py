@@ -97,6 +97,31 @@ fake.step(3)
     assert state["deferred"] == 1 and live_toggle(state) == [1]
 
 
+def test_the_midi_is_placed_as_soon_as_it_is_ready_and_the_wav_places_nothing_more(tmp_path, scored):
+    manifest = json.loads(Path(scored["25"]).read_text())
+    early = tmp_path / "early.json"   # what the client copies beside FILE when the MIDI is ready
+    early.write_text(json.dumps(dict(manifest, stage="midi", outputs=dict(manifest["outputs"], wav=None))))
+    body = project(tmp_path) + f"""
+{LIVE}
+fake.step(2)
+fake.midi_ready(1, {lua_string(str(early))})
+fake.step(3)
+fake.checks.tracks_on_midi = #fake.state().tracks
+fake.finish(1, {lua_string(scored["25"])})
+fake.step(3)
+fake.checks.tracks_on_done = #fake.state().tracks
+"""
+    state = run_lua(body, tmp_path)
+    assert state["errors"] == [] and state["messages"] == []
+    assert state["checks"]["tracks_on_midi"] > 1   # placed before the job ended
+    assert state["checks"]["tracks_on_done"] == state["checks"]["tracks_on_midi"]
+    assert undo_blocks(state) == [UNDO]            # one placement, one undo step
+    console = "".join(state["console"])
+    assert "revision 1 placed (MIDI; the WAV follows)" in console
+    assert "revision 1: the WAV is ready too" in console
+    assert not list((tmp_path / "p" / "ScoreBridge").glob("*.midi.json"))
+
+
 def test_running_the_action_again_stops_it(tmp_path):
     body = project(tmp_path) + f"""
 {LIVE}

@@ -94,6 +94,7 @@ def test_scores_once_and_places_the_music(capsys, rate, start, export):
     assert tl.markers[n(6)]["name"] == "hit: door"
     assert [h["frame"] for h in manifest["hits"]] == [n(4), n(6), n(9)]
     assert "MIDI for the composer: " + manifest["outputs"]["midi"] in out
+    assert out.index("The MIDI is ready; rendering the WAV.") < out.index("MIDI for the composer")
     assert ("built the edit from the timeline's items" in out) == (not export)
 
 

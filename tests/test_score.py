@@ -217,6 +217,43 @@ def test_a_failure_while_rendering_leaves_no_deliverable(model, tmp_path, monkey
     assert list(out.iterdir()) == []
 
 
+def test_the_midi_is_placed_before_the_wav_and_taken_back_if_the_job_then_fails(model, tmp_path, monkeypatch):
+    path = edit(tmp_path / "cut.otio", clips=(48, 72), markers=[(30, "hit")])
+    out = tmp_path / "out"
+    seen = []
+
+    def midi_ready(early_path):
+        early = json.loads(Path(early_path).read_text())
+        seen.append((early, Path(early["outputs"]["midi"]).read_bytes(), sorted(p.name for p in out.iterdir())))
+
+    final, _ = _run(model, path, out, seed=1, on_midi=midi_ready)
+    (early, midi_then, listing), = seen
+    assert early["stage"] == "midi" and "stage" not in final
+    assert early["outputs"]["wav"] is None and early["outputs"]["stems"] is None and final["outputs"]["wav"]
+    assert midi_then == Path(final["outputs"]["midi"]).read_bytes()   # the same file, placed early
+    assert early["hits"] == final["hits"] and early["tempo_map"] == final["tempo_map"]
+    assert "cut.mid" in listing and "cut.notes.json" in listing and "cut.wav" not in listing
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(score_mod.otio_out, "write_scored_otio", broken)   # after the MIDI stage
+    seen.clear()
+    with pytest.raises(RuntimeError):
+        _run(model, path, out, seed=2, on_midi=midi_ready)
+    assert seen and seen[0][1] != before["cut.mid"]   # seed 2's MIDI was placed, then taken back
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with pytest.raises(RuntimeError):   # with no earlier run, nothing stays
+        _run(model, path, tmp_path / "fresh", seed=2, on_midi=midi_ready)
+    assert list((tmp_path / "fresh").iterdir()) == []
+    # no WAV to come, no MIDI stage: the result is the MIDI
+    monkeypatch.undo()
+    seen.clear()
+    _run(model, path, out, seed=3, audio_out=False, on_midi=midi_ready)
+    assert not seen
+
+
 def test_no_shipped_model_says_so(tmp_path, monkeypatch):
     import bridge.music.model as model_mod
     monkeypatch.setattr(model_mod, "MODELS_DIR", tmp_path / "empty")

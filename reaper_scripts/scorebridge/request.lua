@@ -2,7 +2,9 @@
 -- Talks to the ScoreBridge engine through its command-line client: REAPER's Lua has no
 -- sockets, so `scorebridge request … --manifest-file FILE` is started without waiting and
 -- FILE is polled from a deferred loop. While the client runs, FILE.progress holds one line
--- "<fraction> <stage>"; when it ends, FILE holds the manifest path or "error CODE: message".
+-- "<fraction> <stage>", and FILE.midi.json, once the MIDI is in place while the WAV still
+-- renders, a manifest of the MIDI stage; when it ends, FILE holds the manifest path or
+-- "error CODE: message".
 
 local json = require("scorebridge.json")
 
@@ -89,6 +91,7 @@ function M.start(opts)
   end
   os.remove(opts.result) -- a file left by an earlier run must not be taken for this one
   os.remove(opts.result .. ".progress")
+  os.remove(opts.result .. ".midi.json")
   local cmd = command(args)
   if reaper.ExecProcess(cmd, -1) == nil then
     return nil, "The ScoreBridge client could not be started:\n" .. cmd
@@ -99,7 +102,8 @@ function M.start(opts)
            deadline = now + opts.timeout + 60, shown = -1, stage = nil }
 end
 
--- "running", fraction or nil, stage or nil | "done", manifest path | "error", code, message
+-- "running", fraction or nil, stage or nil | "midi", MIDI-stage manifest path (once, while
+-- the WAV renders) | "done", manifest path | "error", code, message
 function M.poll(job)
   local text = json.read_file(job.result)
   if text and text:sub(-1) == "\n" then
@@ -112,6 +116,10 @@ function M.poll(job)
   if reaper.time_precise() > job.deadline then
     return "error", "timeout", "no answer from the scorebridge client in "
       .. math.floor(job.deadline - job.started) .. " s"
+  end
+  if not job.midi_seen and json.read_file(job.result .. ".midi.json") then
+    job.midi_seen = true
+    return "midi", job.result .. ".midi.json"
   end
   local progress = json.read_file(job.result .. ".progress") or ""
   local fraction, stage = progress:match("^%s*([%d.]+)%s+([^\r\n]*)")

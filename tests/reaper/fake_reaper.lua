@@ -271,6 +271,14 @@ function fake.finish(i, text)
   write(req.result, text .. "\n")
 end
 
+-- The client's FILE.midi.json for request i: a copy of the MIDI-stage manifest at `path`.
+function fake.midi_ready(i, path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  write(fake.requests[i].result .. ".midi.json", text)
+end
+
 function fake.progress(i, text)
   write(fake.requests[i].result .. ".progress", text .. "\n")
 end
