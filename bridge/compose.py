@@ -250,10 +250,11 @@ class HitConstraint:
         """Shorter time shifts made likelier where the take has played fewer notes a second
         over the last ENERGY_WINDOW_S than its section's density, and longer ones where it
         has played more. Why: the model sets its energy from the mood at the start of a run
-        and keeps it (MODEL_CARD.md, "Moods that change mid-cue"), so without this a cue's
-        calm and excited sections move at much the same pace. Bending when the next note
-        comes, not whether one starts, leaves the choice of pitches to the model (lifting
-        the note-ons instead cost more valence for less arousal: MODEL_CARD.md, "Energy pull")."""
+        and keeps it (docs/research/2026-12-07-music-model-card-history.md, "Moods that
+        change mid-cue"), so without this a cue's calm and excited sections move at much the
+        same pace. Bending when the next note comes, not whether one starts, leaves the
+        choice of pitches to the model (lifting the note-ons instead cost more valence for
+        less arousal: the same note, "Energy pull")."""
         since = max(self.rate_from_ms, now - ENERGY_WINDOW_S * 1000)
         heard = max(now - since, 500.0) / 1000
         played = self.played[b]
@@ -338,7 +339,8 @@ def mood_parts(plan, step=MOOD_STEP) -> list:
 
     Why: the model sets its energy and mode from the mood at the start of a sampling run
     and then continues the music it has heard; a later change of condition moves almost
-    nothing (MODEL_CARD.md, "Moods that change mid-cue"). Written afresh from a mood change
+    nothing (docs/research/2026-12-07-music-model-card-history.md, "Moods that change
+    mid-cue"). Written afresh from a mood change
     on, a part follows its own mood."""
     starts = [0.0]
     if step is not None:

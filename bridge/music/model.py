@@ -214,8 +214,9 @@ class MusicTransformer(nn.Module):
         if cfg.tonic:
             # Why: the valence says major or minor, but a mode is a set of pitches only relative
             # to a tonic; without one the model must keep its key from context, and its takes
-            # wander from key to key (MODEL_CARD.md). Zero at first (and made last, so every
-            # other weight is drawn as without it): a fine-tune from a model without it starts
+            # wander from key to key (docs/research/2026-12-07-music-model-card-history.md,
+            # "A tonic condition, not shipped"). Zero at first (and made last, so every other
+            # weight is drawn as without it): a fine-tune from a model without it starts
             # where that model was.
             # With tonic_modes = 2 a vector per key: the mode joins the tonic directly, so a
             # minor key's vector can name its pitches without first combining tonic and valence.

@@ -28,8 +28,8 @@ from bridge.music.tokens import BOS, EOS, N_FAM, N_PITCH, OFF0, ON0, PAD, TOKEN_
 
 
 # The nucleus every take is drawn from unless told otherwise (scores, eval). Narrower nuclei
-# were measured on validation works and trade grooving for entropy (MODEL_CARD.md, "Sampling
-# temperature").
+# were measured on validation works and trade grooving for entropy
+# (docs/research/2026-12-07-music-model-card-history.md, "Sampling temperature").
 TOP_P = 0.95
 # Models with a vector per key (tonic_modes 2) write in the minor key below this valence. In
 # training the labels put major and minor windows either side of about 0 (labels.py centres
@@ -39,16 +39,18 @@ MINOR_BELOW = 0.0
 # neither mode, and the model keeps its own key.
 KEY_NEUTRAL = 0.2
 # The key guidance the eval reports for a model with the tonic condition (sample(key_guidance=)),
-# chosen on grid seeds other than the eval's (MODEL_CARD.md, "Key vectors and key guidance").
+# chosen on grid seeds other than the eval's (docs/research/2026-12-07-music-model-card-history.md,
+# "Key vectors and key guidance").
 KEY_GUIDANCE = 12.0
 # Key guidance draws only pitches that the row given the key itself gives at least this
-# share of its family's note-on mass (MODEL_CARD.md, "The key floor"; chosen on seeds other
-# than the eval's).
+# share of its family's note-on mass (docs/research/2026-12-07-music-model-card-history.md,
+# "The key floor"; chosen on seeds other than the eval's).
 KEY_FLOOR = 0.01
 # Key guidance steps aside where a cut is due within this many seconds (offsets given): those
 # pitches are drawn as the model gives them with the key (weight 1). Why: guided pitches sit
 # wider and fewer join them, so the chord the offsets put on a cut came out thinner
-# (MODEL_CARD.md, "Key guidance at the cuts"; chosen on seeds other than the eval's).
+# (docs/research/2026-12-07-music-model-card-history.md, "Key guidance at the cuts"; chosen
+# on seeds other than the eval's).
 KEY_CUT_S = 0.5
 
 
@@ -80,7 +82,8 @@ class _Threads:
     torch's threads. When another program holds a core, a call can wait for the scheduler:
     on this 2-core machine with one busy process beside it 2 threads sampled 3-4x slower than
     1, with two, some steps took 256 ms instead of 3-7; on idle cores 2 threads were 6-37 %
-    faster (MODEL_CARD.md, "Sampling on a CPU"). So one thread, then several, take
+    faster (docs/research/2026-12-07-music-model-card-history.md, "Sampling on a CPU").
+    So one thread, then several, take
     THREAD_TRIAL steps each; several are kept where their median step was no slower, and
     given up at their first stalled step (THREAD_STALL) or where their steps turn slower
     after the trial (THREAD_SLOWER). The count changes no result: every operation of a step
@@ -166,7 +169,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 # larger ones on the bf16-packed copy. Why: each call of oneDNN's bf16 kernel costs about
 # 20 us whatever its size, where float32's matmul of one row costs 4-13; with 2 threads
 # float32 steps were faster up to 6 rows and about even at 8, with 1 thread even at 4-6 and
-# slower from 8 (MODEL_CARD.md, "Sampling on a CPU").
+# slower from 8 (docs/research/2026-12-07-music-model-card-history.md, "Sampling on a CPU").
 FP32_MAX_ROWS = 6
 _SAME_BITS = {}   # (layer kinds and shapes, rows, torch's thread count) -> _same_bits
 
@@ -283,7 +286,8 @@ def _pitch_guided(out, with_key, without_key, weight, floor=KEY_FLOOR):
     likely one always is). Why: far in the tails both rows' log-probabilities are tiny and
     their difference is noise, which the weight multiplies into a strong pull toward
     pitches neither row would play; with the floor the key-guided takes hit more cuts and
-    groove closer to real music (MODEL_CARD.md)."""
+    groove closer to real music (docs/research/2026-12-07-music-model-card-history.md,
+    "The key floor")."""
     on = lambda x: x[:, ON0:OFF0].view(-1, N_FAM, N_PITCH).log_softmax(-1)
     keyed, free = on(with_key), on(without_key)
     within = free + weight * (keyed - free)

@@ -5,7 +5,8 @@ vectors, key-guided) and at batch 8, with the thread count the sampler chooses a
 (sample._Threads) and with torch's count and one thread fixed, alternating in one process so
 that the machine's drift falls on all three alike. `busy` starts that many processes that
 spin on a core each for the whole benchmark, as a host application rendering beside the
-daemon would. Why: that is where the choice matters (MODEL_CARD.md, "Sampling on a CPU").
+daemon would. Why: that is where the choice matters
+(docs/research/2026-12-07-music-model-card-history.md, "Sampling on a CPU").
 """
 
 import statistics

@@ -8,9 +8,9 @@ with real windows (rejection-sampling fine-tuning, one round of expert iteration
 Why: on real windows the music already heard tells the mode, and every boundary lies on the
 music's own beat grid. The model's own takes start from nothing, as at sampling time, and
 the kept ones are in the asked mode and land their chords on the asked cuts. Measured
-(MODEL_CARD.md, run 7): one round raised the boundary hits of plain sampling by about 15
-points and brought the grooving within 10 % of real music; the model still gives the
-valence no weight.
+(docs/research/2026-12-07-music-model-card-history.md, run 7): one round raised the
+boundary hits of plain sampling by about 15 points and brought the grooving within 10 % of
+real music; the model still gives the valence no weight.
 
 A take's score: -|label valence - asked| - 0.5 |label arousal - asked| + 0.5 (share of
 requested boundaries with a chord within 125 ms), labels computed from its notes exactly as

@@ -1,7 +1,8 @@
 """Key steering: a soft pull toward one key and mode, applied while sampling.
 
 At its size the model takes little from the valence it is given (about 0.002 nats per
-window, MODEL_CARD.md) and its takes wander from key to key, so a scene's mood is not
+window, docs/research/2026-12-07-music-model-card-history.md, "Three valence experiments
+that did not help") and its takes wander from key to key, so a scene's mood is not
 heard as a mode. Steering adds `strength` times the log Krumhansl-Kessler weight of each
 pitch class in the asked key (mean 0 over the twelve) to the logits of the pitched
 note-ons, then shifts them together so that their total probability is the model's: the
@@ -10,7 +11,8 @@ arousal). The tonic triad is drawn more often and pitches outside the key less; 
 forbidden, and timing, loudness, families and note-offs are untouched.
 
 Its limit: on its own (no chord plan) a strong pull makes the model circle the tonic
-triad, and pitch-class entropy falls well below real music's (MODEL_CARD.md). In a score
+triad, and pitch-class entropy falls well below real music's
+(docs/research/2026-12-07-music-model-card-history.md, "Key steering"). In a score
 the plan's chords on the cuts (IV, V, vi, ...) bring the other degrees back, which is why
 steering is the product's default (compose.py) and reported beside, not instead of, the
 plain model's figures (`scorebridge eval`, "steered").

@@ -186,7 +186,8 @@ def valence_contrast_loss(model, x, c, y, logits, scale=50.0, rows=None):
     it. Asking each window to be more likely under its own valence than under the opposite
     one is meant to make the condition, not the context, carry the mode. Off by default: in
     a 12-minute fine-tune on real windows it learnt the augmentation's traces instead (see
-    the model card); with kept takes (selftrain.py) it applies to those rows only (`rows`).
+    docs/research/2026-12-07-music-model-card-history.md, "Three valence experiments that
+    did not help"); with kept takes (selftrain.py) it applies to those rows only (`rows`).
     Only windows whose valence is given and not near 0 take part (flipping 0 changes
     nothing); None when there are none.
     """
@@ -383,7 +384,8 @@ def train(cfg: TrainConfig, works_train, works_val, resume=False, ship=False, lo
                 contrast = None
                 if cfg.valence_contrast:
                     # With kept takes mixed in, only they take part: they carry no augmentation
-                    # trace to learn instead of the mode (it did not help either: model card).
+                    # trace to learn instead of the mode (it did not help either:
+                    # docs/research/2026-12-07-music-model-card-history.md).
                     own = None
                     if n_self:
                         own = torch.arange(len(x), device=device) >= len(x) - n_self
