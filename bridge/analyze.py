@@ -10,7 +10,7 @@ from bridge.picture.analysis import analyze_timeline
 from bridge.timeline import read_timeline
 
 
-NEAR_CUT_S = 0.5   # a detected cut this close to an edit cut (inclusive) is a flash, not a hit
+NEAR_CUT_S = 0.5  # a detected cut this close to an edit cut (inclusive) is a flash, not a hit
 
 
 def merge_hits(edit_hits, detected_hits, rate=None) -> list:
@@ -46,8 +46,7 @@ def read_and_analyze(input_path, fps=None, media_root=None, progress=None, use_c
 def analyze(input_path, out_dir, fps=None, media_root=None, progress=None, use_cache=True):
     """Run the timeline and picture stages; return (manifest dict, manifest path)."""
     timeline, result, hits, timings = read_and_analyze(input_path, fps, media_root, progress, use_cache)
-    manifest = manifest_mod.build(timeline, hits, result["sections"],
-                                  timeline.warnings + result["warnings"], timings)
+    manifest = manifest_mod.build(timeline, hits, result["sections"], timeline.warnings + result["warnings"], timings)
     path = manifest_mod.manifest_path(out_dir, timeline)
     manifest_mod.write(manifest, path)
     return manifest, path
@@ -55,13 +54,17 @@ def analyze(input_path, out_dir, fps=None, media_root=None, progress=None, use_c
 
 def summary(manifest: dict) -> str:
     """A few lines an editor can read: cuts, moods, warnings."""
-    lines = [f"{manifest['name'] or Path(manifest['input']).name}: {manifest['duration_seconds']:.2f} s at "
-             f"{manifest['fps']:.3f} fps{' DF' if manifest['drop_frame'] else ''}, "
-             f"starts {manifest['start_timecode']}, {len(manifest['hits'])} hit points"]
+    lines = [
+        f"{manifest['name'] or Path(manifest['input']).name}: {manifest['duration_seconds']:.2f} s at "
+        f"{manifest['fps']:.3f} fps{' DF' if manifest['drop_frame'] else ''}, "
+        f"starts {manifest['start_timecode']}, {len(manifest['hits'])} hit points"
+    ]
     for s in manifest["sections"]:
         flag = "  tacet" if s.get("tacet") else ""
-        lines.append(f"  {s['start']:8.2f}–{s['end']:8.2f} s  valence {s['valence']:+.2f}  "
-                     f"arousal {s['arousal']:+.2f}  ({s['source']}){flag}")
+        lines.append(
+            f"  {s['start']:8.2f}–{s['end']:8.2f} s  valence {s['valence']:+.2f}  "
+            f"arousal {s['arousal']:+.2f}  ({s['source']}){flag}"
+        )
     for w in manifest["warnings"]:
         lines.append(f"  warning: {w}")
     return "\n".join(lines)

@@ -31,12 +31,20 @@ def _row(name, report, wall, start):
 
     def pct(p):
         return round(seconds[min(len(seconds) - 1, round(p * (len(seconds) - 1)))], 2) if seconds else None
-    return {"engine": name, "workers": report["engine"]["workers"], "nodes": len(report["engine"]["nodes"]),
-            "done": done, "failed": report["summary"]["failed"], "wall_s": round(wall, 2),
-            "engine_start_s": round(start, 2),
-            "timelines_per_min": round(60 * done / wall, 2) if wall else None,
-            "p50_s": pct(0.5), "p95_s": pct(0.95),
-            "mean_s": round(statistics.mean(seconds), 2) if seconds else None}
+
+    return {
+        "engine": name,
+        "workers": report["engine"]["workers"],
+        "nodes": len(report["engine"]["nodes"]),
+        "done": done,
+        "failed": report["summary"]["failed"],
+        "wall_s": round(wall, 2),
+        "engine_start_s": round(start, 2),
+        "timelines_per_min": round(60 * done / wall, 2) if wall else None,
+        "p50_s": pct(0.5),
+        "p95_s": pct(0.95),
+        "mean_s": round(statistics.mean(seconds), 2) if seconds else None,
+    }
 
 
 def run(count=12, seconds=30.0, cuts=8, device="auto") -> dict:
@@ -56,14 +64,16 @@ def run(count=12, seconds=30.0, cuts=8, device="auto") -> dict:
     timed("local", "local", workers=2)
     try:
         from bridge.batch.ray_engine import import_ray
+
         ray = import_ray()
-    except Exception as exc:   # Ray is an extra
+    except Exception as exc:  # Ray is an extra
         rows.append({"engine": "ray", "skipped": str(exc)})
     else:
         timed("ray-1-node", "ray")
         import signal
         from ray.cluster_utils import Cluster
-        sigterm = signal.getsignal(signal.SIGTERM)   # ray.init replaces it for good
+
+        sigterm = signal.getsignal(signal.SIGTERM)  # ray.init replaces it for good
         started = time.perf_counter()
         nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
         nodes.add_node(num_cpus=1)
@@ -75,22 +85,26 @@ def run(count=12, seconds=30.0, cuts=8, device="auto") -> dict:
             nodes.shutdown()
             signal.signal(signal.SIGTERM, sigterm)
     import torch
+
     if torch.cuda.is_available():
         timed("local-cuda", "local", workers=1, on="cuda")
-    return {"timelines": len(inputs), "seconds_each": seconds, "cuts_each": cuts, "cpus": os.cpu_count(),
-            "rows": rows}
+    return {"timelines": len(inputs), "seconds_each": seconds, "cuts_each": cuts, "cpus": os.cpu_count(), "rows": rows}
 
 
 def report(results) -> str:
-    lines = [f"{results['timelines']} timelines of {results['seconds_each']:g} s ({results['cuts_each']} cuts), "
-             f"WAV and stems, on {results['cpus']} CPUs",
-             f"{'engine':<12} {'workers':>7} {'nodes':>5} {'done':>4} {'wall s':>7} {'start s':>7} "
-             f"{'per min':>8} {'p50 s':>6} {'p95 s':>6}"]
+    lines = [
+        f"{results['timelines']} timelines of {results['seconds_each']:g} s ({results['cuts_each']} cuts), "
+        f"WAV and stems, on {results['cpus']} CPUs",
+        f"{'engine':<12} {'workers':>7} {'nodes':>5} {'done':>4} {'wall s':>7} {'start s':>7} "
+        f"{'per min':>8} {'p50 s':>6} {'p95 s':>6}",
+    ]
     for r in results["rows"]:
         if "skipped" in r:
             lines.append(f"{r['engine']:<12} skipped: {r['skipped']}")
             continue
-        lines.append(f"{r['engine']:<12} {r['workers']:>7} {r['nodes']:>5} {r['done']:>4} {r['wall_s']:>7.1f} "
-                     f"{r['engine_start_s']:>7.1f} "
-                     f"{r['timelines_per_min']:>8.1f} {r['p50_s']:>6.2f} {r['p95_s']:>6.2f}")
+        lines.append(
+            f"{r['engine']:<12} {r['workers']:>7} {r['nodes']:>5} {r['done']:>4} {r['wall_s']:>7.1f} "
+            f"{r['engine_start_s']:>7.1f} "
+            f"{r['timelines_per_min']:>8.1f} {r['p50_s']:>6.2f} {r['p95_s']:>6.2f}"
+        )
     return "\n".join(lines)

@@ -20,8 +20,8 @@ from pythonosc.osc_packet import OscPacket
 from bridge import atomic, config
 from bridge.server import PREFIX, encode, is_loopback
 
-RESEND_AFTER_S = 10.0      # silence after which a request is sent again
-START_WAIT_S = 90.0        # how long a freshly started daemon may take to answer
+RESEND_AFTER_S = 10.0  # silence after which a request is sent again
+START_WAIT_S = 90.0  # how long a freshly started daemon may take to answer
 
 
 class RequestFailed(Exception):
@@ -47,7 +47,7 @@ class Connection:
         try:
             self.sock.sendto(encode(PREFIX + name, *args), self.addr)
         except OSError:
-            pass   # nothing listening (ICMP), or no route: the wait times out and says so
+            pass  # nothing listening (ICMP), or no route: the wait times out and says so
 
     def receive(self, timeout):
         """(name, args) of the next reply within `timeout` seconds, else None."""
@@ -61,7 +61,7 @@ class Connection:
                 data, _ = self.sock.recvfrom(65535)
             except socket.timeout:
                 return None
-            except ConnectionResetError:   # Windows reports an earlier send's ICMP here
+            except ConnectionResetError:  # Windows reports an earlier send's ICMP here
                 continue
             except OSError:
                 return None
@@ -69,7 +69,7 @@ class Connection:
                 for timed in OscPacket(data).messages:
                     message = timed.message
                     if message.address.startswith(PREFIX):
-                        return message.address[len(PREFIX):], list(message.params)
+                        return message.address[len(PREFIX) :], list(message.params)
             except Exception:
                 continue
 
@@ -110,11 +110,19 @@ def ensure_daemon(host=None, port=None, say=None, wait_s=START_WAIT_S):
     log_path.parent.mkdir(parents=True, exist_ok=True)
     say(f"starting the ScoreBridge daemon on {host}:{port} (log: {log_path})")
     with open(log_path, "ab") as log_file:
-        kwargs = {"start_new_session": True} if os.name == "posix" else {
-            "creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
+        kwargs = (
+            {"start_new_session": True}
+            if os.name == "posix"
+            else {"creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
+        )
         process = subprocess.Popen(
             [sys.executable, "-m", "bridge", "serve", "--host", host, "--port", str(port)],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, close_fds=True, **kwargs)
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            close_fds=True,
+            **kwargs,
+        )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         code = process.poll()
@@ -126,14 +134,28 @@ def ensure_daemon(host=None, port=None, say=None, wait_s=START_WAIT_S):
             token = config.read_token()
             if token and ping(host, port, token, timeout=1.0):
                 return token
-            raise RequestFailed("unreachable", f"the daemon exited at once (code {code}); "
-                                               f"its log {log_path} ends: {_tail(log_path)}")
+            raise RequestFailed(
+                "unreachable", f"the daemon exited at once (code {code}); its log {log_path} ends: {_tail(log_path)}"
+            )
         time.sleep(0.2)
     raise RequestFailed("unreachable", f"the daemon did not answer within {wait_s:.0f} s; see {log_path}")
 
 
-def request(timeline, out_dir, options=None, *, session=None, revision=None, host=None, port=None,
-            timeout=900.0, progress=None, say=None, start=True, midi_ready=None):
+def request(
+    timeline,
+    out_dir,
+    options=None,
+    *,
+    session=None,
+    revision=None,
+    host=None,
+    port=None,
+    timeout=900.0,
+    progress=None,
+    say=None,
+    start=True,
+    midi_ready=None,
+):
     """Send a score (or, with session/revision, an update) request and wait for its end.
 
     Returns the manifest path; raises RequestFailed. progress(fraction, stage) is called as
@@ -226,10 +248,11 @@ def _tail(path, lines=3):
 
 # -- the manifest file: for hosts that cannot open sockets (REAPER) ----------------------
 
+
 def write_result(manifest_file, manifest_path=None, error=None):
     """FILE gets the manifest path, or `error CODE: message`; its .progress file goes first."""
     Path(f"{manifest_file}.progress").unlink(missing_ok=True)
-    if error is not None:   # a MIDI stage the job did not finish is no result
+    if error is not None:  # a MIDI stage the job did not finish is no result
         Path(f"{manifest_file}.midi.json").unlink(missing_ok=True)
     text = f"{manifest_path}\n" if error is None else f"error {error.code}: {' '.join(error.message.split())}\n"
     atomic.write_text(manifest_file, text)
@@ -238,11 +261,13 @@ def write_result(manifest_file, manifest_path=None, error=None):
 def midi_writer(manifest_file):
     """A midi_ready callback that copies the MIDI-stage manifest to `FILE.midi.json` at once
     (the daemon's copy goes when the job ends), for a host that places the MIDI before the WAV."""
+
     def ready(path):
         try:
             atomic.write_text(f"{manifest_file}.midi.json", Path(path).read_text())
-        except OSError:   # the job already ended: its final manifest follows
+        except OSError:  # the job already ended: its final manifest follows
             pass
+
     return ready
 
 
@@ -256,4 +281,5 @@ def progress_writer(manifest_file):
         if now - last["t"] >= 0.25 or fraction >= 1.0:
             last["t"] = now
             atomic.write_text(path, f"{fraction:.3f} {' '.join(stage.split())}\n")
+
     return report

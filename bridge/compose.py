@@ -48,33 +48,49 @@ import torch
 
 from bridge.music.sample import TOP_P, sample
 from bridge.music.steer import STRENGTH, pull
-from bridge.music.tokens import (BOS, EOS, FAMILIES, FAMILY_INDEX, FINE0, N_PITCH, N_VEL, OFF0, ON0,
-                                 PAD, PITCH_LO, SHIFT0, TOKEN_MS, VEL0, VOCAB_SIZE, token_times_ms,
-                                 vel_level)
+from bridge.music.tokens import (
+    BOS,
+    EOS,
+    FAMILIES,
+    FAMILY_INDEX,
+    FINE0,
+    N_PITCH,
+    N_VEL,
+    OFF0,
+    ON0,
+    PAD,
+    PITCH_LO,
+    SHIFT0,
+    TOKEN_MS,
+    VEL0,
+    VOCAB_SIZE,
+    token_times_ms,
+    vel_level,
+)
 from bridge.plan import PART_FAMILIES, PROGRAM_NAMES, ROLES, SCALES
 from bridge.timebase import beats_to_seconds, seconds_to_beats
 
 HIT_FAMILIES = ("pad", "piano")
 # Scale degrees (0-based) of the chords on hits inside a section; its first hit takes the tonic.
-DEGREES = {"major": (3, 4, 5), "minor": (3, 5, 2, 4)}   # IV V vi / iv VI III v
-TOKENS_PER_SECOND = 150      # generation budget: more than the music needs, so it reaches the end
+DEGREES = {"major": (3, 4, 5), "minor": (3, 5, 2, 4)}  # IV V vi / iv VI III v
+TOKENS_PER_SECOND = 150  # generation budget: more than the music needs, so it reaches the end
 # A batch runs as long as its slowest take. Once one take has reached the end, the others get
 # this many times its steps to finish, then are ended (and lose to any take that finished).
 STRAGGLER_GRACE = 1.25
 SOUNDING_GRID_S = 0.1
-MAX_NOTE_S = 8.0    # a note the model never released ends here, not at the end of the cue
+MAX_NOTE_S = 8.0  # a note the model never released ends here, not at the end of the cue
 KEY_PULL = STRENGTH  # how hard free notes are pulled toward the section's key (steer.py)
-KEY_GUIDANCE = 1.0   # key guidance of the free notes' pitch (sample.py); 1: none, the product's default
-GUIDANCE = 1.0       # classifier-free guidance of the conditions (1: none)
-MOOD_STEP = None     # write afresh where the mood moves this much between sections (None: never)
-ENERGY_PULL = 1.0    # how hard the music's pace is pulled toward each section's density (0: not)
-ENERGY_WINDOW_S = 2.0   # the notes of this many seconds before are the rate heard
-ENERGY_MAX = 3.0     # the most the pull's lift (nats per octave of shift length) may be, either way
+KEY_GUIDANCE = 1.0  # key guidance of the free notes' pitch (sample.py); 1: none, the product's default
+GUIDANCE = 1.0  # classifier-free guidance of the conditions (1: none)
+MOOD_STEP = None  # write afresh where the mood moves this much between sections (None: never)
+ENERGY_PULL = 1.0  # how hard the music's pace is pulled toward each section's density (0: not)
+ENERGY_WINDOW_S = 2.0  # the notes of this many seconds before are the rate heard
+ENERGY_MAX = 3.0  # the most the pull's lift (nats per octave of shift length) may be, either way
 DYNAMICS_PULL = 2.0  # nats a level nearer the section's loudness is lifted by (0: no lift, no marking)
 
 
 class ScoreNote(NamedTuple):
-    start: float     # seconds from the timeline's first frame
+    start: float  # seconds from the timeline's first frame
     end: float
     pitch: int
     velocity: int
@@ -82,9 +98,9 @@ class ScoreNote(NamedTuple):
 
 
 class Chord(NamedTuple):
-    hit: int         # index into plan.hits
-    start: float     # exact seconds of the hit's frame
-    end: float       # exact seconds of the release: a beat of the tempo map
+    hit: int  # index into plan.hits
+    start: float  # exact seconds of the hit's frame
+    end: float  # exact seconds of the release: a beat of the tempo map
     family: str
     pitches: tuple
     velocity: int
@@ -101,13 +117,21 @@ def plan_chords(plan, rng) -> list:
         release_beat = math.floor(seconds_to_beats(Fraction(hit.seconds), tempo_map)) + 2
         end = float(beats_to_seconds(release_beat, tempo_map))
         end = min([end, plan.duration_s] + [a for a, _ in plan.tacet if a > hit.seconds])
-        family = next((f for f in HIT_FAMILIES if free_at[f] <= hit.seconds),
-                      min(HIT_FAMILIES, key=lambda f: free_at[f]))
+        family = next(
+            (f for f in HIT_FAMILIES if free_at[f] <= hit.seconds), min(HIT_FAMILIES, key=lambda f: free_at[f])
+        )
         free_at[family] = end
         degree = 0 if hit.frame == section.frame_start else int(rng.choice(DEGREES[section.mode]))
-        chords.append(Chord(index, hit.seconds, end, family,
-                            triad(section.tonic, section.mode, degree),
-                            min(127, section.velocity + 12)))
+        chords.append(
+            Chord(
+                index,
+                hit.seconds,
+                end,
+                family,
+                triad(section.tonic, section.mode, degree),
+                min(127, section.velocity + 12),
+            )
+        )
     return chords
 
 
@@ -158,9 +182,21 @@ class HitConstraint:
     so the energy pull hears the pace the span continues. levels: per take, {family index:
     loudness level} the prompt left each family at, so the dynamics pull starts from it."""
 
-    def __init__(self, plan, events_per_take, temperature=1.0, progress=None, start_s=0.0, end_s=None,
-                 key_pull=KEY_PULL, grace=STRAGGLER_GRACE, energy_pull=ENERGY_PULL, played=None,
-                 dynamics_pull=DYNAMICS_PULL, levels=None):
+    def __init__(
+        self,
+        plan,
+        events_per_take,
+        temperature=1.0,
+        progress=None,
+        start_s=0.0,
+        end_s=None,
+        key_pull=KEY_PULL,
+        grace=STRAGGLER_GRACE,
+        energy_pull=ENERGY_PULL,
+        played=None,
+        dynamics_pull=DYNAMICS_PULL,
+        levels=None,
+    ):
         self.plan = plan
         self.key_pull = float(key_pull)
         self.progress = progress  # progress(fraction): every 32 steps; it may raise to stop
@@ -172,12 +208,12 @@ class HitConstraint:
         self.shift_ms = torch.from_numpy(TOKEN_MS[SHIFT0:VEL0].astype(np.float64))
         self.always = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
         self.always[[PAD, BOS, EOS]] = True
-        self.rests = {}   # (section index, tacet) -> mask of note-ons that may not start
-        self.start_ms = start_s * 1000    # the span being written (the whole cue by default)
+        self.rests = {}  # (section index, tacet) -> mask of note-ons that may not start
+        self.start_ms = start_s * 1000  # the span being written (the whole cue by default)
         self.end_ms = (plan.duration_s if end_s is None else end_s) * 1000
         self.steps = 0
-        self.first_finish = None   # steps the first take needed to reach the end
-        self.grace = grace         # None: every take runs to the end (or its token budget)
+        self.first_finish = None  # steps the first take needed to reach the end
+        self.grace = grace  # None: every take runs to the end (or its token budget)
         self.energy_pull = float(energy_pull)
         # ms of every note-on each take has played (its prompt's too, where given): the
         # rate the energy pull hears
@@ -185,13 +221,13 @@ class HitConstraint:
         self.rate_from_ms = self.start_ms - (ENERGY_WINDOW_S * 1000 if played else 0)
         self.shift_log2 = torch.from_numpy(np.log2(TOKEN_MS[SHIFT0:FINE0] / 100.0)).float()
         self.dynamics_pull = float(dynamics_pull)
-        self.marked = [None] * len(events_per_take)   # the section each take last had marked
+        self.marked = [None] * len(events_per_take)  # the section each take last had marked
         # each take's loudness level per family (-1: not yet set), as the model last heard it
         self.levels = [[-1] * len(FAMILIES) for _ in events_per_take]
         for b, known in enumerate(levels or []):
             for family, level in known.items():
                 self.levels[b][family] = level
-        self.lifts = {}   # (section's level, every family's level) -> the loudness tokens' lift
+        self.lifts = {}  # (section's level, every family's level) -> the loudness tokens' lift
 
     def __call__(self, logits, now_ms):
         self.steps += 1
@@ -200,8 +236,7 @@ class HitConstraint:
             self.progress(min(1.0, max(0.0, done)))
         if self.first_finish is None and (now_ms >= self.end_ms).any():
             self.first_finish = self.steps
-        late = (self.grace is not None and self.first_finish is not None
-                and self.steps > self.grace * self.first_finish)
+        late = self.grace is not None and self.first_finish is not None and self.steps > self.grace * self.first_finish
         logits = logits.clone()
         for b in range(logits.shape[0]):
             if late and now_ms[b] < self.end_ms:
@@ -240,7 +275,7 @@ class HitConstraint:
             if bool(passing.any()):
                 landing = SHIFT0 + remaining // 10 - 1
                 shifts = row[SHIFT0:VEL0]
-                merged = torch.cat([shifts[passing], row[landing:landing + 1]]) / self.temperature
+                merged = torch.cat([shifts[passing], row[landing : landing + 1]]) / self.temperature
                 mass = torch.logsumexp(merged, 0) * self.temperature
                 shifts[passing] = float("-inf")
                 row[landing] = mass
@@ -270,12 +305,14 @@ class HitConstraint:
         level yet is left to the model (its first loudness leans toward the section's)."""
         silent = section.tacet or any(a <= now / 1000 < end for a, end in self.plan.tacet)
         if self.marked[b] is section or silent:
-            return []   # marked already, or silent here (marked where the music comes back)
+            return []  # marked already, or silent here (marked where the music comes back)
         self.marked[b] = section
         target = vel_level(section.velocity)
-        return [VEL0 + FAMILY_INDEX[f] * N_VEL + target for f in FAMILIES
-                if section.palette.get(f) is not None
-                and self.levels[b][FAMILY_INDEX[f]] not in (-1, target)]
+        return [
+            VEL0 + FAMILY_INDEX[f] * N_VEL + target
+            for f in FAMILIES
+            if section.palette.get(f) is not None and self.levels[b][FAMILY_INDEX[f]] not in (-1, target)
+        ]
 
     def _dynamics(self, b, section, row):
         """Loudness levels nearer the section's than the level a family plays at made
@@ -289,9 +326,14 @@ class HitConstraint:
             target, current = key
             off = [abs(level - target) for level in range(N_VEL)]
             self.lifts[key] = self.dynamics_pull * torch.tensor(
-                [-off[level] if now_at < 0 else max(0, off[now_at] - off[level])
-                 for now_at in current for level in range(N_VEL)], dtype=row.dtype)
-        row[VEL0:VOCAB_SIZE] += self.lifts[key]   # the loudness tokens end the vocabulary
+                [
+                    -off[level] if now_at < 0 else max(0, off[now_at] - off[level])
+                    for now_at in current
+                    for level in range(N_VEL)
+                ],
+                dtype=row.dtype,
+            )
+        row[VEL0:VOCAB_SIZE] += self.lifts[key]  # the loudness tokens end the vocabulary
         return row
 
     def observe(self, tokens, now_ms):
@@ -315,7 +357,7 @@ class HitConstraint:
             for family in FAMILIES:
                 if tacet or palette.get(family) is None:
                     start = ON0 + FAMILY_INDEX[family] * N_PITCH
-                    mask[start:start + N_PITCH] = True
+                    mask[start : start + N_PITCH] = True
             self.rests[key] = mask
         return self.rests[key]
 
@@ -351,9 +393,21 @@ def mood_parts(plan, step=MOOD_STEP) -> list:
     return [(a, b) for a, b in zip(starts, ends) if b > a]
 
 
-def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, progress=None,
-            key_pull=KEY_PULL, guidance=GUIDANCE, mood_step=MOOD_STEP, key_guidance=KEY_GUIDANCE,
-            energy_pull=ENERGY_PULL, dynamics_pull=DYNAMICS_PULL) -> dict:
+def compose(
+    model,
+    plan,
+    seed=0,
+    candidates=4,
+    temperature=1.0,
+    top_p=TOP_P,
+    progress=None,
+    key_pull=KEY_PULL,
+    guidance=GUIDANCE,
+    mood_step=MOOD_STEP,
+    key_guidance=KEY_GUIDANCE,
+    energy_pull=ENERGY_PULL,
+    dynamics_pull=DYNAMICS_PULL,
+) -> dict:
     """Generate `candidates` takes of the whole cue and keep the best.
 
     Returns {"notes": [ScoreNote], "chords": [Chord], "scores": [per candidate], "best": i,
@@ -376,35 +430,57 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, pro
     sections = plan.sections
     parts = mood_parts(plan, mood_step)
     takes, tokens = [[] for _ in range(candidates)], [[] for _ in range(candidates)]
-    reached = [None] * candidates   # where each take's music ended: the first part it fell short in
+    reached = [None] * candidates  # where each take's music ended: the first part it fell short in
     for i, (start, end) in enumerate(parts):
+
         def part_progress(fraction, start=start, end=end):
             progress((start + fraction * (end - start)) / plan.duration_s)
-        inside = [[c._replace(end=min(c.end, end)) for c in chords if start - 1e-6 <= c.start < end - 1e-6]
-                  for chords in chords_per_take]
-        hook = HitConstraint(plan, [chord_events(c, end) for c in inside], temperature,
-                             part_progress if progress is not None else None, start_s=start, end_s=end,
-                             key_pull=key_pull, grace=STRAGGLER_GRACE if len(parts) == 1 else None,
-                             energy_pull=energy_pull, dynamics_pull=dynamics_pull)
+
+        inside = [
+            [c._replace(end=min(c.end, end)) for c in chords if start - 1e-6 <= c.start < end - 1e-6]
+            for chords in chords_per_take
+        ]
+        hook = HitConstraint(
+            plan,
+            [chord_events(c, end) for c in inside],
+            temperature,
+            part_progress if progress is not None else None,
+            start_s=start,
+            end_s=end,
+            key_pull=key_pull,
+            grace=STRAGGLER_GRACE if len(parts) == 1 else None,
+            energy_pull=energy_pull,
+            dynamics_pull=dynamics_pull,
+        )
         # Each part starts from silence at its mood change. Every take runs each part to its
         # end: one ended early would leave a gap before the next.
         start_ms = int(round(start * 1000))
         hits_inside = sum(1 for h in plan.hits if start - 1e-6 <= h.seconds < end - 1e-6)
         part_takes, part_tokens = sample(
-            model, end,
-            valence=[(s.start, s.valence) for s in sections], arousal=[(s.start, s.arousal) for s in sections],
-            boundaries=[h.seconds for h in plan.hits], batch=candidates, seed=seed + 7919 * i,
-            temperature=temperature, top_p=top_p, return_tokens=True, constrain=hook, observe=hook.observe,
+            model,
+            end,
+            valence=[(s.start, s.valence) for s in sections],
+            arousal=[(s.start, s.arousal) for s in sections],
+            boundaries=[h.seconds for h in plan.hits],
+            batch=candidates,
+            seed=seed + 7919 * i,
+            temperature=temperature,
+            top_p=top_p,
+            return_tokens=True,
+            constrain=hook,
+            observe=hook.observe,
             guidance=guidance,
-            max_tokens=int((end - start) * TOKENS_PER_SECOND) + 16 * hits_inside + 64, prompt_ms=start_ms,
+            max_tokens=int((end - start) * TOKENS_PER_SECOND) + 16 * hits_inside + 64,
+            prompt_ms=start_ms,
             tonic=[(s.start, s.tonic) for s in sections] if model.cfg.tonic else None,
-            key_guidance=key_guidance)
+            key_guidance=key_guidance,
+        )
         for k in range(candidates):
             takes[k] += [n for n in part_takes[k] if n.start >= start - 1e-6]
             tokens[k] += part_tokens[k]
         for k, seq in enumerate(part_tokens):
             ms = start_ms + (int(token_times_ms(seq)[-1]) if seq else 0)
-            if reached[k] is None or reached[k] >= start * 1000 - 0.5:   # not yet short
+            if reached[k] is None or reached[k] >= start * 1000 - 0.5:  # not yet short
                 reached[k] = ms
     results = [finish(take, chords, plan) for take, chords in zip(takes, chords_per_take)]
     scores = [candidate_score(notes, plan) for notes in results]
@@ -412,22 +488,30 @@ def compose(model, plan, seed=0, candidates=4, temperature=1.0, top_p=TOP_P, pro
         score["reached_s"] = round(min(ms / 1000, plan.duration_s), 3)
     finished = [k for k in range(candidates) if scores[k]["reached_s"] >= plan.duration_s - 0.001]
     best = max(finished or range(candidates), key=lambda k: (scores[k]["score"], -k))
-    return {"notes": results[best], "chords": chords_per_take[best], "scores": scores,
-            "best": best, "tokens": len(tokens[best]), "reached_s": scores[best]["reached_s"]}
+    return {
+        "notes": results[best],
+        "chords": chords_per_take[best],
+        "scores": scores,
+        "best": best,
+        "tokens": len(tokens[best]),
+        "reached_s": scores[best]["reached_s"],
+    }
 
 
 def finish(take, chords, plan) -> list:
     """The decoded take as the score: chords at their exact times, nothing in tacet spans,
     no model note longer than MAX_NOTE_S."""
     placed = {(c.family, p, int(round(c.start * 1000))) for c in chords for p in c.pitches}
-    notes = [ScoreNote(n.start, n.start + min(n.duration, MAX_NOTE_S), n.pitch, n.velocity, n.family)
-             for n in take if (n.family, n.pitch, int(round(n.start * 1000))) not in placed]
+    notes = [
+        ScoreNote(n.start, n.start + min(n.duration, MAX_NOTE_S), n.pitch, n.velocity, n.family)
+        for n in take
+        if (n.family, n.pitch, int(round(n.start * 1000))) not in placed
+    ]
     notes += [ScoreNote(c.start, c.end, p, c.velocity, c.family) for c in chords for p in c.pitches]
     out = []
     for n in notes:
         end = min([n.end, plan.duration_s] + [a for a, _ in plan.tacet if a > n.start])
-        if n.start < plan.duration_s and end > n.start and not any(
-                a <= n.start < b for a, b in plan.tacet):
+        if n.start < plan.duration_s and end > n.start and not any(a <= n.start < b for a, b in plan.tacet):
             out.append(n._replace(end=end))
     return sorted(out, key=lambda n: (n.start, FAMILY_INDEX[n.family], n.pitch))
 
@@ -465,8 +549,7 @@ def candidate_score(notes, plan) -> dict:
         "density_match": density / weight if weight else 1.0,
         "sounding": float(sounding[open_time].mean()) if open_time.any() else 1.0,
     }
-    parts["score"] = (parts["hit_coverage"] + parts["in_key"] + 0.5 * parts["density_match"]
-                      + parts["sounding"])
+    parts["score"] = parts["hit_coverage"] + parts["in_key"] + 0.5 * parts["density_match"] + parts["sounding"]
     return {k: round(v, 4) for k, v in parts.items()}
 
 
@@ -494,10 +577,18 @@ def to_parts(notes, plan, expression=()) -> list:
         family = PART_FAMILIES[fam]
         instrument = "Drums" if family == "drums" else PROGRAM_NAMES.get(program, f"Program {program}")
         name = f"{instrument} ({ROLES[family]})"
-        part = {"name": name, "family": family, "program": 0 if family == "drums" else program,
-                "is_drum": family == "drums", "notes": [(n.start, n.end, n.pitch, n.velocity) for n in group]}
-        controls = [(t, 11, value) for t, fam, value in expression if fam == family
-                    and (plan.section_at(t + 1e-4).palette.get(family) or 0) == program]
+        part = {
+            "name": name,
+            "family": family,
+            "program": 0 if family == "drums" else program,
+            "is_drum": family == "drums",
+            "notes": [(n.start, n.end, n.pitch, n.velocity) for n in group],
+        }
+        controls = [
+            (t, 11, value)
+            for t, fam, value in expression
+            if fam == family and (plan.section_at(t + 1e-4).palette.get(family) or 0) == program
+        ]
         if controls:
             part["controls"] = controls
         parts.append(part)

@@ -85,20 +85,35 @@ def run(seconds=60.0, cuts=14, pings=500, bursts=(10, 50, 200), score_bursts=(20
                 if conn.receive(1.0) is not None:
                     rtts.append(1000 * (time.perf_counter() - started))
         rtts.sort()
-        result["ping_ms"] = {"median": round(statistics.median(rtts), 3),
-                             "p95": round(rtts[int(0.95 * (len(rtts) - 1))], 3), "answered": len(rtts),
-                             "sent": pings}
+        result["ping_ms"] = {
+            "median": round(statistics.median(rtts), 3),
+            "p95": round(rtts[int(0.95 * (len(rtts) - 1))], 3),
+            "answered": len(rtts),
+            "sent": pings,
+        }
 
         print("bench: bursts", file=sys.stderr)
-        result["ping_bursts"] = {str(n): _burst(port, token, n, lambda i: ("ping", token), {"pong"}, 5.0)
-                                 for n in bursts}
+        result["ping_bursts"] = {
+            str(n): _burst(port, token, n, lambda i: ("ping", token), {"pong"}, 5.0) for n in bursts
+        }
         result["score_bursts"] = {}
         for n in score_bursts:
             started = time.perf_counter()
-            done = _burst(port, token, n, lambda i: ("score", token, f"burst-{n}-{i}", str(tiny),
-                                                     str(work / f"burst{n}" / str(i)),
-                                                     json.dumps({"audio": False, "candidates": 1})),
-                          {"done"}, 600.0)
+            done = _burst(
+                port,
+                token,
+                n,
+                lambda i: (
+                    "score",
+                    token,
+                    f"burst-{n}-{i}",
+                    str(tiny),
+                    str(work / f"burst{n}" / str(i)),
+                    json.dumps({"audio": False, "candidates": 1}),
+                ),
+                {"done"},
+                600.0,
+            )
             result["score_bursts"][str(n)] = {"done": done, "seconds": round(time.perf_counter() - started, 2)}
     finally:
         info = client.status(port=port)
@@ -115,13 +130,14 @@ def run(seconds=60.0, cuts=14, pings=500, bursts=(10, 50, 200), score_bursts=(20
 
 def report(result) -> str:
     r = result
-    lines = [f"daemon benchmark ({r['edit']['seconds']:.0f} s edit, {r['edit']['cuts']} cuts, WAV included)",
-             f"  ping round trip        {r['ping_ms']['median']:.2f} ms median, {r['ping_ms']['p95']:.2f} ms p95 "
-             f"({r['ping_ms']['answered']}/{r['ping_ms']['sent']} answered)",
-             f"  request to done, cold  {r['cold_request_s']:.2f} s (daemon start + model load + job)",
-             f"  request to done, warm  {r['warm_request_s']['median']:.2f} s median of "
-             f"{len(r['warm_request_s']['runs'])}",
-             "  ping bursts            " + ", ".join(f"{v}/{k} answered" for k, v in r["ping_bursts"].items()),
-             "  score bursts           " + ", ".join(f"{v['done']}/{k} done in {v['seconds']:.1f} s"
-                                                    for k, v in r["score_bursts"].items())]
+    lines = [
+        f"daemon benchmark ({r['edit']['seconds']:.0f} s edit, {r['edit']['cuts']} cuts, WAV included)",
+        f"  ping round trip        {r['ping_ms']['median']:.2f} ms median, {r['ping_ms']['p95']:.2f} ms p95 "
+        f"({r['ping_ms']['answered']}/{r['ping_ms']['sent']} answered)",
+        f"  request to done, cold  {r['cold_request_s']:.2f} s (daemon start + model load + job)",
+        f"  request to done, warm  {r['warm_request_s']['median']:.2f} s median of {len(r['warm_request_s']['runs'])}",
+        "  ping bursts            " + ", ".join(f"{v}/{k} answered" for k, v in r["ping_bursts"].items()),
+        "  score bursts           "
+        + ", ".join(f"{v['done']}/{k} done in {v['seconds']:.1f} s" for k, v in r["score_bursts"].items()),
+    ]
     return "\n".join(lines)

@@ -21,13 +21,11 @@ LOOKS = {
     # Grey fog: mid-dark, colourless, slow.
     "grey": ("gradients=s={w}x{h}:r={r}:c0=0x303236:c1=0x5a5c60:nb_colors=2:speed=0.006:seed=2", 0.006),
     # The colour test pattern scrolling fast with its hue turning: bright, saturated, moving.
-    "bright": ("testsrc2=s={w}x{h}:r={r},scroll=h=0.045:v=0.02,"
-               "hue=h='t*150':s=1.4,eq=brightness=0.06", 0.35),
+    "bright": ("testsrc2=s={w}x{h}:r={r},scroll=h=0.045:v=0.02,hue=h='t*150':s=1.4,eq=brightness=0.06", 0.35),
     # A zooming Mandelbrot set: saturated and slowly moving, with its own look for cut tests.
     "fractal": ("mandelbrot=s={w}x{h}:r={r}:maxiter=64:end_scale=0.5,eq=brightness=0.1:saturation=1.3", 0.25),
     # Orange and gold gradients turning at a moderate pace: warm, bright, some motion.
-    "warm": ("gradients=s={w}x{h}:r={r}:c0=0xd06020:c1=0xf0c050:c2=0xb04018:nb_colors=3:"
-             "speed=0.03:seed=3", 0.15),
+    "warm": ("gradients=s={w}x{h}:r={r}:c0=0xd06020:c1=0xf0c050:c2=0xb04018:nb_colors=3:speed=0.03:seed=3", 0.15),
 }
 
 
@@ -50,8 +48,9 @@ def render_scenes(path, scenes, size=(320, 180), rate=25, audio=True):
         labels.append(f"[v{i}]")
         if audio:
             seconds = frames / rate
-            chains.append(f"anoisesrc=c=pink:r=16000:a={amp}:seed={i + 1},"
-                          f"atrim=duration={seconds:.6f},asetpts=PTS-STARTPTS[a{i}]")
+            chains.append(
+                f"anoisesrc=c=pink:r=16000:a={amp}:seed={i + 1},atrim=duration={seconds:.6f},asetpts=PTS-STARTPTS[a{i}]"
+            )
             labels.append(f"[a{i}]")
     n = len(scenes)
     chains.append("".join(labels) + f"concat=n={n}:v=1:a={1 if audio else 0}[v]" + ("[a]" if audio else ""))
@@ -77,10 +76,23 @@ def render_scenes(path, scenes, size=(320, 180), rate=25, audio=True):
 # the last clip, which holds a cut inside it (bright, then warm at frame 625) for picture
 # analysis to find.
 DEMO_RATE = 25
-DEMO_SCENES = [("dark", 125), ("grey", 100), ("bright", 75), ("dark", 125),
-               ("fractal", 100), ("bright", 100), ("warm", 75)]
-DEMO_CLIPS = [("1 night", 0, 125), ("2 fog", 125, 225), ("3 city", 225, 300),
-              ("4 night again", 300, 425), ("5 fractal", 425, 525), ("6 run to sunset", 525, 700)]
+DEMO_SCENES = [
+    ("dark", 125),
+    ("grey", 100),
+    ("bright", 75),
+    ("dark", 125),
+    ("fractal", 100),
+    ("bright", 100),
+    ("warm", 75),
+]
+DEMO_CLIPS = [
+    ("1 night", 0, 125),
+    ("2 fog", 125, 225),
+    ("3 city", 225, 300),
+    ("4 night again", 300, 425),
+    ("5 fractal", 425, 525),
+    ("6 run to sunset", 525, 700),
+]
 DEMO_INNER_CUT = 625
 # The fog turns tense a second in; from the city on the picture decides again; a hit lands
 # inside the fractal shot.
@@ -110,17 +122,25 @@ def demo_timeline(video_path):
     tl = otio.schema.Timeline(name="ScoreBridge demo")
     track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
     tl.tracks.append(track)
-    available = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
-                                        otio.opentime.RationalTime(total, rate))
+    available = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(total, rate))
     for name, start, end in DEMO_CLIPS:
-        ref = otio.schema.ExternalReference(target_url=str(Path(video_path).resolve()),
-                                            available_range=available)
-        track.append(otio.schema.Clip(
-            name=name, media_reference=ref,
-            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(start, rate),
-                                                 otio.opentime.RationalTime(end - start, rate))))
+        ref = otio.schema.ExternalReference(target_url=str(Path(video_path).resolve()), available_range=available)
+        track.append(
+            otio.schema.Clip(
+                name=name,
+                media_reference=ref,
+                source_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(start, rate), otio.opentime.RationalTime(end - start, rate)
+                ),
+            )
+        )
     for frame, name in DEMO_MARKERS:
-        tl.tracks.markers.append(otio.schema.Marker(
-            name=name, marked_range=otio.opentime.TimeRange(otio.opentime.RationalTime(frame, rate),
-                                                            otio.opentime.RationalTime(0, rate))))
+        tl.tracks.markers.append(
+            otio.schema.Marker(
+                name=name,
+                marked_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(frame, rate), otio.opentime.RationalTime(0, rate)
+                ),
+            )
+        )
     return tl

@@ -18,8 +18,9 @@ def _tool_version(tool: str) -> str | None:
     if not path:
         return None
     try:
-        out = subprocess.run([path, "-version" if tool.startswith("ff") else "-v"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            [path, "-version" if tool.startswith("ff") else "-v"], capture_output=True, text=True, timeout=10
+        )
         first = (out.stdout or out.stderr).strip().splitlines()
         return f"{path} ({first[0][:60]})" if first else path
     except (OSError, subprocess.SubprocessError):
@@ -30,20 +31,26 @@ def music_model(stem) -> tuple:
     """The shipped weights, loaded as `score` loads them (SHA-256 checked)."""
     from bridge.errors import MissingModel
     from bridge.music.model import load_usable
+
     try:
         model = load_usable("cpu", stem, "scores cannot be written")
     except MissingModel as exc:
         return "music model", False, str(exc), False
-    except (OSError, ValueError, KeyError, TypeError) as exc:   # a record or file not its own
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # a record or file not its own
         return "music model", False, f"{stem.name} is unreadable ({type(exc).__name__})", False
-    return ("music model", True, f"{stem.name}.safetensors, {model.num_params() / 1e6:.2f} M parameters, "
-            f"SHA-256 checked", False)
+    return (
+        "music model",
+        True,
+        f"{stem.name}.safetensors, {model.num_params() / 1e6:.2f} M parameters, SHA-256 checked",
+        False,
+    )
 
 
 def chord_model(path) -> tuple:
     """The shipped chord model, loaded as the engine loads it."""
     from bridge.errors import MissingModel
     from bridge.music import harmony
+
     try:
         model = harmony.load(path)
     except MissingModel as exc:
@@ -55,10 +62,15 @@ def chord_model(path) -> tuple:
 def music_corpus() -> tuple:
     """The training corpus: only training and `eval` need it."""
     from bridge.music.corpus import CORPUS_DIR
+
     path = CORPUS_DIR / "corpus.pkl"
     if not path.is_file():
-        return ("music corpus", False, f"not built ({path}): only `train model` and `eval` need it "
-                "(`scorebridge train corpus`)", False)
+        return (
+            "music corpus",
+            False,
+            f"not built ({path}): only `train model` and `eval` need it (`scorebridge train corpus`)",
+            False,
+        )
     return "music corpus", True, f"{path} ({path.stat().st_size / 2**20:.0f} MiB)", False
 
 
@@ -67,14 +79,22 @@ def checks() -> list:
     rows = [("scorebridge", True, f"{__version__} on Python {platform.python_version()}", True)]
     try:
         import torch
+
         device = "cuda (" + torch.cuda.get_device_name(0) + ")" if torch.cuda.is_available() else "cpu"
         rows.append(("torch", True, f"{torch.__version__}, device auto -> {device}", True))
     except ImportError as exc:
         rows.append(("torch", False, str(exc), True))
     try:
         import opentimelineio as otio
-        rows.append(("opentimelineio", True, f"{otio.__version__}; adapters: "
-                     + ", ".join(sorted(otio.adapters.available_adapter_names())), True))
+
+        rows.append(
+            (
+                "opentimelineio",
+                True,
+                f"{otio.__version__}; adapters: " + ", ".join(sorted(otio.adapters.available_adapter_names())),
+                True,
+            )
+        )
     except ImportError as exc:
         rows.append(("opentimelineio", False, str(exc), True))
     for mod in ("cv2", "scenedetect", "mido", "pythonosc"):
@@ -82,9 +102,16 @@ def checks() -> list:
         rows.append((mod, spec is not None, "importable" if spec else "missing", True))
     face = importlib.util.find_spec("what_the_face_classification")
     weights = Path(face.origin).parent / "active_model.pth" if face else None
-    rows.append(("face model", bool(weights and weights.is_file()),
-                 str(weights) if weights and weights.is_file()
-                 else "what-the-face-classification not installed: emotion from picture cues only", False))
+    rows.append(
+        (
+            "face model",
+            bool(weights and weights.is_file()),
+            str(weights)
+            if weights and weights.is_file()
+            else "what-the-face-classification not installed: emotion from picture cues only",
+            False,
+        )
+    )
     rows.append(music_model(MODELS / "scorebridge-music"))
     rows.append(chord_model(MODELS / "scorebridge-harmony.safetensors"))
     rows.append(music_corpus())
@@ -92,15 +119,28 @@ def checks() -> list:
         version = _tool_version(tool)
         rows.append((tool, bool(version), version or "missing: media probing, audio cues and previews off", False))
     synths = {k: v for k, v in synthesizers().items() if v}
-    rows.append(("synthesizer", bool(synths), ", ".join(f"{k}: {v}" for k, v in synths.items())
-                 or "none: scores are written as MIDI only", False))
+    rows.append(
+        (
+            "synthesizer",
+            bool(synths),
+            ", ".join(f"{k}: {v}" for k, v in synths.items()) or "none: scores are written as MIDI only",
+            False,
+        )
+    )
     sf = find_soundfont()
-    rows.append(("soundfont", bool(sf), (f"{sf} (a small fallback bank: install fluid-soundfont-gm)"
-                                         if sf and is_fallback_bank(sf) else sf)
-                 or "no General MIDI soundfont found (set SCOREBRIDGE_SOUNDFONT)", False))
+    rows.append(
+        (
+            "soundfont",
+            bool(sf),
+            (f"{sf} (a small fallback bank: install fluid-soundfont-gm)" if sf and is_fallback_bank(sf) else sf)
+            or "no General MIDI soundfont found (set SCOREBRIDGE_SOUNDFONT)",
+            False,
+        )
+    )
     ray = importlib.util.find_spec("ray")
     if ray:
         from importlib.metadata import version
+
         detail = f"{version('ray')}: `batch --engine ray` can run"
     else:
         detail = "not installed: only `batch --engine ray` needs it (pip install 'scorebridge[ray]')"

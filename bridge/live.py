@@ -24,15 +24,21 @@ from fractions import Fraction
 
 from bridge import tempo as tempo_mod
 from bridge.music import engine
-from bridge.timebase import (PPQ, beats_to_seconds, seconds_to_beats, seconds_to_ticks_all, tempo_to_bpm,
-                             ticks_to_seconds_all)
+from bridge.timebase import (
+    PPQ,
+    beats_to_seconds,
+    seconds_to_beats,
+    seconds_to_ticks_all,
+    tempo_to_bpm,
+    ticks_to_seconds_all,
+)
 
-MOOD_STEP = 0.25             # valence/arousal changes smaller than about this keep their music
-MOOD_DEADBAND = 0.15         # a re-analysed section's mood this close to the last one's keeps it
-MAX_STRETCH = 1.2            # a span's tempo changes by at most this factor; else the span widens
+MOOD_STEP = 0.25  # valence/arousal changes smaller than about this keep their music
+MOOD_DEADBAND = 0.15  # a re-analysed section's mood this close to the last one's keeps it
+MAX_STRETCH = 1.2  # a span's tempo changes by at most this factor; else the span widens
 BPM_RANGE = (30.0, 300.0)
-MAX_CHANGED_SHARE = 0.75     # more of the cue changed than this: a full re-score is simpler
-EPS = 1e-6                   # seconds: a note on a boundary's frame belongs to what starts there
+MAX_CHANGED_SHARE = 0.75  # more of the cue changed than this: a full re-score is simpler
+EPS = 1e-6  # seconds: a note on a boundary's frame belongs to what starts there
 
 
 class FullRescore(Exception):
@@ -48,13 +54,22 @@ def hold_moods(old_plan, sections) -> list:
     held = []
     for s in sections:
         get = s.get if isinstance(s, dict) else lambda k, d=None, s=s: getattr(s, k, d)
-        row = {"start": int(get("start")), "end": int(get("end")), "valence": float(get("valence")),
-               "arousal": float(get("arousal")), "tacet": bool(get("tacet", False))}
+        row = {
+            "start": int(get("start")),
+            "end": int(get("end")),
+            "valence": float(get("valence")),
+            "arousal": float(get("arousal")),
+            "tacet": bool(get("tacet", False)),
+        }
         middle = (row["start"] + row["end"]) / 2
         old = next((o for o in old_plan.sections if o.frame_start <= middle < o.frame_end), None)
-        if (old is not None and not old.tacet and not row["tacet"]
-                and abs(old.valence - row["valence"]) < MOOD_DEADBAND
-                and abs(old.arousal - row["arousal"]) < MOOD_DEADBAND):
+        if (
+            old is not None
+            and not old.tacet
+            and not row["tacet"]
+            and abs(old.valence - row["valence"]) < MOOD_DEADBAND
+            and abs(old.arousal - row["arousal"]) < MOOD_DEADBAND
+        ):
             row["valence"], row["arousal"] = old.valence, old.arousal
         held.append(row)
     return held
@@ -77,8 +92,9 @@ def gap_labels(plan, pts) -> list:
     labels = []
     for a, b in zip(pts, pts[1:]):
         s = plan.section_at(float(Fraction(a) / plan.rate) + 1e-9)
-        labels.append((b - a, hits.get(a), a in silent, s.tacet,
-                       round(s.valence / MOOD_STEP), round(s.arousal / MOOD_STEP)))
+        labels.append(
+            (b - a, hits.get(a), a in silent, s.tacet, round(s.valence / MOOD_STEP), round(s.arousal / MOOD_STEP))
+        )
     return labels
 
 
@@ -86,8 +102,9 @@ def diff(old_plan, new_plan) -> list:
     """Blocks in order: (kind, old_start, old_end, new_start, new_end) in frames, kind
     "keep" or "change"; a change never has an empty side (it is merged into a neighbour)."""
     old_pts, new_pts = points(old_plan), points(new_plan)
-    matcher = difflib.SequenceMatcher(None, gap_labels(old_plan, old_pts), gap_labels(new_plan, new_pts),
-                                      autojunk=False)
+    matcher = difflib.SequenceMatcher(
+        None, gap_labels(old_plan, old_pts), gap_labels(new_plan, new_pts), autojunk=False
+    )
     blocks = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         kind = "keep" if tag == "equal" else "change"
@@ -107,7 +124,7 @@ def diff(old_plan, new_plan) -> list:
                 if j >= len(blocks):
                     raise FullRescore("nothing of the old edit is left to keep")
                 lo, hi = min(i, j), max(i, j)
-                blocks[lo:hi + 1] = [["change", blocks[lo][1], blocks[hi][2], blocks[lo][3], blocks[hi][4]]]
+                blocks[lo : hi + 1] = [["change", blocks[lo][1], blocks[hi][2], blocks[lo][3], blocks[hi][4]]]
                 merged = True
                 break
     return _coalesce(blocks)
@@ -134,11 +151,11 @@ def retime(blocks, old_map, rate) -> tuple:
     rate = Fraction(rate)
     if all(b[1] == b[3] and b[2] == b[4] for b in blocks):
         return list(old_map), []
-    segments = []           # (beat, µs per beat) before merging
+    segments = []  # (beat, µs per beat) before merging
     retimed = []
     for index, (kind, o0, o1, n0, n1) in enumerate(blocks):
         b0, b1 = _tick_beat(o0 / rate, old_map), _tick_beat(o1 / rate, old_map)
-        if kind == "keep" or o1 - o0 == n1 - n0 or b1 <= b0:   # same length: same tempi
+        if kind == "keep" or o1 - o0 == n1 - n0 or b1 <= b0:  # same length: same tempi
             if kind == "change" and b1 <= b0:
                 raise FullRescore("a changed span has no beat of music to stretch")
             segments.append((b0, _tempo_at(b0, old_map)))
@@ -150,11 +167,21 @@ def retime(blocks, old_map, rate) -> tuple:
         bpm = tempo_to_bpm(max(us, 1))
         was = _mean_bpm(b0, b1, old_map)
         if not (BPM_RANGE[0] <= bpm <= BPM_RANGE[1] and 1 / MAX_STRETCH <= bpm / was <= MAX_STRETCH):
-            raise Stretch(index, f"the span {float(n0 / rate):.2f}-{float(n1 / rate):.2f} s would need "
-                                 f"{bpm:.0f} BPM (was {was:.0f}) to keep the music after it")
+            raise Stretch(
+                index,
+                f"the span {float(n0 / rate):.2f}-{float(n1 / rate):.2f} s would need "
+                f"{bpm:.0f} BPM (was {was:.0f}) to keep the music after it",
+            )
         segments.append((b0, us))
-        retimed.append({"start": round(float(Fraction(n0) / rate), 6), "end": round(float(target_s), 6),
-                        "beats": [float(b0), float(b1)], "bpm": round(bpm, 3), "was_bpm": round(was, 3)})
+        retimed.append(
+            {
+                "start": round(float(Fraction(n0) / rate), 6),
+                "end": round(float(target_s), 6),
+                "beats": [float(b0), float(b1)],
+                "bpm": round(bpm, 3),
+                "was_bpm": round(was, 3),
+            }
+        )
     return _merge(segments), retimed
 
 
@@ -184,7 +211,7 @@ def widen(blocks, index, old_pts) -> list:
             prev[2], prev[4] = o0, n0
         else:
             o0, n0 = prev[1], prev[3]
-            prev[2], prev[4] = prev[1], prev[3]   # emptied: dropped below
+            prev[2], prev[4] = prev[1], prev[3]  # emptied: dropped below
         grown = True
     if index + 1 < len(blocks):
         nxt = blocks[index + 1]
@@ -220,10 +247,14 @@ def snap_sections(old_plan, plan, blocks):
     """The plan's sections, with the old ones (key, palette, loudness, mood) wherever music
     is kept: kept notes keep the instruments and key they were written for."""
     rate = Fraction(plan.rate)
-    keep = [(b[3], b[4], b[3] - b[1]) for b in blocks if b[0] == "keep"]   # new range, shift
-    cuts = sorted({s.frame_start for s in plan.sections} | {a for a, _, _ in keep} | {b for _, b, _ in keep}
-                  | {s.frame_start + shift for s in old_plan.sections for a, b, shift in keep
-                     if a < s.frame_start + shift < b} | {plan.sections[-1].frame_end})
+    keep = [(b[3], b[4], b[3] - b[1]) for b in blocks if b[0] == "keep"]  # new range, shift
+    cuts = sorted(
+        {s.frame_start for s in plan.sections}
+        | {a for a, _, _ in keep}
+        | {b for _, b, _ in keep}
+        | {s.frame_start + shift for s in old_plan.sections for a, b, shift in keep if a < s.frame_start + shift < b}
+        | {plan.sections[-1].frame_end}
+    )
     pieces = []
     for a, b in zip(cuts, cuts[1:]):
         shift = next((sh for lo, hi, sh in keep if lo <= a < hi), None)
@@ -235,25 +266,41 @@ def snap_sections(old_plan, plan, blocks):
             pieces[-1][1] = b
         else:
             pieces.append([a, b, _attributes(source), source])
-    plan.sections = [dataclasses.replace(src, start=float(Fraction(a) / rate), end=float(Fraction(b) / rate),
-                                         frame_start=a, frame_end=b) for a, b, _, src in pieces]
+    plan.sections = [
+        dataclasses.replace(
+            src, start=float(Fraction(a) / rate), end=float(Fraction(b) / rate), frame_start=a, frame_end=b
+        )
+        for a, b, _, src in pieces
+    ]
     return plan
 
 
 def _attributes(section):
-    return (section.tonic, section.mode, section.palette_name, section.velocity, section.density,
-            section.valence, section.arousal, section.tacet)
+    return (
+        section.tonic,
+        section.mode,
+        section.palette_name,
+        section.velocity,
+        section.density,
+        section.valence,
+        section.arousal,
+        section.tacet,
+    )
 
 
 def with_tempo(plan, tempo_map):
     """The plan with its tempo replaced by `tempo_map` (the old one, or the re-timed one)."""
     seconds = [h.seconds for h in plan.hits]
     offs = tempo_mod.frames_off(seconds, tempo_map, float(plan.rate))
-    plan.tempo = dict(plan.tempo, tempo_map=tempo_map, mode="kept" if len(tempo_map) == 1 else "map",
-                      bpm=round(tempo_to_bpm(tempo_map[0][1]), 3),
-                      hits_on_beat=sum(1 for o in offs if o <= 1.0),
-                      mean_frames_off=round(sum(offs) / len(offs), 3) if offs else 0.0,
-                      frames_off=[round(o, 3) for o in offs])
+    plan.tempo = dict(
+        plan.tempo,
+        tempo_map=tempo_map,
+        mode="kept" if len(tempo_map) == 1 else "map",
+        bpm=round(tempo_to_bpm(tempo_map[0][1]), 3),
+        hits_on_beat=sum(1 for o in offs if o <= 1.0),
+        mean_frames_off=round(sum(offs) / len(offs), 3) if offs else 0.0,
+        frames_off=[round(o, 3) for o in offs],
+    )
     return plan
 
 
@@ -307,8 +354,7 @@ def update(model, old, plan, seed, progress=None) -> dict:
     # span starts (a hit or a section start, where new music begins anyway).
     starts = [float(Fraction(b[3]) / rate) for b in blocks if b[0] == "change"]
     ends = [float(Fraction(b[4]) / rate) for b in blocks if b[0] == "change"]
-    notes = [n._replace(end=min([n.end] + [a for a, b in zip(starts, ends) if n.start < a < n.end]))
-             for n in notes]
+    notes = [n._replace(end=min([n.end] + [a for a, b in zip(starts, ends) if n.start < a < n.end])) for n in notes]
     kept = len(notes)
     spans = []
     whole = engine.draw(model, plan, seed) if changed else None
@@ -317,23 +363,42 @@ def update(model, old, plan, seed, progress=None) -> dict:
         start_s, end_s = float(Fraction(n0) / rate), float(Fraction(n1) / rate)
         written = write_span(drawn, start_s, end_s)
         notes = notes + written
-        spans.append({"start": round(start_s, 6), "end": round(end_s, 6), "start_frame": n0, "end_frame": n1,
-                      "previous_start": round(float(Fraction(o0) / rate), 6),
-                      "previous_end": round(float(Fraction(o1) / rate), 6),
-                      "what": describe_change(old_plan, plan, (o0, o1), (n0, n1)), "notes": len(written)})
+        spans.append(
+            {
+                "start": round(start_s, 6),
+                "end": round(end_s, 6),
+                "start_frame": n0,
+                "end_frame": n1,
+                "previous_start": round(float(Fraction(o0) / rate), 6),
+                "previous_end": round(float(Fraction(o1) / rate), 6),
+                "what": describe_change(old_plan, plan, (o0, o1), (n0, n1)),
+                "notes": len(written),
+            }
+        )
     if progress is not None:
         progress(1.0)
     notes.sort(key=lambda n: (n.start, n.family, n.pitch))
-    return {"notes": notes, "plan": plan, "spans": spans, "retimed": retimed, "kept": kept,
-            "written": len(notes) - kept, "expression": whole.expression if whole else old.get("expression", ())}
+    return {
+        "notes": notes,
+        "plan": plan,
+        "spans": spans,
+        "retimed": retimed,
+        "kept": kept,
+        "written": len(notes) - kept,
+        "expression": whole.expression if whole else old.get("expression", ()),
+    }
 
 
 def describe_change(old_plan, new_plan, old_range, new_range) -> str:
     """A few words on what changed inside a span, for the manifest and the host's message."""
+
     def inside(plan, lo, hi):
-        return [h.frame - lo for h in plan.hits if lo < h.frame < hi], \
-               {(round(s.valence / MOOD_STEP), round(s.arousal / MOOD_STEP), s.tacet) for s in plan.sections
-                if s.frame_start < hi and s.frame_end > lo}
+        return [h.frame - lo for h in plan.hits if lo < h.frame < hi], {
+            (round(s.valence / MOOD_STEP), round(s.arousal / MOOD_STEP), s.tacet)
+            for s in plan.sections
+            if s.frame_start < hi and s.frame_end > lo
+        }
+
     old_hits, old_moods = inside(old_plan, *old_range)
     new_hits, new_moods = inside(new_plan, *new_range)
     words = []
@@ -352,5 +417,10 @@ def describe_change(old_plan, new_plan, old_range, new_range) -> str:
 
 def state(plan, notes, options, revision, expression=()) -> dict:
     """What a session keeps between revisions (expression: the CC11 swells of its MIDI)."""
-    return {"plan": plan, "notes": list(notes), "options": dict(options), "revision": revision,
-            "expression": list(expression)}
+    return {
+        "plan": plan,
+        "notes": list(notes),
+        "options": dict(options),
+        "revision": revision,
+        "expression": list(expression),
+    }

@@ -42,8 +42,10 @@ def edited(base, kind, path):
         return otio.opentime.RationalTime(n, RATE)
 
     def resize(clip, delta):
-        clip.source_range = otio.opentime.TimeRange(clip.source_range.start_time,
-                                                    clip.source_range.duration + frames(delta))
+        clip.source_range = otio.opentime.TimeRange(
+            clip.source_range.start_time, clip.source_range.duration + frames(delta)
+        )
+
     if kind == "move":
         resize(a, 12)
         resize(b, -12)
@@ -52,8 +54,9 @@ def edited(base, kind, path):
     elif kind == "add":
         length = int(a.source_range.duration.value)
         second = a.clone()
-        second.source_range = otio.opentime.TimeRange(a.source_range.start_time + frames(length // 2),
-                                                      frames(length - length // 2))
+        second.source_range = otio.opentime.TimeRange(
+            a.source_range.start_time + frames(length // 2), frames(length - length // 2)
+        )
         resize(a, length // 2 - length)
         tl.tracks[0].insert(21, second)
     elif kind == "remove":
@@ -75,18 +78,30 @@ def run(seconds=180.0, cuts=40, device="auto", audio=True) -> dict:
     started = time.perf_counter()
     first = {"revision": 1}
     manifest, _ = score(base_path, work / "base", keep=first, **common)
-    result = {"edit": {"seconds": seconds, "cuts": cuts}, "audio": audio,
-              "base_full_s": round(time.perf_counter() - started, 3), "edits": {}}
+    result = {
+        "edit": {"seconds": seconds, "cuts": cuts},
+        "audio": audio,
+        "base_full_s": round(time.perf_counter() - started, 3),
+        "edits": {},
+    }
     for kind in EDITS:
         path = edited(base, kind, work / f"{kind}.otio")
         print(f"bench: {kind}", file=sys.stderr, flush=True)
-        previous = dict(first)   # each edit starts from the base (its audio is handed over, so copied)
+        previous = dict(first)  # each edit starts from the base (its audio is handed over, so copied)
         if first.get("mix") is not None:
-            previous["mix"] = dataclasses.replace(first["mix"], roles={r: b.copy() for r, b in first["mix"].roles.items()})
+            previous["mix"] = dataclasses.replace(
+                first["mix"], roles={r: b.copy() for r, b in first["mix"].roles.items()}
+            )
         started = time.perf_counter()
-        placed = []   # when the MIDI was in place and the host would be told (`ready`), WAV still to come
-        manifest, _ = score(path, work / kind, previous=previous, keep={"revision": 2},
-                            on_midi=lambda early: placed.append(time.perf_counter() - started), **common)
+        placed = []  # when the MIDI was in place and the host would be told (`ready`), WAV still to come
+        manifest, _ = score(
+            path,
+            work / kind,
+            previous=previous,
+            keep={"revision": 2},
+            on_midi=lambda early: placed.append(time.perf_counter() - started),
+            **common,
+        )
         total = time.perf_counter() - started
         update = manifest["update"]
         started = time.perf_counter()
@@ -96,21 +111,31 @@ def run(seconds=180.0, cuts=40, device="auto", audio=True) -> dict:
         sound = {}
         if audio and manifest["outputs"].get("wav"):
             # the update's own notes rendered whole: the spliced WAV must sound the same
-            reference = audio_mod.mix(manifest["outputs"]["midi"], manifest["duration_seconds"],
-                                      tacet=[tuple(t) for t in manifest["plan"]["tacet"]])
+            reference = audio_mod.mix(
+                manifest["outputs"]["midi"],
+                manifest["duration_seconds"],
+                tacet=[tuple(t) for t in manifest["plan"]["tacet"]],
+            )
             audio_mod.write(reference, work / f"{kind}-whole.wav")
-            sound = {"wav_s": round(manifest["timings"]["wav_ready_s"], 3),
-                     "rendered_audio_s": manifest["audio"]["rendered_seconds"],
-                     "wav_vs_whole_render_db": _difference_db(manifest["outputs"]["wav"], work / f"{kind}-whole.wav")}
+            sound = {
+                "wav_s": round(manifest["timings"]["wav_ready_s"], 3),
+                "rendered_audio_s": manifest["audio"]["rendered_seconds"],
+                "wav_vs_whole_render_db": _difference_db(manifest["outputs"]["wav"], work / f"{kind}-whole.wav"),
+            }
         result["edits"][kind] = {
-            "mode": update["mode"], "reason": update.get("reason"),
-            "midi_s": round(manifest["timings"]["midi_ready_s"], 3), "total_s": round(total, 3),
+            "mode": update["mode"],
+            "reason": update.get("reason"),
+            "midi_s": round(manifest["timings"]["midi_ready_s"], 3),
+            "total_s": round(total, 3),
             "midi_placed_s": round(placed[0], 3) if placed else None,
             "full_rescore_s": round(full, 3),
             "rewritten_s": round(sum(s["end"] - s["start"] for s in spans), 3),
             "spans": [[s["start"], s["end"], s["what"]] for s in spans],
-            "retimed": update.get("retimed", []), "kept_notes": update.get("kept_notes"),
-            "written_notes": update.get("written_notes"), **sound}
+            "retimed": update.get("retimed", []),
+            "kept_notes": update.get("kept_notes"),
+            "written_notes": update.get("written_notes"),
+            **sound,
+        }
     return result
 
 
@@ -124,16 +149,23 @@ def _difference_db(spliced, full):
 
 
 def report(result) -> str:
-    lines = [f"live update benchmark ({result['edit']['seconds']:.0f} s edit, {result['edit']['cuts']} cuts, "
-             f"WAV {'included' if result['audio'] else 'off'}; full score of the base {result['base_full_s']:.2f} s)",
-             f"  {'edit':8s} {'mode':8s} {'MIDI':>7s} {'placed':>7s} {'all':>7s} {'full':>7s} {'re-written':>11s}"
-             "  kept/new notes"]
+    lines = [
+        f"live update benchmark ({result['edit']['seconds']:.0f} s edit, {result['edit']['cuts']} cuts, "
+        f"WAV {'included' if result['audio'] else 'off'}; full score of the base {result['base_full_s']:.2f} s)",
+        f"  {'edit':8s} {'mode':8s} {'MIDI':>7s} {'placed':>7s} {'all':>7s} {'full':>7s} {'re-written':>11s}"
+        "  kept/new notes",
+    ]
     for kind, r in result["edits"].items():
         placed = f"{r['midi_placed_s']:6.2f}s" if r.get("midi_placed_s") is not None else f"{'-':>7s}"
-        lines.append(f"  {kind:8s} {r['mode']:8s} {r['midi_s']:6.2f}s {placed} {r['total_s']:6.2f}s {r['full_rescore_s']:6.2f}s "
-                     f"{r['rewritten_s']:9.2f} s  {r['kept_notes']}/{r['written_notes']}"
-                     + (f"  WAV {r['wav_s']:.2f}s ({r['rendered_audio_s']:.0f} s of audio rendered, "
-                        f"{r['wav_vs_whole_render_db']} dB from rendering its MIDI whole)" if "wav_s" in r else "")
-                     + (f"  re-timed {r['retimed'][0]['was_bpm']:.1f}->{r['retimed'][0]['bpm']:.1f} BPM"
-                        if r["retimed"] else ""))
+        lines.append(
+            f"  {kind:8s} {r['mode']:8s} {r['midi_s']:6.2f}s {placed} {r['total_s']:6.2f}s {r['full_rescore_s']:6.2f}s "
+            f"{r['rewritten_s']:9.2f} s  {r['kept_notes']}/{r['written_notes']}"
+            + (
+                f"  WAV {r['wav_s']:.2f}s ({r['rendered_audio_s']:.0f} s of audio rendered, "
+                f"{r['wav_vs_whole_render_db']} dB from rendering its MIDI whole)"
+                if "wav_s" in r
+                else ""
+            )
+            + (f"  re-timed {r['retimed'][0]['was_bpm']:.1f}->{r['retimed'][0]['bpm']:.1f} BPM" if r["retimed"] else "")
+        )
     return "\n".join(lines)

@@ -17,10 +17,16 @@ def _seconds(frame, rate) -> float:
 
 def hit_entries(hits, timeline) -> list:
     rate = timeline.rate
-    return [{"seconds": _seconds(h.frame, rate), "frame": h.frame, "source": h.source,
-             "name": h.name,
-             "timecode": frames_to_timecode(timeline.start_frame + h.frame, rate, timeline.drop_frame)}
-            for h in hits]
+    return [
+        {
+            "seconds": _seconds(h.frame, rate),
+            "frame": h.frame,
+            "source": h.source,
+            "name": h.name,
+            "timecode": frames_to_timecode(timeline.start_frame + h.frame, rate, timeline.drop_frame),
+        }
+        for h in hits
+    ]
 
 
 def section_entries(sections, timeline) -> list:
@@ -29,12 +35,16 @@ def section_entries(sections, timeline) -> list:
     for s in sections:
         d = dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(s)
         start, end = d.pop("start"), d.pop("end")
-        entry = {"start": _seconds(start, rate), "end": _seconds(end, rate),
-                 "valence": round(float(d.pop("valence")), 4),
-                 "arousal": round(float(d.pop("arousal")), 4),
-                 "emotion": {k: round(float(v), 4) for k, v in d.pop("emotion", {}).items()},
-                 "source": d.pop("source"),
-                 "frame_start": start, "frame_end": end}
+        entry = {
+            "start": _seconds(start, rate),
+            "end": _seconds(end, rate),
+            "valence": round(float(d.pop("valence")), 4),
+            "arousal": round(float(d.pop("arousal")), 4),
+            "emotion": {k: round(float(v), 4) for k, v in d.pop("emotion", {}).items()},
+            "source": d.pop("source"),
+            "frame_start": start,
+            "frame_end": end,
+        }
         entry.update(d)
         out.append(entry)
     return out
@@ -42,9 +52,18 @@ def section_entries(sections, timeline) -> list:
 
 def marker_entries(markers, timeline) -> list:
     rate = timeline.rate
-    return [{"seconds": _seconds(m.frame, rate), "frame": m.frame, "name": m.name, "kind": m.kind,
-             "duration_frames": m.duration, "valence": m.valence, "arousal": m.arousal}
-            for m in markers]
+    return [
+        {
+            "seconds": _seconds(m.frame, rate),
+            "frame": m.frame,
+            "name": m.name,
+            "kind": m.kind,
+            "duration_frames": m.duration,
+            "valence": m.valence,
+            "arousal": m.arousal,
+        }
+        for m in markers
+    ]
 
 
 def build(timeline, hits, sections, warnings, timings, **extra) -> dict:

@@ -16,9 +16,33 @@ _WARM = False
 
 # Every float unary op torch may route to VML (aten/src/ATen/cpu/vml.h); the ones it
 # computes itself cost a call each here and nothing more.
-_OPS = ("abs", "acos", "asin", "atan", "ceil", "cos", "cosh", "erf", "erfc", "erfinv", "exp",
-        "expm1", "floor", "lgamma", "log", "log10", "log1p", "log2", "round", "sin", "sinh",
-        "sqrt", "tan", "tanh", "trunc")
+_OPS = (
+    "abs",
+    "acos",
+    "asin",
+    "atan",
+    "ceil",
+    "cos",
+    "cosh",
+    "erf",
+    "erfc",
+    "erfinv",
+    "exp",
+    "expm1",
+    "floor",
+    "lgamma",
+    "log",
+    "log10",
+    "log1p",
+    "log2",
+    "round",
+    "sin",
+    "sinh",
+    "sqrt",
+    "tan",
+    "tanh",
+    "trunc",
+)
 
 
 def warm_vml():
@@ -28,6 +52,7 @@ def warm_vml():
     if _WARM:
         return
     import torch
+
     with torch.no_grad():
         for dtype in (torch.float32, torch.float64):
             x = torch.full((1,), 0.5, dtype=dtype)

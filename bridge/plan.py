@@ -25,12 +25,12 @@ BPM_LO, BPM_HI = 60.0, 160.0
 # are not all in one key. Sections of the other valence sign take the parallel mode (same
 # tonic): a dark turn in a major cue is the minor of its tonic, as a film composer writes it.
 KEYS = {
-    "bright": (2, 7, 9, 0, 4),     # D, G, A, C, E major: open strings, bright brass
-    "warm": (5, 10, 3, 0, 7),      # F, Bb, Eb, C, G major: warm, flat keys
-    "dark": (2, 9, 4, 0, 7),       # D, A, E, C, G minor
-    "tense": (2, 4, 0, 7, 11),     # D, E, C, G, B minor
+    "bright": (2, 7, 9, 0, 4),  # D, G, A, C, E major: open strings, bright brass
+    "warm": (5, 10, 3, 0, 7),  # F, Bb, Eb, C, G major: warm, flat keys
+    "dark": (2, 9, 4, 0, 7),  # D, A, E, C, G minor
+    "tense": (2, 4, 0, 7, 11),  # D, E, C, G, B minor
 }
-MODE_DEADBAND = 0.15   # |valence| below this keeps the cue's home mode
+MODE_DEADBAND = 0.15  # |valence| below this keeps the cue's home mode
 
 # Orchestration by quadrant of the circumplex: family -> General MIDI program (0-based),
 # None where the family rests. Drums only play in excited sections.
@@ -42,22 +42,43 @@ PALETTES = {
     "bright": {"pad": 48, "melody": 60, "bass": 32, "piano": 0, "drums": 0, "timpani": 47, "taiko": None},
     "tense": {"pad": 50, "melody": 40, "bass": 43, "piano": 45, "drums": 0, "timpani": 47, "taiko": 116},
 }
-ROLES = {"pad": "pad", "melody": "melody", "bass": "bass", "piano": "rhythm", "drums": "percussion",
-         "timpani": "percussion", "taiko": "percussion"}
+ROLES = {
+    "pad": "pad",
+    "melody": "melody",
+    "bass": "bass",
+    "piano": "rhythm",
+    "drums": "percussion",
+    "timpani": "percussion",
+    "taiko": "percussion",
+}
 # Every family a score may hold, in track order: the music model's five, then the orchestral
 # percussion the arrangement adds (the model has no tokens for them).
 PART_FAMILIES = ("drums", "bass", "pad", "melody", "piano", "timpani", "taiko")
 PERCUSSION = ("drums", "timpani", "taiko")
-PROGRAM_NAMES = {0: "Piano", 32: "Acoustic Bass", 40: "Violin", 42: "Cello", 43: "Contrabass",
-                 45: "Pizzicato Strings", 46: "Harp", 48: "Strings", 49: "Slow Strings",
-                 47: "Timpani", 50: "Synth Strings", 60: "French Horn", 61: "Brass", 71: "Clarinet",
-                 73: "Flute", 116: "Taiko Drum"}
+PROGRAM_NAMES = {
+    0: "Piano",
+    32: "Acoustic Bass",
+    40: "Violin",
+    42: "Cello",
+    43: "Contrabass",
+    45: "Pizzicato Strings",
+    46: "Harp",
+    48: "Strings",
+    49: "Slow Strings",
+    47: "Timpani",
+    50: "Synth Strings",
+    60: "French Horn",
+    61: "Brass",
+    71: "Clarinet",
+    73: "Flute",
+    116: "Taiko Drum",
+}
 
 
 @dataclass(frozen=True)
 class PlannedHit:
     frame: int
-    seconds: float          # exact seconds of the frame (the chord lands here)
+    seconds: float  # exact seconds of the frame (the chord lands here)
     source: str
     weight: float
     name: str = ""
@@ -65,18 +86,18 @@ class PlannedHit:
 
 @dataclass(frozen=True)
 class SectionPlan:
-    start: float            # seconds, end exclusive
+    start: float  # seconds, end exclusive
     end: float
     frame_start: int
     frame_end: int
     valence: float
     arousal: float
-    tonic: int              # pitch class 0..11
-    mode: str               # "major" | "minor"
-    velocity: int           # loudness of the hit chords, 1..127
-    density: float          # target notes per second
+    tonic: int  # pitch class 0..11
+    mode: str  # "major" | "minor"
+    velocity: int  # loudness of the hit chords, 1..127
+    density: float  # target notes per second
     palette_name: str
-    palette: dict           # family -> GM program, None where the family rests
+    palette: dict  # family -> GM program, None where the family rests
     tacet: bool = False
 
     @property
@@ -90,17 +111,17 @@ class SectionPlan:
 
 @dataclass
 class CuePlan:
-    name: str               # cue number, e.g. 1M1
+    name: str  # cue number, e.g. 1M1
     rate: Fraction
     duration_s: float
-    hits: list              # PlannedHit the music marks (none inside tacet spans)
-    silent_hits: list       # PlannedHit inside tacet spans: nothing plays there
-    sections: list          # SectionPlan, covering [0, duration_s)
-    tacet: list             # [(start_s, end_s)] without music
-    tempo: dict             # tempo.fit's result: mode, tempo_map, time_signatures, bpm, ...
+    hits: list  # PlannedHit the music marks (none inside tacet spans)
+    silent_hits: list  # PlannedHit inside tacet spans: nothing plays there
+    sections: list  # SectionPlan, covering [0, duration_s)
+    tacet: list  # [(start_s, end_s)] without music
+    tempo: dict  # tempo.fit's result: mode, tempo_map, time_signatures, bpm, ...
     target_bpm: float
-    home: str = "major"     # the cue's home mode (its sections' keys follow from it)
-    tonic: int = 2          # the cue's home tonic, pitch class
+    home: str = "major"  # the cue's home mode (its sections' keys follow from it)
+    tonic: int = 2  # the cue's home tonic, pitch class
 
     @property
     def key(self) -> str:
@@ -131,8 +152,9 @@ def choose_key(mean_valence, mean_arousal, hit_frames, duration_frames, cue) -> 
     return shortlist[zlib.crc32(fingerprint) % len(shortlist)]
 
 
-def make_plan(hits, sections, rate, duration_frames, valence=None, arousal=None, cue="1M1",
-              home=None, key=None) -> CuePlan:
+def make_plan(
+    hits, sections, rate, duration_frames, valence=None, arousal=None, cue="1M1", home=None, key=None
+) -> CuePlan:
     """The cue plan for an edit.
 
     hits: objects with frame, source (and name); sections: objects or dicts with start/end
@@ -145,7 +167,8 @@ def make_plan(hits, sections, rate, duration_frames, valence=None, arousal=None,
         key = parse_key(key)
     duration_s = frames_to_seconds(duration_frames, rate)
     rows = [_section_row(s) for s in sections] or [
-        {"start": 0, "end": duration_frames, "valence": 0.0, "arousal": 0.0, "tacet": False}]
+        {"start": 0, "end": duration_frames, "valence": 0.0, "arousal": 0.0, "tacet": False}
+    ]
     for row in rows:
         if valence is not None:
             row["valence"] = float(valence)
@@ -166,8 +189,9 @@ def make_plan(hits, sections, rate, duration_frames, valence=None, arousal=None,
     mean_v = sum(r["valence"] * (r["end"] - r["start"]) for r in sounding) / sum(lengths)
     mean_a = sum(r["arousal"] * (r["end"] - r["start"]) for r in sounding) / sum(lengths)
     bpm = target_bpm(mean_a)
-    fit = tempo.fit([(h.seconds, h.weight) for h in planned], duration_s, float(rate),
-                    target_bpm=bpm, lo=BPM_LO, hi=BPM_HI)
+    fit = tempo.fit(
+        [(h.seconds, h.weight) for h in planned], duration_s, float(rate), target_bpm=bpm, lo=BPM_LO, hi=BPM_HI
+    )
 
     if key is not None:
         tonic, home = key
@@ -175,15 +199,30 @@ def make_plan(hits, sections, rate, duration_frames, valence=None, arousal=None,
         home = home or ("major" if mean_v >= 0 else "minor")
         tonic = choose_key(mean_v, mean_a, [h.frame for h in planned], duration_frames, cue)
     section_plans = [_section_plan(r, rate, home, tonic) for r in rows]
-    return CuePlan(name=cue, rate=Fraction(rate), duration_s=duration_s, hits=planned,
-                   silent_hits=silent, sections=section_plans, tacet=tacet, tempo=fit,
-                   target_bpm=round(bpm, 3), home=home, tonic=tonic)
+    return CuePlan(
+        name=cue,
+        rate=Fraction(rate),
+        duration_s=duration_s,
+        hits=planned,
+        silent_hits=silent,
+        sections=section_plans,
+        tacet=tacet,
+        tempo=fit,
+        target_bpm=round(bpm, 3),
+        home=home,
+        tonic=tonic,
+    )
 
 
 def _section_row(s) -> dict:
     get = s.get if isinstance(s, dict) else lambda k, d=None: getattr(s, k, d)
-    return {"start": int(get("start")), "end": int(get("end")), "valence": float(get("valence")),
-            "arousal": float(get("arousal")), "tacet": bool(get("tacet", False))}
+    return {
+        "start": int(get("start")),
+        "end": int(get("end")),
+        "valence": float(get("valence")),
+        "arousal": float(get("arousal")),
+        "tacet": bool(get("tacet", False)),
+    }
 
 
 def _tacet_spans(rows, rate) -> list:
@@ -205,24 +244,48 @@ def _section_plan(row, rate, home, tonic) -> SectionPlan:
     level = (max(-1.0, min(1.0, a)) + 1) / 2
     name = palette_for(v, a)
     return SectionPlan(
-        start=frames_to_seconds(row["start"], rate), end=frames_to_seconds(row["end"], rate),
-        frame_start=row["start"], frame_end=row["end"], valence=v, arousal=a,
-        tonic=tonic, mode=mode, velocity=int(round(50 + 60 * level)),
-        density=round(1.5 + 6.5 * level, 3), palette_name=name, palette=dict(PALETTES[name]),
-        tacet=row["tacet"])
+        start=frames_to_seconds(row["start"], rate),
+        end=frames_to_seconds(row["end"], rate),
+        frame_start=row["start"],
+        frame_end=row["end"],
+        valence=v,
+        arousal=a,
+        tonic=tonic,
+        mode=mode,
+        velocity=int(round(50 + 60 * level)),
+        density=round(1.5 + 6.5 * level, 3),
+        palette_name=name,
+        palette=dict(PALETTES[name]),
+        tacet=row["tacet"],
+    )
 
 
 def describe(plan: CuePlan) -> dict:
     """The plan as JSON-ready data for the manifest."""
     return {
-        "cue": plan.name, "key": plan.key, "target_bpm": plan.target_bpm, "tempo_mode": plan.tempo["mode"],
-        "hits_on_beat": plan.tempo["hits_on_beat"], "mean_frames_off": plan.tempo["mean_frames_off"],
-        "time_signatures": [{"beat": float(b), "numerator": n, "denominator": d}
-                            for b, n, d in plan.tempo["time_signatures"]],
-        "sections": [{"start": round(s.start, 6), "end": round(s.end, 6), "key": s.key,
-                      "velocity": s.velocity, "density": s.density, "palette": s.palette_name,
-                      "tacet": s.tacet} for s in plan.sections],
+        "cue": plan.name,
+        "key": plan.key,
+        "target_bpm": plan.target_bpm,
+        "tempo_mode": plan.tempo["mode"],
+        "hits_on_beat": plan.tempo["hits_on_beat"],
+        "mean_frames_off": plan.tempo["mean_frames_off"],
+        "time_signatures": [
+            {"beat": float(b), "numerator": n, "denominator": d} for b, n, d in plan.tempo["time_signatures"]
+        ],
+        "sections": [
+            {
+                "start": round(s.start, 6),
+                "end": round(s.end, 6),
+                "key": s.key,
+                "velocity": s.velocity,
+                "density": s.density,
+                "palette": s.palette_name,
+                "tacet": s.tacet,
+            }
+            for s in plan.sections
+        ],
         "tacet": [[round(a, 6), round(b, 6)] for a, b in plan.tacet],
-        "silent_hits": [{"frame": h.frame, "seconds": round(h.seconds, 6), "source": h.source}
-                        for h in plan.silent_hits],
+        "silent_hits": [
+            {"frame": h.frame, "seconds": round(h.seconds, 6), "source": h.source} for h in plan.silent_hits
+        ],
     }

@@ -30,16 +30,36 @@ def load_model(device="auto", path_stem=None):
     """(model, description) for the shipped music model; MissingModel when none is installed
     or it is corrupt."""
     from bridge.music.model import MODELS_DIR, SHIPPED_NAME, load_usable
+
     stem = Path(path_stem) if path_stem else MODELS_DIR / SHIPPED_NAME
-    model = load_usable(device, stem, "music cannot be written until one is trained "
-                                      "(`scorebridge train model --ship`)")
+    model = load_usable(device, stem, "music cannot be written until one is trained (`scorebridge train model --ship`)")
     meta = json.loads(stem.with_suffix(".json").read_text())
     return model, {"name": stem.name, "sha256": meta["sha256"], "params": model.num_params()}
 
 
-def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_root=None, fps=None,
-          valence=None, arousal=None, candidates=4, model=None, model_info=None, cue="1M1",
-          progress=None, use_cache=True, previous=None, keep=None, key=None, loudness=None, on_midi=None):
+def score(
+    input_path,
+    out_dir,
+    *,
+    seed=1,
+    device="auto",
+    audio_out=True,
+    media_root=None,
+    fps=None,
+    valence=None,
+    arousal=None,
+    candidates=4,
+    model=None,
+    model_info=None,
+    cue="1M1",
+    progress=None,
+    use_cache=True,
+    previous=None,
+    keep=None,
+    key=None,
+    loudness=None,
+    on_midi=None,
+):
     """Score one edit; returns (manifest dict, manifest path).
 
     model/model_info: a loaded MusicTransformer and how to name it in the manifest (the
@@ -58,13 +78,21 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     """
     started = time.perf_counter()
     report = progress or (lambda fraction, stage: None)
-    if audio_out:   # the audio libraries load while the edit is read and the music composed
+    if audio_out:  # the audio libraries load while the edit is read and the music composed
         threading.Thread(target=_quietly(audio.preload), name="scorebridge-audio-preload", daemon=True).start()
     loudness = audio.check_loudness(audio.REFERENCE_LUFS if loudness is None else loudness)
-    options = {"seed": seed, "valence": valence, "arousal": arousal, "candidates": candidates, "cue": cue,
-               "key": key, "loudness": loudness}
+    options = {
+        "seed": seed,
+        "valence": valence,
+        "arousal": arousal,
+        "candidates": candidates,
+        "cue": cue,
+        "key": key,
+        "loudness": loudness,
+    }
     timeline, analysis, hits, timings = read_and_analyze(
-        input_path, fps, media_root, lambda f, stage: report(0.3 * f, stage), use_cache)
+        input_path, fps, media_root, lambda f, stage: report(0.3 * f, stage), use_cache
+    )
     clock = time.perf_counter()
 
     def lap(name):
@@ -81,10 +109,16 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     sections = analysis["sections"]
     if previous is not None and valence is None and arousal is None:
         sections = live.hold_moods(previous["plan"], sections)
-    plan = make_plan(hits, sections, timeline.rate, timeline.duration,
-                     valence=valence, arousal=arousal, cue=cue,
-                     key=key if key is not None else (
-                         (previous["plan"].tonic, previous["plan"].home) if previous else None))
+    plan = make_plan(
+        hits,
+        sections,
+        timeline.rate,
+        timeline.duration,
+        valence=valence,
+        arousal=arousal,
+        cue=cue,
+        key=key if key is not None else ((previous["plan"].tonic, previous["plan"].home) if previous else None),
+    )
     lap("plan_s")
     if model is None:
         report(0.3, "loading the music model")
@@ -94,15 +128,26 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     if previous is not None:
         report(0.35, "re-writing the changed spans")
         try:
-            changed = live.update(model, previous, plan, seed,
-                                  progress=lambda f: report(0.35 + 0.45 * f, "re-writing the changed spans"))
+            changed = live.update(
+                model, previous, plan, seed, progress=lambda f: report(0.35 + 0.45 * f, "re-writing the changed spans")
+            )
             plan = changed["plan"]
-            composed = {"notes": changed["notes"], "best": 0, "scores": [], "tokens": None,
-                        "expression": changed.get("expression", ()),
-                        "reached_s": plan.duration_s}
-            update = {"mode": "partial", "previous_revision": previous["revision"], "spans": changed["spans"],
-                      "retimed": changed["retimed"], "kept_notes": changed["kept"],
-                      "written_notes": changed["written"]}
+            composed = {
+                "notes": changed["notes"],
+                "best": 0,
+                "scores": [],
+                "tokens": None,
+                "expression": changed.get("expression", ()),
+                "reached_s": plan.duration_s,
+            }
+            update = {
+                "mode": "partial",
+                "previous_revision": previous["revision"],
+                "spans": changed["spans"],
+                "retimed": changed["retimed"],
+                "kept_notes": changed["kept"],
+                "written_notes": changed["written"],
+            }
         except live.FullRescore as exc:
             update = {"mode": "full", "reason": str(exc)}
     if composed is None:
@@ -113,49 +158,80 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    stem = manifest_mod.manifest_path(out, timeline).name[:-len(".manifest.json")]
-    final = {"midi": out / f"{stem}.mid", "wav": out / f"{stem}.wav", "otio": out / f"{stem}.scored.otio",
-             "notes": out / f"{stem}.notes.json",
-             "preview": out / f"{stem}.preview.mp4", "cue_sheet": out / f"{stem}.cuesheet.png"}
+    stem = manifest_mod.manifest_path(out, timeline).name[: -len(".manifest.json")]
+    final = {
+        "midi": out / f"{stem}.mid",
+        "wav": out / f"{stem}.wav",
+        "otio": out / f"{stem}.scored.otio",
+        "notes": out / f"{stem}.notes.json",
+        "preview": out / f"{stem}.preview.mp4",
+        "cue_sheet": out / f"{stem}.cuesheet.png",
+    }
     sweep_staging(out, stem)
     staging = Path(tempfile.mkdtemp(prefix=f".{stem}-", dir=out))
     atomic.write_json(staging / OWNER, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
     warnings = timeline.warnings + analysis["warnings"]
     if composed["reached_s"] < plan.duration_s - 0.5:
-        warnings.append(f"the music model's token budget ran out at {composed['reached_s']:.1f} s of "
-                        f"{plan.duration_s:.1f} s: after that only the hit chords play")
+        warnings.append(
+            f"the music model's token budget ran out at {composed['reached_s']:.1f} s of "
+            f"{plan.duration_s:.1f} s: after that only the hit chords play"
+        )
     # the last revision's audio is handed over to this render, which splices into it: if
     # this job fails, the session renders its next WAV whole
-    sound = {"loudness": loudness, "previous": previous.pop("mix", None) if previous is not None else None,
-             "stem_prefix": f"{stem}.stem-"}
+    sound = {
+        "loudness": loudness,
+        "previous": previous.pop("mix", None) if previous is not None else None,
+        "stem_prefix": f"{stem}.stem-",
+    }
     tempo_map = plan.tempo["tempo_map"]
 
     def build(written):
         manifest = manifest_mod.build(
-            timeline, hits, analysis["sections"], warnings, timings,
-            tempo_map=[{"seconds": round(float(beats_to_seconds(beat, tempo_map)), 6),
-                        "bpm": round(tempo_to_bpm(tempo), 4), "beat": float(beat),
-                        "us_per_quarter": tempo}
-                       for beat, tempo in tempo_map],
+            timeline,
+            hits,
+            analysis["sections"],
+            warnings,
+            timings,
+            tempo_map=[
+                {
+                    "seconds": round(float(beats_to_seconds(beat, tempo_map)), 6),
+                    "bpm": round(tempo_to_bpm(tempo), 4),
+                    "beat": float(beat),
+                    "us_per_quarter": tempo,
+                }
+                for beat, tempo in tempo_map
+            ],
             outputs={k: (str(final[k]) if k in written else None) for k in final},
-            model=model_info, seed=seed, plan=describe(plan),
-            candidates={"count": candidates, "best": composed["best"], "scores": composed["scores"],
-                        "tokens": composed["tokens"]})
-        manifest["outputs"]["stems"] = {role: str(out / Path(name).name)
-                                        for role, name in sound.get("stems", {}).items()} or None
+            model=model_info,
+            seed=seed,
+            plan=describe(plan),
+            candidates={
+                "count": candidates,
+                "best": composed["best"],
+                "scores": composed["scores"],
+                "tokens": composed["tokens"],
+            },
+        )
+        manifest["outputs"]["stems"] = {
+            role: str(out / Path(name).name) for role, name in sound.get("stems", {}).items()
+        } or None
         if "audio" in sound:
             manifest["audio"] = sound["audio"]
         if valence is not None or arousal is not None:
             manifest["override"] = {"valence": valence, "arousal": arousal}
         # how the music was made: the cue's key, and where each mood's motifs came from
         # (the music model, or the arpeggio a too-sparse draw fell back to; none on a live update)
-        manifest["music"] = {"engine": "layered", "key": plan.key, "chord_model": "scorebridge-harmony",
-                             "motifs": composed.get("motif_sources")}
+        manifest["music"] = {
+            "engine": "layered",
+            "key": plan.key,
+            "chord_model": "scorebridge-harmony",
+            "motifs": composed.get("motif_sources"),
+        }
         if keep is not None:
             manifest["update"] = update
         return manifest
 
-    early = {}   # final path -> the file it replaced, kept in staging (None: there was none)
+    early = {}  # final path -> the file it replaced, kept in staging (None: there was none)
 
     def midi_ready():
         """MIDI and notes into place now, and the host told, while the WAV renders."""
@@ -166,7 +242,7 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
                 early[final[key]] = backup
             except FileNotFoundError:
                 early[final[key]] = None
-            placing = staging / f"placing.{final[key].name}"   # a copy: the mix reads the MIDI here
+            placing = staging / f"placing.{final[key].name}"  # a copy: the mix reads the MIDI here
             shutil.copyfile(staging / final[key].name, placing)
             os.replace(placing, final[key])
         manifest = build(["midi", "notes"])
@@ -179,27 +255,39 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
         sound["on_midi"] = midi_ready
     try:
         light = keep is not None and update["mode"] == "partial"
-        written = _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report,
-                          light=light, job_started=started, sound=sound)
+        written = _render(
+            timeline,
+            plan,
+            composed,
+            final,
+            staging,
+            audio_out,
+            warnings,
+            timings,
+            report,
+            light=light,
+            job_started=started,
+            sound=sound,
+        )
         manifest = build(written)
         path = manifest_mod.manifest_path(out, timeline)
         manifest_mod.write(manifest, staging / path.name)
         stems = {out / Path(name).name for name in sound.get("stems", {}).values()}
         for name in sound.get("stems", {}).values():
             os.replace(staging / Path(name).name, out / Path(name).name)
-        for old in out.glob(f"{glob.escape(stem)}.stem-*.wav"):   # stems an earlier run left
+        for old in out.glob(f"{glob.escape(stem)}.stem-*.wav"):  # stems an earlier run left
             if old not in stems:
                 old.unlink(missing_ok=True)
         for key in final:  # a file an earlier run left that this one did not make goes
             if final[key] in early:
-                continue   # in place since the MIDI was ready
+                continue  # in place since the MIDI was ready
             if key in written:
                 os.replace(staging / final[key].name, final[key])
             else:
                 final[key].unlink(missing_ok=True)
         os.replace(staging / path.name, path)
     except BaseException:
-        for placed, backup in early.items():   # nothing half-written: the earlier MIDI back
+        for placed, backup in early.items():  # nothing half-written: the earlier MIDI back
             if backup is None:
                 placed.unlink(missing_ok=True)
             else:
@@ -208,15 +296,14 @@ def score(input_path, out_dir, *, seed=1, device="auto", audio_out=True, media_r
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if keep is not None:
-        keep.update(live.state(plan, composed["notes"], options, keep.get("revision"),
-                               composed.get("expression", ())))
+        keep.update(live.state(plan, composed["notes"], options, keep.get("revision"), composed.get("expression", ())))
         keep["mix"] = sound.get("mix")
     report(1.0, "done")
     return manifest, path
 
 
-OWNER = ".owner"          # in a staging folder: which process is filling it
-ABANDONED_S = 24 * 3600   # a staging folder of another machine this old is abandoned
+OWNER = ".owner"  # in a staging folder: which process is filling it
+ABANDONED_S = 24 * 3600  # a staging folder of another machine this old is abandoned
 
 
 def sweep_staging(out, stem):
@@ -229,7 +316,7 @@ def sweep_staging(out, stem):
             owner = json.loads((folder / OWNER).read_text())
             pid, host, started = int(owner["pid"]), str(owner["host"]), float(owner["started"])
         except (OSError, ValueError, KeyError, TypeError):
-            pid, host, started = None, None, folder.stat().st_mtime   # older layout: judge by age
+            pid, host, started = None, None, folder.stat().st_mtime  # older layout: judge by age
         if host == socket.gethostname() and pid is not None:
             abandoned = pid != os.getpid() and not _alive(pid)
         else:
@@ -243,7 +330,7 @@ def _alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:      # alive, but another user's
+    except OSError:  # alive, but another user's
         return True
     return True
 
@@ -251,16 +338,30 @@ def _alive(pid):
 def _quietly(function):
     """`function` for a background thread: a failure there only means the render loads
     what it needs itself (and reports any real problem then)."""
+
     def run():
         try:
             function()
-        except Exception:   # noqa: BLE001
+        except Exception:  # noqa: BLE001
             pass
+
     return run
 
 
-def _render(timeline, plan, composed, final, staging, audio_out, warnings, timings, report, light=False,
-            job_started=None, sound=None):
+def _render(
+    timeline,
+    plan,
+    composed,
+    final,
+    staging,
+    audio_out,
+    warnings,
+    timings,
+    report,
+    light=False,
+    job_started=None,
+    sound=None,
+):
     """Write every deliverable into `staging` under its final name; returns the keys written.
     light: a live update, where speed matters: no cue sheet and no preview video.
     sound: {"loudness", "previous" (the last revision's Mix, or None), "stem_prefix"}; filled
@@ -271,19 +372,30 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
     parts = to_parts(composed["notes"], plan, composed.get("expression", ()))
     tempo_map = plan.tempo["tempo_map"]
     rate, drop = timeline.rate, timeline.drop_frame
-    hit_marks = [(h.frame, h.source, frames_to_timecode(timeline.start_frame + h.frame, rate, drop))
-                 for h in plan.hits]
-    section_marks = [(s.frame_start, f"{plan.name} section {i + 1}: "
-                      + ("tacet" if s.tacet else f"{s.key}, valence {s.valence:+.2f} arousal {s.arousal:+.2f}"))
-                     for i, s in enumerate(plan.sections)]
+    hit_marks = [(h.frame, h.source, frames_to_timecode(timeline.start_frame + h.frame, rate, drop)) for h in plan.hits]
+    section_marks = [
+        (
+            s.frame_start,
+            f"{plan.name} section {i + 1}: "
+            + ("tacet" if s.tacet else f"{s.key}, valence {s.valence:+.2f} arousal {s.arousal:+.2f}"),
+        )
+        for i, s in enumerate(plan.sections)
+    ]
     markers = [(0.0, f"SB: cue {plan.name}")]
     markers += [(s.start, f"SB: {text}") for s, (_, text) in zip(plan.sections, section_marks)]
     markers += [(h.seconds, f"SB: hit {source} {tc}") for h, (_, source, tc) in zip(plan.hits, hit_marks)]
     report(0.8, "writing the MIDI file")
-    midi.write_midi(staging / final["midi"].name, parts, tempo_map,
-                    time_signatures=plan.tempo["time_signatures"], markers=markers,
-                    start_frame=timeline.start_frame, rate=rate, drop_frame=drop,
-                    title=f"{plan.name} {timeline.name}")
+    midi.write_midi(
+        staging / final["midi"].name,
+        parts,
+        tempo_map,
+        time_signatures=plan.tempo["time_signatures"],
+        markers=markers,
+        start_frame=timeline.start_frame,
+        rate=rate,
+        drop_frame=drop,
+        title=f"{plan.name} {timeline.name}",
+    )
     written.append("midi")
     midi.write_notes_json(staging / final["notes"].name, parts, tempo_map)
     written.append("notes")
@@ -298,17 +410,28 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
         report(0.85, "rendering the WAV and stems")
         try:
             wav = staging / final["wav"].name
-            mixed = audio.mix(staging / final["midi"].name, plan.duration_s, tacet=plan.tacet,
-                              loudness=sound.get("loudness", audio.REFERENCE_LUFS), previous=sound.get("previous"),
-                              handover=True)
+            mixed = audio.mix(
+                staging / final["midi"].name,
+                plan.duration_s,
+                tacet=plan.tacet,
+                loudness=sound.get("loudness", audio.REFERENCE_LUFS),
+                previous=sound.get("previous"),
+                handover=True,
+            )
 
             def mix_ready(path):
                 if job_started is not None:
                     timings["wav_ready_s"] = time.perf_counter() - job_started
                 report(0.88, "the WAV is ready; writing the stems")
 
-            done = audio.write(mixed, wav, stems_dir=staging, stem_prefix=sound.get("stem_prefix", ""),
-                               on_mix=mix_ready, sections=[(s.start, s.end) for s in plan.sections])
+            done = audio.write(
+                mixed,
+                wav,
+                stems_dir=staging,
+                stem_prefix=sound.get("stem_prefix", ""),
+                on_mix=mix_ready,
+                sections=[(s.start, s.end) for s in plan.sections],
+            )
             written.append("wav")
             sound["mix"] = mixed
             sound["stems"] = {role: Path(path).name for role, path in done["stems"].items()}
@@ -317,10 +440,14 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
                 if section.tacet:
                     measured["lufs"] = None
             sound["audio"] = {
-                "synth": mixed.synth, "soundfont": mixed.soundfont, "sample_rate": mixed.rate,
-                "mix_format": "WAV, 24-bit PCM", "stem_format": "WAV, 32-bit float",
+                "synth": mixed.synth,
+                "soundfont": mixed.soundfont,
+                "sample_rate": mixed.rate,
+                "mix_format": "WAV, 24-bit PCM",
+                "stem_format": "WAV, 32-bit float",
                 "loudness": {"staging_lufs": mixed.loudness, **level, "limiter_max_db": done["limiter_db"]},
-                "rendered_seconds": mixed.rendered_s}
+                "rendered_seconds": mixed.rendered_s,
+            }
             fallback = audio.bank_warning(mixed.soundfont)
             if fallback:
                 warnings.append(fallback)
@@ -330,12 +457,19 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
     timings["render_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    otio_out.write_scored_otio(read_otio(timeline.path), staging / final["otio"].name,
-                               rate=rate, duration_frames=timeline.duration,
-                               wav_path=final["wav"] if wav else None, hits=hit_marks,
-                               stems={role: final["wav"].parent / name for role, name in sound.get("stems", {}).items()},
-                               cue=plan.name, sections=section_marks,
-                               start_frame=timeline.start_frame, drop_frame=drop)
+    otio_out.write_scored_otio(
+        read_otio(timeline.path),
+        staging / final["otio"].name,
+        rate=rate,
+        duration_frames=timeline.duration,
+        wav_path=final["wav"] if wav else None,
+        hits=hit_marks,
+        stems={role: final["wav"].parent / name for role, name in sound.get("stems", {}).items()},
+        cue=plan.name,
+        sections=section_marks,
+        start_frame=timeline.start_frame,
+        drop_frame=drop,
+    )
     written.append("otio")
     timings["otio_s"] = time.perf_counter() - started
 
@@ -363,23 +497,28 @@ def _render(timeline, plan, composed, final, staging, audio_out, warnings, timin
 def summary(manifest: dict) -> str:
     """What an editor wants to know after a run: the cue, its tempo, where the files are."""
     plan = manifest["plan"]
-    lines = [f"{plan['cue']}: {manifest['duration_seconds']:.2f} s at {manifest['fps']:.3f} fps"
-             f"{' DF' if manifest['drop_frame'] else ''}, starts {manifest['start_timecode']}, "
-             f"{len(manifest['hits'])} hits, tempo {manifest['tempo_map'][0]['bpm']:.2f} BPM "
-             f"({plan['tempo_mode']}, {plan['hits_on_beat']} hits on a beat)"]
+    lines = [
+        f"{plan['cue']}: {manifest['duration_seconds']:.2f} s at {manifest['fps']:.3f} fps"
+        f"{' DF' if manifest['drop_frame'] else ''}, starts {manifest['start_timecode']}, "
+        f"{len(manifest['hits'])} hits, tempo {manifest['tempo_map'][0]['bpm']:.2f} BPM "
+        f"({plan['tempo_mode']}, {plan['hits_on_beat']} hits on a beat)"
+    ]
     for s in plan["sections"]:
-        lines.append(f"  {s['start']:8.2f}–{s['end']:8.2f} s  "
-                     + ("tacet" if s["tacet"] else f"{s['key']:9s} {s['palette']}"))
+        lines.append(
+            f"  {s['start']:8.2f}–{s['end']:8.2f} s  " + ("tacet" if s["tacet"] else f"{s['key']:9s} {s['palette']}")
+        )
     for key, value in manifest["outputs"].items():
-        if isinstance(value, dict):   # the stems: one file per role
+        if isinstance(value, dict):  # the stems: one file per role
             lines += [f"  stem {role}: {path}" for role, path in value.items()]
         elif value:
             lines.append(f"  {key}: {value}")
     level = (manifest.get("audio") or {}).get("loudness")
     if level:
-        lines.append(f"  loudness: {level['integrated_lufs']} LUFS integrated, true peak "
-                     f"{level['true_peak_dbtp']} dBTP ({manifest['audio']['synth']}, "
-                     f"{Path(manifest['audio']['soundfont']).name})")
+        lines.append(
+            f"  loudness: {level['integrated_lufs']} LUFS integrated, true peak "
+            f"{level['true_peak_dbtp']} dBTP ({manifest['audio']['synth']}, "
+            f"{Path(manifest['audio']['soundfont']).name})"
+        )
     for w in manifest["warnings"]:
         lines.append(f"  warning: {w}")
     return "\n".join(lines)

@@ -35,14 +35,25 @@ def bench_edit(path, seconds=180.0, cuts=40, seed=0):
     tl = otio.schema.Timeline(name="bench")
     track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
     for i, n in enumerate(lengths):
-        track.append(otio.schema.Clip(
-            name=f"shot {i + 1}", media_reference=otio.schema.MissingReference(),
-            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, RATE),
-                                                 otio.opentime.RationalTime(int(n), RATE))))
+        track.append(
+            otio.schema.Clip(
+                name=f"shot {i + 1}",
+                media_reference=otio.schema.MissingReference(),
+                source_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(0, RATE), otio.opentime.RationalTime(int(n), RATE)
+                ),
+            )
+        )
     tl.tracks.append(track)
     for share, name in MOODS:
-        tl.tracks.markers.append(otio.schema.Marker(name=name, marked_range=otio.opentime.TimeRange(
-            otio.opentime.RationalTime(int(share * total), RATE), otio.opentime.RationalTime(0, RATE))))
+        tl.tracks.markers.append(
+            otio.schema.Marker(
+                name=name,
+                marked_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(int(share * total), RATE), otio.opentime.RationalTime(0, RATE)
+                ),
+            )
+        )
     atomic.write_text(path, otio.adapters.write_to_string(tl, "otio_json"))
     return path
 
@@ -53,8 +64,11 @@ def run(seconds=180.0, cuts=40, device="auto", candidates=4) -> dict:
         model, info = load_model(device)
         loaded = round(time.perf_counter() - started, 3)
     except MissingModel as exc:
-        print(f"bench: {exc}\nbench: timing a model of the same configuration with untrained weights",
-              file=sys.stderr, flush=True)
+        print(
+            f"bench: {exc}\nbench: timing a model of the same configuration with untrained weights",
+            file=sys.stderr,
+            flush=True,
+        )
         torch.manual_seed(0)
         model = MusicTransformer(MusicConfig()).to(pick_device(device)).eval()
         info = {"name": "untrained (no shipped weights)", "sha256": None, "params": model.num_params()}
@@ -62,21 +76,31 @@ def run(seconds=180.0, cuts=40, device="auto", candidates=4) -> dict:
     with tempfile.TemporaryDirectory(prefix="scorebridge-bench-") as folder:
         path = bench_edit(Path(folder) / "bench.otio", seconds, cuts)
         begin = time.perf_counter()
-        manifest, _ = score(path, Path(folder) / "out", model=model, model_info=info,
-                            candidates=candidates, use_cache=False)
+        manifest, _ = score(
+            path, Path(folder) / "out", model=model, model_info=info, candidates=candidates, use_cache=False
+        )
         total = time.perf_counter() - begin
     result = {
-        "edit": {"seconds": manifest["duration_seconds"], "cuts": len(manifest["hits"]),
-                 "fps": RATE, "candidates": candidates},
-        "model": info, "device": str(next(model.parameters()).device),
-        "torch_threads": torch.get_num_threads(), "model_load_s": loaded,
+        "edit": {
+            "seconds": manifest["duration_seconds"],
+            "cuts": len(manifest["hits"]),
+            "fps": RATE,
+            "candidates": candidates,
+        },
+        "model": info,
+        "device": str(next(model.parameters()).device),
+        "torch_threads": torch.get_num_threads(),
+        "model_load_s": loaded,
         "total_s": round(total, 3),
         "stages": manifest["timings"],
         "generation_realtime_factor": round(manifest["duration_seconds"] / manifest["timings"]["generation_s"], 2),
         "warnings": manifest["warnings"],
     }
-    print(f"bench score: {result['edit']['seconds']:.0f} s edit, {result['edit']['cuts']} hits, "
-          f"{result['model']['name']} on {result['device']} "
-          f"({result['torch_threads']} threads): {total:.2f} s  "
-          + "  ".join(f"{k} {v:.2f}" for k, v in manifest["timings"].items()), flush=True)
+    print(
+        f"bench score: {result['edit']['seconds']:.0f} s edit, {result['edit']['cuts']} hits, "
+        f"{result['model']['name']} on {result['device']} "
+        f"({result['torch_threads']} threads): {total:.2f} s  "
+        + "  ".join(f"{k} {v:.2f}" for k, v in manifest["timings"].items()),
+        flush=True,
+    )
     return result

@@ -21,8 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.compose import (DYNAMICS_PULL, ENERGY_PULL, GUIDANCE, HIT_FAMILIES, KEY_GUIDANCE, KEY_PULL,
-                            MOOD_STEP, compose, to_parts)
+from bridge.compose import (
+    DYNAMICS_PULL,
+    ENERGY_PULL,
+    GUIDANCE,
+    HIT_FAMILIES,
+    KEY_GUIDANCE,
+    KEY_PULL,
+    MOOD_STEP,
+    compose,
+    to_parts,
+)
 from bridge.music import theory
 from bridge.music.evaluate import spearman_rho
 from bridge.plan import make_plan
@@ -63,22 +72,42 @@ def synthetic_edit(rate, first, count, shot_s, seed):
             break
         frames.add(seconds_to_frame(t, rate))
     moods = [TARGETS[ORDER[first + i]] for i in range(count)]
-    sections = [{"start": a, "end": b, "valence": v, "arousal": ar, "tacet": False}
-                for (a, b), (v, ar) in zip(zip(bounds, bounds[1:]), moods)]
+    sections = [
+        {"start": a, "end": b, "valence": v, "arousal": ar, "tacet": False}
+        for (a, b), (v, ar) in zip(zip(bounds, bounds[1:]), moods)
+    ]
     return [Hit(f, "cut") for f in sorted(frames)], sections, duration
 
 
-def evaluate(model, model_info, seed=1, candidates=2, key_pull=KEY_PULL, guidance=GUIDANCE,
-             mood_step=MOOD_STEP, key_guidance=KEY_GUIDANCE, energy_pull=ENERGY_PULL,
-             dynamics_pull=DYNAMICS_PULL) -> dict:
+def evaluate(
+    model,
+    model_info,
+    seed=1,
+    candidates=2,
+    key_pull=KEY_PULL,
+    guidance=GUIDANCE,
+    mood_step=MOOD_STEP,
+    key_guidance=KEY_GUIDANCE,
+    energy_pull=ENERGY_PULL,
+    dynamics_pull=DYNAMICS_PULL,
+) -> dict:
     rows, targets, measured = [], [], []
     started = time.perf_counter()
     for number, (name, rate, first, count, shot_s) in enumerate(EDITS):
         hits, sections, duration = synthetic_edit(rate, first, count, shot_s, seed + number)
         plan = make_plan(hits, sections, rate, duration, cue=f"1M{number + 1}")
-        composed = compose(model, plan, seed=seed, candidates=candidates, key_pull=key_pull,
-                           guidance=guidance, mood_step=mood_step, key_guidance=key_guidance,
-                           energy_pull=energy_pull, dynamics_pull=dynamics_pull)
+        composed = compose(
+            model,
+            plan,
+            seed=seed,
+            candidates=candidates,
+            key_pull=key_pull,
+            guidance=guidance,
+            mood_step=mood_step,
+            key_guidance=key_guidance,
+            energy_pull=energy_pull,
+            dynamics_pull=dynamics_pull,
+        )
         notes = _through_midi(composed["notes"], plan, rate)
         forced = {(round(c.start, 3), p) for c in composed["chords"] for p in c.pitches}
         own = [n for n in notes if (round(n[0], 3), n[2]) not in forced or n[4] not in HIT_FAMILIES]
@@ -87,27 +116,49 @@ def evaluate(model, model_info, seed=1, candidates=2, key_pull=KEY_PULL, guidanc
             inside_own = [n for n in own if s.start <= n[0] < s.end]
             targets.append((s.valence, s.arousal))
             length = s.end - s.start
-            measured.append((_mode_clarity(inside), _mode_clarity(inside_own),
-                             len(inside) / length, len(inside_own) / length,
-                             _mean_velocity(inside), _mean_velocity(inside_own),
-                             _onsets(inside) / length, _onsets(inside_own) / length))
+            measured.append(
+                (
+                    _mode_clarity(inside),
+                    _mode_clarity(inside_own),
+                    len(inside) / length,
+                    len(inside_own) / length,
+                    _mean_velocity(inside),
+                    _mean_velocity(inside_own),
+                    _onsets(inside) / length,
+                    _onsets(inside_own) / length,
+                )
+            )
         frame = 1 / float(rate)
         chord_hits = sum(1 for h in plan.hits if _has_chord(notes, h.seconds, frame))
-        rows.append({
-            "edit": name, "fps": round(float(rate), 3), "seconds": round(plan.duration_s, 3),
-            "hits": len(plan.hits), "sections": len(plan.sections),
-            "hit_chord_share": chord_hits / len(plan.hits),
-            "tempo_mode": plan.tempo["mode"], "bpm": plan.tempo["bpm"],
-            "hits_on_beat": plan.tempo["hits_on_beat"], "mean_frames_off": plan.tempo["mean_frames_off"],
-            "pitch_class_entropy": round(_entropy(notes, plan), 3),
-            "best_candidate": composed["scores"][composed["best"]],
-        })
+        rows.append(
+            {
+                "edit": name,
+                "fps": round(float(rate), 3),
+                "seconds": round(plan.duration_s, 3),
+                "hits": len(plan.hits),
+                "sections": len(plan.sections),
+                "hit_chord_share": chord_hits / len(plan.hits),
+                "tempo_mode": plan.tempo["mode"],
+                "bpm": plan.tempo["bpm"],
+                "hits_on_beat": plan.tempo["hits_on_beat"],
+                "mean_frames_off": plan.tempo["mean_frames_off"],
+                "pitch_class_entropy": round(_entropy(notes, plan), 3),
+                "best_candidate": composed["scores"][composed["best"]],
+            }
+        )
     targets, measured = np.array(targets), np.array(measured)
     hits = sum(r["hits"] for r in rows)
     return {
-        "model": model_info, "seed": seed, "candidates": candidates, "key_pull": key_pull,
-        "guidance": guidance, "mood_step": mood_step, "key_guidance": key_guidance,
-        "energy_pull": energy_pull, "dynamics_pull": dynamics_pull, "edits": rows,
+        "model": model_info,
+        "seed": seed,
+        "candidates": candidates,
+        "key_pull": key_pull,
+        "guidance": guidance,
+        "mood_step": mood_step,
+        "key_guidance": key_guidance,
+        "energy_pull": energy_pull,
+        "dynamics_pull": dynamics_pull,
+        "edits": rows,
         "summary": {
             "hits": hits,
             "hit_chord_share": sum(r["hit_chord_share"] * r["hits"] for r in rows) / hits,
@@ -132,8 +183,13 @@ def _through_midi(notes, plan, rate):
     """The notes as the MIDI deliverable holds them: [(start, end, pitch, velocity, family)]."""
     with tempfile.TemporaryDirectory(prefix="scorebridge-eval-") as folder:
         parts = to_parts(notes, plan)
-        path = write_midi(Path(folder) / "cue.mid", parts, plan.tempo["tempo_map"],
-                          time_signatures=plan.tempo["time_signatures"], rate=rate)
+        path = write_midi(
+            Path(folder) / "cue.mid",
+            parts,
+            plan.tempo["tempo_map"],
+            time_signatures=plan.tempo["time_signatures"],
+            rate=rate,
+        )
         read, _, _ = read_midi(path)
     out = []
     for written, part in zip(read, parts):

@@ -30,15 +30,15 @@ from bridge.timebase import parse_rate
 log = logging.getLogger("scorebridge.daemon")
 
 PREFIX = "/scorebridge/"
-MAX_QUEUE = 64            # waiting jobs; one more is answered `busy`
-MAX_SESSIONS = 32         # live sessions whose last score is kept for partial updates
-MAX_AUDIO_SESSIONS = 4    # of those, the newest whose audio is kept for spliced WAVs (about 70 MB
-                          # a role for a 3-minute cue); older ones render their next WAV whole
-MAX_FINISHED = 256        # finished jobs remembered, so a re-sent request gets its answer again
-MAX_TEXT = 4096           # longest path or id accepted
-MAX_OPTIONS = 16384       # longest options_json accepted
-PROGRESS_INTERVAL = 0.2   # seconds between progress replies for one job
-BUNDLES = {".otiod", ".fcpxmld"}   # timelines that are folders
+MAX_QUEUE = 64  # waiting jobs; one more is answered `busy`
+MAX_SESSIONS = 32  # live sessions whose last score is kept for partial updates
+MAX_AUDIO_SESSIONS = 4  # of those, the newest whose audio is kept for spliced WAVs (about 70 MB
+# a role for a 3-minute cue); older ones render their next WAV whole
+MAX_FINISHED = 256  # finished jobs remembered, so a re-sent request gets its answer again
+MAX_TEXT = 4096  # longest path or id accepted
+MAX_OPTIONS = 16384  # longest options_json accepted
+PROGRESS_INTERVAL = 0.2  # seconds between progress replies for one job
+BUNDLES = {".otiod", ".fcpxmld"}  # timelines that are folders
 OPTIONS = {"seed", "audio", "valence", "arousal", "fps", "media_root", "candidates", "key", "loudness"}
 
 
@@ -83,8 +83,9 @@ def parse_options(text) -> dict:
         raise RequestError("bad_request", "options_json must be a JSON object")
     unknown = sorted(set(options) - OPTIONS)
     if unknown:
-        raise RequestError("bad_request", f"unknown option(s) {', '.join(map(str, unknown))}; "
-                                          f"known: {', '.join(sorted(OPTIONS))}")
+        raise RequestError(
+            "bad_request", f"unknown option(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(OPTIONS))}"
+        )
     out = {}
     if "seed" in options:
         seed = options["seed"]
@@ -115,6 +116,7 @@ def parse_options(text) -> dict:
         out["media_root"] = options["media_root"]
     if options.get("key") is not None:
         from bridge.music.theory import parse_key
+
         if not isinstance(options["key"], str) or len(options["key"]) > 40:
             raise RequestError("bad_request", "key must be a key name such as 'E minor'")
         try:
@@ -124,6 +126,7 @@ def parse_options(text) -> dict:
         out["key"] = options["key"]
     if options.get("loudness") is not None:
         from bridge.render.audio import check_loudness
+
         try:
             out["loudness"] = check_loudness(options["loudness"])
         except ValueError as exc:
@@ -161,10 +164,10 @@ class Daemon:
         self.started = time.monotonic()
         self.lock = threading.Condition()
         self.queue = collections.deque()
-        self.jobs = {}                          # request_id -> job (queued, running and recent finished)
-        self.finished = collections.deque()     # request_ids in the order they finished
+        self.jobs = {}  # request_id -> job (queued, running and recent finished)
+        self.finished = collections.deque()  # request_ids in the order they finished
         self.running = None
-        self.sessions = {}                      # session_id -> newest revision seen
+        self.sessions = {}  # session_id -> newest revision seen
         self.states = collections.OrderedDict()  # session_id -> what its last finished revision left
         self.counts = collections.Counter()
         self.model = None
@@ -179,7 +182,7 @@ class Daemon:
     def reply(self, addr, name, *args):
         try:
             self.sock.sendto(encode(PREFIX + name, *args), addr)
-        except OSError as exc:   # the client went away: nothing to tell it
+        except OSError as exc:  # the client went away: nothing to tell it
             log.debug("reply %s to %s failed: %s", name, addr, exc)
 
     # -- receiving -----------------------------------------------------------------------
@@ -188,7 +191,7 @@ class Daemon:
         started = time.perf_counter()
         try:
             messages = [m.message for m in OscPacket(data).messages]
-        except Exception as exc:   # python-osc raises several types on garbage
+        except Exception as exc:  # python-osc raises several types on garbage
             log.warning("dropped a malformed packet from %s (%d bytes): %s", _peer(addr), len(data), exc)
             self.counts["malformed"] += 1
             return
@@ -199,7 +202,7 @@ class Daemon:
                 self.counts["errors"] += 1
                 log.info("%s from %s: %s %s", message.address, _peer(addr), exc.code, exc.message)
                 self.reply(addr, "error", exc.request_id, exc.code, exc.message)
-            except Exception:   # a bug here must not stop the daemon
+            except Exception:  # a bug here must not stop the daemon
                 log.error("handling %s from %s failed:\n%s", message.address, _peer(addr), traceback.format_exc())
 
     def _dispatch(self, address, args, addr, started):
@@ -207,29 +210,48 @@ class Daemon:
             self.counts["unknown"] += 1
             log.info("dropped %r from %s: not a ScoreBridge address", address, _peer(addr))
             return
-        name = address[len(PREFIX):]
+        name = address[len(PREFIX) :]
         request_id = ""
         if name in ("score", "cancel") and len(args) > 1 and isinstance(args[1], str):
             request_id = args[1][:MAX_TEXT]
         elif name == "update" and len(args) > 2 and isinstance(args[1], str) and isinstance(args[2], int):
             request_id = f"{args[1][:MAX_TEXT]}:{args[2]}"
-        if not args or not isinstance(args[0], str) or not hmac.compare_digest(
-                args[0].encode("utf-8", "replace"), self.token.encode()):
+        if (
+            not args
+            or not isinstance(args[0], str)
+            or not hmac.compare_digest(args[0].encode("utf-8", "replace"), self.token.encode())
+        ):
             self.counts["auth"] += 1
-            raise RequestError("auth", "wrong or missing token (see the token file in the "
-                                       "ScoreBridge config folder, or SCOREBRIDGE_TOKEN)", request_id)
-        handler = {"ping": self._ping, "status": self._status, "score": self._score,
-                   "update": self._update, "cancel": self._cancel}.get(name)
+            raise RequestError(
+                "auth",
+                "wrong or missing token (see the token file in the ScoreBridge config folder, or SCOREBRIDGE_TOKEN)",
+                request_id,
+            )
+        handler = {
+            "ping": self._ping,
+            "status": self._status,
+            "score": self._score,
+            "update": self._update,
+            "cancel": self._cancel,
+        }.get(name)
         if handler is None:
             raise RequestError("bad_request", f"unknown request {address}", request_id)
         handler(args[1:], addr, request_id)
-        log.info("%s %s from %s answered in %.1f ms", name, request_id or "-", _peer(addr),
-                 1000 * (time.perf_counter() - started))
+        log.info(
+            "%s %s from %s answered in %.1f ms",
+            name,
+            request_id or "-",
+            _peer(addr),
+            1000 * (time.perf_counter() - started),
+        )
 
     def _arity(self, args, names, request_id):
         if len(args) != len(names):
-            raise RequestError("bad_request", f"expected token {' '.join(names)} "
-                                              f"({len(names) + 1} arguments), got {len(args) + 1}", request_id)
+            raise RequestError(
+                "bad_request",
+                f"expected token {' '.join(names)} ({len(names) + 1} arguments), got {len(args) + 1}",
+                request_id,
+            )
 
     def _ping(self, args, addr, request_id):
         self._arity(args, [], request_id)
@@ -243,16 +265,23 @@ class Daemon:
         with self.lock:
             running = self.running
             return {
-                "version": __version__, "pid": os.getpid(), "device": self._device_name(),
-                "model": (self.model_info or {}) | {"loaded": self.model is not None,
-                                                    "error": self.model_error},
+                "version": __version__,
+                "pid": os.getpid(),
+                "device": self._device_name(),
+                "model": (self.model_info or {}) | {"loaded": self.model is not None, "error": self.model_error},
                 "uptime_s": round(time.monotonic() - self.started, 1),
                 "queue": [job["id"] for job in self.queue],
-                "running": None if running is None else {
-                    "id": running["id"], "fraction": round(running["fraction"], 3), "stage": running["stage"],
-                    "elapsed_s": round(time.monotonic() - running["started"], 2)},
+                "running": None
+                if running is None
+                else {
+                    "id": running["id"],
+                    "fraction": round(running["fraction"], 3),
+                    "stage": running["stage"],
+                    "elapsed_s": round(time.monotonic() - running["started"], 2),
+                },
                 "sessions": dict(self.sessions),
-                "counts": dict(self.counts)}
+                "counts": dict(self.counts),
+            }
 
     def _score(self, args, addr, request_id):
         self._arity(args, ["request_id", "timeline_path", "out_dir", "options_json"], request_id)
@@ -281,12 +310,15 @@ class Daemon:
             known = self.jobs.get(request_id)
             if known is not None and known["session"] is not None:
                 newest = self.sessions.get(known["session"])
-                if newest is not None and known["revision"] < newest:   # re-sent, but superseded
+                if newest is not None and known["revision"] < newest:  # re-sent, but superseded
                     self.counts["stale"] += 1
-                    raise RequestError("stale", f"revision {known['revision']} of session {known['session']} "
-                                                f"is older than revision {newest}; its result is stale",
-                                       request_id)
-            if known is not None:    # a re-sent request: answer again, never run it twice
+                    raise RequestError(
+                        "stale",
+                        f"revision {known['revision']} of session {known['session']} "
+                        f"is older than revision {newest}; its result is stale",
+                        request_id,
+                    )
+            if known is not None:  # a re-sent request: answer again, never run it twice
                 known["addr"] = addr
                 self._answer_again(known)
                 return
@@ -294,8 +326,11 @@ class Daemon:
                 newest = self.sessions.get(session)
                 if newest is not None and revision < newest:
                     self.counts["stale"] += 1
-                    raise RequestError("stale", f"revision {revision} of session {session} is older than "
-                                                f"revision {newest}; not computed", request_id)
+                    raise RequestError(
+                        "stale",
+                        f"revision {revision} of session {session} is older than revision {newest}; not computed",
+                        request_id,
+                    )
             if not timeline.exists():
                 raise RequestError("bad_input", f"no such timeline: {timeline}", request_id)
             if timeline.is_dir() and timeline.suffix.lower() not in BUNDLES:
@@ -306,10 +341,23 @@ class Daemon:
             if session is not None:
                 self.sessions[session] = revision
                 self._supersede(session, revision)
-            job = {"id": request_id, "session": session, "revision": revision, "timeline": str(timeline),
-                   "out": str(out_dir), "options": options, "addr": addr, "state": "queued",
-                   "received": time.monotonic(), "started": None, "fraction": 0.0, "stage": "queued",
-                   "cancel": None, "result": None, "sent": 0.0}
+            job = {
+                "id": request_id,
+                "session": session,
+                "revision": revision,
+                "timeline": str(timeline),
+                "out": str(out_dir),
+                "options": options,
+                "addr": addr,
+                "state": "queued",
+                "received": time.monotonic(),
+                "started": None,
+                "fraction": 0.0,
+                "stage": "queued",
+                "cancel": None,
+                "result": None,
+                "sent": 0.0,
+            }
             self.jobs[request_id] = job
             self.queue.append(job)
             self.counts["accepted"] += 1
@@ -372,6 +420,7 @@ class Daemon:
             if changed or fraction >= 1.0 or now - job["sent"] >= PROGRESS_INTERVAL:
                 job["sent"] = now
                 self.reply(job["addr"], "progress", job["id"], float(fraction), str(stage))
+
         return report
 
     def work(self):
@@ -412,8 +461,14 @@ class Daemon:
                 self.counts[outcome[0] if outcome[0] == "done" else outcome[1][0]] += 1
             took = time.monotonic() - job["started"]
             waited = job["started"] - job["received"]
-            log.info("job %s %s in %.2f s (waited %.2f s): %s", job["id"], outcome[0], took, waited,
-                     outcome[1] if outcome[0] == "done" else " ".join(outcome[1]))
+            log.info(
+                "job %s %s in %.2f s (waited %.2f s): %s",
+                job["id"],
+                outcome[0],
+                took,
+                waited,
+                outcome[1] if outcome[0] == "done" else " ".join(outcome[1]),
+            )
 
     def _execute(self, job):
         if self.model is None:
@@ -455,29 +510,52 @@ def _peer(addr):
 
 def _load_shipped(device):
     from bridge.score import load_model
+
     return load_model(device)
 
 
 def _run_score(job, model, model_info, progress):
     """One job; an update keeps what bridge.live needs for the session's next revision."""
     from bridge.score import score
+
     keep = None
     if job["session"] is not None:
         keep = job["keep"] = {"revision": job["revision"]}
-    _, path = score(job["timeline"], job["out"], model=model, model_info=model_info, progress=progress,
-                    previous=job.get("previous"), keep=keep, on_midi=job.get("on_midi"), **job["options"])
+    _, path = score(
+        job["timeline"],
+        job["out"],
+        model=model,
+        model_info=model_info,
+        progress=progress,
+        previous=job.get("previous"),
+        keep=keep,
+        on_midi=job.get("on_midi"),
+        **job["options"],
+    )
     return path
 
 
-def serve(host=config.DEFAULT_HOST, port=config.DEFAULT_PORT, *, device="auto", allow_remote=False,
-          ready=None, stop_event=None) -> int:
+def serve(
+    host=config.DEFAULT_HOST,
+    port=config.DEFAULT_PORT,
+    *,
+    device="auto",
+    allow_remote=False,
+    ready=None,
+    stop_event=None,
+) -> int:
     """Run the daemon until SIGINT/SIGTERM (or `stop_event`). `ready(port)` is called once listening."""
     if not is_loopback(host):
         if not allow_remote:
-            raise BadInput(f"--host {host} is not a loopback address: anyone who can reach it could "
-                           f"use the daemon; pass --allow-remote if that is what you want")
-        log.warning("listening on %s, which is not loopback: every machine that can reach it and "
-                    "knows the token can run jobs here", host)
+            raise BadInput(
+                f"--host {host} is not a loopback address: anyone who can reach it could "
+                f"use the daemon; pass --allow-remote if that is what you want"
+            )
+        log.warning(
+            "listening on %s, which is not loopback: every machine that can reach it and "
+            "knows the token can run jobs here",
+            host,
+        )
     token = config.ensure_token()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -485,8 +563,10 @@ def serve(host=config.DEFAULT_HOST, port=config.DEFAULT_PORT, *, device="auto", 
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise BadInput(f"cannot listen on {host}:{port} ({exc.strerror}); is a daemon already running? "
-                       f"`scorebridge status` asks it") from None
+        raise BadInput(
+            f"cannot listen on {host}:{port} ({exc.strerror}); is a daemon already running? "
+            f"`scorebridge status` asks it"
+        ) from None
     sock.settimeout(0.5)
     port = sock.getsockname()[1]
     daemon = Daemon(sock, token, device)
@@ -496,8 +576,14 @@ def serve(host=config.DEFAULT_HOST, port=config.DEFAULT_PORT, *, device="auto", 
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-    log.info("scorebridge %s listening on %s:%d (pid %d, token in %s)", __version__, host, port,
-             os.getpid(), "SCOREBRIDGE_TOKEN" if os.environ.get("SCOREBRIDGE_TOKEN") else config.token_path())
+    log.info(
+        "scorebridge %s listening on %s:%d (pid %d, token in %s)",
+        __version__,
+        host,
+        port,
+        os.getpid(),
+        "SCOREBRIDGE_TOKEN" if os.environ.get("SCOREBRIDGE_TOKEN") else config.token_path(),
+    )
     if ready is not None:
         ready(port)
     try:
@@ -506,7 +592,7 @@ def serve(host=config.DEFAULT_HOST, port=config.DEFAULT_PORT, *, device="auto", 
                 data, addr = sock.recvfrom(65535)
             except socket.timeout:
                 continue
-            except OSError as exc:   # e.g. ICMP port unreachable reported on Windows
+            except OSError as exc:  # e.g. ICMP port unreachable reported on Windows
                 log.debug("recvfrom: %s", exc)
                 continue
             daemon.handle(data, addr)

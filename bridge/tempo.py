@@ -115,19 +115,20 @@ def fit(hits, duration_s, fps, target_bpm=100.0, lo=60.0, hi=180.0, window=1.0, 
                 result = {"mode": "constant", "tempo_map": tempo_map, "time_signatures": [(0, 4, 4)]}
                 break
     elif not seconds:
-        result = {"mode": "constant", "tempo_map": [(0, bpm_to_tempo(target_bpm))],
-                  "time_signatures": [(0, 4, 4)]}
+        result = {"mode": "constant", "tempo_map": [(0, bpm_to_tempo(target_bpm))], "time_signatures": [(0, 4, 4)]}
     if result is None:
         tempo_map, signatures, _ = tempo_map_through(anchors, duration_s, target_bpm, lo, hi)
         result = {"mode": "map", "tempo_map": tempo_map, "time_signatures": signatures}
     offs = frames_off(seconds, result["tempo_map"], fps)
-    result.update({
-        "bpm": round(tempo_to_bpm(result["tempo_map"][0][1]), 3),
-        "hits_on_beat": sum(1 for o in offs if o <= window),
-        "mean_frames_off": round(sum(offs) / len(offs), 3) if offs else 0.0,
-        "frames_off": [round(o, 3) for o in offs],
-        "anchors": anchors,
-    })
+    result.update(
+        {
+            "bpm": round(tempo_to_bpm(result["tempo_map"][0][1]), 3),
+            "hits_on_beat": sum(1 for o in offs if o <= window),
+            "mean_frames_off": round(sum(offs) / len(offs), 3) if offs else 0.0,
+            "frames_off": [round(o, 3) for o in offs],
+            "anchors": anchors,
+        }
+    )
     return result
 
 

@@ -14,9 +14,18 @@ from opentimelineio import opentime
 
 # Rates an editor meets, exact. Loose spellings (23.976, 29.97 …) snap to these.
 STANDARD_RATES = [
-    Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
-    Fraction(48000, 1001), Fraction(48), Fraction(50), Fraction(60000, 1001), Fraction(60),
-    Fraction(120000, 1001), Fraction(120),
+    Fraction(24000, 1001),
+    Fraction(24),
+    Fraction(25),
+    Fraction(30000, 1001),
+    Fraction(30),
+    Fraction(48000, 1001),
+    Fraction(48),
+    Fraction(50),
+    Fraction(60000, 1001),
+    Fraction(60),
+    Fraction(120000, 1001),
+    Fraction(120),
 ]
 DROP_FRAME_RATES = {Fraction(30000, 1001), Fraction(60000, 1001)}
 
@@ -77,8 +86,7 @@ def rescale_frames(frames, from_rate, to_rate) -> int:
 
 def rational_to_frames(rt, rate) -> int:
     """An OTIO RationalTime as a frame count at `rate` (rounded to the nearest frame)."""
-    return int(round(Fraction(rt.value).limit_denominator(10**6) * exact_rate(rate)
-                     / exact_rate(rt.rate)))
+    return int(round(Fraction(rt.value).limit_denominator(10**6) * exact_rate(rate) / exact_rate(rt.rate)))
 
 
 def rational_seconds(rt) -> Fraction:
@@ -206,6 +214,7 @@ def ticks_to_beats(ticks: int, ppq: int = PPQ) -> Fraction:
 
 
 # --- audio ------------------------------------------------------------------------------
+
 
 def seconds_to_samples(seconds, sample_rate: int) -> int:
     """The nearest sample index to a time in seconds (a duration's exact sample count)."""

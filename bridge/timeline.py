@@ -23,9 +23,16 @@ import opentimelineio as otio
 
 from bridge.errors import BadInput
 from bridge.markers import parse_marker, tacet_spans
-from bridge.timebase import (DROP_FRAME_RATES, exact_rate, frames_to_timecode, parse_rate,
-                             rational_seconds, rational_to_frames, seconds_to_frame,
-                             timecode_to_frames)
+from bridge.timebase import (
+    DROP_FRAME_RATES,
+    exact_rate,
+    frames_to_timecode,
+    parse_rate,
+    rational_seconds,
+    rational_to_frames,
+    seconds_to_frame,
+    timecode_to_frames,
+)
 
 
 @dataclass(frozen=True)
@@ -33,13 +40,13 @@ class Clip:
     """One visible segment of the picture: the top-most enabled video on [record_start, record_end)."""
 
     name: str
-    record_start: int            # first timeline frame (0 = timeline start)
-    record_end: int              # exclusive
-    kind: str = "clip"           # "clip" or "gap" (gaps are sections too)
+    record_start: int  # first timeline frame (0 = timeline start)
+    record_end: int  # exclusive
+    kind: str = "clip"  # "clip" or "gap" (gaps are sections too)
     media_path: str | None = None  # local path named by the reference (may not exist)
-    media_start: float = 0.0     # seconds into the media file where this segment starts
-    media_rate: float = 0.0      # frame rate of the source range (0 when unknown)
-    track: int = 0               # index of the video track it came from (0 = bottom)
+    media_start: float = 0.0  # seconds into the media file where this segment starts
+    media_rate: float = 0.0  # frame rate of the source range (0 when unknown)
+    track: int = 0  # index of the video track it came from (0 = bottom)
 
 
 @dataclass(frozen=True)
@@ -48,13 +55,13 @@ class Marker:
 
     frame: int
     name: str
-    kind: str = "note"           # "hit" | "mood" | "va" | "tacet" | "music" | "note"
-    duration: int = 0            # frames; for "tacet" the resolved span without music
-    mood: str | None = None      # for kind "mood": the word as written, lower case
+    kind: str = "note"  # "hit" | "mood" | "va" | "tacet" | "music" | "note"
+    duration: int = 0  # frames; for "tacet" the resolved span without music
+    mood: str | None = None  # for kind "mood": the word as written, lower case
     valence: float | None = None  # for "mood" and "va"
     arousal: float | None = None
     color: str = ""
-    comment: str = ""            # the marker's note text, as the host keeps it
+    comment: str = ""  # the marker's note text, as the host keeps it
 
 
 @dataclass(frozen=True)
@@ -62,30 +69,49 @@ class Hit:
     """A frame the music must mark."""
 
     frame: int
-    source: str                  # "cut" | "transition" | "marker" | "detected"
+    source: str  # "cut" | "transition" | "marker" | "detected"
     name: str = ""
 
 
 @dataclass
 class Timeline:
     name: str
-    path: str                    # absolute path of the file read
-    rate: Fraction               # exact (24000/1001, 25, 30000/1001 …)
+    path: str  # absolute path of the file read
+    rate: Fraction  # exact (24000/1001, 25, 30000/1001 …)
     drop_frame: bool
-    start_frame: int             # start timecode as a frame count (01:00:00:00 at 24 -> 86400)
-    duration: int                # frames
-    segments: list[Clip] = field(default_factory=list)   # contiguous, cover [0, duration)
+    start_frame: int  # start timecode as a frame count (01:00:00:00 at 24 -> 86400)
+    duration: int  # frames
+    segments: list[Clip] = field(default_factory=list)  # contiguous, cover [0, duration)
     markers: list[Marker] = field(default_factory=list)
-    hits: list[Hit] = field(default_factory=list)       # ordered by frame, one per frame
+    hits: list[Hit] = field(default_factory=list)  # ordered by frame, one per frame
     warnings: list[str] = field(default_factory=list)
 
 
 # --- reading -------------------------------------------------------------------------------
 
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".mxf", ".webm", ".m4v", ".mpg", ".mpeg",
-                    ".mts", ".m2ts", ".ts", ".wmv", ".flv", ".3gp", ".ogv", ".dv"}
-SUPPORTED = (".otio, .otioz, .otiod, .edl (CMX 3600), .xml (FCP 7 xmeml or FCP X fcpxml), "
-             ".fcpxml, .fcpxmld, or a video file (" + " ".join(sorted(VIDEO_EXTENSIONS)) + ")")
+VIDEO_EXTENSIONS = {
+    ".mp4",
+    ".mov",
+    ".mkv",
+    ".avi",
+    ".mxf",
+    ".webm",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".mts",
+    ".m2ts",
+    ".ts",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ogv",
+    ".dv",
+}
+SUPPORTED = (
+    ".otio, .otioz, .otiod, .edl (CMX 3600), .xml (FCP 7 xmeml or FCP X fcpxml), "
+    ".fcpxml, .fcpxmld, or a video file (" + " ".join(sorted(VIDEO_EXTENSIONS)) + ")"
+)
 MAX_FPS = 1000
 
 
@@ -125,8 +151,7 @@ def read_timeline(path, fps=None, media_root=None) -> Timeline:
             rate = _checked_rate(_file_rate(otio_timeline), path)
             drop = rate in DROP_FRAME_RATES and _says_drop_frame(otio_timeline)
             if user_rate is not None and user_rate != rate:
-                warnings.append(f"--fps {float(user_rate):.3f} ignored: {path.name} says "
-                                f"{float(rate):.3f} fps")
+                warnings.append(f"--fps {float(user_rate):.3f} ignored: {path.name} says {float(rate):.3f} fps")
         if start_frame is None:
             start = otio_timeline.global_start_time
             start_frame = rational_to_frames(start, rate) if start is not None else 0
@@ -158,12 +183,10 @@ def _load(path, user_rate, user_drop, warnings):
         otio_timeline, rate, drop, start_frame = _read_edl(path, user_rate, user_drop, warnings)
         edl = (rate, drop, start_frame)
     elif ext in (".otio", ".otioz", ".otiod"):
-        otio_timeline = _read_with_adapter(path, {".otio": "otio_json", ".otioz": "otioz",
-                                                  ".otiod": "otiod"}[ext])
+        otio_timeline = _read_with_adapter(path, {".otio": "otio_json", ".otioz": "otioz", ".otiod": "otiod"}[ext])
     elif ext == ".xml":
         adapter = _sniff_xml(path)
-        otio_timeline = (_read_fcpx(path, warnings) if adapter == "fcpx_xml"
-                         else _read_with_adapter(path, adapter))
+        otio_timeline = _read_fcpx(path, warnings) if adapter == "fcpx_xml" else _read_with_adapter(path, adapter)
     elif ext in (".fcpxml", ".fcpxmld"):
         otio_timeline = _read_fcpx(path / "Info.fcpxml" if ext == ".fcpxmld" else path, warnings)
     else:
@@ -187,8 +210,9 @@ def _user_rate(fps):
     except (ValueError, ZeroDivisionError, TypeError):
         rate, drop = None, False
     if rate is None or not 0 < rate <= MAX_FPS:
-        raise BadInput(f"not a usable frame rate: {fps!r} (give one above 0 and at most "
-                       f"{MAX_FPS}, e.g. 24, 25, 23.976, 29.97)")
+        raise BadInput(
+            f"not a usable frame rate: {fps!r} (give one above 0 and at most {MAX_FPS}, e.g. 24, 25, 23.976, 29.97)"
+        )
     return rate, drop
 
 
@@ -206,9 +230,11 @@ def _read_with_adapter(path, adapter, text=None, **options):
             return otio.adapters.read_from_string(text, adapter_name=adapter, **options)
         return otio.adapters.read_from_file(str(path), adapter_name=adapter, **options)
     except otio.exceptions.UnsupportedSchemaError:
-        raise BadInput(f"{path.name} was written by a newer OpenTimelineIO "
-                       f"({_newer_schemas(path)}); installed is OpenTimelineIO "
-                       f"{otio.__version__}: upgrade it to read this file") from None
+        raise BadInput(
+            f"{path.name} was written by a newer OpenTimelineIO "
+            f"({_newer_schemas(path)}); installed is OpenTimelineIO "
+            f"{otio.__version__}: upgrade it to read this file"
+        ) from None
     except FileNotFoundError:
         raise BadInput(f"timeline not found: {path}") from None
     except PermissionError:
@@ -224,9 +250,13 @@ def _newer_schemas(path) -> str:
         text = path.read_text(errors="replace")
     except OSError:
         return "unknown schema version"
-    newer = sorted({f"{name}.{version}" for name, version
-                    in re.findall(r'"OTIO_SCHEMA"\s*:\s*"(\w+)\.(\d+)"', text)
-                    if name in known and int(version) > known[name]})
+    newer = sorted(
+        {
+            f"{name}.{version}"
+            for name, version in re.findall(r'"OTIO_SCHEMA"\s*:\s*"(\w+)\.(\d+)"', text)
+            if name in known and int(version) > known[name]
+        }
+    )
     return ", ".join(newer) or "unknown schema version"
 
 
@@ -241,8 +271,7 @@ def _sniff_xml(path) -> str:
         return "fcp_xml"
     if "<fcpxml" in head:
         return "fcpx_xml"
-    raise BadInput(f"{path.name} is no FCP 7 (<xmeml>) or FCP X (<fcpxml>) XML; "
-                   f"supported: {SUPPORTED}")
+    raise BadInput(f"{path.name} is no FCP 7 (<xmeml>) or FCP X (<fcpxml>) XML; supported: {SUPPORTED}")
 
 
 def _read_fcpx(path, warnings):
@@ -253,13 +282,14 @@ def _read_fcpx(path, warnings):
         if not timelines:
             raise BadInput(f"{path.name} holds no project (no timeline)")
         if len(timelines) > 1:
-            warnings.append(f"{path.name} holds {len(timelines)} projects; read the first, "
-                            f"{timelines[0].name!r}")
+            warnings.append(f"{path.name} holds {len(timelines)} projects; read the first, {timelines[0].name!r}")
         read = timelines[0]
     if 'frameDuration="1001/' in path.read_text(errors="replace"):
-        warnings.append(f"{path.name} is at an NTSC rate, which the fcpx_xml adapter counts "
-                        f"as a whole rate (29.97 as 29): times may be off; export FCP 7 XML "
-                        f"or OTIO for frame-exact hits")
+        warnings.append(
+            f"{path.name} is at an NTSC rate, which the fcpx_xml adapter counts "
+            f"as a whole rate (29.97 as 29): times may be off; export FCP 7 XML "
+            f"or OTIO for frame-exact hits"
+        )
     return read
 
 
@@ -283,6 +313,7 @@ def _says_drop_frame(timeline) -> bool:
     Adapters and hosts spell it differently: FCP XML `timecode/displayformat: DF`,
     `drop_frame: true` and the like, or an EDL-style `FCM: DROP FRAME`.
     """
+
     def says(value, key=""):
         key = key.lower()
         if isinstance(value, Mapping):
@@ -297,6 +328,7 @@ def _says_drop_frame(timeline) -> bool:
         if key == "fcm":
             return "DROP" in text and "NON" not in text
         return False
+
     return says(timeline.metadata) or says(timeline.tracks.metadata)
 
 
@@ -304,8 +336,13 @@ def _says_drop_frame(timeline) -> bool:
 
 _TC = r"\d{2}[:;.]\d{2}[:;.]\d{2}[:;.]\d{2}"
 _EDL_EVENT = re.compile(rf"^\s*\d+\s+.*?({_TC})\s+({_TC})\s+({_TC})\s+({_TC})\s*$")
-_NDF_RATE_FOR_FRAME = [(23, Fraction(24)), (24, Fraction(25)), (29, Fraction(30)),
-                       (49, Fraction(50)), (59, Fraction(60))]
+_NDF_RATE_FOR_FRAME = [
+    (23, Fraction(24)),
+    (24, Fraction(25)),
+    (29, Fraction(30)),
+    (49, Fraction(50)),
+    (59, Fraction(60)),
+]
 
 
 def _read_edl(path, user_rate, user_drop, warnings):
@@ -321,19 +358,21 @@ def _read_edl(path, user_rate, user_drop, warnings):
     if not events:
         raise BadInput(f"{path.name} is no CMX 3600 EDL: it has no event lines")
     timecodes = [tc for event in events for tc in event]
-    says_drop = (";" in "".join(timecodes)
-                 or bool(re.search(r"^\s*FCM:\s*DROP", text, re.IGNORECASE | re.MULTILINE)))
+    says_drop = ";" in "".join(timecodes) or bool(re.search(r"^\s*FCM:\s*DROP", text, re.IGNORECASE | re.MULTILINE))
     largest_frame = max(int(tc[-2:]) for tc in timecodes)
     if user_rate is not None:
         rate = user_rate
         drop = (says_drop or user_drop) and rate in DROP_FRAME_RATES
         if says_drop and not drop:
-            warnings.append(f"{path.name} uses drop-frame timecode but --fps "
-                            f"{float(rate):.3f} has none; read as non-drop")
+            warnings.append(
+                f"{path.name} uses drop-frame timecode but --fps {float(rate):.3f} has none; read as non-drop"
+            )
     else:
         rate, drop = _infer_edl_rate(path, says_drop, largest_frame)
-        warnings.append(f"{path.name} carries no frame rate: inferred {float(rate):.3f} fps"
-                        f"{' drop frame' if drop else ''} from its timecodes; --fps overrides")
+        warnings.append(
+            f"{path.name} carries no frame rate: inferred {float(rate):.3f} fps"
+            f"{' drop frame' if drop else ''} from its timecodes; --fps overrides"
+        )
     if drop:
         text = _drop_frame_as_counts(text, rate)
     otio_timeline = _read_with_adapter(path, "cmx_3600", text=text, rate=float(rate))
@@ -341,26 +380,32 @@ def _read_edl(path, user_rate, user_drop, warnings):
     # is 00:00:00:00). The timeline starts at the earliest one; each track starts there too,
     # with a gap up to its own first event.
     tracks = list(otio_timeline.tracks)
-    record_ins = [-rational_to_frames(t.source_range.start_time, rate)
-                  if t.source_range is not None else 0 for t in tracks]
+    record_ins = [
+        -rational_to_frames(t.source_range.start_time, rate) if t.source_range is not None else 0 for t in tracks
+    ]
     start_frame = min(record_ins, default=0)
     for track, record_in in zip(tracks, record_ins):
         track.source_range = None
         if record_in > start_frame:
             lead = otio.opentime.RationalTime(record_in - start_frame, float(rate))
-            track.insert(0, otio.schema.Gap(source_range=otio.opentime.TimeRange(
-                otio.opentime.RationalTime(0, float(rate)), lead)))
+            track.insert(
+                0,
+                otio.schema.Gap(source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, float(rate)), lead)),
+            )
     return otio_timeline, rate, drop, start_frame
 
 
 def _drop_frame_as_counts(text, rate) -> str:
     """Event and locator timecodes rewritten so that the adapter, which counts every
     timecode as non-drop, gets the frame counts they mean in drop frame."""
+
     def rewrite(line):
         if not (_EDL_EVENT.match(line) or re.match(r"^\*?\s*LOC:", line)):
             return line
-        return re.sub(_TC, lambda tc: frames_to_timecode(
-            timecode_to_frames(tc.group().replace(".", ":"), rate, True), rate), line)
+        return re.sub(
+            _TC, lambda tc: frames_to_timecode(timecode_to_frames(tc.group().replace(".", ":"), rate, True), rate), line
+        )
+
     return "\n".join(rewrite(line) for line in text.splitlines())
 
 
@@ -369,28 +414,43 @@ def _infer_edl_rate(path, says_drop, largest_frame):
     if says_drop:
         return (Fraction(30000, 1001) if largest_frame <= 29 else Fraction(60000, 1001)), True
     if largest_frame == 0:
-        raise BadInput(f"{path.name} carries no frame rate and its timecodes do not tell it "
-                       f"(every frame field is 00): pass --fps (e.g. --fps 24)")
+        raise BadInput(
+            f"{path.name} carries no frame rate and its timecodes do not tell it "
+            f"(every frame field is 00): pass --fps (e.g. --fps 24)"
+        )
     for bound, rate in _NDF_RATE_FOR_FRAME:
         if largest_frame <= bound:
             return rate, False
-    raise BadInput(f"{path.name} has a timecode frame field of {largest_frame}, beyond any "
-                   f"frame rate up to 60: pass --fps")
+    raise BadInput(
+        f"{path.name} has a timecode frame field of {largest_frame}, beyond any frame rate up to 60: pass --fps"
+    )
 
 
 # --- bare video ----------------------------------------------------------------------------
+
 
 def _probe(path) -> dict:
     """ffprobe's view of a media file's first video stream (and its format tags)."""
     if shutil.which("ffprobe") is None:
         raise BadInput("reading a video file needs ffprobe (part of ffmpeg) on the PATH")
-    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-of", "json",
-           "-show_entries", "stream=r_frame_rate,avg_frame_rate,nb_frames,duration:"
-           "stream_tags=timecode:format=duration:format_tags=timecode", str(path)]
+    cmd = [
+        "ffprobe",
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-of",
+        "json",
+        "-show_entries",
+        "stream=r_frame_rate,avg_frame_rate,nb_frames,duration:"
+        "stream_tags=timecode:format=duration:format_tags=timecode",
+        str(path),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise BadInput(f"cannot read video {path.name}: "
-                       f"{_first_line(done.stderr) if done.stderr.strip() else 'ffprobe failed'}")
+        raise BadInput(
+            f"cannot read video {path.name}: {_first_line(done.stderr) if done.stderr.strip() else 'ffprobe failed'}"
+        )
     return json.loads(done.stdout or "{}")
 
 
@@ -405,8 +465,9 @@ def _probe_rate(text) -> Fraction | None:
 
 
 def _probe_timecode(info):
-    return ((info.get("streams") or [{}])[0].get("tags", {}).get("timecode")
-            or info.get("format", {}).get("tags", {}).get("timecode"))
+    return (info.get("streams") or [{}])[0].get("tags", {}).get("timecode") or info.get("format", {}).get(
+        "tags", {}
+    ).get("timecode")
 
 
 def _read_video(path, warnings):
@@ -423,34 +484,37 @@ def _read_video(path, warnings):
     rate = _checked_rate(rate, path)
     seconds = float(stream.get("duration") or info.get("format", {}).get("duration") or 0)
     if average is not None and average != base:
-        warnings.append(f"{path.name} has a variable frame rate (nominal {float(base):.3f}, "
-                        f"average {float(average):.3f} fps); frames are counted at "
-                        f"{float(rate):.3f} fps from its duration, so hits may be off by a frame")
+        warnings.append(
+            f"{path.name} has a variable frame rate (nominal {float(base):.3f}, "
+            f"average {float(average):.3f} fps); frames are counted at "
+            f"{float(rate):.3f} fps from its duration, so hits may be off by a frame"
+        )
         frames = seconds_to_frame(seconds, rate)
     else:
         frames = int(stream.get("nb_frames") or 0) or seconds_to_frame(seconds, rate)
     if frames <= 0:
         raise BadInput(f"{path.name} has no frames")
     r = float(rate)
-    available = otio.opentime.TimeRange(otio.opentime.RationalTime(0, r),
-                                        otio.opentime.RationalTime(frames, r))
-    clip = otio.schema.Clip(name=path.stem, source_range=available,
-                            media_reference=otio.schema.ExternalReference(
-                                target_url=path.as_uri(), available_range=available))
+    available = otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), otio.opentime.RationalTime(frames, r))
+    clip = otio.schema.Clip(
+        name=path.stem,
+        source_range=available,
+        media_reference=otio.schema.ExternalReference(target_url=path.as_uri(), available_range=available),
+    )
     timeline = otio.schema.Timeline(name=path.stem)
     timeline.tracks.append(otio.schema.Track(name="V1", children=[clip]))
     timecode = _probe_timecode(info)
     timeline.metadata["drop_frame"] = bool(timecode) and ";" in timecode
     if timecode:
         try:
-            timeline.global_start_time = otio.opentime.RationalTime(
-                timecode_to_frames(timecode, rate), r)
+            timeline.global_start_time = otio.opentime.RationalTime(timecode_to_frames(timecode, rate), r)
         except ValueError:
             warnings.append(f"{path.name}: start timecode {timecode!r} unreadable; starting at 0")
     return timeline
 
 
 # --- the core: OTIO timeline -> segments, hits, markers ------------------------------------
+
 
 @dataclass(frozen=True)
 class _Piece:
@@ -459,17 +523,17 @@ class _Piece:
     start: Fraction
     end: Fraction
     clip: otio.schema.Clip
-    shift: Fraction              # the clip's source time = timeline time + shift
-    track: int                   # top-level video track it came from
-    generated: bool              # titles, slugs, solids: overlays, not picture
+    shift: Fraction  # the clip's source time = timeline time + shift
+    track: int  # top-level video track it came from
+    generated: bool  # titles, slugs, solids: overlays, not picture
 
 
 @dataclass
 class _Context:
     rate: Fraction
-    transitions: set = field(default_factory=set)      # (cut point seconds, track)
-    zero_length: list = field(default_factory=list)    # names of dropped clips
-    markers: list = field(default_factory=list)        # (seconds, duration seconds, marker)
+    transitions: set = field(default_factory=set)  # (cut point seconds, track)
+    zero_length: list = field(default_factory=list)  # names of dropped clips
+    markers: list = field(default_factory=list)  # (seconds, duration seconds, marker)
 
 
 def _place(child, offset):
@@ -492,8 +556,7 @@ def _pieces(composition, offset, lo, hi, track, ctx) -> list:
     layers = []
     for child in composition:
         if isinstance(child, otio.schema.Transition):
-            cut = offset + rational_seconds(child.range_in_parent().start_time
-                                            + child.in_offset)
+            cut = offset + rational_seconds(child.range_in_parent().start_time + child.in_offset)
             ctx.transitions.add((cut, track))
             continue
         if not child.enabled or not _is_video(child):
@@ -580,18 +643,19 @@ def _trim_outside_clips(track, index, path, warnings):
     if trim.start_time < content.end_time_exclusive() and trim.end_time_exclusive() > content.start_time:
         return
     track.source_range = None
-    warnings.append(f"{path.name}: video track {index + 1} is trimmed to "
-                    f"{float(rational_seconds(trim.start_time)):.2f}–"
-                    f"{float(rational_seconds(trim.end_time_exclusive())):.2f} s, outside its clips "
-                    f"(0–{float(rational_seconds(content.duration)):.2f} s); read as OpenTimelineIO's "
-                    "flatten reads it, from its first clip")
+    warnings.append(
+        f"{path.name}: video track {index + 1} is trimmed to "
+        f"{float(rational_seconds(trim.start_time)):.2f}–"
+        f"{float(rational_seconds(trim.end_time_exclusive())):.2f} s, outside its clips "
+        f"(0–{float(rational_seconds(content.duration)):.2f} s); read as OpenTimelineIO's "
+        "flatten reads it, from its first clip"
+    )
 
 
 def _build(otio_timeline, path, rate, drop, start_frame, warnings, media_root) -> Timeline:
     ctx = _Context(rate)
     stack = otio_timeline.tracks
-    video = [t for t in stack if isinstance(t, otio.schema.Track)
-             and t.kind == otio.schema.TrackKind.Video]
+    video = [t for t in stack if isinstance(t, otio.schema.Track) and t.kind == otio.schema.TrackKind.Video]
     if not video:
         raise BadInput(f"{path.name} has no video track")
     for index, track in enumerate(video):
@@ -609,19 +673,26 @@ def _build(otio_timeline, path, rate, drop, start_frame, warnings, media_root) -
     for index, track in enumerate(video):
         if track.enabled:
             start, stop, track_offset = _place(track, offset)
-            layers.append(_pieces(track, track_offset, max(Fraction(0), start), min(end, stop),
-                                  index, ctx))
+            layers.append(_pieces(track, track_offset, max(Fraction(0), start), min(end, stop), index, ctx))
     pieces = _paint(layers)
     if ctx.zero_length:
-        warnings.append(f"{len(ctx.zero_length)} zero-length clip(s) dropped: "
-                        f"{', '.join(ctx.zero_length[:5])}")
+        warnings.append(f"{len(ctx.zero_length)} zero-length clip(s) dropped: {', '.join(ctx.zero_length[:5])}")
     segments = _segments(pieces, duration, rate, path, media_root, warnings)
     _collect_markers(stack, offset, Fraction(0), end, ctx)
     markers = _markers(ctx.markers, rate, duration, warnings)
     hits = _hits(segments, markers, ctx, rate)
-    return Timeline(name=otio_timeline.name or path.stem, path=str(path), rate=rate,
-                    drop_frame=drop, start_frame=start_frame, duration=duration,
-                    segments=segments, markers=markers, hits=hits, warnings=warnings)
+    return Timeline(
+        name=otio_timeline.name or path.stem,
+        path=str(path),
+        rate=rate,
+        drop_frame=drop,
+        start_frame=start_frame,
+        duration=duration,
+        segments=segments,
+        markers=markers,
+        hits=hits,
+        warnings=warnings,
+    )
 
 
 def _segments(pieces, duration, rate, path, media_root, warnings) -> list:
@@ -636,9 +707,17 @@ def _segments(pieces, duration, rate, path, media_root, warnings) -> list:
             segments.append(Clip("gap", frame, first, kind="gap"))
         media_path, media_start = media.locate(piece.clip, piece.start + piece.shift)
         source_rate = piece.clip.trimmed_range().start_time.rate
-        segments.append(Clip(piece.clip.name, first, stop, media_path=media_path,
-                             media_start=media_start, media_rate=float(exact_rate(source_rate)),
-                             track=piece.track))
+        segments.append(
+            Clip(
+                piece.clip.name,
+                first,
+                stop,
+                media_path=media_path,
+                media_start=media_start,
+                media_rate=float(exact_rate(source_rate)),
+                track=piece.track,
+            )
+        )
         frame = stop
     if frame < duration:
         segments.append(Clip("gap", frame, duration, kind="gap"))
@@ -657,8 +736,7 @@ def _hits(segments, markers, ctx, rate) -> list:
     for left, right in zip(segments, segments[1:]):
         frame = right.record_start
         sides = {s.track for s in (left, right) if s.kind == "clip"}
-        source = ("transition" if any((frame, t) in transition_frames for t in sides)
-                  else "cut")
+        source = "transition" if any((frame, t) in transition_frames for t in sides) else "cut"
         hits[frame] = Hit(frame, source, right.name)
     duration = segments[-1].record_end
     for marker in markers:
@@ -681,6 +759,7 @@ def _marker_comment(marker) -> str:
                 if found:
                     return found
         return ""
+
     return find(marker.metadata)
 
 
@@ -695,10 +774,19 @@ def _markers(placed, rate, duration, warnings) -> list:
         parsed = parse_marker(name, comment)
         if parsed["warning"]:
             warnings.append(f"marker {name or comment!r}: {parsed['warning']}")
-        markers.append(Marker(seconds_to_frame(seconds, rate), name, parsed["kind"],
-                              seconds_to_frame(length, rate), parsed["mood"],
-                              parsed["valence"], parsed["arousal"], str(marker.color or ""),
-                              comment or ""))
+        markers.append(
+            Marker(
+                seconds_to_frame(seconds, rate),
+                name,
+                parsed["kind"],
+                seconds_to_frame(length, rate),
+                parsed["mood"],
+                parsed["valence"],
+                parsed["arousal"],
+                str(marker.color or ""),
+                comment or "",
+            )
+        )
     return [_tacet_span(m, markers, duration) for m in markers]
 
 
@@ -781,8 +869,9 @@ class _Media:
             hint = "" if self.root else " (--media-root relinks by file name)"
             out.append(f"media not found: {', '.join(self.missing[:3])}{more}{hint}")
         if self.no_media:
-            out.append(f"{len(self.no_media)} clip(s) name no media file; they are scored from "
-                       f"their cuts and markers only")
+            out.append(
+                f"{len(self.no_media)} clip(s) name no media file; they are scored from their cuts and markers only"
+            )
         return out
 
 

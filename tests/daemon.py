@@ -19,8 +19,12 @@ def serving(config_dir):
     os.environ["SCOREBRIDGE_CONFIG"] = str(config_dir)
     os.environ.pop("SCOREBRIDGE_TOKEN", None)
     stop, ready = threading.Event(), []
-    thread = threading.Thread(target=server.serve, args=("127.0.0.1", 0),
-                              kwargs={"ready": ready.append, "stop_event": stop, "device": "cpu"}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve,
+        args=("127.0.0.1", 0),
+        kwargs={"ready": ready.append, "stop_event": stop, "device": "cpu"},
+        daemon=True,
+    )
     thread.start()
     try:
         for _ in range(400):

@@ -61,7 +61,7 @@ def test_score_replies_accepted_progress_done_and_writes_deliverables(peer, tmp_
     got = peer.replies({"done", "error"})
     names = [name for name, _ in got]
     assert names[0] == "accepted" and names[-1] == "done", got
-    assert "progress" in names and "ready" not in names   # no WAV to wait for: done is the MIDI
+    assert "progress" in names and "ready" not in names  # no WAV to wait for: done is the MIDI
     fractions = [args[1] for name, args in got if name == "progress"]
     assert fractions == sorted(fractions) and all(0.0 <= f <= 1.0 for f in fractions)
     manifest = json.loads(open(got[-1][1][1]).read())
@@ -91,34 +91,37 @@ def test_a_resent_older_revision_is_stale_and_the_newest_is_answered_again(peer,
     peer.send(*newer)
     done = peer.replies({"done", "error"})[-1]
     assert done[0] == "done"
-    peer.send(*older[:5], str(tmp_path / "elsewhere"), FAST)   # the same id again, after revision 2
+    peer.send(*older[:5], str(tmp_path / "elsewhere"), FAST)  # the same id again, after revision 2
     stale = peer.replies({"done", "error"}, timeout=5)[-1]
     assert stale[0] == "error" and stale[1][1] == "stale", stale
-    peer.send(*newer)                          # the newest revision still gets its result
+    peer.send(*newer)  # the newest revision still gets its result
     assert peer.replies({"done", "error"}, timeout=5) == [done]
 
 
-@pytest.mark.parametrize("args, code", [
-    (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"loudness": -80}'), "bad_request"),
-    (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"loudness": "loud"}'), "bad_request"),
-    (("score", "wrong-token", "a", "/x.otio", "/tmp", "{}"), "auth"),
-    (("score", 42, "a", "/x.otio", "/tmp", "{}"), "auth"),
-    (("score", "TOKEN", "a", "/x.otio", "/tmp"), "bad_request"),                       # missing
-    (("score", "TOKEN", "a", "/x.otio", "/tmp", "{}", "extra"), "bad_request"),        # extra
-    (("score", "TOKEN", "a", "relative.otio", "/tmp", "{}"), "bad_request"),
-    (("score", "TOKEN", "a", "/x.otio", "/tmp", "[1]"), "bad_request"),
-    (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"seed": "one"}'), "bad_request"),
-    (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"valence": 7}'), "bad_request"),
-    (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"tempo": 120}'), "bad_request"),
-    (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"fps": "fast"}'), "bad_request"),
-    (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"key": "H major"}'), "bad_request"),
-    (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"key": 7}'), "bad_request"),
-    (("score", "TOKEN", "a", "/no/such/edit.otio", "/tmp", "{}"), "bad_input"),
-    (("score", "TOKEN", "a", "/" + "x" * 20000, "/tmp", "{}"), "bad_request"),         # huge
-    (("update", "TOKEN", "s", "three", "/x.otio", "/tmp", "{}"), "bad_request"),
-    (("cancel", "TOKEN", "never-sent"), "bad_request"),
-    (("frobnicate", "TOKEN"), "bad_request"),
-])
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"loudness": -80}'), "bad_request"),
+        (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"loudness": "loud"}'), "bad_request"),
+        (("score", "wrong-token", "a", "/x.otio", "/tmp", "{}"), "auth"),
+        (("score", 42, "a", "/x.otio", "/tmp", "{}"), "auth"),
+        (("score", "TOKEN", "a", "/x.otio", "/tmp"), "bad_request"),  # missing
+        (("score", "TOKEN", "a", "/x.otio", "/tmp", "{}", "extra"), "bad_request"),  # extra
+        (("score", "TOKEN", "a", "relative.otio", "/tmp", "{}"), "bad_request"),
+        (("score", "TOKEN", "a", "/x.otio", "/tmp", "[1]"), "bad_request"),
+        (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"seed": "one"}'), "bad_request"),
+        (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"valence": 7}'), "bad_request"),
+        (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"tempo": 120}'), "bad_request"),
+        (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"fps": "fast"}'), "bad_request"),
+        (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"key": "H major"}'), "bad_request"),
+        (("score", "TOKEN", "a", "/x.otio", "/tmp", '{"key": 7}'), "bad_request"),
+        (("score", "TOKEN", "a", "/no/such/edit.otio", "/tmp", "{}"), "bad_input"),
+        (("score", "TOKEN", "a", "/" + "x" * 20000, "/tmp", "{}"), "bad_request"),  # huge
+        (("update", "TOKEN", "s", "three", "/x.otio", "/tmp", "{}"), "bad_request"),
+        (("cancel", "TOKEN", "never-sent"), "bad_request"),
+        (("frobnicate", "TOKEN"), "bad_request"),
+    ],
+)
 def test_bad_requests_get_their_error_and_the_daemon_keeps_answering(peer, args, code):
     name, *rest = args
     peer.send(name, *[peer.token if a == "TOKEN" else a for a in rest])
@@ -153,8 +156,16 @@ def test_random_bytes_never_stop_the_daemon(peer, data):
 
 # OSC strings are UTF-8: lone surrogates cannot be sent at all (the client's own builder
 # refuses them), so they are not a message the daemon can be given.
-osc_args = st.lists(st.one_of(st.integers(-2**31, 2**31 - 1), st.floats(allow_nan=False, width=32),
-                              st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40), st.booleans(), st.binary(min_size=1, max_size=20)), max_size=8)
+osc_args = st.lists(
+    st.one_of(
+        st.integers(-(2**31), 2**31 - 1),
+        st.floats(allow_nan=False, width=32),
+        st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40),
+        st.booleans(),
+        st.binary(min_size=1, max_size=20),
+    ),
+    max_size=8,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -187,7 +198,7 @@ def test_twenty_requests_at_once_are_all_answered(daemon, tmp_path):
 
 def long_edit(folder):
     folder.mkdir(parents=True, exist_ok=True)
-    return edit(folder / "long.otio", clips=[240] * 12)   # two minutes: many seconds of sampling
+    return edit(folder / "long.otio", clips=[240] * 12)  # two minutes: many seconds of sampling
 
 
 def test_cancel_mid_job_stops_it_and_leaves_nothing_behind(peer, daemon, tmp_path):
@@ -200,8 +211,10 @@ def test_cancel_mid_job_stops_it_and_leaves_nothing_behind(peer, daemon, tmp_pat
     canceller.send("cancel", canceller.token, "to-cancel")
     assert canceller.replies({"cancelled"}, timeout=5)[-1] == ("cancelled", ["to-cancel"])
     canceller.close()
-    assert peer.replies({"done", "error"}, timeout=30)[-1] == ("error", ["to-cancel", "cancelled",
-                                                                         "cancelled while running"])
+    assert peer.replies({"done", "error"}, timeout=30)[-1] == (
+        "error",
+        ["to-cancel", "cancelled", "cancelled while running"],
+    )
     assert not out.exists() or list(out.iterdir()) == []
     assert peer.ping()[-1][0] == "pong"
 
@@ -241,8 +254,14 @@ def test_status_reports_queue_device_model_uptime(peer):
 def test_client_request_returns_manifest_and_writes_the_manifest_file(daemon, tmp_path):
     timeline = small_edit(tmp_path)
     seen = []
-    path = client.request(timeline, tmp_path / "out", {"audio": False, "candidates": 1},
-                          host=daemon[0], port=daemon[1], progress=lambda f, s: seen.append(f))
+    path = client.request(
+        timeline,
+        tmp_path / "out",
+        {"audio": False, "candidates": 1},
+        host=daemon[0],
+        port=daemon[1],
+        progress=lambda f, s: seen.append(f),
+    )
     assert json.loads(open(path).read())["outputs"]["midi"]
     assert seen and seen[-1] == 1.0
     client.write_result(tmp_path / "result.txt", path)
@@ -257,21 +276,28 @@ def test_the_host_hears_of_the_midi_while_the_wav_renders(daemon, tmp_path):
     def midi_ready(path):
         early = json.loads(Path(path).read_text())
         events.append(("midi", early, Path(early["outputs"]["midi"]).read_bytes()))
-        client.midi_writer(tmp_path / "result.txt")(path)   # what `request --manifest-file` does
+        client.midi_writer(tmp_path / "result.txt")(path)  # what `request --manifest-file` does
 
-    path = client.request(timeline, tmp_path / "out", {"candidates": 1}, host=daemon[0], port=daemon[1],
-                          midi_ready=midi_ready, progress=lambda f, stage: events.append(("progress", stage)))
+    path = client.request(
+        timeline,
+        tmp_path / "out",
+        {"candidates": 1},
+        host=daemon[0],
+        port=daemon[1],
+        midi_ready=midi_ready,
+        progress=lambda f, stage: events.append(("progress", stage)),
+    )
     final = json.loads(Path(path).read_text())
     (ready,) = [e for e in events if e[0] == "midi"]
     assert ready[1]["stage"] == "midi" and ready[1]["outputs"]["wav"] is None and final["outputs"]["wav"]
     assert ready[2] == Path(final["outputs"]["midi"]).read_bytes()
-    after = [stage for kind, stage in events[events.index(ready) + 1:] if kind == "progress"]
-    assert any("WAV" in stage for stage in after)   # told before the WAV was made
+    after = [stage for kind, stage in events[events.index(ready) + 1 :] if kind == "progress"]
+    assert any("WAV" in stage for stage in after)  # told before the WAV was made
     # REAPER's way: the client copies the MIDI stage beside the manifest file at once
     assert json.loads((tmp_path / "result.txt.midi.json").read_text()) == ready[1]
     client.write_result(tmp_path / "result.txt", error=client.RequestFailed("internal", "the WAV failed"))
-    assert not (tmp_path / "result.txt.midi.json").exists()   # no MIDI stage left beside an error
-    client.midi_writer(tmp_path / "result.txt")(str(tmp_path / "gone.json"))   # a stage already gone: no file
+    assert not (tmp_path / "result.txt.midi.json").exists()  # no MIDI stage left beside an error
+    client.midi_writer(tmp_path / "result.txt")(str(tmp_path / "gone.json"))  # a stage already gone: no file
     assert not (tmp_path / "result.txt.midi.json").exists()
 
 
@@ -285,6 +311,7 @@ def test_client_request_raises_with_the_daemons_error_code(daemon, tmp_path):
 
 def test_serve_refuses_a_non_loopback_host_without_the_flag():
     from bridge.errors import BadInput
+
     with pytest.raises(BadInput, match="--allow-remote"):
         server.serve("0.0.0.0", 0)
 
@@ -303,16 +330,34 @@ def free_port():
 
 def test_request_command_starts_the_daemon_and_answers_through_the_manifest_file(tmp_path):
     """What REAPER does: run `scorebridge request … --manifest-file F` and poll F."""
-    env = dict(os.environ, SCOREBRIDGE_PORT=str(free_port()), SCOREBRIDGE_CONFIG=str(tmp_path / "cfg"),
-               SCOREBRIDGE_STATE=str(tmp_path / "state"))
+    env = dict(
+        os.environ,
+        SCOREBRIDGE_PORT=str(free_port()),
+        SCOREBRIDGE_CONFIG=str(tmp_path / "cfg"),
+        SCOREBRIDGE_STATE=str(tmp_path / "state"),
+    )
     env.pop("SCOREBRIDGE_TOKEN", None)
     timeline, result = small_edit(tmp_path), tmp_path / "result.txt"
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "bridge", *args], env=env, capture_output=True,
-                              text=True, timeout=180)
-    request = ["request", str(timeline), "--out", str(tmp_path / "out"), "--manifest-file", str(result),
-               "--no-audio", "--candidates", "1", "--session", "s", "--revision"]
+        return subprocess.run(
+            [sys.executable, "-m", "bridge", *args], env=env, capture_output=True, text=True, timeout=180
+        )
+
+    request = [
+        "request",
+        str(timeline),
+        "--out",
+        str(tmp_path / "out"),
+        "--manifest-file",
+        str(result),
+        "--no-audio",
+        "--candidates",
+        "1",
+        "--session",
+        "s",
+        "--revision",
+    ]
     try:
         done = run(*request, "2")
         assert done.returncode == 0, done.stderr
@@ -343,6 +388,7 @@ def test_request_command_starts_the_daemon_and_answers_through_the_manifest_file
 
 def test_a_key_option_is_checked_and_handed_to_the_score():
     from bridge.server import RequestError, parse_options
+
     assert parse_options('{"key": "F# minor", "seed": 3}') == {"key": "F# minor", "seed": 3}
     with pytest.raises(RequestError, match="not a key"):
         parse_options('{"key": "Q"}')

@@ -18,6 +18,7 @@ from bridge.timebase import seconds_to_beats
 @pytest.fixture(scope="module")
 def model():
     from bridge.score import load_model
+
     return load_model("cpu")[0]
 
 
@@ -42,6 +43,7 @@ def corners(model):
 
 # --- key and tempo ---------------------------------------------------------------------------
 
+
 def test_keys_parse_and_the_key_option_sets_the_cue_key():
     assert parse_key("E minor") == (4, "minor") and parse_key("Bb") == (10, "major")
     assert parse_key("f# min") == (6, "minor") and parse_key("Ebm") == (3, "minor")
@@ -58,8 +60,10 @@ def test_a_reel_of_seven_cues_is_not_in_one_key():
 
 def test_negative_valence_takes_the_parallel_minor():
     rate, duration = 25, 500
-    sections = [{"start": 0, "end": 250, "valence": 0.6, "arousal": 0.0, "tacet": False},
-                {"start": 250, "end": 500, "valence": -0.6, "arousal": 0.0, "tacet": False}]
+    sections = [
+        {"start": 0, "end": 250, "valence": 0.6, "arousal": 0.0, "tacet": False},
+        {"start": 250, "end": 500, "valence": -0.6, "arousal": 0.0, "tacet": False},
+    ]
     plan = make_plan([SimpleNamespace(frame=250, source="cut", name="")], sections, rate, duration, key="G major")
     assert [(s.tonic, s.mode) for s in plan.sections] == [(7, "major"), (7, "minor")]
 
@@ -69,10 +73,11 @@ def test_the_meter_stays_steady_and_hits_land_on_beats():
     assert len(plan.tempo["time_signatures"]) == 1 and plan.tempo["time_signatures"][0][1:] == (4, 4)
     for h in plan.hits:
         beat = seconds_to_beats(Fraction(h.seconds), plan.tempo["tempo_map"])
-        assert abs(beat - round(beat)) * plan.tempo["bpm"] / 60 * 25 <= 1.01   # within a frame
+        assert abs(beat - round(beat)) * plan.tempo["bpm"] / 60 * 25 <= 1.01  # within a frame
 
 
 # --- harmony ---------------------------------------------------------------------------------
+
 
 def test_the_chord_model_learned_cadences():
     """Before a phrase end (offset 0) after ii and V in major, the chorales' answer is I."""
@@ -115,6 +120,7 @@ def test_dark_harmony_uses_the_flat_side():
 
 # --- arrangement -----------------------------------------------------------------------------
 
+
 def test_bass_is_the_lowest_voice_and_nothing_is_out_of_range(corners):
     for plan, drawn in corners.values():
         cue = eval_cues.cue_of_plan(plan)
@@ -143,7 +149,7 @@ def test_percussion_when_excited_and_none_when_calm(corners):
 
 
 def test_percussion_phrases_the_music_fills_crashes_and_timpani_where_phrases_begin():
-    plan = _cue(0.7, 0.7, seconds=40, cuts=0)   # bright and driving, no hits to interrupt
+    plan = _cue(0.7, 0.7, seconds=40, cuts=0)  # bright and driving, no hits to interrupt
     chords = harmony.progression(plan, 3)
     notes = arrangement.arrange(plan, chords, 3)
     laid_out = arrangement.bars(plan)
@@ -171,6 +177,7 @@ def test_percussion_phrases_the_music_fills_crashes_and_timpani_where_phrases_be
 
 def test_orchestral_percussion_has_tracks_of_its_own(corners):
     from bridge.compose import to_parts
+
     plan, drawn = corners["tense"]
     names = [p["name"] for p in to_parts(drawn.notes, plan)]
     assert "Timpani (percussion)" in names and "Taiko Drum (percussion)" in names
@@ -196,11 +203,13 @@ def test_pad_voicings_move_by_small_steps():
 
 # --- melody ----------------------------------------------------------------------------------
 
+
 def test_motifs_are_chosen_for_their_shape_not_their_noodling():
     def motif(steps, lengths=None):
         lengths = lengths or [Fraction(1, 2)] * len(steps)
         onsets = [sum(lengths[:i], Fraction(0)) for i in range(len(steps))]
         return melody.Motif(tuple(zip(onsets, lengths, steps)), "model")
+
     tune = motif([0, 1, 2, 4, 3, 2, 1, 0], [Fraction(1, 2)] * 7 + [Fraction(2)])
     noodle = motif([0, -1, 0, -1, 0, -1, 0, 0])
     drone = motif([0, 0, 0, 0, 1, 0, 0, 0])
@@ -208,7 +217,9 @@ def test_motifs_are_chosen_for_their_shape_not_their_noodling():
     fallback = melody._fallback(0)
     ranked = sorted([noodle, drone, scale_run, tune, fallback], key=lambda m: melody.shape((m, m)), reverse=True)
     assert ranked[0] is tune and ranked[-1] is fallback
-    assert melody.shape((tune, tune)) > melody.shape((noodle, noodle)) and melody.shape((tune, tune)) > melody.shape((drone, drone))
+    assert melody.shape((tune, tune)) > melody.shape((noodle, noodle)) and melody.shape((tune, tune)) > melody.shape(
+        (drone, drone)
+    )
 
 
 def test_the_motif_comes_back(corners):
@@ -220,8 +231,15 @@ def test_the_motif_comes_back(corners):
 
 
 def test_a_motif_is_restated_note_for_note_over_the_same_chord():
-    motif = melody.Motif(((Fraction(0), Fraction(1), 0), (Fraction(1), Fraction(1), 1),
-                          (Fraction(2), Fraction(2), 2), (Fraction(4), Fraction(4), 0)), "model")
+    motif = melody.Motif(
+        (
+            (Fraction(0), Fraction(1), 0),
+            (Fraction(1), Fraction(1), 1),
+            (Fraction(2), Fraction(2), 2),
+            (Fraction(4), Fraction(4), 0),
+        ),
+        "model",
+    )
     plan = _cue(0.5, 0.0, seconds=24, cuts=0, key="C major")
     chord = harmony.ChordSpan(Fraction(0), Fraction(1000), 0.0, plan.duration_s, 0, "maj", "I", 0)
     line = melody.write(plan, [chord], {plan.sections[0].palette_name: (motif, motif)}, seed=1).notes
@@ -239,8 +257,10 @@ def test_motif_draws_come_from_the_music_model_in_the_melody_family(model):
 
 # --- one draw for full and live scores --------------------------------------------------------
 
+
 def test_live_spans_take_the_full_draws_notes(model):
     from bridge import live
+
     plan = _cue(0.3, 0.4, seconds=30, cuts=4)
     full = engine.draw(model, plan, seed=2).notes
     span = live.write_span(full, 10.0, 20.0)
@@ -254,7 +274,7 @@ def test_a_moods_motifs_are_its_own_whatever_else_the_cue_holds(model, monkeypat
     bright, dark = (0.7, 0.7, 2, "major", 132.0), (-0.7, -0.6, 2, "minor", 76.0)
     engine._MOTIFS.clear()
     alone = engine.motifs_for(model, {"bright": bright}, seed=4)
-    engine._MOTIFS.clear()   # drawn again, beside another mood this time
+    engine._MOTIFS.clear()  # drawn again, beside another mood this time
     beside = engine.motifs_for(model, {"bright": bright, "dark": dark}, seed=4)
     assert set(beside) == {"bright", "dark"} and beside["bright"] == alone["bright"]
     engine._MOTIFS.clear()
@@ -262,16 +282,31 @@ def test_a_moods_motifs_are_its_own_whatever_else_the_cue_holds(model, monkeypat
 
 # --- the measures themselves ------------------------------------------------------------------
 
+
 def _note(start, end, pitch, family="pad"):
     from bridge.compose import ScoreNote
+
     return ScoreNote(start, end, pitch, 80, family)
 
 
 def test_measures_on_a_known_fragment():
-    cue = measures.Cue(4.0, (measures.Section(0.0, 4.0, 0, "major", 0.5, 0.5),), [(0, 500_000)], [(0, 4, 4)],
-                       programs={"pad": 48, "bass": 43})
-    notes = [_note(0, 2, 60), _note(0, 2, 64), _note(0, 2, 67), _note(2, 4, 65), _note(2, 4, 69), _note(2, 4, 72),
-             _note(0, 2, 36, "bass"), _note(2, 4, 41, "bass")]
+    cue = measures.Cue(
+        4.0,
+        (measures.Section(0.0, 4.0, 0, "major", 0.5, 0.5),),
+        [(0, 500_000)],
+        [(0, 4, 4)],
+        programs={"pad": 48, "bass": 43},
+    )
+    notes = [
+        _note(0, 2, 60),
+        _note(0, 2, 64),
+        _note(0, 2, 67),
+        _note(2, 4, 65),
+        _note(2, 4, 69),
+        _note(2, 4, 72),
+        _note(0, 2, 36, "bass"),
+        _note(2, 4, 41, "bass"),
+    ]
     assert measures.tonic_share(notes, cue) == pytest.approx(3 / 8)
     assert measures.tonic_triad_share(notes, cue) == pytest.approx(0.5)
     assert measures.mean_chord_run_s(notes, cue) == pytest.approx(2.0)
@@ -289,10 +324,12 @@ def test_bar_repetition_hears_a_transposed_bar():
 
 # --- the commands ------------------------------------------------------------------------------
 
+
 def test_eval_cues_prints_the_checklist_and_writes_the_results_file(tmp_path, capsys):
     import json
     from bridge.cli import main
     from scoring import edit
+
     out = tmp_path / "figures" / "eval-cues.json"
     cut = edit(tmp_path / "cut.otio", clips=(48, 72, 30, 60))
     assert main(["eval-cues", "--seeds", "4", "--no-reference", "--out", str(out), "--edit", str(cut)]) == 0
@@ -313,12 +350,14 @@ def test_eval_cues_prints_the_checklist_and_writes_the_results_file(tmp_path, ca
 def test_score_takes_a_key_and_refuses_a_wrong_one(tmp_path, capsys):
     from bridge.cli import main
     from scoring import edit
+
     cut = edit(tmp_path / "cut.otio", clips=(48, 72, 30))
     with pytest.raises(SystemExit) as exc:
         main(["score", str(cut), "--out", str(tmp_path / "out"), "--key", "H sharp", "--no-audio", "-q"])
     assert exc.value.code == 2 and "not a key" in capsys.readouterr().err
     assert main(["score", str(cut), "--out", str(tmp_path / "out"), "--key", "Eb minor", "--no-audio", "-q"]) == 0
     import json
+
     manifest = json.loads(open(capsys.readouterr().out.strip()).read())
     assert manifest["plan"]["key"] == "Eb minor" and manifest["music"]["key"] == "Eb minor"
     assert manifest["music"]["engine"] == "layered"
@@ -330,10 +369,11 @@ def test_sustained_parts_swell_into_important_hits_with_cc11(model, tmp_path):
     import mido
     from bridge.compose import to_parts
     from bridge.render.midi import write_midi
+
     plan = _cue(0.6, 0.6, seconds=30, cuts=3)
     drawn = engine.draw(model, plan, seed=1)
     hit = plan.hits[1].seconds
-    window = arrangement.CRESCENDO_BEATS * 60.0 / plan.tempo["bpm"] * 1.05   # the beats before it
+    window = arrangement.CRESCENDO_BEATS * 60.0 / plan.tempo["bpm"] * 1.05  # the beats before it
     before = [(t, v) for t, family, v in drawn.expression if family == "pad" and hit - window < t < hit - 1e-6]
     assert len(before) >= 4 and [v for _, v in before] == sorted(v for _, v in before) and before[-1][1] == 127
     assert any(abs(t - hit) < 0.05 and v == arrangement.EXPRESSION_REST for t, f, v in drawn.expression if f == "pad")
@@ -348,6 +388,7 @@ def test_sustained_parts_swell_into_important_hits_with_cc11(model, tmp_path):
 
 def test_a_missing_or_broken_chord_model_is_a_clear_missing_model(tmp_path):
     from bridge.errors import MissingModel
+
     with pytest.raises(MissingModel, match="train harmony --ship"):
         harmony.load(tmp_path / "none.safetensors")
     broken = tmp_path / "broken.safetensors"
@@ -360,6 +401,7 @@ def test_the_chord_model_trains_on_phrases_with_their_offsets():
     """The training loop on a small corpus of its own: ii-V-I cadences into every phrase end
     (offset 0), other chords elsewhere; the model learns to put I on the phrase end."""
     from bridge.music import harmony_train
+
     phrase = [[2, "min", 2], [7, "maj", 1], [0, "maj", 0]]
     filler = [[5, "maj", 5], [9, "min", 4], [4, "min", 3]]
     pieces = [{"mode": "major", "chords": (filler + phrase) * 6} for _ in range(40)]

@@ -19,7 +19,7 @@ from bridge.timebase import seconds_to_ticks
 from daemon import Peer, serving
 from scoring import edit
 
-BASE = [48, 72, 60, 96, 50, 70, 64, 80, 40, 90]      # frames at 24 fps: 27.9 s, 9 cuts
+BASE = [48, 72, 60, 96, 50, 70, 64, 80, 40, 90]  # frames at 24 fps: 27.9 s, 9 cuts
 MOODS = [(230, "mood: calm"), (450, "mood: auto")]
 FAST = {"audio_out": False, "candidates": 1}
 
@@ -34,32 +34,59 @@ def base(model, tmp_path_factory):
     """The first revision: its manifest and the session state it leaves."""
     folder = tmp_path_factory.mktemp("live")
     keep = {"revision": 1}
-    manifest, _ = score(edit(folder / "base.otio", clips=BASE, markers=MOODS), folder / "r1",
-                        model=model[0], model_info=model[1], keep=keep, **FAST)
+    manifest, _ = score(
+        edit(folder / "base.otio", clips=BASE, markers=MOODS),
+        folder / "r1",
+        model=model[0],
+        model_info=model[1],
+        keep=keep,
+        **FAST,
+    )
     return manifest, keep
 
 
 def revise(model, base, tmp_path, clips, markers=MOODS, **options):
     keep = {"revision": 2}
-    manifest, _ = score(edit(tmp_path / "edit.otio", clips=clips, markers=markers), tmp_path / "r2",
-                        model=model[0], model_info=model[1], previous=base[1], keep=keep, **{**FAST, **options})
+    manifest, _ = score(
+        edit(tmp_path / "edit.otio", clips=clips, markers=markers),
+        tmp_path / "r2",
+        model=model[0],
+        model_info=model[1],
+        previous=base[1],
+        keep=keep,
+        **{**FAST, **options},
+    )
     return manifest
 
 
 def midi_events(manifest):
     """{(family-named track, tick on, tick off, pitch, velocity)} of the MIDI deliverable."""
     parts, tempo_map, _ = read_midi(manifest["outputs"]["midi"])
-    return {(p["name"], seconds_to_ticks(Fraction(n[0]), tempo_map), seconds_to_ticks(Fraction(n[1]), tempo_map),
-             n[2], n[3]) for p in parts for n in p["notes"]}, tempo_map
+    return {
+        (
+            p["name"],
+            seconds_to_ticks(Fraction(n[0]), tempo_map),
+            seconds_to_ticks(Fraction(n[1]), tempo_map),
+            n[2],
+            n[3],
+        )
+        for p in parts
+        for n in p["notes"]
+    }, tempo_map
 
 
 def outside(events, tempo_map, spans, key):
     """The notes that start outside every span (span times in seconds under `tempo_map`),
     a note held into a span ending where the span starts."""
-    ranges = [(seconds_to_ticks(Fraction(s[key[0]]), tempo_map), seconds_to_ticks(Fraction(s[key[1]]), tempo_map))
-              for s in spans]
-    return {(name, on, min([off] + [a for a, _ in ranges if on < a < off]), pitch, velocity)
-            for name, on, off, pitch, velocity in events if not any(a <= on < b for a, b in ranges)}
+    ranges = [
+        (seconds_to_ticks(Fraction(s[key[0]]), tempo_map), seconds_to_ticks(Fraction(s[key[1]]), tempo_map))
+        for s in spans
+    ]
+    return {
+        (name, on, min([off] + [a for a, _ in ranges if on < a < off]), pitch, velocity)
+        for name, on, off, pitch, velocity in events
+        if not any(a <= on < b for a, b in ranges)
+    }
 
 
 def assert_hits_have_chords(manifest):
@@ -91,7 +118,7 @@ def test_an_unchanged_edit_keeps_every_note(model, base, tmp_path):
 
 
 def test_a_moved_cut_rewrites_only_the_two_shots_around_it(model, base, tmp_path):
-    clips = BASE[:4] + [62, 58] + BASE[6:]        # the cut at frame 326 moves 12 frames later
+    clips = BASE[:4] + [62, 58] + BASE[6:]  # the cut at frame 326 moves 12 frames later
     new = revise(model, base, tmp_path, clips)
     update = new["update"]
     assert update["mode"] == "partial" and update["retimed"] == []
@@ -104,7 +131,7 @@ def test_a_moved_cut_rewrites_only_the_two_shots_around_it(model, base, tmp_path
 
 
 def test_a_ripple_trim_retimes_the_span_and_keeps_the_ticks_after_it(model, base, tmp_path):
-    clips = BASE[:4] + [38] + BASE[5:]            # 12 frames out: everything after moves up
+    clips = BASE[:4] + [38] + BASE[5:]  # 12 frames out: everything after moves up
     new = revise(model, base, tmp_path, clips)
     update = new["update"]
     assert update["mode"] == "partial"
@@ -116,11 +143,14 @@ def test_a_ripple_trim_retimes_the_span_and_keeps_the_ticks_after_it(model, base
     assert_hits_have_chords(new)
 
 
-@pytest.mark.parametrize("clips, markers, where", [
-    (BASE[:6] + [30, 34] + BASE[7:], MOODS, (396, 450)),                        # a cut added at 426
-    (BASE[:2] + [156] + BASE[4:], MOODS, (120, 230)),                            # the cut at 180 removed
-    (BASE, [(230, "mood: tense"), (450, "mood: auto")], (230, 450)),             # a mood marker changed
-])
+@pytest.mark.parametrize(
+    "clips, markers, where",
+    [
+        (BASE[:6] + [30, 34] + BASE[7:], MOODS, (396, 450)),  # a cut added at 426
+        (BASE[:2] + [156] + BASE[4:], MOODS, (120, 230)),  # the cut at 180 removed
+        (BASE, [(230, "mood: tense"), (450, "mood: auto")], (230, 450)),  # a mood marker changed
+    ],
+)
 def test_added_removed_cuts_and_mood_changes_rewrite_their_span(model, base, tmp_path, clips, markers, where):
     new = revise(model, base, tmp_path, clips, markers)
     spans = new["update"]["spans"]
@@ -136,8 +166,9 @@ def test_changed_options_or_no_previous_revision_score_the_whole_edit(model, bas
     new = revise(model, base, tmp_path, BASE, seed=7)
     assert new["update"] == {"mode": "full", "reason": "the scoring options changed since the last revision"}
     keep = {"revision": 1}
-    first, _ = score(edit(tmp_path / "e.otio", clips=BASE), tmp_path / "o", model=model[0], model_info=model[1],
-                     keep=keep, **FAST)
+    first, _ = score(
+        edit(tmp_path / "e.otio", clips=BASE), tmp_path / "o", model=model[0], model_info=model[1], keep=keep, **FAST
+    )
     assert first["update"]["mode"] == "full" and "no earlier revision" in first["update"]["reason"]
     assert keep["plan"].duration_s == pytest.approx(sum(BASE) / 24)
 
@@ -148,11 +179,15 @@ def test_the_diff_finds_a_moved_cut_as_one_block(model):
     class Hit:
         def __init__(self, frame):
             self.frame, self.source = frame, "cut"
+
     sections = [{"start": 0, "end": 480, "valence": 0.2, "arousal": 0.1}]
     old = make_plan([Hit(f) for f in (100, 200, 300)], sections, 24, 480)
     new = make_plan([Hit(f) for f in (100, 212, 300)], sections, 24, 480)
-    assert live.diff(old, new) == [("keep", 0, 100, 0, 100), ("change", 100, 300, 100, 300),
-                                   ("keep", 300, 480, 300, 480)]
+    assert live.diff(old, new) == [
+        ("keep", 0, 100, 0, 100),
+        ("change", 100, 300, 100, 300),
+        ("keep", 300, 480, 300, 480),
+    ]
 
 
 def test_a_hair_of_mood_change_keeps_the_old_mood_and_the_music_outside_the_moved_cut(model):
@@ -164,23 +199,30 @@ def test_a_hair_of_mood_change_keeps_the_old_mood_and_the_music_outside_the_move
     class Hit:
         def __init__(self, frame):
             self.frame, self.source = frame, "cut"
-    old_sections = [{"start": 0, "end": 240, "valence": 0.12, "arousal": 0.1},
-                    {"start": 240, "end": 480, "valence": -0.5, "arousal": 0.6}]
-    new_sections = [{"start": 0, "end": 240, "valence": 0.13, "arousal": 0.08},    # a hair, across 0.125
-                    {"start": 240, "end": 480, "valence": -0.1, "arousal": 0.6}]   # a real change
+
+    old_sections = [
+        {"start": 0, "end": 240, "valence": 0.12, "arousal": 0.1},
+        {"start": 240, "end": 480, "valence": -0.5, "arousal": 0.6},
+    ]
+    new_sections = [
+        {"start": 0, "end": 240, "valence": 0.13, "arousal": 0.08},  # a hair, across 0.125
+        {"start": 240, "end": 480, "valence": -0.1, "arousal": 0.6},
+    ]  # a real change
     old = make_plan([Hit(f) for f in (100, 200, 300)], old_sections, 24, 480)
     held = live.hold_moods(old, new_sections)
     assert [(r["valence"], r["arousal"]) for r in held] == [(0.12, 0.1), (-0.1, 0.6)]
     hits = [Hit(f) for f in (112, 200, 300)]
     literal = live.diff(old, make_plan(hits, new_sections[:1] + old_sections[1:], 24, 480))
     steady = live.diff(old, make_plan(hits, live.hold_moods(old, new_sections[:1] + old_sections[1:]), 24, 480))
-    assert literal == [("change", 0, 240, 0, 240), ("keep", 240, 480, 240, 480)]   # the whole section
-    assert steady == [("change", 0, 200, 0, 200), ("keep", 200, 480, 200, 480)]    # the two gaps only
+    assert literal == [("change", 0, 240, 0, 240), ("keep", 240, 480, 240, 480)]  # the whole section
+    assert steady == [("change", 0, 200, 0, 200), ("keep", 200, 480, 200, 480)]  # the two gaps only
 
 
 def test_daemon_updates_partially_skips_stale_bursts_and_falls_back_after_a_restart(tmp_path):
-    clips = [edit(tmp_path / f"rev{i}.otio", clips=BASE[:4] + [50 + 2 * i, 70 - 2 * i] + BASE[6:], markers=MOODS)
-             for i in range(6)]
+    clips = [
+        edit(tmp_path / f"rev{i}.otio", clips=BASE[:4] + [50 + 2 * i, 70 - 2 * i] + BASE[6:], markers=MOODS)
+        for i in range(6)
+    ]
     out = str(tmp_path / "out")
     options = json.dumps({"audio": False, "candidates": 1})
 
@@ -192,7 +234,7 @@ def test_daemon_updates_partially_skips_stale_bursts_and_falls_back_after_a_rest
         update(peer, 0)
         name, args = peer.replies({"done", "error"})[-1]
         assert name == "done" and json.loads(open(args[1]).read())["update"]["mode"] == "full"
-        for revision in (1, 2, 3, 4):       # a burst of edits: only the newest is scored
+        for revision in (1, 2, 3, 4):  # a burst of edits: only the newest is scored
             update(peer, revision)
         finals = {}
         while len(finals) < 4:
@@ -205,7 +247,7 @@ def test_daemon_updates_partially_skips_stale_bursts_and_falls_back_after_a_rest
         manifest = json.loads(open(finals["reel1:4"][1]).read())
         assert manifest["update"]["mode"] == "partial" and manifest["update"]["previous_revision"] == 0
         peer.close()
-    with serving(tmp_path / "config") as daemon:     # a restarted daemon knows no session
+    with serving(tmp_path / "config") as daemon:  # a restarted daemon knows no session
         peer = Peer(daemon)
         update(peer, 5)
         name, args = peer.replies({"done", "error"})[-1]
@@ -219,6 +261,7 @@ def test_a_partial_update_draws_through_the_engine_as_a_full_score_does(model, b
     """Live spans and full scores share one draw: engine.draw, once, with the update's plan
     and the session's seed."""
     from bridge.music import engine
+
     calls, real = [], engine.draw
     monkeypatch.setattr(engine, "draw", lambda m, plan, seed: calls.append((m, plan, seed)) or real(m, plan, seed))
     new = revise(model, base, tmp_path, BASE[:2] + [66] + BASE[3:])
@@ -237,18 +280,32 @@ def test_a_moved_cut_renders_only_its_stretch_of_audio_and_sounds_as_a_whole_ren
     except audio.NoSynthesizer as exc:
         pytest.skip(f"no audio here: {exc}")
     keep = {"revision": 1}
-    first, _ = score(edit(tmp_path / "base.otio", clips=BASE, markers=MOODS), tmp_path / "r1",
-                     model=model[0], model_info=model[1], keep=keep, candidates=1)
+    first, _ = score(
+        edit(tmp_path / "base.otio", clips=BASE, markers=MOODS),
+        tmp_path / "r1",
+        model=model[0],
+        model_info=model[1],
+        keep=keep,
+        candidates=1,
+    )
     assert keep["mix"] is not None and first["audio"]["rendered_seconds"] > 0
     clips = BASE[:4] + [62, 58] + BASE[6:]
     after = {"revision": 2}
-    second, _ = score(edit(tmp_path / "edit.otio", clips=clips, markers=MOODS), tmp_path / "r2",
-                      model=model[0], model_info=model[1], previous=keep, keep=after, candidates=1)
+    second, _ = score(
+        edit(tmp_path / "edit.otio", clips=clips, markers=MOODS),
+        tmp_path / "r2",
+        model=model[0],
+        model_info=model[1],
+        previous=keep,
+        keep=after,
+        candidates=1,
+    )
     assert second["update"]["mode"] == "partial"
-    assert "mix" not in keep and after["mix"] is not None          # handed over, then kept anew
+    assert "mix" not in keep and after["mix"] is not None  # handed over, then kept anew
     assert 0 < second["audio"]["rendered_seconds"] < 0.5 * first["audio"]["rendered_seconds"]
-    whole = audio.mix(second["outputs"]["midi"], second["duration_seconds"],
-                      tacet=[tuple(t) for t in second["plan"]["tacet"]])
+    whole = audio.mix(
+        second["outputs"]["midi"], second["duration_seconds"], tacet=[tuple(t) for t in second["plan"]["tacet"]]
+    )
     spliced, _ = audio.read_wav(second["outputs"]["wav"])
     _, _, reference, _ = audio.master(whole)
     error = np.sqrt(np.mean(np.square(spliced - reference, dtype=np.float64)))

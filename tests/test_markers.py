@@ -16,17 +16,24 @@ def test_words_that_only_start_like_hit_are_notes(name):
 
 
 def test_mood_ekman_uses_emsync_means():
-    expected = {"anger": (-0.51, 0.59), "disgust": (-0.60, 0.35), "fear": (-0.64, 0.60),
-                "joy": (0.76, 0.48), "sadness": (-0.63, -0.27), "surprise": (0.40, 0.67),
-                "neutral": (0.0, 0.0)}
+    expected = {
+        "anger": (-0.51, 0.59),
+        "disgust": (-0.60, 0.35),
+        "fear": (-0.64, 0.60),
+        "joy": (0.76, 0.48),
+        "sadness": (-0.63, -0.27),
+        "surprise": (0.40, 0.67),
+        "neutral": (0.0, 0.0),
+    }
     for word, (valence, arousal) in expected.items():
         parsed = parse_marker(f"mood: {word}")
-        assert parsed == {"kind": "mood", "mood": word, "valence": valence,
-                          "arousal": arousal, "warning": None}
+        assert parsed == {"kind": "mood", "mood": word, "valence": valence, "arousal": arousal, "warning": None}
 
 
-@pytest.mark.parametrize("name, word", [("Mood: Tense", "tense"), ("MOOD :   calm", "calm"),
-                                        ("mood:happy", "happy"), ("mood: Epic!", "epic")])
+@pytest.mark.parametrize(
+    "name, word",
+    [("Mood: Tense", "tense"), ("MOOD :   calm", "calm"), ("mood:happy", "happy"), ("mood: Epic!", "epic")],
+)
 def test_mood_is_case_and_space_tolerant(name, word):
     parsed = parse_marker(name)
     assert parsed["kind"] == "mood" and parsed["mood"] == word
@@ -43,9 +50,9 @@ def test_synonyms_share_their_emotion():
 
 def test_film_words_sit_where_a_composer_expects():
     for word in ("tense", "suspense", "ominous", "eerie", "dark"):
-        assert MOODS[word][0] < 0 < MOODS[word][1], word          # unpleasant, aroused
+        assert MOODS[word][0] < 0 < MOODS[word][1], word  # unpleasant, aroused
     for word in ("calm", "peaceful", "tender", "dreamy", "romantic"):
-        assert MOODS[word][0] > 0 > MOODS[word][1], word          # pleasant, at rest
+        assert MOODS[word][0] > 0 > MOODS[word][1], word  # pleasant, at rest
     for word in ("heroic", "epic", "triumphant", "playful", "energetic"):
         assert MOODS[word][0] > 0 and MOODS[word][1] > 0, word
     assert MOODS["melancholy"][0] < 0 and MOODS["melancholy"][1] < 0
@@ -66,9 +73,16 @@ def test_unknown_mood_word_is_a_note_with_a_warning():
     assert "grumpy-ish" in parsed["warning"]
 
 
-@pytest.mark.parametrize("name, va", [("va: 0.4, -0.2", (0.4, -0.2)), ("VA:0.4 -0.2", (0.4, -0.2)),
-                                      ("va : -1, 1", (-1.0, 1.0)), ("va: .5,+.25", (0.5, 0.25)),
-                                      ("va: 0 0", (0.0, 0.0))])
+@pytest.mark.parametrize(
+    "name, va",
+    [
+        ("va: 0.4, -0.2", (0.4, -0.2)),
+        ("VA:0.4 -0.2", (0.4, -0.2)),
+        ("va : -1, 1", (-1.0, 1.0)),
+        ("va: .5,+.25", (0.5, 0.25)),
+        ("va: 0 0", (0.0, 0.0)),
+    ],
+)
 def test_va(name, va):
     parsed = parse_marker(name)
     assert parsed["kind"] == "va" and parsed["mood"] is None and parsed["warning"] is None
@@ -99,8 +113,7 @@ def test_music_ends_a_tacet(name):
 
 @pytest.mark.parametrize("name", ["", "Marker 1", "fix the colour here", "moody", "SB: hit"])
 def test_anything_else_is_a_note(name):
-    assert parse_marker(name) == {"kind": "note", "mood": None, "valence": None,
-                                  "arousal": None, "warning": None}
+    assert parse_marker(name) == {"kind": "note", "mood": None, "valence": None, "arousal": None, "warning": None}
 
 
 def test_comment_is_read_when_the_name_is_no_instruction():
@@ -124,9 +137,14 @@ def test_mood_auto_hands_back_to_the_picture():
 def test_tacet_spans_rule():
     from bridge.markers import tacet_spans
     from bridge.timeline import Marker
-    markers = [Marker(30, "tacet", kind="tacet", duration=10), Marker(35, "music", kind="music"),
-               Marker(80, "tacet", kind="tacet"), Marker(90, "music", kind="music"),
-               Marker(150, "tacet", kind="tacet")]
+
+    markers = [
+        Marker(30, "tacet", kind="tacet", duration=10),
+        Marker(35, "music", kind="music"),
+        Marker(80, "tacet", kind="tacet"),
+        Marker(90, "music", kind="music"),
+        Marker(150, "tacet", kind="tacet"),
+    ]
     # own duration wins over a music marker inside it; no duration runs to the next music
     # marker, else to the end; spans are clipped to the timeline
     assert tacet_spans(markers, 200) == [(30, 40), (80, 90), (150, 200)]

@@ -28,8 +28,12 @@ print(all(torch.equal(a, b) for a, b in zip(first, again)))
 
 def test_rotary_tables_agree_in_every_fresh_process():
     """Twelve processes one after another (eight at a time on 2 cores raced in 0 of 24)."""
-    outs = [subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                           timeout=120, check=True).stdout.strip() for _ in range(12)]
+    outs = [
+        subprocess.run(
+            [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True
+        ).stdout.strip()
+        for _ in range(12)
+    ]
     assert outs == ["True"] * 12
 
 

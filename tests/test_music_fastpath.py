@@ -11,14 +11,15 @@ from bridge.music.sample import _top_p, sample, sampling_precision
 from bridge.music.tokens import BOS, VOCAB_SIZE
 
 CFG = MusicConfig(block_size=64, n_layer=2, n_head=2, n_embd=64, n_cond=16, tonic=True, tonic_modes=2)
-needs_bf16 = pytest.mark.skipif(not packable(torch.nn.Linear(2, 2)),
-                                reason="this CPU's oneDNN does no bf16 (packed copies need it)")
+needs_bf16 = pytest.mark.skipif(
+    not packable(torch.nn.Linear(2, 2)), reason="this CPU's oneDNN does no bf16 (packed copies need it)"
+)
 
 
 def _model(seed=0):
     torch.manual_seed(seed)
     m = MusicTransformer(CFG).eval()
-    with torch.no_grad():   # random init leaves the condition path at zero: make it matter
+    with torch.no_grad():  # random init leaves the condition path at zero: make it matter
         for p in [*m.cond.parameters(), m.offset.weight, m.tonic.weight]:
             p.normal_(0, 0.5)
     return m
@@ -28,8 +29,7 @@ def _inputs(T=30):
     g = torch.Generator().manual_seed(1)
     idx = torch.randint(3, VOCAB_SIZE, (2, T), generator=g)
     idx[:, 0] = BOS
-    cond = cond_features(np.array([[0.5], [-0.4]]), 0.2, np.linspace(1.0, 0.2, T), 1.0, 1.0,
-                         np.array([[3], [15]]))
+    cond = cond_features(np.array([[0.5], [-0.4]]), 0.2, np.linspace(1.0, 0.2, T), 1.0, 1.0, np.array([[3], [15]]))
     return idx, torch.from_numpy(cond)
 
 
@@ -37,7 +37,7 @@ def _steps(step, m, idx, cond, prefill=20):
     cache = KVCache(CFG, 2, "cpu")
     out = [m(idx[:, :prefill], cond[:, :prefill], cache=cache)[0]]
     for t in range(prefill, idx.shape[1]):
-        out.append(step(m, idx[:, t:t + 1], cond[:, t:t + 1], cache))
+        out.append(step(m, idx[:, t : t + 1], cond[:, t : t + 1], cache))
     return torch.cat(out, 1), cache
 
 
@@ -48,7 +48,7 @@ def test_step_gives_what_the_cached_forward_gives_to_the_bit():
     b, cb = _steps(lambda m, x, c, k: m.step(x, c, k), m, idx, cond)
     assert torch.equal(a, b)
     assert ca.pos == cb.pos and all(torch.equal(x, y) for x, y in zip(ca.k + ca.v, cb.k + cb.v))
-    plan = m.step_plan()   # made once, as the sampler does, and stepped with throughout
+    plan = m.step_plan()  # made once, as the sampler does, and stepped with throughout
     assert torch.equal(_steps(lambda m, x, c, k: m.step(x, c, k, plan), m, idx, cond)[0], a)
     with pytest.raises(ValueError, match="one token per row"):
         m.step(idx[:, :2], cond[:, :2], KVCache(CFG, 2, "cpu"))
@@ -66,6 +66,7 @@ def test_step_reuses_an_unchanged_condition_and_still_gives_the_forward_values()
         out = m.step(x, c, k)
         seen.append(k.last_cond)
         return out
+
     b, _ = _steps(step, m, idx, cond)
     # the step path and the forward path run different kernels (bit-equal on some CPUs, not
     # on AMD without AVX-512): the same values within float32 rounding, not the same bits
@@ -76,11 +77,11 @@ def test_step_reuses_an_unchanged_condition_and_still_gives_the_forward_values()
 
 @torch.no_grad()
 def test_the_step_plan_calls_the_layers_directly_with_the_same_bits():
-    m, (idx, cond) = _model(), _inputs()
+    m = _model()
     x = torch.randn(2, 1, CFG.n_embd)
     for entry, block in zip(m.step_plan(), m.blocks):
         qkv_of, proj_of, mlp_of = entry[3], entry[4], entry[8]
-        assert not hasattr(mlp_of, "__self__")   # not the module's own forward
+        assert not hasattr(mlp_of, "__self__")  # not the module's own forward
         assert torch.equal(qkv_of(x), block.attn.qkv(x)) and torch.equal(proj_of(x), block.attn.proj(x))
         assert torch.equal(mlp_of(x), block.mlp(x))
     train = MusicTransformer(MusicConfig(**{**CFG.__dict__, "dropout": 0.5})).train()
@@ -94,7 +95,7 @@ def test_packed_copy_computes_what_bf16_autocast_does_and_leaves_the_model_alone
     before = {k: v.clone() for k, v in m.state_dict().items()}
     p = packed(m)
     assert type(m.blocks[0].attn.qkv) is torch.nn.Linear
-    assert all(isinstance(b.mlp, PackedMLP) for b in p.blocks)   # the fused feed-forward is what runs
+    assert all(isinstance(b.mlp, PackedMLP) for b in p.blocks)  # the fused feed-forward is what runs
     assert all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         ref = m(idx, cond)[0].float().log_softmax(-1)
@@ -104,19 +105,31 @@ def test_packed_copy_computes_what_bf16_autocast_does_and_leaves_the_model_alone
     # as close to the float model as training's own precision is, and close in absolute terms
     assert kl(full, got) < 2 * kl(full, ref) + 1e-4 and kl(full, got) < 0.01
     plan = p.step_plan()
-    assert torch.equal(_steps(lambda m, x, c, k: m.step(x, c, k, plan), p, idx, cond)[0],
-                       _steps(lambda m, x, c, k: m(x, c, cache=k)[0], p, idx, cond)[0])
+    assert torch.equal(
+        _steps(lambda m, x, c, k: m.step(x, c, k, plan), p, idx, cond)[0],
+        _steps(lambda m, x, c, k: m(x, c, cache=k)[0], p, idx, cond)[0],
+    )
 
 
 @needs_bf16
 def test_sampling_precision_picks_the_copy_and_repacks_a_model_changed_since():
     m = _model()
-    kw = dict(duration_s=2.0, valence=0.6, arousal=0.2, boundaries=[1.0], batch=4, seed=3,
-              max_tokens=60, return_tokens=True, tonic=2, key_guidance=4.0)
+    kw = dict(
+        duration_s=2.0,
+        valence=0.6,
+        arousal=0.2,
+        boundaries=[1.0],
+        batch=4,
+        seed=3,
+        max_tokens=60,
+        return_tokens=True,
+        tonic=2,
+        key_guidance=4.0,
+    )
     bf, fp = sample(m, precision="bf16", **kw)[1], sample(m, precision="fp32", **kw)[1]
-    assert sample(m, **kw)[1] == bf == sample(m, precision="bf16", **kw)[1]   # "auto" packs 8 rows
+    assert sample(m, **kw)[1] == bf == sample(m, precision="bf16", **kw)[1]  # "auto" packs 8 rows
     assert sample(m, precision="fp32", **kw)[1] == fp
-    with torch.no_grad():   # an in-place change, as a training step makes
+    with torch.no_grad():  # an in-place change, as a training step makes
         m.head.weight.mul_(-1.0)
     assert sample(m, precision="bf16", **kw)[1] != bf
     with pytest.raises(ValueError, match="precision"):
@@ -126,8 +139,9 @@ def test_sampling_precision_picks_the_copy_and_repacks_a_model_changed_since():
 @needs_bf16
 def test_auto_precision_samples_a_few_rows_in_float32_where_the_thread_count_changes_no_bit(monkeypatch):
     m = _model()
-    kw = dict(duration_s=2.0, valence=0.6, arousal=0.2, boundaries=[1.0], seed=3, max_tokens=60,
-              return_tokens=True, tonic=2)
+    kw = dict(
+        duration_s=2.0, valence=0.6, arousal=0.2, boundaries=[1.0], seed=3, max_tokens=60, return_tokens=True, tonic=2
+    )
     # one row; six (two takes and their two guided twins each); eight (four takes and their twins)
     few, six, eight = dict(batch=1), dict(batch=2, guidance=2.0, key_guidance=4.0), dict(batch=4, guidance=2.0)
     with monkeypatch.context() as mp:
@@ -137,7 +151,7 @@ def test_auto_precision_samples_a_few_rows_in_float32_where_the_thread_count_cha
         assert sample(m, **six, **kw)[1] == sample(m, precision="fp32", **six, **kw)[1]
         assert sample(m, **eight, **kw)[1] == sample(m, precision="bf16", **eight, **kw)[1]
         assert sampling_precision(m, "bf16", 1) == "bf16" and sampling_precision(m, "fp32", 8) == "fp32"
-        mp.setattr(sampler, "_same_bits", lambda model, rows: False)   # say, MKL at 4 threads
+        mp.setattr(sampler, "_same_bits", lambda model, rows: False)  # say, MKL at 4 threads
         assert sampling_precision(m, "auto", 1) == "bf16"
         assert sample(m, **few, **kw)[1] == sample(m, precision="bf16", **few, **kw)[1]
 
@@ -146,18 +160,18 @@ def test_the_bits_check_runs_once_per_layer_kind_shape_and_count_and_gives_the_c
     m, before = _model(), torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        assert sampler._same_bits(m, 1)   # one thread: nothing to compare
+        assert sampler._same_bits(m, 1)  # one thread: nothing to compare
         torch.set_num_threads(2)
         sampler._SAME_BITS.clear()
         first = sampler._same_bits(m, 2)
         assert torch.get_num_threads() == 2 and len(sampler._SAME_BITS) == 1
-        ((layers, rows, n), same), = sampler._SAME_BITS.items()
+        (((layers, rows, n), same),) = sampler._SAME_BITS.items()
         assert (rows, n, same) == (2, 2, first)
         assert ("Linear", CFG.n_embd, CFG.n_embd, False, "float32") in layers
         assert ("Linear", 4 * CFG.n_embd, CFG.n_embd, True, "float32") in layers
         sampler._SAME_BITS[layers, rows, n] = "remembered"
         assert sampler._same_bits(m, 2) == "remembered"
-        if packable(m):   # the packed copy's layers are their own kinds, checked apart
+        if packable(m):  # the packed copy's layers are their own kinds, checked apart
             sampler._same_bits(packed(m), 8)
             kinds = {k[0] for (ls, r, _) in sampler._SAME_BITS if r == 8 for k in ls}
             assert kinds == {"PackedLinear", "PackedMLP"}
@@ -168,8 +182,16 @@ def test_the_bits_check_runs_once_per_layer_kind_shape_and_count_and_gives_the_c
 
 def test_where_the_thread_count_would_change_bits_the_sampler_keeps_torchs_count(monkeypatch):
     m, before = _model(), torch.get_num_threads()
-    kw = dict(duration_s=2.0, valence=0.6, arousal=0.2, boundaries=[1.0], seed=3, max_tokens=60,
-              return_tokens=True, precision="fp32")
+    kw = dict(
+        duration_s=2.0,
+        valence=0.6,
+        arousal=0.2,
+        boundaries=[1.0],
+        seed=3,
+        max_tokens=60,
+        return_tokens=True,
+        precision="fp32",
+    )
     try:
         torch.set_num_threads(2)
         monkeypatch.setattr(sampler, "_same_bits", lambda model, rows: False)
@@ -177,13 +199,13 @@ def test_where_the_thread_count_would_change_bits_the_sampler_keeps_torchs_count
         toks = sample(m, stats=stats, **kw)[1]
         assert set(stats["threads"]) == {2} and toks == sample(m, threads=2, **kw)[1]
         stats = {}
-        sample(m, threads=1, stats=stats, **kw)   # a count asked for is still kept
+        sample(m, threads=1, stats=stats, **kw)  # a count asked for is still kept
         assert set(stats["threads"]) == {1}
         monkeypatch.setattr(sampler, "_same_bits", lambda model, rows: True)
         sampler._THREAD_MEMORY.clear()
         stats = {}
         sample(m, stats=stats, **kw)
-        assert set(stats["threads"]) == {1, 2}   # the trial runs both counts
+        assert set(stats["threads"]) == {1, 2}  # the trial runs both counts
     finally:
         sampler._THREAD_MEMORY.clear()
         torch.set_num_threads(before)
@@ -205,12 +227,11 @@ def test_the_draw_keeps_to_the_nucleus_in_proportion():
     n = 20000
     draws = np.concatenate([_top_p(logits, 1.0, 0.9, rng) for _ in range(n // 2)])
     counts = np.bincount(draws, minlength=VOCAB_SIZE)
-    assert set(np.flatnonzero(counts)) == {0, 1, 2}    # 0.5 + 0.3 < 0.9: the third is needed, no more
+    assert set(np.flatnonzero(counts)) == {0, 1, 2}  # 0.5 + 0.3 < 0.9: the third is needed, no more
     share = counts[:3] / n
     assert np.allclose(share, np.array([0.5, 0.3, 0.15]) / 0.95, atol=0.015)
-    every = np.bincount(np.concatenate([_top_p(logits, 1.0, 1.0, rng) for _ in range(n // 2)]),
-                        minlength=VOCAB_SIZE)
-    assert set(np.flatnonzero(every)) == {0, 1, 2, 3, 4}   # zero-probability tokens never
+    every = np.bincount(np.concatenate([_top_p(logits, 1.0, 1.0, rng) for _ in range(n // 2)]), minlength=VOCAB_SIZE)
+    assert set(np.flatnonzero(every)) == {0, 1, 2, 3, 4}  # zero-probability tokens never
     assert np.allclose(every[:5] / n, probs[:5].numpy(), atol=0.015)
 
 
@@ -218,7 +239,7 @@ def test_the_draw_follows_the_seed_and_refuses_a_step_with_nothing_left():
     logits = torch.randn(3, VOCAB_SIZE)
     a = [_top_p(logits, 0.8, 0.95, np.random.default_rng(7)) for _ in range(2)]
     assert np.array_equal(a[0], a[1]) and a[0].shape == (3,)
-    hot = _top_p(logits, 1e-9, 0.95, np.random.default_rng(1))   # temperature ~0: the argmax
+    hot = _top_p(logits, 1e-9, 0.95, np.random.default_rng(1))  # temperature ~0: the argmax
     assert np.array_equal(hot, logits.argmax(-1).numpy())
     with pytest.raises(ValueError, match="ruled out"):
         _top_p(torch.full((1, VOCAB_SIZE), -torch.inf), 1.0, 0.95, np.random.default_rng(0))

@@ -6,7 +6,7 @@ import numpy as np
 
 from bridge.music.evaluate import _mean_defined, _style_windows, grooving_similarity, pitch_class_entropy
 from bridge.music.tokens import Note
-from test_music_train import _work   # pytest puts tests/ on the path (as test_music_tonic relies on)
+from test_music_train import _work  # pytest puts tests/ on the path (as test_music_tonic relies on)
 
 
 def _at(times, pitch=60):
@@ -14,7 +14,7 @@ def _at(times, pitch=60):
 
 
 def test_grooving_similarity_of_known_bars():
-    beats = [0.0, 0.5, 1.0, 1.5]                              # 2 s bars, 16 steps of 125 ms
+    beats = [0.0, 0.5, 1.0, 1.5]  # 2 s bars, 16 steps of 125 ms
     same = _at(beats + [2 + t for t in beats])
     assert grooving_similarity(same) == 1.0
     # bar 2 moves one onset by one step: 2 of 16 steps differ
@@ -28,7 +28,7 @@ def test_grooving_similarity_of_known_bars():
 def test_pitch_class_entropy_and_undefined_takes_left_out_of_means():
     chromatic = [Note(i * 0.25, 0.25, 60 + i, 80, "piano") for i in range(12)]
     assert math.isclose(pitch_class_entropy(chromatic), math.log2(12))
-    assert pitch_class_entropy(_at([0.0, 0.5, 1.0])) == 0.0       # one pitch class: 0 bits
+    assert pitch_class_entropy(_at([0.0, 0.5, 1.0])) == 0.0  # one pitch class: 0 bits
     assert pitch_class_entropy(_at([0.0])) is None
     assert _mean_defined(grooving_similarity, [_at([0.0, 0.5, 2.0, 2.5]), _at([0.0])]) == 1.0
 
@@ -37,29 +37,56 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
     import torch
     from bridge.music.evaluate import evaluate
     from bridge.music.model import MusicConfig, MusicTransformer
+
     torch.manual_seed(0)
-    model = MusicTransformer(MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16,
-                                         tonic=True, tonic_modes=2)).eval()
+    model = MusicTransformer(
+        MusicConfig(block_size=96, n_layer=1, n_head=2, n_embd=64, n_cond=16, tonic=True, tonic_modes=2)
+    ).eval()
     works = [_work(i) for i in range(4)]
     import bridge.music.evaluate as ev
+
     seen, tonics, cuts, real_sample = [], [], set(), ev.sample
 
-    def sample(*a, **kw):   # the real sampler, noting the temperatures each take is drawn at
+    def sample(*a, **kw):  # the real sampler, noting the temperatures each take is drawn at
         drawn = (kw.get("temperature", 1.0), kw.get("note_temperature"), kw.get("top_p"))
         seen.append(drawn if kw.get("max_tokens") is None else "speed")
-        if kw.get("tonic") is not None and kw.get("max_tokens") is None:   # not the speed runs
+        if kw.get("tonic") is not None and kw.get("max_tokens") is None:  # not the speed runs
             tonics.append((kw["tonic"], kw["batch"], kw.get("key_guidance")))
             cuts.add(kw.get("key_cut_s"))
         return real_sample(*a, **kw)
 
     monkeypatch.setattr(ev, "sample", sample)
-    res = evaluate(quick=True, model=model, works_val=works, works_test=works, log=lambda s: None,
-                   temperature=0.8, note_temperature=0.6, seeds=2, top_p=0.9, key_guidance=6,
-                   int8=True, key_cut_s=0.25)
+    res = evaluate(
+        quick=True,
+        model=model,
+        works_val=works,
+        works_test=works,
+        log=lambda s: None,
+        temperature=0.8,
+        note_temperature=0.6,
+        seeds=2,
+        top_p=0.9,
+        key_guidance=6,
+        int8=True,
+        key_cut_s=0.25,
+    )
     assert {t for t in seen if t != "speed"} == {(0.8, 0.6, 0.9)} and seen.count((0.8, 0.6, 0.9)) >= 10
-    assert set(res) == {"quick", "temperature", "top_p", "note_temperature", "nll", "control",
-                        "boundaries", "style", "over_seeds", "speed", "targets_met", "int8", "key_cut_s"}
-    assert res["key_cut_s"] == 0.25 and cuts == {0.25}    # the keyed draws step aside as asked
+    assert set(res) == {
+        "quick",
+        "temperature",
+        "top_p",
+        "note_temperature",
+        "nll",
+        "control",
+        "boundaries",
+        "style",
+        "over_seeds",
+        "speed",
+        "targets_met",
+        "int8",
+        "key_cut_s",
+    }
+    assert res["key_cut_s"] == 0.25 and cuts == {0.25}  # the keyed draws step aside as asked
     # a model with the tonic condition is also run with a seeded tonic per take, everywhere
     assert len(tonics) >= 10 and all(len(t) == b and set(t) <= set(range(12)) for t, b, _ in tonics)
     # ... once as given, once with the key guidance asked for
@@ -84,7 +111,7 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
     for name in ("plain", "guidance_2", "tonic", "key_guided_6"):
         b = res["boundaries"][name]
         assert 0 <= b["hit_rate_given"] <= 1 and 0 <= b["hit_rate_withheld"] <= 1
-    assert "steered_3.5" not in res["boundaries"]   # steering moves pitches, not time
+    assert "steered_3.5" not in res["boundaries"]  # steering moves pitches, not time
     assert res["control"]["switch"]["takes"] == 8
     changes = res["control"]["arousal_changes"]
     assert changes["takes"] == 8 and changes["sections_each"] == 4
@@ -108,6 +135,7 @@ def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
 
 def test_spearman_matches_its_definition_with_ties():
     from bridge.music.evaluate import spearman, spearman_rho
+
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
     # ties share the mean rank: ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4)
@@ -120,7 +148,7 @@ def test_style_windows_are_filled_to_the_end():
     """A real window cut short by its work's end would read as sparse and calm next to takes
     that fill every second: only windows the music fills count."""
     short = _work(9)
-    short["parts"] = [p[p[:, 0] < 8.0] for p in short["parts"]]     # two bars: about 5 s
+    short["parts"] = [p[p[:, 0] < 8.0] for p in short["parts"]]  # two bars: about 5 s
     rng = np.random.default_rng(0)
     assert _style_windows(rng, [short], 4, 16.0) == ([], [])
     reals, conds = _style_windows(rng, [short, _work(0), _work(1), _work(2)], 2, 16.0)

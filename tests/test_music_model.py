@@ -3,8 +3,16 @@
 import numpy as np
 import torch
 
-from bridge.music.model import (COND_DIM, MusicConfig, MusicTransformer, KVCache, cond_features,
-                                offset_bins, BIN_NONE, BIN_WITHHELD)
+from bridge.music.model import (
+    COND_DIM,
+    MusicConfig,
+    MusicTransformer,
+    KVCache,
+    cond_features,
+    offset_bins,
+    BIN_NONE,
+    BIN_WITHHELD,
+)
 from bridge.music.sample import sample
 from bridge.music.tokens import VOCAB_SIZE, BOS, EOS
 
@@ -38,16 +46,17 @@ def test_kv_cache_matches_full_forward():
     cache = KVCache(CFG, 2, "cpu")
     parts = [m(idx[:, :7], cond[:, :7], cache=cache)[0]]  # prefill, then one token at a time
     for t in range(7, idx.shape[1]):
-        parts.append(m(idx[:, t:t + 1], cond[:, t:t + 1], cache=cache)[0])
+        parts.append(m(idx[:, t : t + 1], cond[:, t : t + 1], cache=cache)[0])
     assert torch.allclose(full, torch.cat(parts, 1), atol=1e-5)
 
 
 def test_rotary_turns_each_channel_pair_by_its_angle():
     from bridge.music.model import rotary, rotary_tables
+
     cos, sin = rotary_tables(16, 8)
     x = torch.randn(2, 3, 16, 8, generator=torch.Generator().manual_seed(0))
     inv = 1.0 / (10000 ** (torch.arange(0, 8, 2).float() / 8))
-    ang = torch.outer(torch.arange(16).float(), inv)                 # (position, pair)
+    ang = torch.outer(torch.arange(16).float(), inv)  # (position, pair)
     x1, x2 = x[..., 0::2], x[..., 1::2]
     want = torch.stack((x1 * ang.cos() - x2 * ang.sin(), x1 * ang.sin() + x2 * ang.cos()), -1).flatten(-2)
     assert torch.equal(rotary(x, cos, sin), want)
@@ -58,24 +67,27 @@ def test_rotary_turns_each_channel_pair_by_its_angle():
 
 def test_sampling_follows_the_model_dtype():
     m = _model().to(torch.bfloat16)
-    kw = dict(duration_s=2.0, valence=0.3, arousal=0.2, boundaries=[1.0], batch=2, seed=5,
-              max_tokens=40, return_tokens=True)
+    kw = dict(
+        duration_s=2.0, valence=0.3, arousal=0.2, boundaries=[1.0], batch=2, seed=5, max_tokens=40, return_tokens=True
+    )
     takes, toks = sample(m, **kw)
     assert toks == sample(m, **kw)[1] and all(len(t) > 1 for t in toks)
 
 
 def test_int8_copy_samples_like_the_float_model_and_leaves_it_alone():
     from bridge.music.model import quantized
+
     m = _model()
     q = quantized(m)
-    assert type(m.blocks[0].attn.qkv) is torch.nn.Linear          # the model itself unchanged
+    assert type(m.blocks[0].attn.qkv) is torch.nn.Linear  # the model itself unchanged
     assert type(q.blocks[0].attn.qkv) is not torch.nn.Linear
     idx, cond = _inputs()
     with torch.no_grad():
         a, b = m(idx, cond)[0].log_softmax(-1), q(idx, cond)[0].log_softmax(-1)
-    assert float((a.exp() * (a - b)).sum(-1).mean()) < 0.05      # nats per position
-    kw = dict(duration_s=2.0, valence=0.3, arousal=0.2, boundaries=[1.0], batch=2, seed=5,
-              max_tokens=40, return_tokens=True)
+    assert float((a.exp() * (a - b)).sum(-1).mean()) < 0.05  # nats per position
+    kw = dict(
+        duration_s=2.0, valence=0.3, arousal=0.2, boundaries=[1.0], batch=2, seed=5, max_tokens=40, return_tokens=True
+    )
     assert sample(q, **kw)[1] == sample(q, **kw)[1]
 
 
@@ -112,9 +124,9 @@ def test_condition_path_starts_at_zero_and_still_learns():
 
 def test_condition_features_encode_no_boundary_and_withheld():
     c = cond_features(0.2, -0.4, np.array([0.0, 1.0, np.inf]), 1.0, 1.0)
-    assert c.shape == (3, COND_DIM) and np.all(c[:, 9] == 0)   # no tonic given
-    assert c[2, 4] == 1 and c[0, 4] == 0          # "no boundary ahead" flag
-    assert c[0, 6] > c[1, 6] > c[2, 6] == 0         # closeness to the cut
+    assert c.shape == (3, COND_DIM) and np.all(c[:, 9] == 0)  # no tonic given
+    assert c[2, 4] == 1 and c[0, 4] == 0  # "no boundary ahead" flag
+    assert c[0, 6] > c[1, 6] > c[2, 6] == 0  # closeness to the cut
     w = cond_features(0.2, -0.4, 1.0, 0.0, 0.0)
     assert np.all(w == 0)
     bins = offset_bins(torch.from_numpy(np.concatenate([c, w[None]])))
@@ -123,8 +135,16 @@ def test_condition_features_encode_no_boundary_and_withheld():
 
 def test_sampling_is_deterministic_for_a_seed_and_returns_notes():
     m = _model()
-    kw = dict(duration_s=3.0, valence=[(0, -0.5), (1.5, 0.5)], arousal=0.2, boundaries=[1.0, 2.0],
-              batch=3, max_tokens=150, temperature=1.0, top_p=0.9)
+    kw = dict(
+        duration_s=3.0,
+        valence=[(0, -0.5), (1.5, 0.5)],
+        arousal=0.2,
+        boundaries=[1.0, 2.0],
+        batch=3,
+        max_tokens=150,
+        temperature=1.0,
+        top_p=0.9,
+    )
     a, ta = sample(m, seed=5, return_tokens=True, **kw)
     b, tb = sample(m, seed=5, return_tokens=True, **kw)
     c, tc = sample(m, seed=6, return_tokens=True, **kw)
@@ -138,9 +158,10 @@ def test_sampling_is_deterministic_for_a_seed_and_returns_notes():
 def test_note_temperature_sharpens_pitch_alone():
     from bridge.music.sample import _log_probs
     from bridge.music.tokens import N_FAM, N_PITCH, OFF0, ON0
+
     torch.manual_seed(1)
     logits = torch.randn(3, VOCAB_SIZE) * 3
-    logits[2, ON0:ON0 + N_PITCH] = -torch.inf          # a family the constraint ruled out
+    logits[2, ON0 : ON0 + N_PITCH] = -torch.inf  # a family the constraint ruled out
     plain = torch.log_softmax(logits / 1.2, -1)
     lp = _log_probs(logits, 1.2, 0.5)
     assert not lp.isnan().any()
@@ -152,7 +173,7 @@ def test_note_temperature_sharpens_pitch_alone():
     assert torch.allclose(fam(lp).logsumexp(-1).exp(), fam(plain).logsumexp(-1).exp(), atol=1e-6)
     ent = lambda x: -(x.softmax(-1) * x.log_softmax(-1)).nan_to_num().sum(-1)
     assert (ent(fam(lp))[:2] < ent(fam(plain))[:2]).all()
-    assert torch.isneginf(lp[2, ON0:ON0 + N_PITCH]).all()
+    assert torch.isneginf(lp[2, ON0 : ON0 + N_PITCH]).all()
 
 
 def test_sampling_with_note_temperature_is_seeded_and_equal_temperatures_change_nothing():
@@ -167,6 +188,7 @@ def test_sampling_with_note_temperature_is_seeded_and_equal_temperatures_change_
 
 def test_returned_tokens_end_where_each_take_ended():
     from bridge.music.tokens import token_times_ms
+
     m = _model()
     _, toks = sample(m, duration_s=1.5, batch=3, seed=2, max_tokens=2000, return_tokens=True)
     # every take ran to 1.5 s; its tokens say so, the last take's final shift included
@@ -176,9 +198,10 @@ def test_returned_tokens_end_where_each_take_ended():
 def test_a_take_without_prompt_can_start_later_on_the_timeline():
     m = _model()
 
-    def no_end(logits, now_ms):   # an untrained model may end a take at once: run it to 3 s
+    def no_end(logits, now_ms):  # an untrained model may end a take at once: run it to 3 s
         logits[:, EOS] = -torch.inf
         return logits
+
     takes = sample(m, duration_s=3.0, batch=2, seed=1, max_tokens=2000, prompt_ms=1500, constrain=no_end)
     assert all(t for t in takes)
     assert all(1.5 <= n.start < 3.0 for t in takes for n in t)
@@ -186,8 +209,7 @@ def test_a_take_without_prompt_can_start_later_on_the_timeline():
 
 def test_sampling_runs_past_the_context_window():
     m = _model()
-    _, toks = sample(m, duration_s=1e9, batch=2, seed=0, max_tokens=3 * CFG.block_size,
-                     return_tokens=True)
+    _, toks = sample(m, duration_s=1e9, batch=2, seed=0, max_tokens=3 * CFG.block_size, return_tokens=True)
     assert all(len(t) > CFG.block_size for t in toks)
 
 

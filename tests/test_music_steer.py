@@ -19,7 +19,7 @@ def test_the_bias_is_the_key_profile_in_its_tonic(tonic):
     major, minor = pitch_class_bias(tonic, "major"), pitch_class_bias(tonic, "minor")
     for bias in (major, minor):
         assert abs(bias.mean()) < 1e-12 and int(np.argmax(bias)) == tonic
-    assert major[(tonic + 4) % 12] > major[(tonic + 3) % 12]     # the major third over the minor
+    assert major[(tonic + 4) % 12] > major[(tonic + 3) % 12]  # the major third over the minor
     assert minor[(tonic + 3) % 12] > minor[(tonic + 4) % 12]
     outside = [pc for pc in range(12) if (pc - tonic) % 12 not in SCALES["major"]]
     assert max(major[outside]) < min(major[(tonic + s) % 12] for s in (0, 4, 7))
@@ -32,10 +32,10 @@ def test_pull_moves_pitches_but_keeps_whether_a_note_starts():
     p, q = row.softmax(-1), pulled.softmax(-1)
     ons = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
     ons[ON_LO:ON_HI] = True
-    assert torch.allclose(p[ons].sum(), q[ons].sum(), atol=1e-6)     # a note starts as often
-    assert torch.allclose(p[~ons], q[~ons], atol=1e-6)               # time, loudness, offs, drums
-    assert ON_LO == ON0 + N_PITCH                                    # drums are left alone
-    c4, cs4 = ON_LO + 60 - PITCH_LO, ON_LO + 61 - PITCH_LO            # piano-free: the bass family
+    assert torch.allclose(p[ons].sum(), q[ons].sum(), atol=1e-6)  # a note starts as often
+    assert torch.allclose(p[~ons], q[~ons], atol=1e-6)  # time, loudness, offs, drums
+    assert ON_LO == ON0 + N_PITCH  # drums are left alone
+    c4, cs4 = ON_LO + 60 - PITCH_LO, ON_LO + 61 - PITCH_LO  # piano-free: the bass family
     ratio = (q[c4] / q[cs4]) / (p[c4] / p[cs4])
     expected = np.exp(3.5 * (pitch_class_bias(0, "major")[0] - pitch_class_bias(0, "major")[1]))
     assert float(ratio) == pytest.approx(expected, rel=1e-4)
@@ -62,12 +62,10 @@ def test_steered_takes_stay_in_key_and_take_its_mode():
     model = load_shipped("cpu")
     n, dur = 6, 10.0
     valence = [0.6] * n + [-0.6] * n
-    tonics = [2] * (2 * n)                       # D major vs D minor
-    common = dict(valence=valence, arousal=[0.0] * (2 * n), batch=2 * n, seed=3, per_take=True,
-                  use_boundaries=False)
+    tonics = [2] * (2 * n)  # D major vs D minor
+    common = dict(valence=valence, arousal=[0.0] * (2 * n), batch=2 * n, seed=3, per_take=True, use_boundaries=False)
     free = sample(model, dur, **common)
-    steered = sample(model, dur, constrain=for_valence(valence, tonics, 3.5),
-                     **common)
+    steered = sample(model, dur, constrain=for_valence(valence, tonics, 3.5), **common)
 
     def in_key(takes, mode):
         pitched = [n.pitch % 12 for t in takes for n in t if n.family != "drums"]

@@ -33,11 +33,11 @@ def _run(t, timing, steps):
 
 def test_idle_cores_keep_torchs_count_and_trials_grow_rarer():
     t = _Threads()
-    idle = lambda n, i: 3 * MS if n == 1 else 2 * MS   # noqa: E731
+    idle = lambda n, i: 3 * MS if n == 1 else 2 * MS  # noqa: E731
     trial = 2 * THREAD_TRIAL
     seen = _run(t, idle, trial)
-    assert seen == [1] * THREAD_TRIAL + [2] * THREAD_TRIAL   # one thread is timed first, then torch's count,
-    assert t.chosen == 2 and t.period == 2 * THREAD_PERIOD   # which holds: the next trial is later
+    assert seen == [1] * THREAD_TRIAL + [2] * THREAD_TRIAL  # one thread is timed first, then torch's count,
+    assert t.chosen == 2 and t.period == 2 * THREAD_PERIOD  # which holds: the next trial is later
     seen = _run(t, idle, 2 * THREAD_PERIOD + trial)
     assert seen == [2] * (2 * THREAD_PERIOD) + [1] * THREAD_TRIAL + [2] * THREAD_TRIAL
     assert t.period == 4 * THREAD_PERIOD
@@ -50,7 +50,7 @@ def test_a_stalled_step_ends_the_trial_on_one_thread():
     t = _Threads()
     # one thread 3 ms a step; the first step with two waits 40 ms for a core held elsewhere
     seen = _run(t, lambda n, i: 3 * MS if n == 1 else 40 * MS, THREAD_TRIAL + 1 + 50)
-    assert seen[THREAD_TRIAL] == 2 and set(seen[THREAD_TRIAL + 1:]) == {1}
+    assert seen[THREAD_TRIAL] == 2 and set(seen[THREAD_TRIAL + 1 :]) == {1}
     assert t.chosen == 1 and torch.get_num_threads() == 1
     t.restore()
     assert torch.get_num_threads() == 2
@@ -60,11 +60,12 @@ def test_steps_that_turn_slower_go_to_one_thread_and_gradual_growth_does_not():
     def timing(n, i):
         if n == 1:
             return 3 * MS
-        return 2 * MS * 1.02 ** (i // THREAD_TRIAL) if i < 100 else 8 * MS   # a core taken at step 100
+        return 2 * MS * 1.02 ** (i // THREAD_TRIAL) if i < 100 else 8 * MS  # a core taken at step 100
+
     t = _Threads()
     seen = _run(t, timing, 120)
-    assert seen[2 * THREAD_TRIAL:100] == [2] * (100 - 2 * THREAD_TRIAL)   # context filling: kept
-    assert 1 in seen[100:100 + THREAD_TRIAL + 1] and seen[-1] == 1       # taken core: given up
+    assert seen[2 * THREAD_TRIAL : 100] == [2] * (100 - 2 * THREAD_TRIAL)  # context filling: kept
+    assert 1 in seen[100 : 100 + THREAD_TRIAL + 1] and seen[-1] == 1  # taken core: given up
     assert t.chosen == 1
 
 
@@ -81,7 +82,7 @@ def test_the_next_run_goes_on_with_the_choice_and_a_fixed_count_never_tries():
     t = _Threads()
     _run(t, lambda n, i: 3 * MS if n == 1 else 40 * MS, THREAD_TRIAL + 1)
     t.restore()
-    again = _Threads()   # within THREAD_MEMORY_S: one thread from its first step, no trial yet
+    again = _Threads()  # within THREAD_MEMORY_S: one thread from its first step, no trial yet
     assert _run(again, lambda n, i: 3 * MS, THREAD_PERIOD - 1) == [1] * (THREAD_PERIOD - 1)
     again.restore()
     fixed = _Threads(2)
@@ -97,18 +98,32 @@ def shipped():
 
 # Up to sample.FP32_MAX_ROWS rows a step the float32 model runs, above it (batch 8) the
 # bf16-packed copy where the CPU does bf16.
-@pytest.mark.parametrize("kw", [{}, {"tonic": 2, "key_guidance": 12.0}, {"batch": 3}, {"batch": 8}],
-                         ids=["plain", "key-guided", "batch-3", "batch-8"])
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"tonic": 2, "key_guidance": 12.0}, {"batch": 3}, {"batch": 8}],
+    ids=["plain", "key-guided", "batch-3", "batch-8"],
+)
 def test_the_thread_count_changes_no_token(shipped, kw):
     takes = {}
     for threads in (1, 2, None):
         stats = {}
-        _, toks = sample(shipped, 600, valence=0.5, arousal=0.2, boundaries=[1.0, 2.5], seed=5,
-                         max_tokens=150, return_tokens=True, threads=threads, stats=stats, **kw)
+        _, toks = sample(
+            shipped,
+            600,
+            valence=0.5,
+            arousal=0.2,
+            boundaries=[1.0, 2.5],
+            seed=5,
+            max_tokens=150,
+            return_tokens=True,
+            threads=threads,
+            stats=stats,
+            **kw,
+        )
         takes[threads] = toks
-        drawn = max(len(t) for t in toks) - 1   # a step after each token drawn but one that ended the takes
+        drawn = max(len(t) for t in toks) - 1  # a step after each token drawn but one that ended the takes
         assert drawn - 1 <= sum(stats["threads"].values()) <= drawn
-        assert torch.get_num_threads() == 2            # torch's count given back
+        assert torch.get_num_threads() == 2  # torch's count given back
     assert takes[1] == takes[2] == takes[None]
 
 
@@ -123,19 +138,21 @@ def test_the_sampling_benchmark_times_every_policy_and_stops_its_busy_processes(
     import subprocess
     from bridge.music import sample_bench
     from scoring import tiny_model
+
     started, real = [], subprocess.Popen
 
-    def popen(*args, **kwargs):   # the real process, kept to see that it was stopped
+    def popen(*args, **kwargs):  # the real process, kept to see that it was stopped
         started.append(real(*args, **kwargs))
         return started[-1]
+
     monkeypatch.setattr(sample_bench.subprocess, "Popen", popen)
     res = sample_bench.run(busy=1, runs=1, model=tiny_model())
     assert res["busy_processes"] == 1 and res["threads"] == 2
-    assert list(res["tokens_per_s"]) == ["batch 1", "batch 8"]   # no key vectors: no key-guided row
+    assert list(res["tokens_per_s"]) == ["batch 1", "batch 8"]  # no key vectors: no key-guided row
     for name, row in res["tokens_per_s"].items():
         assert list(row) == ["chosen as it goes", "2 threads", "1 thread"] and min(row.values()) > 0
         assert sum(res["steps_by_threads"][name].values()) > 0
-    assert len(started) == 1 and started[0].poll() is not None   # the spinning process is gone
+    assert len(started) == 1 and started[0].poll() is not None  # the spinning process is gone
     assert "busy processes beside: 1" in sample_bench.report(res)
     assert torch.get_num_threads() == 2
     with pytest.raises(ValueError):

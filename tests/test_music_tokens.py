@@ -13,20 +13,24 @@ from bridge.music.tokens import Note
 def _notes():
     return [
         Note(0.0, 0.5, 60, 84, "melody"),
-        Note(0.0, 2.0, 48, 68, "pad"), Note(0.0, 2.0, 52, 68, "pad"), Note(0.0, 2.0, 55, 68, "pad"),
+        Note(0.0, 2.0, 48, 68, "pad"),
+        Note(0.0, 2.0, 52, 68, "pad"),
+        Note(0.0, 2.0, 55, 68, "pad"),
         Note(0.0, 1.0, 36, 100, "bass"),
-        Note(0.0, 0.1, 36, 124, "drums"), Note(0.5, 0.1, 38, 112, "drums"), Note(0.5, 0.1, 42, 52, "drums"),
-        Note(0.503, 0.25, 62, 100, "melody"),          # 3 ms late: needs a fine shift
+        Note(0.0, 0.1, 36, 124, "drums"),
+        Note(0.5, 0.1, 38, 112, "drums"),
+        Note(0.5, 0.1, 42, 52, "drums"),
+        Note(0.503, 0.25, 62, 100, "melody"),  # 3 ms late: needs a fine shift
         Note(0.753, 0.25, 64, 36, "melody"),
-        Note(1.003, 0.007, 64, 36, "melody"),          # re-struck at once, 7 ms long
-        Note(2.5, 0.3, 72, 20, "piano"), Note(2.5, 0.3, 76, 20, "piano"),
-        Note(4.001, 1.499, 79, 124, "piano"),          # after a gap longer than 1 s
+        Note(1.003, 0.007, 64, 36, "melody"),  # re-struck at once, 7 ms long
+        Note(2.5, 0.3, 72, 20, "piano"),
+        Note(2.5, 0.3, 76, 20, "piano"),
+        Note(4.001, 1.499, 79, 124, "piano"),  # after a gap longer than 1 s
     ]
 
 
 def _key(notes):
-    return sorted((round(n.start * 1000), round(n.duration * 1000), n.pitch, n.velocity, n.family)
-                  for n in notes)
+    return sorted((round(n.start * 1000), round(n.duration * 1000), n.pitch, n.velocity, n.family) for n in notes)
 
 
 def _ticks(mid):

@@ -18,9 +18,13 @@ def mood_path(tmp_path_factory):
 
 def test_missing_media_gives_default_sections(tmp_path):
     lost, other = str(tmp_path / "lost.mov"), str(tmp_path / "other.mov")
-    segments = [Clip("a", 0, 25, media_path=lost), Clip("b", 25, 50, media_path=lost),
-                Clip("gap", 50, 100, kind="gap"), Clip("c", 100, 400, media_path=other),
-                Clip("d", 400, 410, media_path=None)]
+    segments = [
+        Clip("a", 0, 25, media_path=lost),
+        Clip("b", 25, 50, media_path=lost),
+        Clip("gap", 50, 100, kind="gap"),
+        Clip("c", 100, 400, media_path=other),
+        Clip("d", 400, 410, media_path=None),
+    ]
     tl = Timeline("lost", "/tmp/lost.otio", Fraction(24), False, 0, 410, segments)
     result = analyze_timeline(tl)
     sections = result["sections"]
@@ -51,25 +55,58 @@ def test_a_source_range_past_the_end_of_the_file_warns(mood_path):
 
 def test_variable_frame_rate_warns_without_failing(tmp_path):
     path = tmp_path / "vfr.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=25:d=3",
-                    "-vf", "setpts='N/25/TB+gte(N,25)*0.6/TB+gte(N,50)*0.3/TB'", "-fps_mode", "vfr",
-                    "-c:v", "libx264", "-preset", "veryfast", str(path)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=160x90:r=25:d=3",
+            "-vf",
+            "setpts='N/25/TB+gte(N,25)*0.6/TB+gte(N,50)*0.3/TB'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+    )
     result = analyze_timeline(videos.one_clip_timeline(path, 75), use_cache=False)
     assert any("variable frame rate" in w for w in result["warnings"]), result["warnings"]
     assert result["sections"][0].source == "picture"
 
 
 def test_markers_override_emotion_and_tacet_spans_flag_sections(mood_path):
-    markers = [Marker(20, "mood: tense", kind="mood", mood="tense", valence=-0.6, arousal=0.7),
-               Marker(70, "va 0.5 -0.2", kind="va", valence=0.5, arousal=-0.2),
-               Marker(30, "tacet", kind="tacet", duration=10),
-               Marker(80, "tacet", kind="tacet"), Marker(90, "music", kind="music")]
-    segments = [Clip("dark", 0, 50, media_path=str(mood_path), media_start=0.0, media_rate=25),
-                Clip("bright", 50, 100, media_path=str(mood_path), media_start=2.0, media_rate=25)]
+    markers = [
+        Marker(20, "mood: tense", kind="mood", mood="tense", valence=-0.6, arousal=0.7),
+        Marker(70, "va 0.5 -0.2", kind="va", valence=0.5, arousal=-0.2),
+        Marker(30, "tacet", kind="tacet", duration=10),
+        Marker(80, "tacet", kind="tacet"),
+        Marker(90, "music", kind="music"),
+    ]
+    segments = [
+        Clip("dark", 0, 50, media_path=str(mood_path), media_start=0.0, media_rate=25),
+        Clip("bright", 50, 100, media_path=str(mood_path), media_start=2.0, media_rate=25),
+    ]
     tl = Timeline("m", "/tmp/m.otio", Fraction(25), False, 0, 100, segments, markers)
     sections = analyze_timeline(tl)["sections"]
-    assert [(s.start, s.end) for s in sections] == [(0, 20), (20, 30), (30, 40), (40, 50), (50, 70),
-                                                    (70, 80), (80, 90), (90, 100)]
+    assert [(s.start, s.end) for s in sections] == [
+        (0, 20),
+        (20, 30),
+        (30, 40),
+        (40, 50),
+        (50, 70),
+        (70, 80),
+        (80, 90),
+        (90, 100),
+    ]
     assert sections[0].source == "picture"
     for s in sections[1:5]:
         assert (s.source, s.valence, s.arousal) == ("marker", -0.6, 0.7)
@@ -82,15 +119,19 @@ def test_markers_override_emotion_and_tacet_spans_flag_sections(mood_path):
 
 
 def test_a_marker_covers_a_gap_and_progress_is_reported(mood_path):
-    segments = [Clip("gap", 0, 25, kind="gap"),
-                Clip("dark", 25, 75, media_path=str(mood_path), media_start=0.0, media_rate=25)]
+    segments = [
+        Clip("gap", 0, 25, kind="gap"),
+        Clip("dark", 25, 75, media_path=str(mood_path), media_start=0.0, media_rate=25),
+    ]
     markers = [Marker(10, "mood: calm", kind="mood", mood="calm", valence=0.3, arousal=-0.6)]
     tl = Timeline("g", "/tmp/g.otio", Fraction(25), False, 0, 75, segments, markers)
     calls = []
-    sections = analyze_timeline(tl, progress=lambda f, stage: calls.append((f, stage)),
-                                use_cache=False)["sections"]
-    assert [(s.start, s.end, s.source) for s in sections] == [(0, 10, "default"), (10, 25, "marker"),
-                                                             (25, 75, "marker")]
+    sections = analyze_timeline(tl, progress=lambda f, stage: calls.append((f, stage)), use_cache=False)["sections"]
+    assert [(s.start, s.end, s.source) for s in sections] == [
+        (0, 10, "default"),
+        (10, 25, "marker"),
+        (25, 75, "marker"),
+    ]
     assert sections[0].arousal == GAP_AROUSAL
     fractions = [f for f, _ in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(calls) >= 3

@@ -38,9 +38,9 @@ def test_second_run_reads_the_cache_and_a_corrupt_entry_is_recomputed(cuts_path)
     entry.write_bytes(b"\x00garbage, not an npz")
     third = analyze_timeline(tl)
     assert third["frames"] == 175 and plain(third) == plain(first)
-    assert cache.load(entry.stem) is not None          # rewritten whole
+    assert cache.load(entry.stem) is not None  # rewritten whole
 
-    entry.write_bytes(entry.read_bytes()[:200])        # truncated mid-write by a crash
+    entry.write_bytes(entry.read_bytes()[:200])  # truncated mid-write by a crash
     assert analyze_timeline(tl)["frames"] == 175
 
 

@@ -19,10 +19,24 @@ def demo(tmp_path_factory):
 
 def test_demo_video_and_timeline_are_as_promised(demo):
     video, timeline_path = demo
-    info = json.loads(subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-         "stream=codec_type,width,height,nb_read_frames,r_frame_rate", "-of", "json", str(video)],
-        check=True, capture_output=True, text=True).stdout)
+    info = json.loads(
+        subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-count_frames",
+                "-show_entries",
+                "stream=codec_type,width,height,nb_read_frames,r_frame_rate",
+                "-of",
+                "json",
+                str(video),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     streams = {s["codec_type"]: s for s in info["streams"]}
     assert set(streams) == {"video", "audio"}
     assert (streams["video"]["width"], streams["video"]["height"]) == (640, 360)
@@ -31,8 +45,9 @@ def test_demo_video_and_timeline_are_as_promised(demo):
     tl = otio.adapters.read_from_file(str(timeline_path))
     clips = list(tl.find_clips())
     assert [c.name for c in clips] == [name for name, _, _ in DEMO_CLIPS]
-    assert [(c.source_range.start_time.to_frames(), c.source_range.duration.to_frames()) for c in clips] == \
-        [(s, e - s) for _, s, e in DEMO_CLIPS]
+    assert [(c.source_range.start_time.to_frames(), c.source_range.duration.to_frames()) for c in clips] == [
+        (s, e - s) for _, s, e in DEMO_CLIPS
+    ]
     assert all(c.media_reference.target_url == str(video) for c in clips)
     assert sorted(m.name for m in tl.tracks.markers) == ["hit", "mood: auto", "mood: tense"]
 
@@ -46,8 +61,7 @@ def test_build_demo_is_idempotent(demo):
 
 def test_demo_analysis_finds_the_inner_cut_and_the_moods(demo):
     video, _ = demo
-    segments = [Clip(name, s, e, media_path=str(video), media_start=s / 25, media_rate=25)
-                for name, s, e in DEMO_CLIPS]
+    segments = [Clip(name, s, e, media_path=str(video), media_start=s / 25, media_rate=25) for name, s, e in DEMO_CLIPS]
     tl = Timeline("demo", "/tmp/demo.otio", Fraction(25), False, 0, 700, segments)
     result = analyze_timeline(tl, use_cache=False)
     assert [abs(h.frame - DEMO_INNER_CUT) <= 1 for h in result["detected_hits"]] == [True]

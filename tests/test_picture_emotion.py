@@ -6,9 +6,20 @@ import pytest
 import videos
 
 from bridge.picture import analyze_timeline
-from bridge.picture.emotion import (EKMAN_VA, Estimate, FaceEstimator, PictureEstimator, Span,
-                                    combine, cut_arousal, ekman_to_va, loudness_arousal,
-                                    motion_arousal, picture_arousal, picture_valence)
+from bridge.picture.emotion import (
+    EKMAN_VA,
+    Estimate,
+    FaceEstimator,
+    PictureEstimator,
+    Span,
+    combine,
+    cut_arousal,
+    ekman_to_va,
+    loudness_arousal,
+    motion_arousal,
+    picture_arousal,
+    picture_valence,
+)
 from bridge.timeline import Clip, Timeline
 
 
@@ -27,10 +38,24 @@ def test_ekman_to_va_is_the_probability_weighted_mean():
     assert ekman_to_va({"surprise": 2.0, "sadness": 2.0}) == pytest.approx((-0.115, 0.2))
 
 
-DARK = {"brightness": 0.08, "saturation": 0.05, "colourfulness": 3.0, "colour_temperature": 8000.0,
-        "motion": 0.001, "cut_rate": 3.0, "loudness": -60.0}
-BRIGHT = {"brightness": 0.65, "saturation": 0.7, "colourfulness": 90.0, "colour_temperature": 5000.0,
-          "motion": 0.09, "cut_rate": 40.0, "loudness": -16.0}
+DARK = {
+    "brightness": 0.08,
+    "saturation": 0.05,
+    "colourfulness": 3.0,
+    "colour_temperature": 8000.0,
+    "motion": 0.001,
+    "cut_rate": 3.0,
+    "loudness": -60.0,
+}
+BRIGHT = {
+    "brightness": 0.65,
+    "saturation": 0.7,
+    "colourfulness": 90.0,
+    "colour_temperature": 5000.0,
+    "motion": 0.09,
+    "cut_rate": 40.0,
+    "loudness": -16.0,
+}
 
 
 def test_cue_formulas_put_dark_still_low_and_bright_fast_high():
@@ -66,8 +91,10 @@ def test_combine_marker_wins_then_faces_by_coverage_then_default():
 @pytest.fixture(scope="module")
 def mood_result(tmp_path_factory):
     path = videos.mood_video(videos.video_folder(tmp_path_factory))
-    segments = [Clip("dark", 0, 50, media_path=str(path), media_start=0.0, media_rate=25),
-                Clip("bright", 50, 100, media_path=str(path), media_start=2.0, media_rate=25)]
+    segments = [
+        Clip("dark", 0, 50, media_path=str(path), media_start=0.0, media_rate=25),
+        Clip("bright", 50, 100, media_path=str(path), media_start=2.0, media_rate=25),
+    ]
     tl = Timeline("mood", "/tmp/mood.otio", Fraction(25), False, 0, 100, segments)
     return analyze_timeline(tl, use_cache=False)
 

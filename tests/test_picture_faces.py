@@ -20,7 +20,7 @@ def test_cascade_finds_the_face_and_nothing_in_a_plain_picture(reader):
     boxes = reader.find(picture)
     assert len(boxes) == 1
     x, y, w, h = boxes[0]
-    assert abs(x + w / 2 - 160) < 10 and abs(y + h / 2 - 90) < 10   # centred on the face
+    assert abs(x + w / 2 - 160) < 10 and abs(y + h / 2 - 90) < 10  # centred on the face
     noise = np.random.default_rng(1).integers(0, 255, (180, 320)).astype(np.uint8)
     assert reader.find(np.full((180, 320), 90, np.uint8)) == [] and reader.find(noise) == []
 

@@ -62,15 +62,15 @@ def test_space_out_keeps_cuts_apart_and_away_from_edges():
 
 def test_drop_flashes_removes_a_return_to_the_previous_look():
     looks = np.zeros((30, 4), dtype=np.float32)
-    looks[10:12] = 200.0         # a two-frame flash
-    looks[20:] = 100.0           # a real cut
+    looks[10:12] = 200.0  # a two-frame flash
+    looks[20:] = 100.0  # a real cut
     assert drop_flashes([10, 12, 20], looks, window=6) == [20]
 
 
 def test_cuts_in_25_fps_media_land_on_a_24_fps_timeline(cuts_path):
     clip = Clip("clip", 0, 150, media_path=str(cuts_path), media_start=0.0, media_rate=25)
     tl = Timeline("t24", "/tmp/t24.otio", Fraction(24), False, 0, 150, [clip])
-    expected = [round(c / videos.RATE * 24) for c in videos.CUTS]      # same seconds, 24 fps frames
+    expected = [round(c / videos.RATE * 24) for c in videos.CUTS]  # same seconds, 24 fps frames
     assert_near(detected(analyze_timeline(tl, use_cache=False)), expected)
 
 
@@ -85,8 +85,14 @@ def test_detections_within_half_a_second_of_an_edit_cut_are_dropped_inclusive():
     kept = merge_hits(edit, detected, Fraction(24))
     # 12 frames at 24 fps is exactly half a second: dropped; 13 frames is kept; a marker
     # is not a cut, so a detection near it stays
-    assert [(h.frame, h.source) for h in kept] == [(87, "detected"), (100, "cut"), (113, "detected"),
-                                                  (200, "detected"), (290, "detected"), (300, "marker")]
+    assert [(h.frame, h.source) for h in kept] == [
+        (87, "detected"),
+        (100, "cut"),
+        (113, "detected"),
+        (200, "detected"),
+        (290, "detected"),
+        (300, "marker"),
+    ]
     ntsc = merge_hits(edit, [Hit(88, "detected"), Hit(89, "detected")], Fraction(24000, 1001))
     assert [h.frame for h in ntsc] == [88, 100, 300]  # 11 frames = 0.459 s dropped, 12 = 0.5005 s kept
     assert [h.frame for h in merge_hits(edit, detected)] == [87, 88, 100, 112, 113, 200, 290, 300]

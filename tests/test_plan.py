@@ -10,8 +10,7 @@ from bridge.timeline import Hit
 
 
 def _sections(*rows):
-    return [{"start": a, "end": b, "valence": v, "arousal": ar, "tacet": bool(t)}
-            for a, b, v, ar, *t in rows]
+    return [{"start": a, "end": b, "valence": v, "arousal": ar, "tacet": bool(t)} for a, b, v, ar, *t in rows]
 
 
 def test_hits_carry_their_weights_and_exact_seconds():
@@ -44,7 +43,7 @@ def test_keys_from_valence_take_the_parallel_mode():
     plan = make_plan([Hit(100, "cut")], _sections((0, 100, -0.7, 0.0), (100, 200, 0.6, 0.0)), 25, 200)
     sad, happy = plan.sections
     assert (sad.mode, happy.mode) == ("minor", "major")
-    assert sad.tonic == happy.tonic == plan.tonic   # the parallel keys: one tonic
+    assert sad.tonic == happy.tonic == plan.tonic  # the parallel keys: one tonic
     # a near-neutral section keeps the cue's home mode
     positive = make_plan([], _sections((0, 100, 0.5, 0.0), (100, 200, -0.1, 0.0)), 25, 200, key="A major")
     assert [s.key for s in positive.sections] == ["A major", "A major"]
@@ -68,8 +67,9 @@ def test_tacet_spans_merge_and_their_hits_are_silent():
 
 
 def test_override_replaces_the_picture_everywhere():
-    plan = make_plan([], _sections((0, 100, -0.9, -0.9), (100, 200, 0.9, 0.9)), 25, 200,
-                     valence=0.4, arousal=-0.2, cue="2M3")
+    plan = make_plan(
+        [], _sections((0, 100, -0.9, -0.9), (100, 200, 0.9, 0.9)), 25, 200, valence=0.4, arousal=-0.2, cue="2M3"
+    )
     assert {(s.valence, s.arousal) for s in plan.sections} == {(0.4, -0.2)}
     assert plan.name == "2M3"
 

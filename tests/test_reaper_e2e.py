@@ -29,15 +29,25 @@ def free_port():
 
 @pytest.mark.skipif(not MODEL.exists(), reason="the shipped music model is not installed")
 def test_score_picture_through_a_real_daemon(tmp_path):
-    env = dict(os.environ, SCOREBRIDGE_PORT=str(free_port()), SCOREBRIDGE_TOKEN="reaper-e2e-token",
-               SCOREBRIDGE_CONFIG=str(tmp_path / "config"), SCOREBRIDGE_STATE=str(tmp_path / "state"),
-               SCOREBRIDGE_CACHE=str(tmp_path / "cache"))
-    daemon = subprocess.Popen([sys.executable, "-m", "bridge", "serve", "--port", env["SCOREBRIDGE_PORT"]],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    env = dict(
+        os.environ,
+        SCOREBRIDGE_PORT=str(free_port()),
+        SCOREBRIDGE_TOKEN="reaper-e2e-token",
+        SCOREBRIDGE_CONFIG=str(tmp_path / "config"),
+        SCOREBRIDGE_STATE=str(tmp_path / "state"),
+        SCOREBRIDGE_CACHE=str(tmp_path / "cache"),
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "serve", "--port", env["SCOREBRIDGE_PORT"]],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         # Ready before the client looks, so that it never starts a daemon of its own.
         from bridge import client
+
         port = int(env["SCOREBRIDGE_PORT"])
         deadline = time.monotonic() + 60
         while not client.ping("127.0.0.1", port, env["SCOREBRIDGE_TOKEN"], timeout=0.5):
@@ -46,9 +56,16 @@ def test_score_picture_through_a_real_daemon(tmp_path):
         reaper.install(dest=resource)
         script = resource / "Scripts" / "ScoreBridge" / "scorebridge_score.lua"
         # Four seconds of picture, one cut, a hit marker; 25 fps from 10:00:00:00.
-        body = project_lua("25", False, 900000, str(tmp_path / "p" / "film.rpp"),
-                           [(0.0, 2.0, 0.0, "/m/a.mp4"), (2.0, 2.0, 5.0, "/m/b.mp4")],
-                           [(1.0, "hit")]) + f"""
+        body = (
+            project_lua(
+                "25",
+                False,
+                900000,
+                str(tmp_path / "p" / "film.rpp"),
+                [(0.0, 2.0, 0.0, "/m/a.mp4"), (2.0, 2.0, 5.0, "/m/b.mp4")],
+                [(1.0, "hit")],
+            )
+            + f"""
 fake.exec_mode = "real"
 fake.run_script({lua_string(script)})
 local function finished()
@@ -57,6 +74,7 @@ local function finished()
 end
 fake.checks.finished = fake.step_until(finished, 900, 0.1)
 """
+        )
         started = time.monotonic()
         state = run_lua(body, tmp_path, timeout=180, env=env)
         elapsed = time.monotonic() - started
@@ -75,7 +93,8 @@ fake.checks.finished = fake.step_until(finished, 900, 0.1)
     parts = [p for p in json.loads(Path(manifest["outputs"]["notes"]).read_text())["parts"] if p["notes"]]
     tagged = tracks_by_tag(state)
     assert {t[5:] for t in tagged if t.startswith("part:")} == {p["name"] for p in parts}
-    assert sum(len(i["take"]["notes"]) for t in tagged.values() for i in t["items"]) == \
-        sum(len(p["notes"]) for p in parts)
-    assert not Path(request["result"]).exists()      # read and removed
+    assert sum(len(i["take"]["notes"]) for t in tagged.values() for i in t["items"]) == sum(
+        len(p["notes"]) for p in parts
+    )
+    assert not Path(request["result"]).exists()  # read and removed
     print(f"end to end: {elapsed:.1f} s")

@@ -15,7 +15,7 @@ from reaper.lua_harness import EDITS, edit_project_lua, lua_string, needs_lua, r
 USER_KB = (
     'ACT 0 0 "abc123" "Custom: my macro" 40001 40002\r\n'
     'SCR 4 0 RSdeadbeef "Custom: someone else.lua" "Other/someone else.lua"\r\n'
-    'KEY 1 65 _RSdeadbeef 0\r\n'
+    "KEY 1 65 _RSdeadbeef 0\r\n"
     # an older ScoreBridge line under another id: replaced, not doubled
     'SCR 4 0 RS0000 "Custom: ScoreBridge: Score picture" "ScoreBridge/scorebridge_score.lua"\r\n'
 )
@@ -38,13 +38,14 @@ def test_install_copies_and_registers(tmp_path):
 
     kb = (tmp_path / "reaper-kb.ini").read_bytes().decode()
     lines = kb.split("\r\n")
-    assert lines[:3] == USER_KB.split("\r\n")[:3]           # the user's lines, as they were
+    assert lines[:3] == USER_KB.split("\r\n")[:3]  # the user's lines, as they were
     ours = [line for line in lines if "ScoreBridge" in line]
     assert ours == reaper.kb_lines(windows=False)
-    assert ours[0].startswith('SCR 4 0 RS') and ours[0].endswith(
-        '"Custom: ScoreBridge: Score picture" "ScoreBridge/scorebridge_score.lua"')
+    assert ours[0].startswith("SCR 4 0 RS") and ours[0].endswith(
+        '"Custom: ScoreBridge: Score picture" "ScoreBridge/scorebridge_score.lua"'
+    )
     assert '"Custom: ScoreBridge: Live score (toggle)" "ScoreBridge/scorebridge_live.lua"' in ours[1]
-    assert all(len(line.split()[3]) == 42 for line in ours)   # RS + 40 hex digits
+    assert all(len(line.split()[3]) == 42 for line in ours)  # RS + 40 hex digits
 
     # Again: the same files, the same lines, nothing doubled.
     reaper.install(dest=tmp_path)
@@ -79,8 +80,10 @@ def test_missing_reaper_folder_is_a_clear_error(monkeypatch, tmp_path):
 
 def test_cli_install(tmp_path):
     import subprocess
-    done = subprocess.run([sys.executable, "-m", "bridge", "install", "reaper", "--dest", str(tmp_path)],
-                          capture_output=True, text=True)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge", "install", "reaper", "--dest", str(tmp_path)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert str(tmp_path / "reaper-kb.ini") in done.stdout.splitlines()
 

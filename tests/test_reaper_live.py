@@ -6,8 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from reaper.lua_harness import (EDITS, edit_project_lua, lua_string, needs_lua, run_lua,
-                                scored_edits, tracks_by_tag, undo_blocks)
+from reaper.lua_harness import (
+    EDITS,
+    edit_project_lua,
+    lua_string,
+    needs_lua,
+    run_lua,
+    scored_edits,
+    tracks_by_tag,
+    undo_blocks,
+)
 
 pytestmark = needs_lua
 
@@ -35,7 +43,9 @@ def live_toggle(state):
 
 
 def test_edits_are_debounced_and_only_the_newest_revision_is_placed(tmp_path, scored):
-    body = project(tmp_path) + f"""
+    body = (
+        project(tmp_path)
+        + f"""
 local video = fake.state().tracks[1]
 {LIVE}
 fake.step(2)
@@ -62,12 +72,13 @@ fake.checks.third = #fake.requests
 fake.finish(3, "error stale: superseded by a newer revision")
 fake.step(3)
 """
+    )
     state = run_lua(body, tmp_path)
     assert state["errors"] == [] and state["messages"] == []
     checks = state["checks"]
     assert checks["at_start"] == 1
     assert checks["while_editing"] == 1 and checks["after_pause"] == 2
-    assert checks["tracks_after_stale"] == 1           # revision 1's music was not placed
+    assert checks["tracks_after_stale"] == 1  # revision 1's music was not placed
     assert checks["after_placing"] == 2 and checks["third"] == 3
 
     requests = [r["argv"] for r in state["requests"]]
@@ -76,8 +87,9 @@ fake.step(3)
     assert [option(a, "--revision") for a in requests] == ["1", "2", "3"]
     live_otio = tmp_path / "p" / "ScoreBridge" / "film.live.otio"
     assert {a[2] for a in requests} == {str(live_otio)}
-    assert [option(a, "--manifest-file") for a in requests] == \
-        [str(tmp_path / "p" / "ScoreBridge" / f"film.live-{n}.result") for n in (1, 2, 3)]
+    assert [option(a, "--manifest-file") for a in requests] == [
+        str(tmp_path / "p" / "ScoreBridge" / f"film.live-{n}.result") for n in (1, 2, 3)
+    ]
     # The OTIO sent last is the edit as it is now.
     assert json.loads(live_otio.read_text())["global_start_time"]["value"] == 90000 + 13
 
@@ -99,9 +111,11 @@ fake.step(3)
 
 def test_the_midi_is_placed_as_soon_as_it_is_ready_and_the_wav_places_nothing_more(tmp_path, scored):
     manifest = json.loads(Path(scored["25"]).read_text())
-    early = tmp_path / "early.json"   # what the client copies beside FILE when the MIDI is ready
+    early = tmp_path / "early.json"  # what the client copies beside FILE when the MIDI is ready
     early.write_text(json.dumps(dict(manifest, stage="midi", outputs=dict(manifest["outputs"], wav=None))))
-    body = project(tmp_path) + f"""
+    body = (
+        project(tmp_path)
+        + f"""
 {LIVE}
 fake.step(2)
 fake.midi_ready(1, {lua_string(str(early))})
@@ -111,11 +125,12 @@ fake.finish(1, {lua_string(scored["25"])})
 fake.step(3)
 fake.checks.tracks_on_done = #fake.state().tracks
 """
+    )
     state = run_lua(body, tmp_path)
     assert state["errors"] == [] and state["messages"] == []
-    assert state["checks"]["tracks_on_midi"] > 1   # placed before the job ended
+    assert state["checks"]["tracks_on_midi"] > 1  # placed before the job ended
     assert state["checks"]["tracks_on_done"] == state["checks"]["tracks_on_midi"]
-    assert undo_blocks(state) == [UNDO]            # one placement, one undo step
+    assert undo_blocks(state) == [UNDO]  # one placement, one undo step
     console = "".join(state["console"])
     assert "revision 1 placed (MIDI; the WAV follows)" in console
     assert "revision 1: the WAV is ready too" in console
@@ -123,7 +138,9 @@ fake.checks.tracks_on_done = #fake.state().tracks
 
 
 def test_running_the_action_again_stops_it(tmp_path):
-    body = project(tmp_path) + f"""
+    body = (
+        project(tmp_path)
+        + f"""
 {LIVE}
 fake.step(5)
 fake.checks.running = fake.state().toggles["0:" .. fake.command_id(SCRIPTS .. "scorebridge_live.lua")]
@@ -131,26 +148,30 @@ fake.checks.running = fake.state().toggles["0:" .. fake.command_id(SCRIPTS .. "s
 fake.move_item(fake.state().tracks[1].items[2], 4.5)
 fake.step(100)
 """
+    )
     state = run_lua(body, tmp_path)
     assert state["errors"] == [] and state["messages"] == []
     assert state["checks"]["running"] == 1
-    assert state["action_options"] & 1                  # REAPER ends it when run again
+    assert state["action_options"] & 1  # REAPER ends it when run again
     assert state["deferred"] == 0 and state["atexit_pending"] == 0
     assert live_toggle(state) == [1, 0]
-    assert len(state["requests"]) == 1                   # the edit after stopping sent nothing
+    assert len(state["requests"]) == 1  # the edit after stopping sent nothing
     assert state["extstate"]["scorebridge/live_running"] == ""
     assert "ScoreBridge live: off\n" in state["console"]
 
 
 def test_stops_on_reapers_without_action_options(tmp_path):
     """Before REAPER 7.03 a second instance starts; it asks the first one to stop."""
-    body = project(tmp_path) + f"""
+    body = (
+        project(tmp_path)
+        + f"""
 fake.has_action_options = false
 {LIVE}
 fake.step(5)
 {LIVE}
 fake.step(3)
 """
+    )
     state = run_lua(body, tmp_path)
     assert state["errors"] == [] and state["messages"] == []
     assert state.get("action_options") is None
@@ -160,12 +181,15 @@ fake.step(3)
 
 
 def test_unreachable_daemon_is_said_once_and_stops_live_mode(tmp_path):
-    body = project(tmp_path) + f"""
+    body = (
+        project(tmp_path)
+        + f"""
 {LIVE}
 fake.step(3)
 fake.finish(1, "error unreachable: the daemon did not answer within 90 s")
 fake.step(5)
 """
+    )
     state = run_lua(body, tmp_path)
     assert state["errors"] == []
     [box] = state["messages"]

@@ -16,9 +16,20 @@ import pytest
 from bridge import timebase as tb
 from bridge.render.midi import read_midi
 from bridge.timeline import read_timeline
-from reaper.lua_harness import (EDITS, LUAC, SCRIPTS, edit_otio, edit_project_lua, exact_rate,
-                                lua_string, needs_lua, run_lua, scored_edits,
-                                tracks_by_tag, undo_blocks)
+from reaper.lua_harness import (
+    EDITS,
+    LUAC,
+    SCRIPTS,
+    edit_otio,
+    edit_project_lua,
+    exact_rate,
+    lua_string,
+    needs_lua,
+    run_lua,
+    scored_edits,
+    tracks_by_tag,
+    undo_blocks,
+)
 
 pytestmark = needs_lua
 
@@ -45,7 +56,9 @@ def test_lua_syntax(path):
 
 def score_once(spec, tmp_path, manifest, extra_before="", extra_after=""):
     """A project holding the edit; the action run; the request answered with `manifest`."""
-    body = edit_project_lua(spec, str(tmp_path / "project" / "film.rpp"), extra_before) + f"""
+    body = (
+        edit_project_lua(spec, str(tmp_path / "project" / "film.rpp"), extra_before)
+        + f"""
 {SCORE}
 fake.step(2)
 fake.progress(1, "0.400 composing 1M1")
@@ -54,16 +67,17 @@ fake.finish(1, {lua_string(manifest)})
 fake.step(2)
 {extra_after}
 """
+    )
     return run_lua(body, tmp_path)
 
 
 # --- the picture edit ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", list(EDITS))
 def test_writes_the_edit_as_otio(name, tmp_path):
     spec = EDITS[name]
-    state = run_lua(edit_project_lua(spec, str(tmp_path / "project" / "film.rpp")) + f"\n{SCORE}\n",
-                    tmp_path)
+    state = run_lua(edit_project_lua(spec, str(tmp_path / "project" / "film.rpp")) + f"\n{SCORE}\n", tmp_path)
     assert state["errors"] == [] and state["messages"] == []
     [request] = state["requests"]
     written = Path(request["argv"][2])
@@ -76,16 +90,17 @@ def test_writes_the_edit_as_otio(name, tmp_path):
     assert tl.metadata["drop_frame"] is spec["drop"]
     [track] = tl.video_tracks()
     clips = list(track.find_clips())
-    assert [(c.name, c.media_reference.target_url) for c in clips] == \
-        [(Path(p).name, p) for _, _, p in spec["clips"]]
-    assert [(c.source_range.start_time.value, c.source_range.duration.value,
-             c.range_in_parent().start_time.value) for c in clips] == \
-        [(first, frames, sum(f for f, _, _ in spec["clips"][:i]))
-         for i, (frames, first, _) in enumerate(spec["clips"])]
+    assert [(c.name, c.media_reference.target_url) for c in clips] == [(Path(p).name, p) for _, _, p in spec["clips"]]
+    assert [
+        (c.source_range.start_time.value, c.source_range.duration.value, c.range_in_parent().start_time.value)
+        for c in clips
+    ] == [
+        (first, frames, sum(f for f, _, _ in spec["clips"][:i])) for i, (frames, first, _) in enumerate(spec["clips"])
+    ]
     assert all(c.source_range.start_time.rate == rate for c in clips)
-    assert [(m.name, m.marked_range.start_time.value, m.marked_range.duration.value)
-            for m in tl.tracks.markers] == \
-        [(n, f, r[0] if r else 0) for f, n, *r in spec["markers"]]
+    assert [(m.name, m.marked_range.start_time.value, m.marked_range.duration.value) for m in tl.tracks.markers] == [
+        (n, f, r[0] if r else 0) for f, n, *r in spec["markers"]
+    ]
     # What OpenTimelineIO writes of it reads back the same.
     again = otio.adapters.read_from_string(otio.adapters.write_to_string(tl))
     assert otio.adapters.write_to_string(again) == otio.adapters.write_to_string(tl)
@@ -93,16 +108,20 @@ def test_writes_the_edit_as_otio(name, tmp_path):
     # The engine reads the same edit from it as from the one OpenTimelineIO wrote.
     mine = read_timeline(written)
     reference = read_timeline(edit_otio(spec, tmp_path / "reference.otio"))
-    assert (mine.rate, mine.drop_frame, mine.start_frame, mine.duration) == \
-        (reference.rate, reference.drop_frame, reference.start_frame, reference.duration)
+    assert (mine.rate, mine.drop_frame, mine.start_frame, mine.duration) == (
+        reference.rate,
+        reference.drop_frame,
+        reference.start_frame,
+        reference.duration,
+    )
     assert mine.rate == exact_rate(spec) and mine.drop_frame is spec["drop"]
     assert mine.start_frame == spec["start"] + spec["origin"]
-    assert [(s.record_start, s.record_end, s.media_path, s.media_start) for s in mine.segments] == \
-        [(s.record_start, s.record_end, s.media_path, s.media_start) for s in reference.segments]
+    assert [(s.record_start, s.record_end, s.media_path, s.media_start) for s in mine.segments] == [
+        (s.record_start, s.record_end, s.media_path, s.media_start) for s in reference.segments
+    ]
     assert mine.hits == reference.hits
     # Regions come out GREEN, markers RED; the rest is the same.
-    assert [replace(m, color="") for m in mine.markers] == \
-        [replace(m, color="") for m in reference.markers]
+    assert [replace(m, color="") for m in mine.markers] == [replace(m, color="") for m in reference.markers]
 
 
 def test_timecode_of_the_first_frame(tmp_path):
@@ -118,7 +137,8 @@ def test_picture_track_choice_overlaps_mutes_and_own_markers(tmp_path):
     """No track named Video: the selected track with video wins over the first one; a muted
     item is left out, an overlapping later item cuts the earlier one, SB: markers and
     markers outside the picture are not part of the edit, a play rate becomes a time warp."""
-    body = """
+    body = (
+        """
 fake.setup{ fps = 24.0, offset = 0.0, project = TMP .. "/p/cut.rpp" }
 local first = fake.add_track("Ref")
 fake.add_item(first, { pos = 0, len = 10, file = "/m/ref.mov" })
@@ -132,23 +152,28 @@ fake.add_marker{ pos = 2.0, name = "SB: hit cut 00:00:01:00" }
 fake.add_marker{ pos = 0.5, name = "before the picture" }
 fake.add_marker{ pos = 9.0, name = "after the picture" }
 fake.add_marker{ pos = 4.0, name = "  Mood: Tense " }
-""" + SCORE
+"""
+        + SCORE
+    )
     state = run_lua(body, tmp_path)
     assert state["errors"] == [] and state["messages"] == []
     tl = otio.adapters.read_from_file(str(tmp_path / "p" / "ScoreBridge" / "cut.otio"))
     assert tl.video_tracks()[0].name == "Cut v3"
     clips = list(tl.find_clips())
-    assert [(c.name, c.range_in_parent().start_time.value, c.source_range.duration.value)
-            for c in clips] == [("a.mp4", 0, 60), ("b.mp4", 60, 48)]
+    assert [(c.name, c.range_in_parent().start_time.value, c.source_range.duration.value) for c in clips] == [
+        ("a.mp4", 0, 60),
+        ("b.mp4", 60, 48),
+    ]
     assert clips[1].source_range.start_time.value == 24
     assert [e.time_scalar for e in clips[1].effects] == [2.0]
     assert [m.name for m in tl.tracks.markers] == ["  Mood: Tense "]
-    assert tl.global_start_time.value == 24   # the picture starts one second in
+    assert tl.global_start_time.value == 24  # the picture starts one second in
     timeline = read_timeline(tmp_path / "p" / "ScoreBridge" / "cut.otio")
     assert [(m.frame, m.kind, m.mood) for m in timeline.markers] == [(72, "mood", "tense")]
 
 
 # --- placing the music --------------------------------------------------------------------
+
 
 def folder_levels(tracks):
     """Each track's folder level (0 = top), from REAPER's relative folder depths."""
@@ -182,22 +207,26 @@ def check_music(state, manifest_path, origin, label, tempo_map=True):
         assert item["len"] == pytest.approx(manifest["duration_seconds"], abs=1e-9)
         take = item["take"]
         assert take["name"] == part["name"] and take["midi"] and take["sorted"]
-        assert [(c["chanmsg"], c["chan"], c["msg2"], c["ppq"]) for c in take["ccs"]] == \
-            [(0xC0, part["channel"], part["program"], 0)]
-        placed = sorted((n["t0"] - origin, n["t1"] - origin, n["pitch"], n["vel"], n["chan"])
-                        for n in take["notes"])
+        assert [(c["chanmsg"], c["chan"], c["msg2"], c["ppq"]) for c in take["ccs"]] == [
+            (0xC0, part["channel"], part["program"], 0)
+        ]
+        placed = sorted((n["t0"] - origin, n["t1"] - origin, n["pitch"], n["vel"], n["chan"]) for n in take["notes"])
         wanted = sorted((t0, t1, p, v, part["channel"]) for t0, t1, p, v in part["notes"])
         assert len(placed) == len(wanted)
-        for got, want in zip(placed, wanted):   # within a tick of the notes JSON
+        for got, want in zip(placed, wanted):  # within a tick of the notes JSON
             assert got[2:] == want[2:]
             assert got[0] == pytest.approx(want[0], abs=7e-4)
             assert got[1] == pytest.approx(want[1], abs=7e-4)
         if not tempo_map:
             continue
         # ... and on the MIDI file's own ticks.
-        ticks = sorted(zip(tb.seconds_to_ticks_all([n[0] for n in midi["notes"]], midi_tempo),
-                           tb.seconds_to_ticks_all([n[1] for n in midi["notes"]], midi_tempo),
-                           [n[2] for n in midi["notes"]]))
+        ticks = sorted(
+            zip(
+                tb.seconds_to_ticks_all([n[0] for n in midi["notes"]], midi_tempo),
+                tb.seconds_to_ticks_all([n[1] for n in midi["notes"]], midi_tempo),
+                [n[2] for n in midi["notes"]],
+            )
+        )
         ppqs = sorted((n["ppq0"], n["ppq1"], n["pitch"]) for n in take["notes"])
         for (p0, p1, pitch), (k0, k1, kp) in zip(ppqs, ticks):
             assert pitch == kp and abs(p0 - k0) <= 1 and abs(p1 - k1) <= 1
@@ -234,14 +263,15 @@ def test_places_the_score(name, tmp_path, scored):
         assert (round(float((spec["origin"] + frame) / exact_rate(spec)), 6), marker_name) in names
     ours = [(m["pos"], m["name"]) for m in state["markers"] if m["name"].startswith("SB:")]
     assert ours[0] == (pytest.approx(origin), "SB: cue 1M1")
-    assert [(pos, n) for pos, n in ours[1:]] == \
-        [(pytest.approx(origin + h["seconds"], abs=1e-9), f"SB: hit {h['source']} {h['timecode']}")
-         for h in manifest["hits"]]
+    assert [(pos, n) for pos, n in ours[1:]] == [
+        (pytest.approx(origin + h["seconds"], abs=1e-9), f"SB: hit {h['source']} {h['timecode']}")
+        for h in manifest["hits"]
+    ]
 
 
 def test_tempo_map_replaces_only_the_cues_span(tmp_path, scored):
     """Tempo markers before and after the cue stay; those inside it give way to the cue's."""
-    spec = EDITS["29.97"]                                   # the picture starts 2.002 s in
+    spec = EDITS["29.97"]  # the picture starts 2.002 s in
     manifest = json.loads(Path(scored["29.97"]).read_text())
     end = 2.002 + manifest["duration_seconds"]
     user = f"""
@@ -274,8 +304,11 @@ def test_rerun_replaces_only_its_own(tmp_path, scored, touch):
     gone = [name for name in first if name not in second]
     assert gone, "the two results must differ in a part for this test"
     used = gone[0]
-    action = (f'fake.add_item(by_name[{lua_string(used)}], {{ pos = 1, len = 1, file = "/m/mine.mid", type = "MIDI" }})'
-              if touch == "item" else f'fake.add_fx(by_name[{lua_string(used)}], "ReaSynth")')
+    action = (
+        f'fake.add_item(by_name[{lua_string(used)}], {{ pos = 1, len = 1, file = "/m/mine.mid", type = "MIDI" }})'
+        if touch == "item"
+        else f'fake.add_fx(by_name[{lua_string(used)}], "ReaSynth")'
+    )
     user = f"""
 local by_name = {{}}
 for _, t in ipairs(fake.state().tracks) do by_name[t.name] = t end
@@ -311,8 +344,7 @@ fake.step(2)
     ours = [m for m in state["markers"] if m["name"].startswith("SB:")]
     assert len(ours) == 1 + len(manifest["hits"])
     assert {"hit", "mood: tense", "door slam"} <= {m["name"] for m in state["markers"]}
-    tempo_points = {t["beat"] for t in manifest["tempo_map"]} | \
-        {s["beat"] for s in manifest["plan"]["time_signatures"]}
+    tempo_points = {t["beat"] for t in manifest["tempo_map"]} | {s["beat"] for s in manifest["plan"]["time_signatures"]}
     assert len(state["tempo"]) == len(tempo_points)
 
 
@@ -338,7 +370,7 @@ fake.set_ext("scorebridge", "palette", "pad = ReaSynth; *=Missing synth")
     assert not [m for m in state["markers"] if m["name"].startswith("SB:")]
     tagged = tracks_by_tag(state)
     parts = part_names(scored["25"])
-    assert "Strings (pad)" in parts   # the hit chords are in the pad family
+    assert "Strings (pad)" in parts  # the hit chords are in the pad family
     for name in parts:
         assert tagged[f"part:{name}"]["fx"] == (["ReaSynth"] if name.endswith("(pad)") else [])
     assert any('no effect or instrument named "Missing synth"' in line for line in state["console"])
@@ -346,6 +378,7 @@ fake.set_ext("scorebridge", "palette", "pad = ReaSynth; *=Missing synth")
 
 
 # --- what the user is told ----------------------------------------------------------------
+
 
 def test_missing_executable(tmp_path):
     spec = EDITS["25"]
@@ -356,18 +389,24 @@ def test_missing_executable(tmp_path):
     assert "scorebridge install reaper" in box["msg"] and "ScoreBridge: Settings" in box["msg"]
 
 
-@pytest.mark.parametrize("reply, words", [
-    ("error unreachable: the daemon did not answer within 90 s", "could not be reached"),
-    ("error bad_input: cannot read film.otio: no picture", "could not use the picture edit"),
-    ("error internal: CUDA out of memory", "failed (internal)"),
-])
+@pytest.mark.parametrize(
+    "reply, words",
+    [
+        ("error unreachable: the daemon did not answer within 90 s", "could not be reached"),
+        ("error bad_input: cannot read film.otio: no picture", "could not use the picture edit"),
+        ("error internal: CUDA out of memory", "failed (internal)"),
+    ],
+)
 def test_daemon_failure(tmp_path, reply, words):
-    body = edit_project_lua(EDITS["25"], "") + f"""
+    body = (
+        edit_project_lua(EDITS["25"], "")
+        + f"""
 {SCORE}
 fake.step(3)
 fake.finish(1, {lua_string(reply)})
 fake.step(3)
 """
+    )
     state = run_lua(body, tmp_path)
     assert state["errors"] == [] and state["undo"] == [] and state["deferred"] == 0
     [box] = state["messages"]
@@ -376,12 +415,15 @@ fake.step(3)
 
 
 def test_unreadable_result(tmp_path):
-    body = edit_project_lua(EDITS["25"], "") + f"""
+    body = (
+        edit_project_lua(EDITS["25"], "")
+        + f"""
 {SCORE}
 fake.step(1)
 fake.finish(1, TMP .. "/nowhere.manifest.json")
 fake.step(2)
 """
+    )
     state = run_lua(body, tmp_path)
     assert state["errors"] == [] and state["undo"] == []
     [box] = state["messages"]
@@ -389,23 +431,28 @@ fake.step(2)
 
 
 def test_client_that_never_answers_times_out(tmp_path):
-    body = edit_project_lua(EDITS["25"], "") + f"""
+    body = (
+        edit_project_lua(EDITS["25"], "")
+        + f"""
 fake.set_ext("scorebridge", "timeout", "1")
 {SCORE}
 fake.step(2200)   -- 66 s of UI cycles: the timeout plus the minute of grace
 """
+    )
     state = run_lua(body, tmp_path)
     assert state["errors"] == [] and state["deferred"] == 0
     [box] = state["messages"]
     assert "took too long" in box["msg"]
 
 
-@pytest.mark.parametrize("setup", [
-    "",                                                    # an empty project
-    'fake.add_track("Video")',                             # a picture track without items
-    'local t = fake.add_track("Audio")\n'
-    'fake.add_item(t, { pos = 0, len = 3, file = "/m/a.wav", type = "WAVE" })',
-])
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "",  # an empty project
+        'fake.add_track("Video")',  # a picture track without items
+        'local t = fake.add_track("Audio")\nfake.add_item(t, { pos = 0, len = 3, file = "/m/a.wav", type = "WAVE" })',
+    ],
+)
 def test_no_picture(tmp_path, setup):
     state = run_lua(f"{setup}\n{SCORE}\n", tmp_path)
     assert state["errors"] == [] and state["requests"] == [] and state["execs"] == []
@@ -416,10 +463,13 @@ def test_no_picture(tmp_path, setup):
 def test_an_error_inside_the_script_is_a_message_not_a_lua_error(tmp_path):
     """A REAPER call failing mid-run (here: the project path holds a double quote, which
     no command line can carry) ends in a message box, never in REAPER's error dialog."""
-    body = edit_project_lua(EDITS["25"], "") + f"""
+    body = (
+        edit_project_lua(EDITS["25"], "")
+        + f"""
 fake.set_ext("scorebridge", "cli", '/opt/odd"name/scorebridge')
 {SCORE}
 """
+    )
     state = run_lua(body, tmp_path)
     assert state["errors"] == []
     [box] = state["messages"]

@@ -24,18 +24,28 @@ FCM: NON-DROP FRAME
 
 def _score_it(source, out, wav, fps=None):
     timeline = read_timeline(source, fps=fps)
-    hits = [(h.frame, h.source, frames_to_timecode(timeline.start_frame + h.frame, timeline.rate,
-                                                   timeline.drop_frame)) for h in timeline.hits]
-    write_scored_otio(read_otio(source, fps=fps), out, rate=timeline.rate, duration_frames=timeline.duration,
-                      wav_path=wav, hits=hits, cue="1M1", sections=[(0, "1M1 section 1: D minor")],
-                      start_frame=timeline.start_frame, drop_frame=timeline.drop_frame)
+    hits = [
+        (h.frame, h.source, frames_to_timecode(timeline.start_frame + h.frame, timeline.rate, timeline.drop_frame))
+        for h in timeline.hits
+    ]
+    write_scored_otio(
+        read_otio(source, fps=fps),
+        out,
+        rate=timeline.rate,
+        duration_frames=timeline.duration,
+        wav_path=wav,
+        hits=hits,
+        cue="1M1",
+        sections=[(0, "1M1 section 1: D minor")],
+        start_frame=timeline.start_frame,
+        drop_frame=timeline.drop_frame,
+    )
     return timeline
 
 
 def test_round_trip_audio_clip_and_markers(tmp_path):
     rate = 24000 / 1001
-    source = edit(tmp_path / "cut.otio", rate=rate, clips=(48, 73, 31), start_frame=86400,
-                  markers=[(100, "hit")])
+    source = edit(tmp_path / "cut.otio", rate=rate, clips=(48, 73, 31), start_frame=86400, markers=[(100, "hit")])
     wav = tmp_path / "cut.wav"
     timeline = _score_it(source, tmp_path / "cut.scored.otio", wav)
     scored = otio.adapters.read_from_file(str(tmp_path / "cut.scored.otio"))
@@ -48,8 +58,11 @@ def test_round_trip_audio_clip_and_markers(tmp_path):
     assert Path(clip.media_reference.target_url.replace("file://", "")) == wav.resolve()
     assert scored.global_start_time.value == 86400  # the start timecode is the edit's
     hits = [m for m in scored.tracks.markers if m.name.startswith("SB: hit")]
-    assert [(m.marked_range.start_time.value, m.metadata["scorebridge"]["source"]) for m in hits] == \
-        [(48, "cut"), (100, "marker"), (121, "cut")]
+    assert [(m.marked_range.start_time.value, m.metadata["scorebridge"]["source"]) for m in hits] == [
+        (48, "cut"),
+        (100, "marker"),
+        (121, "cut"),
+    ]
     assert hits[0].name == "SB: hit cut 01:00:02:00"
     assert any(m.name == "SB: cue 1M1" for m in scored.tracks.markers)
     # read again: the same picture, cuts and markers; ScoreBridge's own markers are skipped
@@ -73,4 +86,8 @@ def test_without_audio_only_markers_are_added(tmp_path):
     _score_it(source, tmp_path / "cut.scored.otio", None)
     scored = otio.adapters.read_from_file(str(tmp_path / "cut.scored.otio"))
     assert [t.kind for t in scored.tracks] == [otio.schema.TrackKind.Video]
-    assert [m.name for m in scored.tracks.markers] == ["SB: cue 1M1", "SB: 1M1 section 1: D minor", "SB: hit cut 00:00:01:00"]
+    assert [m.name for m in scored.tracks.markers] == [
+        "SB: cue 1M1",
+        "SB: 1M1 section 1: D minor",
+        "SB: hit cut 00:00:01:00",
+    ]

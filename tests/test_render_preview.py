@@ -38,10 +38,24 @@ def test_multi_clip_preview_has_every_frame_from_the_right_source(tmp_path, medi
     path = edit(tmp_path / "cut.otio", rate=25, clips=(25, 30, 20), media=media, media_starts=(10, 60, 0))
     timeline = read_timeline(path)
     out = preview_video(timeline, _wav(tmp_path / "score.wav", 3.0), tmp_path / "preview.mp4")
-    probe = json.loads(subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-         "stream=codec_type,nb_read_frames,r_frame_rate,duration", "-of", "json", str(out)],
-        capture_output=True, text=True, check=True).stdout)
+    probe = json.loads(
+        subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-count_frames",
+                "-show_entries",
+                "stream=codec_type,nb_read_frames,r_frame_rate,duration",
+                "-of",
+                "json",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     video = next(s for s in probe["streams"] if s["codec_type"] == "video")
     audio = next(s for s in probe["streams"] if s["codec_type"] == "audio")
     assert int(video["nb_read_frames"]) == 75 and video["r_frame_rate"] == "25/1"
@@ -66,12 +80,17 @@ def test_preview_is_skipped_without_media(tmp_path):
 
 
 def test_cue_sheet_is_a_png(tmp_path):
-    rows = [{"start": 0, "end": 50, "valence": -0.5, "arousal": 0.2, "tacet": False},
-            {"start": 50, "end": 75, "valence": 0.0, "arousal": 0.0, "tacet": True},
-            {"start": 75, "end": 125, "valence": 0.6, "arousal": 0.7, "tacet": False}]
+    rows = [
+        {"start": 0, "end": 50, "valence": -0.5, "arousal": 0.2, "tacet": False},
+        {"start": 50, "end": 75, "valence": 0.0, "arousal": 0.0, "tacet": True},
+        {"start": 75, "end": 125, "valence": 0.6, "arousal": 0.7, "tacet": False},
+    ]
     plan = make_plan([Hit(30, "cut"), Hit(80, "marker")], rows, Fraction(25), 125)
-    notes = [ScoreNote(1.2, 2.0, 50, 80, "pad"), ScoreNote(3.2, 4.5, 62, 70, "melody"),
-             ScoreNote(3.5, 3.6, 36, 90, "drums")]
+    notes = [
+        ScoreNote(1.2, 2.0, 50, 80, "pad"),
+        ScoreNote(3.2, 4.5, 62, 70, "melody"),
+        ScoreNote(3.5, 3.6, 36, 90, "drums"),
+    ]
     path = cue_sheet(tmp_path / "cue.png", plan, notes, "test")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

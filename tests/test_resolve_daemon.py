@@ -65,8 +65,9 @@ def our_items(resolve):
     return [i for t in resolve.timeline.audio if t["name"].startswith("ScoreBridge") for i in t["items"]]
 
 
-@pytest.mark.parametrize("rate, start, export", [("24", 86400, True), ("29.97 DF", 86400, False),
-                                                 ("29.97 DF", 107892, True)])
+@pytest.mark.parametrize(
+    "rate, start, export", [("24", 86400, True), ("29.97 DF", 86400, False), ("29.97 DF", 107892, True)]
+)
 def test_scores_once_and_places_the_music(capsys, rate, start, export):
     resolve, n = cut(rate, start, export_otio=export)
     tl = resolve.timeline
@@ -87,7 +88,7 @@ def test_scores_once_and_places_the_music(capsys, rate, start, export):
     assert (item.start, item.length) == (start, n(12)) == (start, manifest["duration_frames"])
     calls = [c[0] for c in resolve.faults.calls]
     append = calls.index("AppendToTimeline")
-    assert "GetItemListInTrack" in calls[append:]          # re-listed to check the placement
+    assert "GetItemListInTrack" in calls[append:]  # re-listed to check the placement
     # a marker on every hit that was not the user's, tagged
     assert sorted(ours(resolve)) == [n(4), n(9)]
     assert all(m["name"].startswith("SB: ") for m in ours(resolve).values())
@@ -105,7 +106,7 @@ def test_a_rerun_replaces_only_its_own_material(capsys):
     assert first["ok"]
     dialogue = __import__("resolve.fake", fromlist=["TimelineItem"]).TimelineItem(resolve, "dialogue", 86400, 50)
     tl.audio[0]["items"].append(dialogue)
-    tl.video[0][1].length -= n(1)                      # the cut at 9 s moves to 8 s
+    tl.video[0][1].length -= n(1)  # the cut at 9 s moves to 8 s
     tl.video[0][2].start -= n(1)
     tl.user_marker(n(2), "mood: calm")
     second = sb.main(resolve, options=FAST)
@@ -117,7 +118,9 @@ def test_a_rerun_replaces_only_its_own_material(capsys):
     assert [c.path for c in resolve.media_pool.folder("ScoreBridge").clips] == [second["summary"]["wav"]]
     assert sorted(ours(resolve)) == [n(4), n(8)]
     assert {f: m["name"] for f, m in tl.markers.items() if f not in ours(resolve)} == {
-        n(6): "hit: door", n(2): "mood: calm"}
+        n(6): "hit: door",
+        n(2): "mood: calm",
+    }
 
 
 def test_failing_calls_are_retried_or_reported(capsys):
@@ -145,7 +148,7 @@ def test_a_daemon_that_is_not_running_is_started(tmp_path, monkeypatch, capsys):
     port = free_port()
     for key, value in daemon_env(tmp_path, port, token=None).items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("SCOREBRIDGE_TOKEN")          # the new daemon writes the token file first
+    monkeypatch.delenv("SCOREBRIDGE_TOKEN")  # the new daemon writes the token file first
     monkeypatch.setenv("SCOREBRIDGE_CLI", str(cli))
     resolve, n = cut()
     report = sb.main(resolve, options=FAST)
@@ -155,7 +158,7 @@ def test_a_daemon_that_is_not_running_is_started(tmp_path, monkeypatch, capsys):
         assert f"was not answering at 127.0.0.1:{port}: started `{cli} serve`" in out
         assert report["daemon_pid"] and len(our_items(resolve)) == 1
         assert (tmp_path / "config" / "token").is_file()
-        again = sb.main(resolve, options=FAST)         # now it answers: not started twice
+        again = sb.main(resolve, options=FAST)  # now it answers: not started twice
         assert again["ok"] and again["daemon_pid"] is None
     finally:
         if report["daemon_pid"]:
@@ -199,21 +202,25 @@ def test_live_mode_follows_an_edit_and_ignores_a_stale_result(capsys, monkeypatc
 
     def edit(session):
         seen["r1"] = dict(session.summary)
-        tl.video[0][0].length += n(1)                  # the cut at 4 s moves to 5 s
+        tl.video[0][0].length += n(1)  # the cut at 4 s moves to 5 s
         tl.video[0][1].start += n(1)
         tl.video[0][1].length -= n(1)
 
     def late_result(session):
         # the daemon's answer for revision 1 arrives again, after revision 2 was sent
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.sendto(sb.osc_message("/scorebridge/done", "%s:1" % session.session_id, seen["r1"]["manifest"]),
-                     session.link.sock.getsockname())
+            s.sendto(
+                sb.osc_message("/scorebridge/done", "%s:1" % session.session_id, seen["r1"]["manifest"]),
+                session.link.sock.getsockname(),
+            )
 
-    script = Script([
-        (lambda s: s.placed_revision == 1, edit),
-        (lambda s: s.revision == 2, late_result),
-        (lambda s: s.placed_revision == 2 and s.ignored, None),
-    ])
+    script = Script(
+        [
+            (lambda s: s.placed_revision == 1, edit),
+            (lambda s: s.revision == 2, late_result),
+            (lambda s: s.placed_revision == 2 and s.ignored, None),
+        ]
+    )
     report = sb.main(resolve, options=FAST, stop=script, poll_seconds=0.1, settle_seconds=0.3)
     out = capsys.readouterr().out
     assert not script.timed_out, out
@@ -223,7 +230,7 @@ def test_live_mode_follows_an_edit_and_ignores_a_stale_result(capsys, monkeypatc
     assert item.pool_item.path == report["summary"]["wav"] and "-r2" in item.pool_item.path
     assert sorted(ours(resolve)) == [n(5), n(9)]
     assert [c.path for c in resolve.media_pool.folder("ScoreBridge").clips] == [item.pool_item.path]
-    assert not os.path.exists(os.path.dirname(seen["r1"]["wav"]))   # the superseded take is gone
+    assert not os.path.exists(os.path.dirname(seen["r1"]["wav"]))  # the superseded take is gone
 
 
 def test_live_mode_waits_for_edits_to_settle(capsys):
@@ -233,7 +240,7 @@ def test_live_mode_waits_for_edits_to_settle(capsys):
 
     def nudge(session):
         moves.append(time.monotonic())
-        tl.video[0][1].length += 1                     # the cut at 9 s moves a frame later
+        tl.video[0][1].length += 1  # the cut at 9 s moves a frame later
         tl.video[0][2].start += 1
         tl.video[0][2].length -= 1
 
@@ -242,17 +249,23 @@ def test_live_mode_waits_for_edits_to_settle(capsys):
     report = sb.main(resolve, live=True, options=FAST, stop=script, poll_seconds=0.05, settle_seconds=1.0)
     out = capsys.readouterr().out
     assert not script.timed_out, out
-    assert report["revisions_sent"] == [1, 2]          # five quick edits, one update
+    assert report["revisions_sent"] == [1, 2]  # five quick edits, one update
     assert sorted(ours(resolve)) == [n(4), n(9) + 5]
 
 
 def _python36():
     """A Python 3.6 interpreter, the oldest Resolve runs scripts with, when this machine has one."""
-    candidates = [shutil.which("python3.6")] + sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.6*/bin/python3.6")))
+    candidates = [shutil.which("python3.6")] + sorted(
+        glob.glob(os.path.expanduser("~/.pyenv/versions/3.6*/bin/python3.6"))
+    )
     for exe in filter(None, candidates):
         try:
-            if subprocess.run([exe, "-c", "import sys; assert sys.version_info[:2] == (3, 6)"],
-                              capture_output=True, timeout=30).returncode == 0:
+            if (
+                subprocess.run(
+                    [exe, "-c", "import sys; assert sys.version_info[:2] == (3, 6)"], capture_output=True, timeout=30
+                ).returncode
+                == 0
+            ):
                 return exe
         except (OSError, subprocess.TimeoutExpired):
             pass
@@ -265,8 +278,9 @@ def test_runs_under_python_36():
         pytest.skip("no Python 3.6 on this machine (the syntax check in test_resolve_script still runs)")
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
-    done = subprocess.run([exe, str(ROOT / "tests" / "resolve" / "run_main.py")], capture_output=True,
-                          text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [exe, str(ROOT / "tests" / "resolve" / "run_main.py")], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["python"] == [3, 6] and result["ok"], done.stdout
@@ -296,8 +310,11 @@ def with_window(monkeypatch, resolve, steps):
 
 def test_the_window_scores_and_stays_until_closed(monkeypatch, capsys):
     resolve, n = cut()
-    user, bmd = with_window(monkeypatch, resolve, [
-        (lambda items: items["Status"].Text.startswith("Done"), lambda w: w.click("CloseButton"))])
+    user, bmd = with_window(
+        monkeypatch,
+        resolve,
+        [(lambda items: items["Status"].Text.startswith("Done"), lambda w: w.click("CloseButton"))],
+    )
     report = sb.main(resolve, options=FAST)
     assert report["ok"] and not user.steps and not bmd.dispatchers[0].timed_out
     assert len(our_items(resolve)) == 1 and sorted(ours(resolve)) == [n(4), n(9)]
@@ -315,11 +332,16 @@ def test_the_window_live_button_follows_edits_until_stopped(monkeypatch):
         tl.video[0][1].length -= n(1)
 
     placed_twice = lambda items: items["Log"].PlainText.count("Placed cue") == 2  # noqa: E731
-    user, bmd = with_window(monkeypatch, resolve, [
-        (lambda items: items["Status"].Text.startswith("Done"), lambda w: w.click("LiveButton")),
-        (lambda items: "Live mode" in items["Log"].PlainText, edit),
-        (placed_twice, lambda w: w.click("StopButton")),
-        (lambda items: items["Status"].Text == "Live mode stopped.", lambda w: w.click("CloseButton"))])
+    user, bmd = with_window(
+        monkeypatch,
+        resolve,
+        [
+            (lambda items: items["Status"].Text.startswith("Done"), lambda w: w.click("LiveButton")),
+            (lambda items: "Live mode" in items["Log"].PlainText, edit),
+            (placed_twice, lambda w: w.click("StopButton")),
+            (lambda items: items["Status"].Text == "Live mode stopped.", lambda w: w.click("CloseButton")),
+        ],
+    )
     report = sb.main(resolve, options=FAST, poll_seconds=0.1, settle_seconds=0.3)
     assert not user.steps and not bmd.dispatchers[0].timed_out
     assert report["revisions_sent"] == [1] and report["placed_revision"] == 1
@@ -329,14 +351,22 @@ def test_the_window_live_button_follows_edits_until_stopped(monkeypatch):
 def test_the_window_shows_a_failure_until_closed(monkeypatch):
     resolve, n = cut()
     resolve.faults.fail("GetCurrentTimeline", None)
-    user, bmd = with_window(monkeypatch, resolve, [
-        (lambda items: items["Status"].Text.startswith("ERROR"), lambda w: w.click("CloseButton"))])
+    user, bmd = with_window(
+        monkeypatch,
+        resolve,
+        [(lambda items: items["Status"].Text.startswith("ERROR"), lambda w: w.click("CloseButton"))],
+    )
     report = sb.main(resolve, options=FAST)
     assert not report["ok"] and "open one on the Edit page" in report["message"] and not user.steps
 
 
-@pytest.mark.parametrize("leave, why", [("delete the track", "the ScoreBridge track was deleted"),
-                                        ("switch timelines", "you switched to another timeline")])
+@pytest.mark.parametrize(
+    "leave, why",
+    [
+        ("delete the track", "the ScoreBridge track was deleted"),
+        ("switch timelines", "you switched to another timeline"),
+    ],
+)
 def test_live_mode_without_a_window_ends_by_itself(capsys, leave, why):
     resolve, n = cut()
 

@@ -47,25 +47,34 @@ def cut(rate="24", start=86400, **options):
 
 # --- Resolve's Python ----------------------------------------------------------------------
 
+
 def test_parses_as_python_36_and_imports_only_the_standard_library():
     text = SCRIPT.read_text()
     tree = ast.parse(text, feature_version=(3, 6))
     names = {a.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
-    names |= {node.module.split(".")[0] for node in ast.walk(tree)
-              if isinstance(node, ast.ImportFrom) and node.module}
-    names.discard("DaVinciResolveScript")   # Resolve's own module, only outside Resolve
+    names |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    names.discard("DaVinciResolveScript")  # Resolve's own module, only outside Resolve
     assert names <= set(sys.stdlib_module_names), names - set(sys.stdlib_module_names)
-    for node in ast.walk(tree):   # 3.7+ library calls a 3.6 Python does not have
+    for node in ast.walk(tree):  # 3.7+ library calls a 3.6 Python does not have
         if isinstance(node, ast.keyword):
             assert node.arg not in ("capture_output", "text"), node.arg
 
 
 # --- OSC ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    (), ("token",), ("tök€n", "", "abc"), (0, -1, 2**31 - 1), (0.25, -3.5), (True, False),
-    ("t", "session", 7, "/tmp/a b/c.otio", "/tmp/out", json.dumps({"audio": True})),
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        ("token",),
+        ("tök€n", "", "abc"),
+        (0, -1, 2**31 - 1),
+        (0.25, -3.5),
+        (True, False),
+        ("t", "session", 7, "/tmp/a b/c.otio", "/tmp/out", json.dumps({"audio": True})),
+    ],
+)
 def test_osc_message_matches_python_osc(args):
     builder = OscMessageBuilder(address="/scorebridge/update")
     for arg in args:
@@ -95,10 +104,19 @@ def test_osc_parse_rejects_garbage_with_valueerror(garbage):
 
 # --- reading the edit --------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, rate, drop", [
-    ("24", Fraction(24), False), ("23.976", Fraction(24000, 1001), False), ("25", Fraction(25), False),
-    ("29.97 DF", Fraction(30000, 1001), True), ("29.97", Fraction(30000, 1001), False),
-    ("59.94 DF", Fraction(60000, 1001), True), ("30 NDF", Fraction(30), False)])
+
+@pytest.mark.parametrize(
+    "text, rate, drop",
+    [
+        ("24", Fraction(24), False),
+        ("23.976", Fraction(24000, 1001), False),
+        ("25", Fraction(25), False),
+        ("29.97 DF", Fraction(30000, 1001), True),
+        ("29.97", Fraction(30000, 1001), False),
+        ("59.94 DF", Fraction(60000, 1001), True),
+        ("30 NDF", Fraction(30), False),
+    ],
+)
 def test_parse_rate(text, rate, drop):
     assert sb.parse_rate(text) == (rate, drop)
 
@@ -110,15 +128,21 @@ def built(resolve, tmp_path):
     return read_timeline(path)
 
 
-@pytest.mark.parametrize("rate, start, marker_frames", [
-    ("24", 86400, "relative"), ("29.97 DF", 86400, "relative"), ("29.97 DF", 107892, "absolute"),
-    ("23.976", 86314, "relative")])
+@pytest.mark.parametrize(
+    "rate, start, marker_frames",
+    [
+        ("24", 86400, "relative"),
+        ("29.97 DF", 86400, "relative"),
+        ("29.97 DF", 107892, "absolute"),
+        ("23.976", 86314, "relative"),
+    ],
+)
 def test_built_otio_reads_frame_exact(tmp_path, rate, start, marker_frames):
     resolve = cut(rate, start, marker_frames=marker_frames)
     tl = resolve.timeline
     tl.user_marker(30, "hit: door slam")
     tl.user_marker(50, "mood: tense", duration=20)
-    tl.user_marker(40, "SB: hit cut", custom="scorebridge")   # ScoreBridge's own: ignored
+    tl.user_marker(40, "SB: hit cut", custom="scorebridge")  # ScoreBridge's own: ignored
     timeline = built(resolve, tmp_path)
     exact, drop = sb.parse_rate(rate)
     fps = float(exact)
@@ -135,12 +159,17 @@ def test_built_otio_reads_frame_exact(tmp_path, rate, start, marker_frames):
 def test_built_otio_fills_gaps_and_reads_every_video_track(tmp_path):
     resolve = Resolve(rate="25", start=90000)
     tl = resolve.timeline
-    tl.add_clip("a", 25, 50, path="/media/a.mov")     # a gap first
-    tl.add_clip("b", 100, 50, path="/media/b.mov")    # a gap between
-    tl.add_clip("title", 60, 20, track=2)      # no media pool item: a generator over the gap
+    tl.add_clip("a", 25, 50, path="/media/a.mov")  # a gap first
+    tl.add_clip("b", 100, 50, path="/media/b.mov")  # a gap between
+    tl.add_clip("title", 60, 20, track=2)  # no media pool item: a generator over the gap
     timeline = built(resolve, tmp_path)
     assert [(s.kind, s.record_start, s.record_end) for s in timeline.segments] == [
-        ("gap", 0, 25), ("clip", 25, 75), ("clip", 75, 80), ("gap", 80, 100), ("clip", 100, 150)]
+        ("gap", 0, 25),
+        ("clip", 25, 75),
+        ("clip", 75, 80),
+        ("gap", 80, 100),
+        ("clip", 100, 150),
+    ]
 
 
 @pytest.mark.parametrize("on", ["stack", "track"])
@@ -151,7 +180,7 @@ def test_resolve_export_and_the_built_otio_agree(tmp_path, on):
     path = tmp_path / "exported.otio"
     assert sb.export_edit(ctx, str(path)) == "export"
     exported = read_timeline(path)
-    assert json.loads(path.read_text())["metadata"]["drop_frame"] is True   # added for Resolve's export
+    assert json.loads(path.read_text())["metadata"]["drop_frame"] is True  # added for Resolve's export
     fallback = built(resolve, tmp_path)
     for field in ("rate", "drop_frame", "start_frame", "duration"):
         assert getattr(exported, field) == getattr(fallback, field)
@@ -180,18 +209,25 @@ def test_signature_follows_the_picture_and_user_markers_only():
     tl.video[0][1].start += 5
     assert sb.edit_signature(ctx) != second
     resolve.faults.fail("GetMarkers")
-    assert sb.edit_signature(ctx) is None      # a failed call is no edit
+    assert sb.edit_signature(ctx) is None  # a failed call is no edit
 
 
 # --- placing -----------------------------------------------------------------------------
 
+
 def manifest_for(tmp_path, resolve, hits=(96, 216), frames=288, cue="1M1"):
     fps = float(sb.parse_rate(resolve.timeline.rate)[0])
     wav = write_wav(tmp_path / f"cue-{cue}-{len(os.listdir(tmp_path))}.wav", frames / fps)
-    return {"duration_frames": frames, "duration_seconds": frames / fps, "fps": fps,
-            "start_timecode": "01:00:00:00", "plan": {"cue": cue},
-            "hits": [{"frame": f, "seconds": f / fps, "source": "cut", "timecode": "", "name": ""} for f in hits],
-            "outputs": {"wav": wav, "midi": str(tmp_path / "cue.mid")}, "warnings": []}
+    return {
+        "duration_frames": frames,
+        "duration_seconds": frames / fps,
+        "fps": fps,
+        "start_timecode": "01:00:00:00",
+        "plan": {"cue": cue},
+        "hits": [{"frame": f, "seconds": f / fps, "source": "cut", "timecode": "", "name": ""} for f in hits],
+        "outputs": {"wav": wav, "midi": str(tmp_path / "cue.mid")},
+        "warnings": [],
+    }
 
 
 @pytest.fixture
@@ -219,21 +255,33 @@ def test_a_dropped_append_is_caught_by_relisting(out_here):
     wav = manifest_for(out_here, resolve)["outputs"]["wav"]
     pool_item = sb.import_wav(ctx, wav)
     resolve.timeline.audio[0]["items"].append(
-        __import__("resolve.fake", fromlist=["TimelineItem"]).TimelineItem(resolve, "dialogue", 86500, 50))
-    assert resolve.media_pool.AppendToTimeline([{"mediaPoolItem": pool_item, "startFrame": 0, "endFrame": 287,
-                                                 "mediaType": 2, "trackIndex": 1, "recordFrame": 86400}])
-    assert sb.append_wav(ctx, pool_item, 1, 86400, 288) is None   # answered, but not placed
+        __import__("resolve.fake", fromlist=["TimelineItem"]).TimelineItem(resolve, "dialogue", 86500, 50)
+    )
+    assert resolve.media_pool.AppendToTimeline(
+        [
+            {
+                "mediaPoolItem": pool_item,
+                "startFrame": 0,
+                "endFrame": 287,
+                "mediaType": 2,
+                "trackIndex": 1,
+                "recordFrame": 86400,
+            }
+        ]
+    )
+    assert sb.append_wav(ctx, pool_item, 1, 86400, 288) is None  # answered, but not placed
     assert [i.name for i in resolve.timeline.audio[0]["items"]] == ["dialogue"]
 
 
-@pytest.mark.parametrize("marker_frames, user_markers", [
-    ("relative", True), ("relative", False), ("absolute", True), ("absolute", False)])
+@pytest.mark.parametrize(
+    "marker_frames, user_markers", [("relative", True), ("relative", False), ("absolute", True), ("absolute", False)]
+)
 def test_hit_markers_land_on_hit_frames_either_marker_convention(out_here, marker_frames, user_markers):
     resolve = cut(marker_frames=marker_frames)
     tl = resolve.timeline
     if user_markers:
         tl.user_marker(10, "note to self")
-        tl.user_marker(96, "hit")                  # the user's marker on a hit frame stays theirs
+        tl.user_marker(96, "hit")  # the user's marker on a hit frame stays theirs
     ctx = sb.Context(resolve, Quiet())
     summary = sb.place_result(ctx, manifest_for(out_here, resolve, hits=(50, 96, 216)))
     ours = {f: m for f, m in tl.markers.items() if m["customData"] == "scorebridge"}
@@ -264,17 +312,18 @@ def test_stems_go_on_tracks_of_their_own_when_asked(out_here, monkeypatch):
 
     def with_stems(cue):
         manifest = manifest_for(out_here, resolve, cue=cue)
-        manifest["outputs"]["stems"] = {role: write_wav(out_here / f"{cue}-{role}.wav", 288 / 24.0)
-                                        for role in ("pad", "percussion")}
+        manifest["outputs"]["stems"] = {
+            role: write_wav(out_here / f"{cue}-{role}.wav", 288 / 24.0) for role in ("pad", "percussion")
+        }
         return manifest
 
     plain = sb.place_result(sb.Context(resolve, Quiet()), with_stems("1M1"))
-    assert "stems" not in plain and len(tl.audio) == 2                 # off unless set
+    assert "stems" not in plain and len(tl.audio) == 2  # off unless set
     assert "SCOREBRIDGE_RESOLVE_STEMS" in sb.describe(with_stems("1M1"), plain)
     monkeypatch.setenv("SCOREBRIDGE_RESOLVE_STEMS", "1")
     first = sb.place_result(sb.Context(resolve, Quiet()), with_stems("1M1"))
     second = sb.place_result(sb.Context(resolve, Quiet()), with_stems("1M2"))
-    assert first["track"] == second["track"] == 2                     # the mix keeps its track
+    assert first["track"] == second["track"] == 2  # the mix keeps its track
     assert first["stems"] == second["stems"] == {"pad": 3, "percussion": 4}
     assert [t["name"] for t in tl.audio[2:]] == ["ScoreBridge stem pad", "ScoreBridge stem percussion"]
     for track, role in zip(tl.audio[2:], ("pad", "percussion")):
@@ -285,8 +334,15 @@ def test_stems_go_on_tracks_of_their_own_when_asked(out_here, monkeypatch):
 
 def test_calls_that_fail_now_and_then_are_retried(out_here):
     resolve = cut()
-    for name in ("AddTrack", "SetCurrentFolder", "ImportMedia", "AppendToTimeline", "AddMarker",
-                 "GetItemListInTrack", "GetStartFrame"):
+    for name in (
+        "AddTrack",
+        "SetCurrentFolder",
+        "ImportMedia",
+        "AppendToTimeline",
+        "AddMarker",
+        "GetItemListInTrack",
+        "GetStartFrame",
+    ):
         resolve.faults.fail(name, 2)
     summary = sb.place_result(sb.Context(resolve, Quiet()), manifest_for(out_here, resolve))
     assert summary["placed_frames"] == 288 and summary["markers"] == 2
@@ -325,22 +381,29 @@ def test_free_and_studio_are_told_apart(capsys):
 
 # --- install -----------------------------------------------------------------------------
 
+
 def test_install_into_a_folder(tmp_path):
     dest = tmp_path / "Fusion" / "Scripts" / "Utility"
     [path] = resolve_host.install(dest)
     assert path == dest / "ScoreBridge.py"
     text = path.read_text()
     ast.parse(text, feature_version=(3, 6))
-    line = next(l for l in text.splitlines() if l.startswith("INSTALLED_CLI = "))
+    line = next(row for row in text.splitlines() if row.startswith("INSTALLED_CLI = "))
     command = ast.literal_eval(line.split("=", 1)[1].split("#")[0].strip())
     assert command and Path(command[0]).exists()
-    assert resolve_host.install(dest) == [path]   # again: replaced, not doubled
+    assert resolve_host.install(dest) == [path]  # again: replaced, not doubled
 
 
-@pytest.mark.parametrize("system, parts", [
-    ("Linux", (".local", "share", "DaVinciResolve", "Fusion", "Scripts", "Utility")),
-    ("Darwin", ("Library", "Application Support", "Blackmagic Design", "DaVinci Resolve", "Fusion",
-                "Scripts", "Utility"))])
+@pytest.mark.parametrize(
+    "system, parts",
+    [
+        ("Linux", (".local", "share", "DaVinciResolve", "Fusion", "Scripts", "Utility")),
+        (
+            "Darwin",
+            ("Library", "Application Support", "Blackmagic Design", "DaVinci Resolve", "Fusion", "Scripts", "Utility"),
+        ),
+    ],
+)
 def test_default_folders(monkeypatch, tmp_path, system, parts):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert resolve_host.default_dir(system) == tmp_path.joinpath(*parts)
@@ -349,7 +412,8 @@ def test_default_folders(monkeypatch, tmp_path, system, parts):
 def test_default_folder_on_windows(monkeypatch, tmp_path):
     monkeypatch.setenv("APPDATA", str(tmp_path / "Roaming"))
     assert resolve_host.default_dir("Windows") == tmp_path.joinpath(
-        "Roaming", "Blackmagic Design", "DaVinci Resolve", "Support", "Fusion", "Scripts", "Utility")
+        "Roaming", "Blackmagic Design", "DaVinci Resolve", "Support", "Fusion", "Scripts", "Utility"
+    )
 
 
 def test_install_by_default_creates_the_folder(monkeypatch, tmp_path):

@@ -20,8 +20,14 @@ from bridge.music.model import save_shipped
 from bridge.render.audio import read_wav
 from bridge.render.midi import read_midi
 from bridge.score import score
-from bridge.timebase import (PPQ, frames_to_seconds, seconds_to_frame, seconds_to_ticks, ticks_to_seconds,
-                             timecode_to_frames)
+from bridge.timebase import (
+    PPQ,
+    frames_to_seconds,
+    seconds_to_frame,
+    seconds_to_ticks,
+    ticks_to_seconds,
+    timecode_to_frames,
+)
 from scoring import TINY_INFO, edit, one_thread, tiny_model  # noqa: F401  (one_thread: autouse)
 
 MARKERS = [(100, "hit"), (60, "mood: tense"), (170, "hit: door")]
@@ -53,15 +59,24 @@ def _ticks(midi_path):
     return out
 
 
-@pytest.mark.parametrize("rate, drop, start_tc", [
-    (Fraction(24000, 1001), False, "01:00:00:00"),
-    (Fraction(25), False, "01:00:00:00"),
-    (Fraction(30000, 1001), True, "01:00:00;00"),
-])
+@pytest.mark.parametrize(
+    "rate, drop, start_tc",
+    [
+        (Fraction(24000, 1001), False, "01:00:00:00"),
+        (Fraction(25), False, "01:00:00:00"),
+        (Fraction(30000, 1001), True, "01:00:00;00"),
+    ],
+)
 def test_hits_land_on_their_frames_to_the_tick(model, tmp_path, rate, drop, start_tc):
     start = timecode_to_frames(start_tc, rate, drop)
-    path = edit(tmp_path / "cut.otio", rate=float(rate), clips=(48, 73, 31, 95), start_frame=start,
-                markers=MARKERS, drop_frame=drop or None)
+    path = edit(
+        tmp_path / "cut.otio",
+        rate=float(rate),
+        clips=(48, 73, 31, 95),
+        start_frame=start,
+        markers=MARKERS,
+        drop_frame=drop or None,
+    )
     manifest, manifest_path = _run(model, path, tmp_path / "out", audio_out=False)
     assert manifest["start_timecode"] == start_tc and manifest["drop_frame"] == drop
     midi_path = manifest["outputs"]["midi"]
@@ -112,7 +127,8 @@ def test_manifest_outputs_and_exact_wav(model, tmp_path):
     assert {"bass", "pad", "melody"} <= set(stems)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         ["cut.manifest.json", "cut.mid", "cut.notes.json", "cut.wav", "cut.scored.otio", "cut.cuesheet.png"]
-        + [f"cut.stem-{role}.wav" for role in stems])
+        + [f"cut.stem-{role}.wav" for role in stems]
+    )
     mix, _ = read_wav(outputs["wav"])
     summed = sum(read_wav(path)[0] for path in stems.values())
     assert all(len(read_wav(path)[0]) == len(mix) for path in stems.values())
@@ -122,7 +138,7 @@ def test_manifest_outputs_and_exact_wav(model, tmp_path):
     level = sound["loudness"]
     assert level["staging_lufs"] == -23.0 and level["true_peak_dbtp"] <= -1.0 + 0.05
     assert [s["start"] for s in level["sections"]] == [s["start"] for s in manifest["plan"]["sections"]]
-    scored = otio.adapters.read_from_file(outputs["otio"])   # kept: its tracks live as long as it does
+    scored = otio.adapters.read_from_file(outputs["otio"])  # kept: its tracks live as long as it does
     tracks = [t for t in scored.tracks if t.kind == "Audio"]
     assert [t.name for t in tracks] == ["SB: 1M1 score"] + [f"SB: 1M1 stem {role}" for role in stems]
     assert tracks[1][0].media_reference.target_url == Path(stems[tracks[1].metadata["scorebridge"]["role"]]).as_uri()
@@ -143,8 +159,9 @@ def test_level_follows_arousal_and_the_loudness_option_moves_it(model, tmp_path)
 
 def test_tacet_is_silent_in_midi_and_wav(model, tmp_path):
     rate = 25
-    path = edit(tmp_path / "cut.otio", rate=rate, clips=(50, 100, 75),
-                markers=[(75, "tacet"), (125, "music"), (100, "hit")])
+    path = edit(
+        tmp_path / "cut.otio", rate=rate, clips=(50, 100, 75), markers=[(75, "tacet"), (125, "music"), (100, "hit")]
+    )
     manifest, _ = _run(model, path, tmp_path / "out")
     a, b = 3.0, 5.0
     assert manifest["plan"]["tacet"] == [[a, b]]
@@ -154,9 +171,9 @@ def test_tacet_is_silent_in_midi_and_wav(model, tmp_path):
     assert not sounding
     for wav in [manifest["outputs"]["wav"], *manifest["outputs"]["stems"].values()]:
         pcm, _ = read_wav(wav)
-        assert not pcm[int(a * 48000):int(b * 48000)].any()
+        assert not pcm[int(a * 48000) : int(b * 48000)].any()
     pcm, _ = read_wav(manifest["outputs"]["wav"])
-    assert pcm[:int(a * 48000)].any()
+    assert pcm[: int(a * 48000)].any()
 
 
 def test_same_seed_same_midi_bytes(model, tmp_path):
@@ -173,8 +190,26 @@ def test_override_and_cli_with_a_model_file(tmp_path, capsys, model):
     stem.parent.mkdir()
     save_shipped(model, stem)
     path = edit(tmp_path / "cut.otio", clips=(48, 72, 30))
-    code = main(["score", str(path), "--out", str(tmp_path / "out"), "--model", str(stem), "--no-audio",
-                 "--valence", "-0.8", "--arousal", "0.9", "--candidates", "1", "--seed", "4", "-q"])
+    code = main(
+        [
+            "score",
+            str(path),
+            "--out",
+            str(tmp_path / "out"),
+            "--model",
+            str(stem),
+            "--no-audio",
+            "--valence",
+            "-0.8",
+            "--arousal",
+            "0.9",
+            "--candidates",
+            "1",
+            "--seed",
+            "4",
+            "-q",
+        ]
+    )
     assert code == 0
     manifest = json.loads(open(capsys.readouterr().out.strip()).read())
     assert manifest["override"] == {"valence": -0.8, "arousal": 0.9}
@@ -196,8 +231,9 @@ def test_bad_input_is_exit_3_and_leaves_nothing(tmp_path, content, suffix):
     if content is not None:
         bad.write_text(content)
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "bridge.cli", "score", str(bad), "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "score", str(bad), "--out", str(out)], capture_output=True, text=True
+    )
     assert proc.returncode == 3
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("scorebridge: ")
@@ -227,10 +263,10 @@ def test_the_midi_is_placed_before_the_wav_and_taken_back_if_the_job_then_fails(
         seen.append((early, Path(early["outputs"]["midi"]).read_bytes(), sorted(p.name for p in out.iterdir())))
 
     final, _ = _run(model, path, out, seed=1, on_midi=midi_ready)
-    (early, midi_then, listing), = seen
+    ((early, midi_then, listing),) = seen
     assert early["stage"] == "midi" and "stage" not in final
     assert early["outputs"]["wav"] is None and early["outputs"]["stems"] is None and final["outputs"]["wav"]
-    assert midi_then == Path(final["outputs"]["midi"]).read_bytes()   # the same file, placed early
+    assert midi_then == Path(final["outputs"]["midi"]).read_bytes()  # the same file, placed early
     assert early["hits"] == final["hits"] and early["tempo_map"] == final["tempo_map"]
     assert "cut.mid" in listing and "cut.notes.json" in listing and "cut.wav" not in listing
     before = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -238,13 +274,13 @@ def test_the_midi_is_placed_before_the_wav_and_taken_back_if_the_job_then_fails(
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(score_mod.otio_out, "write_scored_otio", broken)   # after the MIDI stage
+    monkeypatch.setattr(score_mod.otio_out, "write_scored_otio", broken)  # after the MIDI stage
     seen.clear()
     with pytest.raises(RuntimeError):
         _run(model, path, out, seed=2, on_midi=midi_ready)
-    assert seen and seen[0][1] != before["cut.mid"]   # seed 2's MIDI was placed, then taken back
+    assert seen and seen[0][1] != before["cut.mid"]  # seed 2's MIDI was placed, then taken back
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    with pytest.raises(RuntimeError):   # with no earlier run, nothing stays
+    with pytest.raises(RuntimeError):  # with no earlier run, nothing stays
         _run(model, path, tmp_path / "fresh", seed=2, on_midi=midi_ready)
     assert list((tmp_path / "fresh").iterdir()) == []
     # no WAV to come, no MIDI stage: the result is the MIDI
@@ -256,6 +292,7 @@ def test_the_midi_is_placed_before_the_wav_and_taken_back_if_the_job_then_fails(
 
 def test_no_shipped_model_says_so(tmp_path, monkeypatch):
     import bridge.music.model as model_mod
+
     monkeypatch.setattr(model_mod, "MODELS_DIR", tmp_path / "empty")
     path = edit(tmp_path / "cut.otio", clips=(48, 72))
     code = main(["score", str(path), "--out", str(tmp_path / "out"), "-q"])
@@ -265,6 +302,7 @@ def test_no_shipped_model_says_so(tmp_path, monkeypatch):
 
 def test_scored_otio_reads_back_without_its_own_markers(model, tmp_path):
     from bridge.timeline import read_timeline
+
     path = edit(tmp_path / "cut.otio", clips=(48, 72, 30), markers=MARKERS[:1])
     manifest, _ = _run(model, path, tmp_path / "out", audio_out=False)
     again = read_timeline(manifest["outputs"]["otio"])
@@ -276,6 +314,7 @@ def test_scored_otio_reads_back_without_its_own_markers(model, tmp_path):
 
 def test_demo_scores_its_edit_and_says_where_to_listen(tmp_path, capsys, monkeypatch, model):
     import bridge.music.model as model_mod
+
     (tmp_path / "models").mkdir()
     save_shipped(model, tmp_path / "models" / model_mod.SHIPPED_NAME)
     monkeypatch.setattr(model_mod, "MODELS_DIR", tmp_path / "models")
@@ -295,7 +334,12 @@ def test_a_second_run_replaces_the_first(model, tmp_path):
     second, _ = _run(model, path, tmp_path / "out", seed=2, audio_out=False)
     assert second["outputs"]["wav"] is None and not Path(first["outputs"]["wav"]).exists()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "cut.cuesheet.png", "cut.manifest.json", "cut.mid", "cut.notes.json", "cut.scored.otio"]
+        "cut.cuesheet.png",
+        "cut.manifest.json",
+        "cut.mid",
+        "cut.notes.json",
+        "cut.scored.otio",
+    ]
 
 
 def test_staging_folders_a_killed_job_left_are_swept(model, tmp_path):
@@ -311,8 +355,9 @@ def test_staging_folders_a_killed_job_left_are_swept(model, tmp_path):
         for name, pid in ((".cut-dead1", dead.pid), (".cut-busy1", running.pid), (".other-dead1", dead.pid)):
             (out / name).mkdir()
             (out / name / "cut.wav").write_bytes(b"half")
-            (out / name / score_mod.OWNER).write_text(json.dumps(
-                {"pid": pid, "host": score_mod.socket.gethostname(), "started": 0}))
+            (out / name / score_mod.OWNER).write_text(
+                json.dumps({"pid": pid, "host": score_mod.socket.gethostname(), "started": 0})
+            )
         (out / ".cut-old1").mkdir()
         os.utime(out / ".cut-old1", (1, 1))
         (out / ".cut-new1").mkdir()

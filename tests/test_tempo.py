@@ -35,7 +35,7 @@ def test_irregular_cuts_get_a_map_with_every_important_hit_on_a_beat_in_one_mete
     assert plan["mode"] == "map"
     assert plan["hits_on_beat"] == len(hits)
     assert max(plan["frames_off"]) < 0.05  # within a twentieth of a frame: the µs rounding
-    assert plan["time_signatures"] == [(0, 4, 4)]   # no meter change, ever
+    assert plan["time_signatures"] == [(0, 4, 4)]  # no meter change, ever
     for a in plan["anchors"]:
         beat = seconds_to_beats(a, plan["tempo_map"])
         assert abs(float(beats_to_seconds(round(beat), plan["tempo_map"])) - a) < 0.002

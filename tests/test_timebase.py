@@ -9,13 +9,20 @@ import pytest
 from bridge import timebase as tb
 
 
-@pytest.mark.parametrize("text, rate, drop", [
-    ("23.976", Fraction(24000, 1001), False), ("23.98", Fraction(24000, 1001), False),
-    ("24", Fraction(24), False), ("25", Fraction(25), False),
-    ("29.97", Fraction(30000, 1001), False), ("29.97 DF", Fraction(30000, 1001), True),
-    ("59.94DF", Fraction(60000, 1001), True), ("30000/1001", Fraction(30000, 1001), False),
-    ("29.97 NDF", Fraction(30000, 1001), False),
-])
+@pytest.mark.parametrize(
+    "text, rate, drop",
+    [
+        ("23.976", Fraction(24000, 1001), False),
+        ("23.98", Fraction(24000, 1001), False),
+        ("24", Fraction(24), False),
+        ("25", Fraction(25), False),
+        ("29.97", Fraction(30000, 1001), False),
+        ("29.97 DF", Fraction(30000, 1001), True),
+        ("59.94DF", Fraction(60000, 1001), True),
+        ("30000/1001", Fraction(30000, 1001), False),
+        ("29.97 NDF", Fraction(30000, 1001), False),
+    ],
+)
 def test_parse_rate(text, rate, drop):
     assert tb.parse_rate(text) == (rate, drop)
 
@@ -25,14 +32,17 @@ def test_drop_frame_only_at_ntsc_30_and_60():
         tb.parse_rate("25 DF")
 
 
-@pytest.mark.parametrize("tc, rate, frames", [
-    ("01:00:00:00", 24, 86400),
-    ("01:00:00:00", 25, 90000),
-    ("01:00:00;00", 30000 / 1001, 107892),      # 108000 minus 2 frames × 54 minutes
-    ("00:01:00;02", 30000 / 1001, 1800),        # frames ;00 and ;01 of minute 1 do not exist
-    ("00:10:00;00", 30000 / 1001, 17982),
-    ("01:00:00:00", 24000 / 1001, 86400),       # 23.976 counts timecode at 24
-])
+@pytest.mark.parametrize(
+    "tc, rate, frames",
+    [
+        ("01:00:00:00", 24, 86400),
+        ("01:00:00:00", 25, 90000),
+        ("01:00:00;00", 30000 / 1001, 107892),  # 108000 minus 2 frames × 54 minutes
+        ("00:01:00;02", 30000 / 1001, 1800),  # frames ;00 and ;01 of minute 1 do not exist
+        ("00:10:00;00", 30000 / 1001, 17982),
+        ("01:00:00:00", 24000 / 1001, 86400),  # 23.976 counts timecode at 24
+    ],
+)
 def test_timecode_round_trip(tc, rate, frames):
     assert tb.timecode_to_frames(tc, rate) == frames
     drop = ";" in tc
@@ -94,8 +104,9 @@ def test_batch_conversions_match_one_at_a_time():
     times = [0.0, 4.9, 5.0, 7.3, 12.345, 40.0, 1 / 3]
     ticks = tb.seconds_to_ticks_all(times, tempo_map)
     assert ticks == [tb.seconds_to_ticks(t, tempo_map) for t in times]
-    assert tb.ticks_to_seconds_all(ticks + [7680, 15840], tempo_map) == \
-        [tb.ticks_to_seconds(t, tempo_map) for t in ticks + [7680, 15840]]
+    assert tb.ticks_to_seconds_all(ticks + [7680, 15840], tempo_map) == [
+        tb.ticks_to_seconds(t, tempo_map) for t in ticks + [7680, 15840]
+    ]
     assert tb.seconds_to_ticks_all([], tempo_map) == []
 
 
@@ -108,8 +119,9 @@ def test_beats_to_seconds_all_matches_one_at_a_time():
 def test_many_seconds_to_samples_at_once_agree_with_one_at_a_time():
     """The vectorised conversion rounds exactly as the exact one, ties included."""
     rng = np.random.default_rng(0)
-    times = np.concatenate([rng.uniform(0, 200, 20000), np.arange(0, 2, 1 / 96000),
-                            (np.arange(500) + 0.5) / 48000, [0.0, 1e-9]])
+    times = np.concatenate(
+        [rng.uniform(0, 200, 20000), np.arange(0, 2, 1 / 96000), (np.arange(500) + 0.5) / 48000, [0.0, 1e-9]]
+    )
     for rate in (44100, 48000, 96000):
         fast = tb.seconds_to_samples_all(times, rate)
         assert fast.dtype == np.int64

@@ -11,11 +11,13 @@ from bridge.errors import BadInput
 from bridge.timeline import read_timeline
 
 NTSC_FILM, NTSC = Fraction(24000, 1001), Fraction(30000, 1001)
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
-                                  reason="ffmpeg/ffprobe not on the PATH")
+needs_ffmpeg = pytest.mark.skipif(
+    shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None, reason="ffmpeg/ffprobe not on the PATH"
+)
 
 
 # --- helpers: edits built with the OTIO API ---------------------------------------------------
+
 
 def rt(value, rate=24):
     return otio.opentime.RationalTime(value, rate)
@@ -26,8 +28,11 @@ def tr(start, duration, rate=24):
 
 
 def clip(name, start, duration, rate=24, url=None, available=None, markers=()):
-    ref = (otio.schema.ExternalReference(target_url=url, available_range=available) if url
-           else otio.schema.MissingReference(available_range=available))
+    ref = (
+        otio.schema.ExternalReference(target_url=url, available_range=available)
+        if url
+        else otio.schema.MissingReference(available_range=available)
+    )
     item = otio.schema.Clip(name=name, media_reference=ref, source_range=tr(start, duration, rate))
     for marker in markers:
         item.markers.append(marker)
@@ -80,13 +85,14 @@ def assert_contiguous(timeline):
 
 # --- the sample timelines in ../shared --------------------------------------------------------
 
+
 def test_sample_25fps_edl(shared_data):
     t = read_timeline(shared_data / "timelines/25fps.edl")
     # largest frame field is 24 (source out 01:00:01:24) -> 25 fps, inferred with a warning
     assert (t.rate, t.drop_frame) == (25, False)
     assert any("inferred 25.000 fps" in w and "--fps" in w for w in t.warnings)
-    assert t.start_frame == 0                                   # first record in 00:00:00:00
-    assert t.duration == 496                                    # record out 00:00:19:21 = 19*25+21
+    assert t.start_frame == 0  # first record in 00:00:00:00
+    assert t.duration == 496  # record out 00:00:19:21 = 19*25+21
     # record outs 00:00:06:11 = 6*25+11 = 161; 00:00:14:11 = 14*25+11 = 361;
     # 00:00:17:22 = 17*25+22 = 447
     assert hits(t) == [(161, "cut"), (361, "cut"), (447, "cut")]
@@ -97,7 +103,7 @@ def test_sample_avid_edl(shared_data):
     t = read_timeline(shared_data / "timelines/avid_example.edl")
     # frame fields 05 12 11 18 13 15 18 20: largest 20 -> 24 fps
     assert (t.rate, t.drop_frame) == (24, False)
-    assert t.start_frame == 59 * 60 * 24 + 53 * 24 + 11         # 00:59:53:11 = 86243
+    assert t.start_frame == 59 * 60 * 24 + 53 * 24 + 11  # 00:59:53:11 = 86243
     # record 00:59:53:11 -> 00:59:54:18 is (54*24+18) - (53*24+11) = 1314 - 1283 = 31 frames,
     # then 00:59:54:18 -> 00:59:56:20 is (56*24+20) - 1314 = 50 frames
     assert t.duration == 31 + 50
@@ -117,8 +123,7 @@ def test_sample_dissolve_edl(shared_data):
     # clip_A ends (frame 9); the last event is a plain cut at 19.
     assert t.duration == 20
     assert hits(t) == [(9, "transition"), (19, "cut")]
-    assert spans(t) == [("clip", "clip_A", 0, 9), ("clip", "clip_B", 9, 19),
-                        ("clip", "clip_B", 19, 20)]
+    assert spans(t) == [("clip", "clip_A", 0, 9), ("clip", "clip_B", 9, 19), ("clip", "clip_B", 19, 20)]
     # the incoming clip's picture starts at the edit point: clip_B source in 01:00:08:08
     assert t.segments[1].media_start == pytest.approx((86400 + 8 * 24 + 8) / 24)
 
@@ -130,9 +135,13 @@ def test_sample_gap_edl(shared_data):
     # shot1 rec 00:00:00:00-00:00:01:00 = 0-24; shot2 00:00:01:16-00:00:02:16 = 40-64;
     # shot3 00:00:04:06-00:00:05:06 = 4*24+6 = 102 - 126
     assert t.duration == 126
-    assert spans(t) == [("clip", "shot1", 0, 24), ("gap", "gap", 24, 40),
-                        ("clip", "shot2", 40, 64), ("gap", "gap", 64, 102),
-                        ("clip", "shot3", 102, 126)]
+    assert spans(t) == [
+        ("clip", "shot1", 0, 24),
+        ("gap", "gap", 24, 40),
+        ("clip", "shot2", 40, 64),
+        ("gap", "gap", 64, 102),
+        ("clip", "shot3", 102, 126),
+    ]
     assert hits(t) == [(24, "cut"), (40, "cut"), (64, "cut"), (102, "cut")]
 
 
@@ -142,8 +151,12 @@ def test_sample_simple_cut_otio(shared_data):
     # durations 3, 6, 4 and Clip-004's whole available range 6: 19 frames, cuts 3, 9, 13
     assert t.duration == 19
     assert hits(t) == [(3, "cut"), (9, "cut"), (13, "cut")]
-    assert [s.media_path for s in t.segments] == ["/folder/titles.mov", "/folder/wind-up.mov",
-                                                  "/folder/punchline.mov", "/folder/credits.mov"]
+    assert [s.media_path for s in t.segments] == [
+        "/folder/titles.mov",
+        "/folder/wind-up.mov",
+        "/folder/punchline.mov",
+        "/folder/credits.mov",
+    ]
     # source start minus available start: 3/24, 2/24, 0, (100 - 100)/24
     assert [s.media_start for s in t.segments] == pytest.approx([3 / 24, 2 / 24, 0, 0])
     assert any("media not found" in w for w in t.warnings)
@@ -156,7 +169,7 @@ def test_sample_clip_example_otio(shared_data):
     assert spans(t) == [("gap", "gap", 0, 8), ("clip", "Clip-001", 8, 11), ("gap", "gap", 11, 19)]
     # cut into the clip at 8; the dissolve's edit point is where Clip-001 ends, 8 + 3 = 11
     assert hits(t) == [(8, "cut"), (11, "transition")]
-    assert t.segments[1].media_start == pytest.approx(3 / 24)   # source 3 - available 0
+    assert t.segments[1].media_start == pytest.approx(3 / 24)  # source 3 - available 0
 
 
 def test_sample_transition_otio(shared_data):
@@ -175,14 +188,15 @@ def test_sample_nested_otio(shared_data):
     assert (t.rate, t.start_frame, t.duration) == (24, 0, 636)
     assert spans(t) == [
         ("clip", "Normal Clip 1", 0, 238),
-        ("clip", "Clip Inside A Stack 1", 238, 269),     # its 37 frames trimmed to the stack's 31
-        ("clip", "Normal Clip 2", 269, 302),             # 269 + 33
-        ("clip", "Clip Inside A Stack 2", 302, 326),     # 24 frames in a 29-frame stack ...
-        ("gap", "gap", 326, 331),                        # ... the other 5 are empty
-        ("clip", "Normal Clip 3", 331, 394),             # 331 + 63
-        ("clip", "Clip Inside A Track", 394, 395),       # 1 frame in a 4-frame track ...
-        ("gap", "gap", 395, 398),                        # ... then 3 empty
-        ("clip", "Normal Clip 4", 398, 636)]
+        ("clip", "Clip Inside A Stack 1", 238, 269),  # its 37 frames trimmed to the stack's 31
+        ("clip", "Normal Clip 2", 269, 302),  # 269 + 33
+        ("clip", "Clip Inside A Stack 2", 302, 326),  # 24 frames in a 29-frame stack ...
+        ("gap", "gap", 326, 331),  # ... the other 5 are empty
+        ("clip", "Normal Clip 3", 331, 394),  # 331 + 63
+        ("clip", "Clip Inside A Track", 394, 395),  # 1 frame in a 4-frame track ...
+        ("gap", "gap", 395, 398),  # ... then 3 empty
+        ("clip", "Normal Clip 4", 398, 636),
+    ]
     assert hits(t) == [(f, "cut") for f in (238, 269, 302, 326, 331, 394, 395, 398)]
     # the nested clip's source starts at 373: 373/24 s into its media (no available range)
     assert t.segments[1].media_start == pytest.approx(373 / 24)
@@ -194,8 +208,14 @@ def test_sample_multitrack_otio(shared_data):
     # V2: gap -482, clip 482-962;  V3: gap -1198, clip 1198-1838
     assert (t.rate, t.start_frame, t.duration) == (24, 0, 3282)
     assert [(k, a, b) for k, _, a, b in spans(t)] == [
-        ("clip", 0, 482), ("clip", 482, 962), ("clip", 962, 1198), ("clip", 1198, 1838),
-        ("gap", 1838, 1957), ("clip", 1957, 2677), ("gap", 2677, 3282)]
+        ("clip", 0, 482),
+        ("clip", 482, 962),
+        ("clip", 962, 1198),
+        ("clip", 1198, 1838),
+        ("gap", 1838, 1957),
+        ("clip", 1957, 2677),
+        ("gap", 2677, 3282),
+    ]
     assert [s.track for s in t.segments if s.kind == "clip"] == [0, 1, 0, 2, 0]
     assert hits(t) == [(f, "cut") for f in (482, 962, 1198, 1838, 1957, 2677)]
     # out-b starts at 803 with source 0, seen from 962: (962 - 803)/24 s into it
@@ -213,52 +233,70 @@ def test_sample_premiere_xml(shared_data):
     # cut point 538 + 19 = 557) onto V1's 15 fps clip 536-636; V4 956-1164 dissolving
     # (cut point 1152 + 12 = 1164) into sh010 to 1246
     assert [(k, a, b) for k, _, a, b in spans(t)] == [
-        ("gap", 0, 13), ("clip", 13, 113), ("clip", 113, 165), ("clip", 165, 322),
-        ("clip", 322, 557), ("clip", 557, 636), ("clip", 636, 956), ("clip", 956, 1164),
-        ("clip", 1164, 1246)]
-    assert hits(t) == [(13, "cut"), (113, "cut"), (165, "cut"), (322, "cut"),
-                       (557, "transition"), (636, "cut"), (956, "cut"), (1164, "transition")]
-    assert t.segments[1].media_path == "D:/media/sc01_sh010_anim.mov"   # file://localhost/D%3a/…
+        ("gap", 0, 13),
+        ("clip", 13, 113),
+        ("clip", 113, 165),
+        ("clip", 165, 322),
+        ("clip", 322, 557),
+        ("clip", 557, 636),
+        ("clip", 636, 956),
+        ("clip", 956, 1164),
+        ("clip", 1164, 1246),
+    ]
+    assert hits(t) == [
+        (13, "cut"),
+        (113, "cut"),
+        (165, "cut"),
+        (322, "cut"),
+        (557, "transition"),
+        (636, "cut"),
+        (956, "cut"),
+        (1164, "transition"),
+    ]
+    assert t.segments[1].media_path == "D:/media/sc01_sh010_anim.mov"  # file://localhost/D%3a/…
     assert t.segments[5].media_rate == 15
     assert t.segments[5].media_start == pytest.approx((557 - 536) / 30)
     assert t.segments[7].media_start == pytest.approx((133 - 99) / 30)  # in 133, file starts 99
     # sequence markers at 113, 298, 492; the clip marker at 73 on sh030 (placed at 322, in 0)
-    assert [(m.frame, m.name) for m in t.markers] == [(113, "My MArker 1"), (298, ""),
-                                                      (395, ""), (492, "dsf")]
+    assert [(m.frame, m.name) for m in t.markers] == [(113, "My MArker 1"), (298, ""), (395, ""), (492, "dsf")]
     assert t.markers[0].comment == "so, this happened"
-
 
 
 def test_fcp7_xml_ntsc_drop_frame(shared_data, tmp_path):
     # the Premiere sample turned into 29.97 DF starting at 01:00:00;00
     text = (shared_data / "timelines/premiere_example.xml").read_text()
     text = text.replace("<ntsc>FALSE</ntsc>", "<ntsc>TRUE</ntsc>")
-    head, _, tail = text.rpartition("<displayformat>NDF</displayformat>")   # the sequence's
+    head, _, tail = text.rpartition("<displayformat>NDF</displayformat>")  # the sequence's
     text = (head + "<displayformat>DF</displayformat>" + tail).replace(
         "<string>00:00:00:00</string>\n\t\t\t<frame>0</frame>",
-        "<string>01:00:00;00</string>\n\t\t\t<frame>107892</frame>")
+        "<string>01:00:00;00</string>\n\t\t\t<frame>107892</frame>",
+    )
     path = tmp_path / "df.xml"
     path.write_text(text)
     t = read_timeline(path)
     assert (t.rate, t.drop_frame) == (NTSC, True)
-    assert t.start_frame == 107892                   # 108000 - 9 x 12 dropped frame numbers
+    assert t.start_frame == 107892  # 108000 - 9 x 12 dropped frame numbers
     assert [h.frame for h in t.hits] == [13, 113, 165, 322, 557, 636, 956, 1164]
+
 
 # --- rates and start timecodes ----------------------------------------------------------------
 
+
 def test_23976_with_hour_start(tmp_path):
     rate = 24000 / 1001
-    path = save(tmp_path, track(clip("a", 0, 48, rate), clip("b", 0, 24, rate)),
-                start=otio.opentime.from_timecode("01:00:00:00", rate))
+    path = save(
+        tmp_path,
+        track(clip("a", 0, 48, rate), clip("b", 0, 24, rate)),
+        start=otio.opentime.from_timecode("01:00:00:00", rate),
+    )
     t = read_timeline(path)
     assert t.rate == NTSC_FILM and not t.drop_frame
-    assert t.start_frame == 86400                    # 3600 s x 24 timecode frames
+    assert t.start_frame == 86400  # 3600 s x 24 timecode frames
     assert (t.duration, hits(t)) == (72, [(48, "cut")])
 
 
 def test_25fps_with_ten_hour_start(tmp_path):
-    path = save(tmp_path, track(clip("a", 0, 25, 25), clip("b", 0, 50, 25), gap(10, 25)),
-                start=rt(10 * 3600 * 25, 25))
+    path = save(tmp_path, track(clip("a", 0, 25, 25), clip("b", 0, 50, 25), gap(10, 25)), start=rt(10 * 3600 * 25, 25))
     t = read_timeline(path)
     assert (t.rate, t.start_frame, t.duration) == (25, 900000, 85)
     assert hits(t) == [(25, "cut"), (75, "cut")]
@@ -268,8 +306,12 @@ def test_25fps_with_ten_hour_start(tmp_path):
 def test_2997_drop_frame_from_metadata(tmp_path):
     rate = 30000 / 1001
     start = otio.opentime.from_timecode("01:00:00;00", rate)
-    path = save(tmp_path, track(clip("a", 0, 30, rate), clip("b", 0, 30, rate)), start=start,
-                metadata={"timecode": {"drop_frame": True}})
+    path = save(
+        tmp_path,
+        track(clip("a", 0, 30, rate), clip("b", 0, 30, rate)),
+        start=start,
+        metadata={"timecode": {"drop_frame": True}},
+    )
     t = read_timeline(path)
     assert (t.rate, t.drop_frame) == (NTSC, True)
     # 01:00:00;00 DF = one hour less 2 frames per minute except every tenth: 108000 - 108
@@ -302,12 +344,13 @@ def test_absurd_rate_in_file_is_bad_input(tmp_path):
 
 # --- flattening the picture -------------------------------------------------------------------
 
+
 def test_topmost_enabled_track_wins(tmp_path):
     v1 = track(clip("low", 100, 100))
     v2 = track(gap(20), clip("high", 0, 30))
     audio = track(gap(5), clip("music", 0, 300), kind=otio.schema.TrackKind.Audio)
     t = read_timeline(save(tmp_path, v1, v2, audio))
-    assert t.duration == 100                                  # the audio's 305 does not count
+    assert t.duration == 100  # the audio's 305 does not count
     assert spans(t) == [("clip", "low", 0, 20), ("clip", "high", 20, 50), ("clip", "low", 50, 100)]
     assert [s.track for s in t.segments] == [0, 1, 0]
     assert hits(t) == [(20, "cut"), (50, "cut")]
@@ -336,17 +379,20 @@ def test_nested_stack_is_flattened_and_trimmed(tmp_path):
     inner.append(track(gap(30), clip("inner-high", 0, 10)))
     t = read_timeline(save(tmp_path, track(clip("a", 0, 20), inner, clip("b", 0, 20))))
     # the nest shows its frames 10-50: inner-low 10-30, inner-high 30-40, inner-low 40-50
-    assert spans(t) == [("clip", "a", 0, 20), ("clip", "inner-low", 20, 40),
-                        ("clip", "inner-high", 40, 50), ("clip", "inner-low", 50, 60),
-                        ("clip", "b", 60, 80)]
+    assert spans(t) == [
+        ("clip", "a", 0, 20),
+        ("clip", "inner-low", 20, 40),
+        ("clip", "inner-high", 40, 50),
+        ("clip", "inner-low", 50, 60),
+        ("clip", "b", 60, 80),
+    ]
     assert hits(t) == [(f, "cut") for f in (20, 40, 50, 60)]
-    assert t.segments[1].media_start == pytest.approx(10 / 24)   # nest starts at its frame 10
+    assert t.segments[1].media_start == pytest.approx(10 / 24)  # nest starts at its frame 10
 
 
 def test_transition_hit_sits_at_the_edit_point(tmp_path):
     dissolve = otio.schema.Transition(in_offset=rt(6), out_offset=rt(6))
-    t = read_timeline(save(tmp_path, track(clip("a", 0, 40), dissolve, clip("b", 100, 40),
-                                           clip("c", 0, 20))))
+    t = read_timeline(save(tmp_path, track(clip("a", 0, 40), dissolve, clip("b", 100, 40), clip("c", 0, 20))))
     assert t.duration == 100
     assert spans(t) == [("clip", "a", 0, 40), ("clip", "b", 40, 80), ("clip", "c", 80, 100)]
     assert hits(t) == [(40, "transition"), (80, "cut")]
@@ -364,42 +410,47 @@ def test_transition_hidden_under_a_higher_track_is_no_hit(tmp_path):
 
 def test_gaps_become_gap_segments(tmp_path):
     t = read_timeline(save(tmp_path, track(gap(12), clip("a", 0, 12), gap(24), clip("b", 0, 12))))
-    assert spans(t) == [("gap", "gap", 0, 12), ("clip", "a", 12, 24), ("gap", "gap", 24, 48),
-                        ("clip", "b", 48, 60)]
+    assert spans(t) == [("gap", "gap", 0, 12), ("clip", "a", 12, 24), ("gap", "gap", 24, 48), ("clip", "b", 48, 60)]
     assert hits(t) == [(12, "cut"), (24, "cut"), (48, "cut")]
 
 
 def test_generated_clip_is_an_overlay(tmp_path):
-    title = otio.schema.Clip(name="title", source_range=tr(0, 100),
-                             media_reference=otio.schema.GeneratorReference(generator_kind="Text"))
-    t = read_timeline(save(tmp_path, track(clip("a", 0, 40), gap(20), clip("b", 0, 40)),
-                           track(title)))
+    title = otio.schema.Clip(
+        name="title", source_range=tr(0, 100), media_reference=otio.schema.GeneratorReference(generator_kind="Text")
+    )
+    t = read_timeline(save(tmp_path, track(clip("a", 0, 40), gap(20), clip("b", 0, 40)), track(title)))
     # the title shows only where nothing is beneath it
     assert spans(t) == [("clip", "a", 0, 40), ("clip", "title", 40, 60), ("clip", "b", 60, 100)]
     assert t.segments[1].media_path is None
 
 
 def test_zero_length_clip_is_dropped_with_a_warning(tmp_path):
-    t = read_timeline(save(tmp_path, track(clip("a", 0, 10), clip("flash", 0, 0),
-                                           clip("b", 0, 10))))
+    t = read_timeline(save(tmp_path, track(clip("a", 0, 10), clip("flash", 0, 0), clip("b", 0, 10))))
     assert spans(t) == [("clip", "a", 0, 10), ("clip", "b", 10, 20)]
     assert any("zero-length" in w and "flash" in w for w in t.warnings)
 
 
 # --- media paths ------------------------------------------------------------------------------
 
+
 def test_media_paths_decode_file_urls_and_relink(tmp_path):
     root = tmp_path / "moved" / "deep"
     root.mkdir(parents=True)
     (root / "shot b.mov").write_bytes(b"")
-    v = track(clip("a", 0, 10, url="file:///nowhere/shot%20b.mov", available=tr(0, 100)),
-              clip("b", 0, 10, url="file:///nowhere/absent.mov"),
-              clip("c", 0, 10, url="C:\\media\\win.mov"),
-              clip("d", 0, 10))
+    v = track(
+        clip("a", 0, 10, url="file:///nowhere/shot%20b.mov", available=tr(0, 100)),
+        clip("b", 0, 10, url="file:///nowhere/absent.mov"),
+        clip("c", 0, 10, url="C:\\media\\win.mov"),
+        clip("d", 0, 10),
+    )
     path = save(tmp_path, v)
     t = read_timeline(path)
-    assert [s.media_path for s in t.segments] == ["/nowhere/shot b.mov", "/nowhere/absent.mov",
-                                                  "C:\\media\\win.mov", None]
+    assert [s.media_path for s in t.segments] == [
+        "/nowhere/shot b.mov",
+        "/nowhere/absent.mov",
+        "C:\\media\\win.mov",
+        None,
+    ]
     t = read_timeline(path, media_root=tmp_path / "moved")
     assert t.segments[0].media_path == str(root / "shot b.mov")
     assert t.segments[1].media_path == "/nowhere/absent.mov"
@@ -412,33 +463,32 @@ def test_media_paths_decode_file_urls_and_relink(tmp_path):
 def test_bundles(tmp_path, bundle):
     media = tmp_path / "shot.mov"
     media.write_bytes(b"\0")
-    path = save(tmp_path, track(clip("a", 0, 10, url=media.as_uri(), available=tr(0, 10))),
-                name=bundle)
+    path = save(tmp_path, track(clip("a", 0, 10, url=media.as_uri(), available=tr(0, 10))), name=bundle)
     t = read_timeline(path)
     assert (t.duration, t.segments[0].name) == (10, "a")
-    if bundle.endswith("otiod"):     # media copied into the bundle, named relative to it
+    if bundle.endswith("otiod"):  # media copied into the bundle, named relative to it
         assert t.segments[0].media_path == str(path / "media" / "shot.mov")
         assert not any("not found" in w for w in t.warnings)
-    else:                            # media inside the zip: unpacking it is the user's step
+    else:  # media inside the zip: unpacking it is the user's step
         assert t.segments[0].media_path == str(tmp_path / "media" / "shot.mov")
         assert any("media not found" in w for w in t.warnings)
 
+
 # --- markers ----------------------------------------------------------------------------------
+
 
 def test_clip_markers_follow_the_trimmed_clip(tmp_path):
     # the clip shows source 100-150 at timeline 30-80
-    trimmed = clip("a", 100, 50, markers=[marker("hit", 120), marker("in the handle", 90),
-                                          marker("hit", 160)])
+    trimmed = clip("a", 100, 50, markers=[marker("hit", 120), marker("in the handle", 90), marker("hit", 160)])
     t = read_timeline(save(tmp_path, track(clip("lead", 0, 30), trimmed)))
-    assert [(m.frame, m.kind) for m in t.markers] == [(50, "hit")]   # 30 + (120 - 100)
+    assert [(m.frame, m.kind) for m in t.markers] == [(50, "hit")]  # 30 + (120 - 100)
     assert hits(t) == [(30, "cut"), (50, "marker")]
 
 
 def test_markers_on_stack_track_and_nested_items(tmp_path):
     v = track(clip("a", 0, 50), clip("b", 0, 50))
     v.markers.append(marker("mood: tense", 10))
-    audio = track(gap(70), clip("sfx", 0, 10, markers=[marker("hit: boom", 5)]),
-                  kind=otio.schema.TrackKind.Audio)
+    audio = track(gap(70), clip("sfx", 0, 10, markers=[marker("hit: boom", 5)]), kind=otio.schema.TrackKind.Audio)
     t = read_timeline(save(tmp_path, v, audio, markers=[marker("va: 0.5, -0.5", 60)]))
     assert [(m.frame, m.kind) for m in t.markers] == [(10, "mood"), (60, "va"), (75, "hit")]
     assert (t.markers[0].valence, t.markers[0].arousal) == (-0.40, 0.60)
@@ -447,26 +497,45 @@ def test_markers_on_stack_track_and_nested_items(tmp_path):
 
 
 def test_scorebridge_markers_are_ignored(tmp_path):
-    t = read_timeline(save(tmp_path, track(clip("a", 0, 50)),
-                           markers=[marker("SB: hit 1", 10), marker("sb:section", 20),
-                                    marker("hit", 30)]))
+    t = read_timeline(
+        save(
+            tmp_path,
+            track(clip("a", 0, 50)),
+            markers=[marker("SB: hit 1", 10), marker("sb:section", 20), marker("hit", 30)],
+        )
+    )
     assert [(m.frame, m.name) for m in t.markers] == [(30, "hit")]
     assert hits(t) == [(30, "marker")]
 
 
 def test_every_marker_syntax_on_a_timeline(tmp_path):
-    ms = [marker("Mood: Calm", 0), marker("va: -0.2 0.9", 10), marker("hit", 20),
-          marker("hit: on the cut", 50), marker("tacet", 60, 5), marker("tacet", 70),
-          marker("end tacet", 80), marker("Marker 7", 85, comment="tacet"),
-          marker("mood: blorp", 90), marker("va: 2, 0", 95), marker("a note", 96)]
+    ms = [
+        marker("Mood: Calm", 0),
+        marker("va: -0.2 0.9", 10),
+        marker("hit", 20),
+        marker("hit: on the cut", 50),
+        marker("tacet", 60, 5),
+        marker("tacet", 70),
+        marker("end tacet", 80),
+        marker("Marker 7", 85, comment="tacet"),
+        marker("mood: blorp", 90),
+        marker("va: 2, 0", 95),
+        marker("a note", 96),
+    ]
     t = read_timeline(save(tmp_path, track(clip("a", 0, 50), clip("b", 0, 50)), markers=ms))
     assert [(m.frame, m.kind, m.duration) for m in t.markers] == [
-        (0, "mood", 0), (10, "va", 0), (20, "hit", 0), (50, "hit", 0),
-        (60, "tacet", 5),                # its own duration
-        (70, "tacet", 10),               # until the `end tacet` at 80
+        (0, "mood", 0),
+        (10, "va", 0),
+        (20, "hit", 0),
+        (50, "hit", 0),
+        (60, "tacet", 5),  # its own duration
+        (70, "tacet", 10),  # until the `end tacet` at 80
         (80, "music", 0),
-        (85, "tacet", 15),               # from its comment; no `music` after: to the end, 100
-        (90, "note", 0), (95, "note", 0), (96, "note", 0)]
+        (85, "tacet", 15),  # from its comment; no `music` after: to the end, 100
+        (90, "note", 0),
+        (95, "note", 0),
+        (96, "note", 0),
+    ]
     assert t.markers[0].mood == "calm"
     assert t.markers[7].comment == "tacet"
     # a marker hit on a cut stays a cut; one hit per frame
@@ -476,6 +545,7 @@ def test_every_marker_syntax_on_a_timeline(tmp_path):
 
 
 # --- bad input --------------------------------------------------------------------------------
+
 
 def test_newer_otio_schema_says_so(tmp_path):
     path = save(tmp_path, track(clip("a", 0, 10)))
@@ -487,13 +557,16 @@ def test_newer_otio_schema_says_so(tmp_path):
     assert otio.__version__ in message and "\n" not in message
 
 
-@pytest.mark.parametrize("name, text", [
-    ("broken.otio", '{"OTIO_SCHEMA": "Timeline.1", "tracks": '),
-    ("broken.xml", "<?xml version='1.0'?><xmeml version='4'><sequence><name>x</sequence>"),
-    ("plain.xml", "<?xml version='1.0'?><project/>"),
-    ("broken.edl", "TITLE: x\n001  AX V C 01:00:00:00 01:00:01:00\n"),
-    ("clip.otio", '{"OTIO_SCHEMA": "Clip.2", "name": "c", "source_range": null}'),
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("broken.otio", '{"OTIO_SCHEMA": "Timeline.1", "tracks": '),
+        ("broken.xml", "<?xml version='1.0'?><xmeml version='4'><sequence><name>x</sequence>"),
+        ("plain.xml", "<?xml version='1.0'?><project/>"),
+        ("broken.edl", "TITLE: x\n001  AX V C 01:00:00:00 01:00:01:00\n"),
+        ("clip.otio", '{"OTIO_SCHEMA": "Clip.2", "name": "c", "source_range": null}'),
+    ],
+)
 def test_malformed_files_are_bad_input(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
@@ -511,8 +584,7 @@ def test_missing_file_and_unknown_extension(tmp_path):
 
 
 def test_no_video_and_zero_duration_are_bad_input(tmp_path):
-    audio_only = save(tmp_path, track(clip("a", 0, 10), kind=otio.schema.TrackKind.Audio),
-                      name="audio.otio")
+    audio_only = save(tmp_path, track(clip("a", 0, 10), kind=otio.schema.TrackKind.Audio), name="audio.otio")
     with pytest.raises(BadInput, match="no video track"):
         read_timeline(audio_only)
     with pytest.raises(BadInput, match="no picture"):
@@ -520,6 +592,7 @@ def test_no_video_and_zero_duration_are_bad_input(tmp_path):
 
 
 # --- EDL frame rates --------------------------------------------------------------------------
+
 
 def edl(tmp_path, events, header="FCM: NON-DROP FRAME", name="cut.edl"):
     """An EDL of video cuts; events are (source in, source out, record in, record out)."""
@@ -533,31 +606,35 @@ def edl(tmp_path, events, header="FCM: NON-DROP FRAME", name="cut.edl"):
 
 
 def test_edl_drop_frame_header_means_2997_df(tmp_path):
-    path = edl(tmp_path, [("00:00:00:00", "00:00:02:00", "01:00:00:00", "01:00:02:00"),
-                          ("00:00:10:00", "00:00:11:00", "01:00:02:00", "01:00:03:00")],
-               header="FCM: DROP FRAME")
+    path = edl(
+        tmp_path,
+        [
+            ("00:00:00:00", "00:00:02:00", "01:00:00:00", "01:00:02:00"),
+            ("00:00:10:00", "00:00:11:00", "01:00:02:00", "01:00:03:00"),
+        ],
+        header="FCM: DROP FRAME",
+    )
     t = read_timeline(path)
     assert (t.rate, t.drop_frame) == (NTSC, True)
-    assert t.start_frame == 107892                    # 01:00:00;00 drop frame
+    assert t.start_frame == 107892  # 01:00:00;00 drop frame
     assert (t.duration, hits(t)) == (90, [(60, "cut")])
     assert any("inferred 29.970 fps drop frame" in w and "--fps" in w for w in t.warnings)
 
 
 def test_edl_semicolons_mean_drop_frame(tmp_path):
-    path = edl(tmp_path, [("00:00:00;00", "00:00:01;00", "00:00:00;00", "00:00:01;00")],
-               header="")
+    path = edl(tmp_path, [("00:00:00;00", "00:00:01;00", "00:00:00;00", "00:00:01;00")], header="")
     t = read_timeline(path)
     assert (t.rate, t.drop_frame, t.duration) == (NTSC, True, 30)
 
 
-@pytest.mark.parametrize("frame, rate", [("05", 24), ("23", 24), ("24", 25), ("27", 30),
-                                         ("29", 30), ("45", 50), ("59", 60)])
+@pytest.mark.parametrize(
+    "frame, rate", [("05", 24), ("23", 24), ("24", 25), ("27", 30), ("29", 30), ("45", 50), ("59", 60)]
+)
 def test_edl_largest_frame_field_bounds_the_rate(tmp_path, frame, rate):
-    path = edl(tmp_path, [("00:00:00:00", f"00:00:01:{frame}", "00:00:00:00",
-                           f"00:00:01:{frame}")])
+    path = edl(tmp_path, [("00:00:00:00", f"00:00:01:{frame}", "00:00:00:00", f"00:00:01:{frame}")])
     t = read_timeline(path)
     assert (t.rate, t.drop_frame) == (rate, False)
-    assert t.duration == rate + int(frame)            # one second and FF frames
+    assert t.duration == rate + int(frame)  # one second and FF frames
     assert any(f"inferred {rate:.3f} fps" in w for w in t.warnings)
 
 
@@ -571,40 +648,57 @@ def test_edl_without_evidence_asks_for_fps(tmp_path):
 
 
 def test_edl_fps_overrides_inference(tmp_path):
-    path = edl(tmp_path, [("00:00:00:00", "00:00:01:10", "00:00:00:00", "00:00:01:10"),
-                          ("00:00:00:00", "00:00:01:00", "00:00:01:10", "00:00:02:10")])
+    path = edl(
+        tmp_path,
+        [
+            ("00:00:00:00", "00:00:01:10", "00:00:00:00", "00:00:01:10"),
+            ("00:00:00:00", "00:00:01:00", "00:00:01:10", "00:00:02:10"),
+        ],
+    )
     t = read_timeline(path, fps="23.976")
     assert t.rate == NTSC_FILM
     assert (t.duration, hits(t)) == (34 + 24, [(34, "cut")])
     assert not any("inferred" in w for w in t.warnings)
     with pytest.raises(BadInput, match="frames beyond"):
-        read_timeline(edl(tmp_path, [("00:00:00:00", "00:00:01:24", "00:00:00:00",
-                                      "00:00:01:24")], name="b.edl"), fps=24)
+        read_timeline(
+            edl(tmp_path, [("00:00:00:00", "00:00:01:24", "00:00:00:00", "00:00:01:24")], name="b.edl"), fps=24
+        )
 
 
 def test_edl_markers_from_loc_lines(tmp_path):
-    path = edl(tmp_path, [("01:00:00:00", "01:00:04:00", "00:00:00:00", "00:00:04:00"),
-                          ("02:00:00:00", "02:00:02:12", "00:00:04:00", "00:00:06:12")])
-    text = path.read_text().replace("* FROM CLIP NAME:  shot1\n", "* FROM CLIP NAME:  shot1\n"
-                                    "* LOC: 01:00:01:00 RED     HIT\n"
-                                    "* LOC: 01:00:02:00 YELLOW  MOOD: SAD\n")
+    path = edl(
+        tmp_path,
+        [
+            ("01:00:00:00", "01:00:04:00", "00:00:00:00", "00:00:04:00"),
+            ("02:00:00:00", "02:00:02:12", "00:00:04:00", "00:00:06:12"),
+        ],
+    )
+    text = path.read_text().replace(
+        "* FROM CLIP NAME:  shot1\n",
+        "* FROM CLIP NAME:  shot1\n* LOC: 01:00:01:00 RED     HIT\n* LOC: 01:00:02:00 YELLOW  MOOD: SAD\n",
+    )
     path.write_text(text)
     t = read_timeline(path)
-    assert t.rate == 24                                        # largest frame field 12
+    assert t.rate == 24  # largest frame field 12
     # LOC timecodes are in shot1's source time: source 01:00:00:00 sits at record frame 0,
     # so 01:00:01:00 -> 24 and 01:00:02:00 -> 48
-    assert [(m.frame, m.kind, m.mood) for m in t.markers] == [(24, "hit", None),
-                                                               (48, "mood", "sad")]
-    assert hits(t) == [(24, "marker"), (96, "cut")]            # record 00:00:04:00 = 4*24
+    assert [(m.frame, m.kind, m.mood) for m in t.markers] == [(24, "hit", None), (48, "mood", "sad")]
+    assert hits(t) == [(24, "marker"), (96, "cut")]  # record 00:00:04:00 = 4*24
 
 
 def test_edl_drop_frame_locators_and_minute_boundaries(tmp_path):
     # drop frame written with colons; the cut sits across 01:01:00 where DF skips ;00 and ;01
-    path = edl(tmp_path, [("00:00:00:00", "00:01:10:00", "01:00:00:00", "01:01:10:00"),
-                          ("00:10:00:00", "00:10:01:00", "01:01:10:00", "01:01:11:00")],
-               header="FCM: DROP FRAME")
-    text = path.read_text().replace("* FROM CLIP NAME:  shot2\n", "* FROM CLIP NAME:  shot2\n"
-                                    "* LOC: 00:10:00:15 RED     hit\n")
+    path = edl(
+        tmp_path,
+        [
+            ("00:00:00:00", "00:01:10:00", "01:00:00:00", "01:01:10:00"),
+            ("00:10:00:00", "00:10:01:00", "01:01:10:00", "01:01:11:00"),
+        ],
+        header="FCM: DROP FRAME",
+    )
+    text = path.read_text().replace(
+        "* FROM CLIP NAME:  shot2\n", "* FROM CLIP NAME:  shot2\n* LOC: 00:10:00:15 RED     hit\n"
+    )
     path.write_text(text)
     t = read_timeline(path)
     assert (t.rate, t.drop_frame, t.start_frame) == (NTSC, True, 107892)
@@ -620,7 +714,8 @@ def test_edl_audio_and_video_tracks_share_the_start(tmp_path):
         "001  AX       V     C        00:00:00:00 00:00:02:00 01:00:01:00 01:00:03:00\n"
         "002  AX       A     C        00:00:00:00 00:00:03:00 01:00:00:00 01:00:03:00\n"
         "* LOC: 00:00:00:12 RED     hit\n"
-        "003  BX       V     C        00:00:00:00 00:00:01:00 01:00:03:00 01:00:04:00\n")
+        "003  BX       V     C        00:00:00:00 00:00:01:00 01:00:03:00 01:00:04:00\n"
+    )
     t = read_timeline(path, fps=24)
     # the audio's 01:00:00:00 is the earliest record in; the picture starts a second later
     assert t.start_frame == 86400
@@ -659,7 +754,9 @@ def test_fcpx_xml(tmp_path, name):
     assert hits(t) == [(25, "marker"), (50, "cut")]
     assert t.segments[0].media_start == pytest.approx(1.0)
 
+
 # --- bare video files -------------------------------------------------------------------------
+
 
 def ffmpeg(*args):
     subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
@@ -668,11 +765,22 @@ def ffmpeg(*args):
 @needs_ffmpeg
 def test_bare_video_is_a_one_clip_timeline(tmp_path):
     path = tmp_path / "take.mov"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=2",
-           "-timecode", "01:00:00:00", "-c:v", "libx264", "-preset", "ultrafast", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=25:duration=2",
+        "-timecode",
+        "01:00:00:00",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        str(path),
+    )
     t = read_timeline(path)
     assert (t.rate, t.drop_frame, t.duration) == (25, False, 50)
-    assert t.start_frame == 90000                     # its 01:00:00:00 timecode at 25 fps
+    assert t.start_frame == 90000  # its 01:00:00:00 timecode at 25 fps
     assert spans(t) == [("clip", "take", 0, 50)]
     assert (t.segments[0].media_path, t.segments[0].media_start) == (str(path), 0.0)
     assert hits(t) == [] and t.warnings == []
@@ -682,20 +790,43 @@ def test_bare_video_is_a_one_clip_timeline(tmp_path):
 def test_variable_frame_rate_video_warns(tmp_path):
     path = tmp_path / "phone.mp4"
     # keep 4 frames of every 10 with their original times: 20 frames over 1.76 s
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=2",
-           "-vf", "select='lt(mod(n\\,10)\\,4)'", "-fps_mode", "vfr",
-           "-c:v", "libx264", "-preset", "ultrafast", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=25:duration=2",
+        "-vf",
+        "select='lt(mod(n\\,10)\\,4)'",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        str(path),
+    )
     t = read_timeline(path)
     assert t.rate == 25
-    assert t.duration == 44                           # 1.76 s at the nominal 25 fps
+    assert t.duration == 44  # 1.76 s at the nominal 25 fps
     assert any("variable frame rate" in w for w in t.warnings)
 
 
 @needs_ffmpeg
 def test_media_start_subtracts_the_files_timecode(tmp_path):
     media = tmp_path / "a001.mov"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=24:duration=3",
-           "-timecode", "10:00:00:00", "-c:v", "libx264", "-preset", "ultrafast", str(media))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=24:duration=3",
+        "-timecode",
+        "10:00:00:00",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        str(media),
+    )
     path = edl(tmp_path, [("10:00:01:00", "10:00:02:00", "01:00:00:00", "01:00:01:00")])
     path.write_text(path.read_text() + f"* FROM CLIP: {media}\n")
     t = read_timeline(path, fps=24)

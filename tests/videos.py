@@ -38,10 +38,17 @@ def one_clip_timeline(path, frames, media_start=0.0, record_start=0, markers=(),
     segments = []
     if record_start:
         segments.append(Clip("gap", 0, record_start, kind="gap"))
-    segments.append(Clip("clip", record_start, record_start + frames, media_path=str(path) if path else None,
-                         media_start=media_start, media_rate=RATE))
-    return Timeline(name, f"/tmp/{name}.otio", Fraction(RATE), False, 0, record_start + frames,
-                    segments, list(markers))
+    segments.append(
+        Clip(
+            "clip",
+            record_start,
+            record_start + frames,
+            media_path=str(path) if path else None,
+            media_start=media_start,
+            media_rate=RATE,
+        )
+    )
+    return Timeline(name, f"/tmp/{name}.otio", Fraction(RATE), False, 0, record_start + frames, segments, list(markers))
 
 
 def _blob(img, cx, cy, sx, sy, amp):
@@ -62,8 +69,14 @@ def face_image(size=80, mouth=1.0):
     _blob(img, c, c + 0.05 * size, 0.05 * size, 0.12 * size, 20)
     _blob(img, c, c + 0.13 * size, 0.07 * size, 0.025 * size, -50)
     for k in np.linspace(-1, 1, 9):
-        _blob(img, c + k * 0.15 * size, c + 0.32 * size - mouth * 0.05 * size * (1 - k * k),
-              0.035 * size, 0.022 * size, -70)
+        _blob(
+            img,
+            c + k * 0.15 * size,
+            c + 0.32 * size - mouth * 0.05 * size * (1 - k * k),
+            0.035 * size,
+            0.022 * size,
+            -70,
+        )
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -72,17 +85,39 @@ def face_video(folder, frames=50):
     path = folder / "face.mp4"
     if path.exists():
         return path
-    face = cv2.cvtColor(face_image(40), cv2.COLOR_GRAY2BGR)     # 120x120, the face ~65 px
+    face = cv2.cvtColor(face_image(40), cv2.COLOR_GRAY2BGR)  # 120x120, the face ~65 px
     w, h = SIZE
     tmp = path.with_suffix(".tmp.mp4")
-    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
-           "-r", str(RATE), "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
-           "-pix_fmt", "yuv420p", str(tmp)]
+    cmd = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        str(RATE),
+        "-i",
+        "-",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "18",
+        "-pix_fmt",
+        "yuv420p",
+        str(tmp),
+    ]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
     for i in range(frames):
         frame = np.full((h, w, 3), 90, np.uint8)
         x = 100 + i // 5
-        frame[30:150, x:x + 120] = face
+        frame[30:150, x : x + 120] = face
         proc.stdin.write(frame.tobytes())
     proc.stdin.close()
     if proc.wait() != 0:

@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bridge import __version__, atomic
-from bridge.batch.job import alignment, score_one   # noqa: F401  (the batch's one-timeline API)
+from bridge.batch.job import alignment, score_one  # noqa: F401  (the batch's one-timeline API)
 from bridge.errors import BadInput
 
 ENGINES = ("local", "ray")
@@ -43,8 +43,13 @@ def expand(inputs) -> tuple:
     for text in inputs:
         path = Path(text)
         if path.is_dir() and path.suffix.lower() not in {".otiod", ".fcpxmld"}:
-            matches = sorted(p for p in path.rglob("*") if p.suffix.lower() in TIMELINE_SUFFIXES
-                             and not p.name.startswith(".") and (p.is_file() or p.suffix.lower() in {".otiod", ".fcpxmld"}))
+            matches = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in TIMELINE_SUFFIXES
+                and not p.name.startswith(".")
+                and (p.is_file() or p.suffix.lower() in {".otiod", ".fcpxmld"})
+            )
             if not matches:
                 problems.append((text, f"no timelines in folder {text}"))
             for p in matches:
@@ -84,31 +89,51 @@ def _identity(path):
 def _resumable(entry, path):
     """A previous run's entry that still stands: done, its manifest there, the file unchanged."""
     try:
-        return (entry.get("status") == "done" and Path(entry["manifest"]).exists()
-                and entry.get("identity") == _identity(path))
+        return (
+            entry.get("status") == "done"
+            and Path(entry["manifest"]).exists()
+            and entry.get("identity") == _identity(path)
+        )
     except (OSError, KeyError, TypeError):
         return False
 
 
-
-
-def engine_for(name="local", *, workers=None, device="auto", address=None, worker_cpus=None,
-               worker_gpus=None, retries=2, score=None):
+def engine_for(
+    name="local",
+    *,
+    workers=None,
+    device="auto",
+    address=None,
+    worker_cpus=None,
+    worker_gpus=None,
+    retries=2,
+    score=None,
+):
     """The engine a batch runs on. Ray's is imported only when asked for: it is an extra."""
     if name == "local":
         if address or worker_cpus or worker_gpus:
             raise BadInput("--address, --worker-cpus and --worker-gpus are for --engine ray")
         from bridge.batch.local import LocalEngine
+
         return LocalEngine(workers or 1, device)
     if name == "ray":
         from bridge.batch.ray_engine import RayEngine
-        return RayEngine(address=address, workers=workers, worker_cpus=worker_cpus, worker_gpus=worker_gpus,
-                         retries=retries, device=device, score=score)
+
+        return RayEngine(
+            address=address,
+            workers=workers,
+            worker_cpus=worker_cpus,
+            worker_gpus=worker_gpus,
+            retries=retries,
+            device=device,
+            score=score,
+        )
     raise BadInput(f"unknown engine {name!r}: one of {', '.join(ENGINES)}")
 
 
-def run(inputs, out, *, workers=None, resume=False, options=None, device="auto", show=True,
-        engine="local", **engine_options) -> dict:
+def run(
+    inputs, out, *, workers=None, resume=False, options=None, device="auto", show=True, engine="local", **engine_options
+) -> dict:
     """Score every timeline the inputs name on `engine` (a name, or an engine object);
     returns the report (also written to out/REPORT)."""
     out = Path(out).resolve()
@@ -132,11 +157,15 @@ def _run(engine, timelines, problems, out, resume, options, show):
         except (ValueError, KeyError, TypeError):
             print(f"batch: {report_path} is unreadable; scoring everything again", file=sys.stderr)
     described = engine.describe()
-    report = {"scorebridge_version": __version__, "out": str(out), "engine": described,
-              "workers": described["workers"], "options": {k: str(v) for k, v in options.items()},
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "timelines": [{"input": text, "status": "failed", "code": "bad_input", "error": why}
-                            for text, why in problems]}
+    report = {
+        "scorebridge_version": __version__,
+        "out": str(out),
+        "engine": described,
+        "workers": described["workers"],
+        "options": {k: str(v) for k, v in options.items()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "timelines": [{"input": text, "status": "failed", "code": "bad_input", "error": why} for text, why in problems],
+    }
     entries = {}
     todo = []
     for path in timelines:
@@ -147,17 +176,26 @@ def _run(engine, timelines, problems, out, resume, options, show):
 
     def save():
         listed = [entries[p] for p in timelines if p in entries]
-        report["timelines"][len(problems):] = listed
+        report["timelines"][len(problems) :] = listed
         counts = {s: sum(e["status"] == s for e in report["timelines"]) for s in ("done", "failed")}
-        report["summary"] = {"timelines": len(timelines) + len(problems), **counts,
-                             "resumed": sum(bool(e.get("resumed")) for e in listed),
-                             "pending": len(timelines) - len(listed)}
+        report["summary"] = {
+            "timelines": len(timelines) + len(problems),
+            **counts,
+            "resumed": sum(bool(e.get("resumed")) for e in listed),
+            "pending": len(timelines) - len(listed),
+        }
         atomic.write_json(report_path, report)
 
     save()
     # The bar on a terminal; in a log, one line per timeline says as much.
-    bar = tqdm(total=len(timelines), initial=len(timelines) - len(todo), unit="timeline",
-               disable=not (show and sys.stderr.isatty()), file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(timelines),
+        initial=len(timelines) - len(todo),
+        unit="timeline",
+        disable=not (show and sys.stderr.isatty()),
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
 
     def finished(path, entry):
         entry["identity"] = _identity(path) if path.exists() else None
@@ -170,8 +208,11 @@ def _run(engine, timelines, problems, out, resume, options, show):
         where = f" on {entry['node']}" if engine.name != "local" and entry.get("node") else ""
         if entry["status"] == "done":
             a = entry["alignment"]
-            bar.write(f"batch: {count} done   {path.name}: {a['chord_within_frame']}/{a['hits']} hits on a "
-                      f"chord, {entry['seconds']:.1f} s{where}", file=sys.stderr)
+            bar.write(
+                f"batch: {count} done   {path.name}: {a['chord_within_frame']}/{a['hits']} hits on a "
+                f"chord, {entry['seconds']:.1f} s{where}",
+                file=sys.stderr,
+            )
         else:
             bar.write(f"batch: {count} FAILED {path.name}: {entry['error']}", file=sys.stderr)
 

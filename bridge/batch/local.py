@@ -19,16 +19,28 @@ class LocalEngine:
         self.threads = max(1, (os.cpu_count() or 1) // self.workers)
 
     def describe(self) -> dict:
-        return {"name": self.name, "workers": self.workers, "threads_per_worker": self.threads,
-                "nodes": [socket.gethostname()]}
+        return {
+            "name": self.name,
+            "workers": self.workers,
+            "threads_per_worker": self.threads,
+            "nodes": [socket.gethostname()],
+        }
 
     def run(self, todo, folders, options, finished, status):
         """Score `todo`; call finished(path, entry) for each, in the order they end."""
         if self.workers == 1:
             for path in todo:
                 status(path.name)
-                finished(path, job.score_one(path, folders[path], options, self.device,
-                                             progress=lambda f, stage, p=path: status(f"{p.name}: {stage}")))
+                finished(
+                    path,
+                    job.score_one(
+                        path,
+                        folders[path],
+                        options,
+                        self.device,
+                        progress=lambda f, stage, p=path: status(f"{p.name}: {stage}"),
+                    ),
+                )
             return
         self._pool(todo, folders, options, finished)
 
@@ -38,11 +50,12 @@ class LocalEngine:
     def _pool(self, todo, folders, options, finished):
         """At most `workers` timelines in flight, so a worker that dies takes only those with
         it; the rest go on in a fresh pool."""
-        context = multiprocessing.get_context("spawn")   # torch and fork do not mix
+        context = multiprocessing.get_context("spawn")  # torch and fork do not mix
         pending = list(todo)
         while pending:
-            pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=job.prepare,
-                                       initargs=(self.device, self.threads))
+            pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=job.prepare, initargs=(self.device, self.threads)
+            )
             flying, broken = {}, False
             try:
                 while (pending or flying) and not broken:
@@ -55,10 +68,12 @@ class LocalEngine:
                         try:
                             entry = future.result()
                         except BrokenProcessPool:
-                            entry, broken = job.died(path, folders[path], "the worker process died while "
-                                                     "scoring it"), True
+                            entry, broken = (
+                                job.died(path, folders[path], "the worker process died while scoring it"),
+                                True,
+                            )
                         finished(path, entry)
-                for path in flying.values():   # in flight when a worker died
+                for path in flying.values():  # in flight when a worker died
                     finished(path, job.died(path, folders[path], "the worker process died while scoring it"))
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)

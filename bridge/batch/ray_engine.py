@@ -23,8 +23,8 @@ from bridge.batch import job
 from bridge.errors import BadInput
 
 INSTALL = "pip install 'scorebridge[ray]'"
-READY_TIMEOUT_S = 300.0      # a worker's start: Python, torch and the model
-GPU_SHARE = 0.25             # default share of a GPU per worker: the model is small
+READY_TIMEOUT_S = 300.0  # a worker's start: Python, torch and the model
+GPU_SHARE = 0.25  # default share of a GPU per worker: the model is small
 
 
 def import_ray():
@@ -44,6 +44,7 @@ class Scorer:
 
     def __init__(self, device, threads, score=None):
         import ray
+
         job.prepare(device, threads)
         self.device = device
         self.score_fn = score or job.score_one
@@ -63,8 +64,17 @@ def _nodes(ray):
 class RayEngine:
     name = "ray"
 
-    def __init__(self, address=None, workers=None, worker_cpus=None, worker_gpus=None, retries=2,
-                 device="auto", score=None, ready_timeout=READY_TIMEOUT_S):
+    def __init__(
+        self,
+        address=None,
+        workers=None,
+        worker_cpus=None,
+        worker_gpus=None,
+        retries=2,
+        device="auto",
+        score=None,
+        ready_timeout=READY_TIMEOUT_S,
+    ):
         if retries < 0:
             raise BadInput(f"--retries must be 0 or more, not {retries}")
         self.ray = ray = import_ray()
@@ -79,9 +89,14 @@ class RayEngine:
                 if address is None:
                     # A cluster of our own on loopback: its token note is noise to a user.
                     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-                    ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
-                             log_to_driver=False,
-                             num_cpus=os.cpu_count() or 1, logging_level=logging.WARNING)
+                    ray.init(
+                        address="local",
+                        _node_ip_address="127.0.0.1",
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        num_cpus=os.cpu_count() or 1,
+                        logging_level=logging.WARNING,
+                    )
                 else:
                     ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
             except ConnectionError as exc:
@@ -98,26 +113,35 @@ class RayEngine:
         self.gpus = float(worker_gpus)
         if self.cpus <= 0 or self.gpus < 0 or self.gpus > 1 and self.gpus != int(self.gpus):
             self.close()
-            raise BadInput(f"a worker needs at least some CPU and a share of a GPU up to 1 or whole GPUs "
-                           f"(got --worker-cpus {worker_cpus}, --worker-gpus {worker_gpus})")
+            raise BadInput(
+                f"a worker needs at least some CPU and a share of a GPU up to 1 or whole GPUs "
+                f"(got --worker-cpus {worker_cpus}, --worker-gpus {worker_gpus})"
+            )
         # How many workers the cluster can place at once: a worker that cannot be placed
         # would wait for ever, so ask for no more than fit.
         self.fit = sum(self._fits(n["Resources"]) for n in nodes)
         if not self.fit:
             largest = max((n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in nodes)
             self.close()
-            raise BadInput(f"no node of the Ray cluster can hold a worker of {self.cpus:g} CPU(s) and "
-                           f"{self.gpus:g} GPU(s) (the largest has {largest[0]:g} CPUs, {largest[1]:g} GPUs); "
-                           "lower --worker-cpus or --worker-gpus")
+            raise BadInput(
+                f"no node of the Ray cluster can hold a worker of {self.cpus:g} CPU(s) and "
+                f"{self.gpus:g} GPU(s) (the largest has {largest[0]:g} CPUs, {largest[1]:g} GPUs); "
+                "lower --worker-cpus or --worker-gpus"
+            )
         self.workers = min(int(workers), self.fit) if workers else self.fit
         self.asked = workers
         self.retries = retries
         self.device = device
         self.score_fn = score
         self.ready_timeout = ready_timeout
-        self.nodes = [{"node": f"{n['NodeManagerHostname']} ({n['NodeID'][:8]})",
-                       "cpus": n["Resources"].get("CPU", 0), "gpus": n["Resources"].get("GPU", 0)}
-                      for n in nodes]
+        self.nodes = [
+            {
+                "node": f"{n['NodeManagerHostname']} ({n['NodeID'][:8]})",
+                "cpus": n["Resources"].get("CPU", 0),
+                "gpus": n["Resources"].get("GPU", 0),
+            }
+            for n in nodes
+        ]
         self.actor_class = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0)(Scorer)
 
     def _fits(self, resources):
@@ -127,9 +151,15 @@ class RayEngine:
         return count
 
     def describe(self) -> dict:
-        return {"name": self.name, "address": self.address, "workers": self.workers,
-                "cpus_per_worker": self.cpus, "gpus_per_worker": self.gpus, "retries": self.retries,
-                "nodes": self.nodes}
+        return {
+            "name": self.name,
+            "address": self.address,
+            "workers": self.workers,
+            "cpus_per_worker": self.cpus,
+            "gpus_per_worker": self.gpus,
+            "retries": self.retries,
+            "nodes": self.nodes,
+        }
 
     def _start(self):
         actor = self.actor_class.remote(self.device, max(1, int(self.cpus)), self.score_fn)
@@ -141,7 +171,7 @@ class RayEngine:
             self.actors.remove(actor)
         try:
             self.ray.kill(actor, no_restart=True)
-        except Exception:   # already gone
+        except Exception:  # already gone
             pass
 
     def run(self, todo, folders, options, finished, status):
@@ -165,8 +195,10 @@ class RayEngine:
             waiting = list(flying) + list(starting)
             done, _ = ray.wait(waiting, num_returns=1, timeout=None if flying else self.ready_timeout)
             if not done:
-                raise BadInput(f"no Ray worker started within {self.ready_timeout:g} s: the cluster could "
-                               "not place or start one (see `ray status`)")
+                raise BadInput(
+                    f"no Ray worker started within {self.ready_timeout:g} s: the cluster could "
+                    "not place or start one (see `ray status`)"
+                )
             ref = done[0]
             if ref in starting:
                 actor = starting.pop(ref)
@@ -192,9 +224,15 @@ class RayEngine:
                 if attempts[path] <= self.retries:
                     pending.appendleft(path)
                 else:
-                    finished(path, job.died(path, folders[path], f"its worker died on each of "
-                                            f"{attempts[path]} attempts ({type(exc).__name__})",
-                                            attempts[path]))
+                    finished(
+                        path,
+                        job.died(
+                            path,
+                            folders[path],
+                            f"its worker died on each of {attempts[path]} attempts ({type(exc).__name__})",
+                            attempts[path],
+                        ),
+                    )
                 continue
             entry["attempts"] = attempts[path]
             idle.append(actor)

@@ -36,7 +36,7 @@ CUES = [
 ]
 CORPUS = ["bach/bwv66.6", "beethoven/opus18no1", "joplin/maple_leaf_rag", "essenFolksong/altdeu10"]
 GROOVES = ["Rock", "BossaNova", "Ballad"]
-SECONDS = 60.0   # of each real piece
+SECONDS = 60.0  # of each real piece
 
 
 def synthetic_cue(name, rate, seconds, cuts, moods, seed):
@@ -52,8 +52,10 @@ def synthetic_cue(name, rate, seconds, cuts, moods, seed):
     frames = set(bounds[1:-1])
     while len(frames) < cuts:
         frames.add(int(rng.uniform(1.5, seconds - 1.0) * float(rate)))
-    sections = [{"start": a, "end": b, "valence": v, "arousal": ar, "tacet": False}
-                for (a, b), (_, v, ar) in zip(zip(bounds, bounds[1:]), moods)]
+    sections = [
+        {"start": a, "end": b, "valence": v, "arousal": ar, "tacet": False}
+        for (a, b), (_, v, ar) in zip(zip(bounds, bounds[1:]), moods)
+    ]
     hits = [SimpleNamespace(frame=f, source="cut", name="") for f in sorted(frames)]
     return hits, sections, duration
 
@@ -65,11 +67,16 @@ def cue_of_plan(plan) -> measures.Cue:
             programs.setdefault(family, program)
     return measures.Cue(
         duration_s=plan.duration_s,
-        sections=tuple(measures.Section(s.start, s.end, s.tonic, s.mode, s.valence, s.arousal, s.tacet)
-                       for s in plan.sections),
-        tempo_map=plan.tempo["tempo_map"], time_signatures=plan.tempo["time_signatures"],
-        hits=tuple(h.seconds for h in plan.hits), tacet=tuple(plan.tacet), programs=programs,
-        palettes=tuple((s.start, dict(s.palette)) for s in plan.sections))
+        sections=tuple(
+            measures.Section(s.start, s.end, s.tonic, s.mode, s.valence, s.arousal, s.tacet) for s in plan.sections
+        ),
+        tempo_map=plan.tempo["tempo_map"],
+        time_signatures=plan.tempo["time_signatures"],
+        hits=tuple(h.seconds for h in plan.hits),
+        tacet=tuple(plan.tacet),
+        programs=programs,
+        palettes=tuple((s.start, dict(s.palette)) for s in plan.sections),
+    )
 
 
 def score_cues(model, seeds, log=print) -> tuple:
@@ -82,9 +89,15 @@ def score_cues(model, seeds, log=print) -> tuple:
             result = engine.draw(model, plan, seed)
             elapsed = time.perf_counter() - started
             cue = cue_of_plan(plan)
-            row = {"name": name, "seed": seed, "key": plan.key, "bpm": plan.tempo["bpm"],
-                   **measures.measure(result.notes, cue), "draw_s": round(elapsed, 3),
-                   "motifs": result.motif_sources}
+            row = {
+                "name": name,
+                "seed": seed,
+                "key": plan.key,
+                "bpm": plan.tempo["bpm"],
+                **measures.measure(result.notes, cue),
+                "draw_s": round(elapsed, 3),
+                "motifs": result.motif_sources,
+            }
             rows.append(row)
             pooled.append((result.notes, cue))
             keys.setdefault(seed, set()).add(plan.tonic)
@@ -98,6 +111,7 @@ def edit_rows(model, paths, seeds, log=print) -> tuple:
     """The same measures on real edits (timelines or videos: the demo, your own), planned
     from their own cuts and picture analysis as `score` plans them."""
     from bridge.analyze import read_and_analyze
+
     rows, pooled = [], []
     for path in paths:
         timeline, analysis, hits, _ = read_and_analyze(path, progress=lambda f, stage: None)
@@ -107,9 +121,17 @@ def edit_rows(model, paths, seeds, log=print) -> tuple:
             result = engine.draw(model, plan, seed)
             elapsed = time.perf_counter() - started
             cue = cue_of_plan(plan)
-            rows.append({"name": Path(path).name, "seed": seed, "key": plan.key, "bpm": plan.tempo["bpm"],
-                         **measures.measure(result.notes, cue), "draw_s": round(elapsed, 3),
-                         "motifs": result.motif_sources})
+            rows.append(
+                {
+                    "name": Path(path).name,
+                    "seed": seed,
+                    "key": plan.key,
+                    "bpm": plan.tempo["bpm"],
+                    **measures.measure(result.notes, cue),
+                    "draw_s": round(elapsed, 3),
+                    "motifs": result.motif_sources,
+                }
+            )
             pooled.append((result.notes, cue))
         log(f"  {Path(path).name}: {plan.key}, {len(plan.hits)} hits, {plan.duration_s:.1f} s")
     return rows, pooled
@@ -125,9 +147,9 @@ def corpus_rows(log=print) -> list:
     for name in CORPUS:
         try:
             piece = corpus.parse(name)
-            piece = piece.scores[0] if hasattr(piece, "scores") else piece   # an Opus: its first work
+            piece = piece.scores[0] if hasattr(piece, "scores") else piece  # an Opus: its first work
             notes, cue = _corpus_piece(piece)
-        except Exception as exc:   # a piece the installed music21 lacks is reported, not fatal
+        except Exception as exc:  # a piece the installed music21 lacks is reported, not fatal
             log(f"  {name}: not measured ({exc})")
             continue
         rows.append({"name": name, **measures.measure(notes, cue)})
@@ -137,6 +159,7 @@ def corpus_rows(log=print) -> list:
 
 def _corpus_piece(score, qpm=100.0):
     from bridge.compose import ScoreNote
+
     key = score.analyze("key")
     parts = list(score.parts)
     notes = []
@@ -149,20 +172,27 @@ def _corpus_piece(score, qpm=100.0):
                 continue
             for p in n.pitches:
                 start = q * 60.0 / qpm
-                notes.append(ScoreNote(start, start + max(0.05, float(n.quarterLength) * 60.0 / qpm),
-                                       p.midi, 80, family))
+                notes.append(
+                    ScoreNote(start, start + max(0.05, float(n.quarterLength) * 60.0 / qpm), p.midi, 80, family)
+                )
     duration = max(n.end for n in notes)
     ts = score.recurse().getElementsByClass("TimeSignature")
     numerator, denominator = (ts[0].numerator, ts[0].denominator) if ts else (4, 4)
     from bridge.timebase import bpm_to_tempo
-    cue = measures.Cue(duration, (measures.Section(0.0, duration, key.tonic.pitchClass, key.mode),),
-                       [(0, bpm_to_tempo(qpm))], [(0, numerator, denominator)])
+
+    cue = measures.Cue(
+        duration,
+        (measures.Section(0.0, duration, key.tonic.pitchClass, key.mode),),
+        [(0, bpm_to_tempo(qpm))],
+        [(0, numerator, denominator)],
+    )
     return notes, cue
 
 
 def _groove_rows(log) -> list:
     from bridge.compose import ScoreNote
     from bridge.music import grooves
+
     if grooves.find_mma() is None:
         log("  mma is not installed: no groove reference")
         return []
@@ -179,18 +209,28 @@ def _groove_rows(log) -> list:
                 notes.append(ScoreNote(start_q * 60 / qpm, (start_q + length_q) * 60 / qpm, int(pitch), 80, family))
         duration = max(n.end for n in notes)
         from bridge.timebase import bpm_to_tempo
-        cue = measures.Cue(duration, (measures.Section(0.0, duration, 0, "major", arousal=0.8),),
-                           [(0, bpm_to_tempo(qpm))], [(0, 4, 4)])
+
+        cue = measures.Cue(
+            duration, (measures.Section(0.0, duration, 0, "major", arousal=0.8),), [(0, bpm_to_tempo(qpm))], [(0, 4, 4)]
+        )
         rows.append({"name": f"mma {groove}", **measures.measure(notes, cue)})
     return rows
 
 
-FLOORS = {   # MUSIC.md §1 and issue floors: (measure, "<=" or ">=", value)
-    "tonic_share": ("<=", 0.30), "tonic_triad_windows": ("<=", 0.55), "on_grid": (">=", 0.95),
-    "melody_sounding": (">=", 0.5), "out_of_range": ("<=", 0.01), "bass_absent": ("<=", 0.2),
-    "bass_not_lowest": ("<=", 0.05), "percussion_per_s_excited": (">=", 2.0),
-    "hit_chords_distinct": (">=", 3), "hit_chords_tonic": ("<=", 0.5), "decaying_over_4s": ("<=", 0.01),
-    "meter_changes_per_min": ("<=", 2.0), "hits_with_chord": (">=", 1.0),
+FLOORS = {  # MUSIC.md §1 and issue floors: (measure, "<=" or ">=", value)
+    "tonic_share": ("<=", 0.30),
+    "tonic_triad_windows": ("<=", 0.55),
+    "on_grid": (">=", 0.95),
+    "melody_sounding": (">=", 0.5),
+    "out_of_range": ("<=", 0.01),
+    "bass_absent": ("<=", 0.2),
+    "bass_not_lowest": ("<=", 0.05),
+    "percussion_per_s_excited": (">=", 2.0),
+    "hit_chords_distinct": (">=", 3),
+    "hit_chords_tonic": ("<=", 0.5),
+    "decaying_over_4s": ("<=", 0.01),
+    "meter_changes_per_min": ("<=", 2.0),
+    "hits_with_chord": (">=", 1.0),
 }
 LONG_CUE_FLOORS = {"motif_reuse": (">=", 0.15), "bar_repetition": (">=", 0.15)}
 
@@ -212,11 +252,23 @@ def misses(row) -> list:
     return out
 
 
-COLUMNS = [("tonic_share", "tonic"), ("tonic_triad_windows", "I-win"), ("mean_chord_run_s", "run s"),
-           ("melody_sounding", "melody"), ("motif_reuse", "motif"), ("bar_repetition", "bars"),
-           ("percussion_per_s_excited", "perc/s"), ("on_grid", "grid"), ("meter_changes_per_min", "meter"),
-           ("out_of_range", "range"), ("bass_absent", "bass-"), ("bass_not_lowest", "bass^"),
-           ("hit_chords_distinct", "hitCh"), ("hit_chords_tonic", "hitI"), ("decaying_over_4s", "dec4s")]
+COLUMNS = [
+    ("tonic_share", "tonic"),
+    ("tonic_triad_windows", "I-win"),
+    ("mean_chord_run_s", "run s"),
+    ("melody_sounding", "melody"),
+    ("motif_reuse", "motif"),
+    ("bar_repetition", "bars"),
+    ("percussion_per_s_excited", "perc/s"),
+    ("on_grid", "grid"),
+    ("meter_changes_per_min", "meter"),
+    ("out_of_range", "range"),
+    ("bass_absent", "bass-"),
+    ("bass_not_lowest", "bass^"),
+    ("hit_chords_distinct", "hitCh"),
+    ("hit_chords_tonic", "hitI"),
+    ("decaying_over_4s", "dec4s"),
+]
 
 
 def table(rows) -> str:
@@ -239,17 +291,26 @@ def run(model, model_info, seeds=(1, 2, 3), out=None, reference=True, edits=(), 
     for r in rows:
         r["misses"] = misses(r)
     real = corpus_rows(log) if reference else []
-    result = {"model": model_info, "seeds": list(seeds), "cues": rows, "pooled": measures.summarise(
-        [{k: v for k, v in r.items() if k not in ("name", "seed", "key", "motifs", "misses")} for r in rows]),
-        "mood": mood, "reference": real,
+    result = {
+        "model": model_info,
+        "seeds": list(seeds),
+        "cues": rows,
+        "pooled": measures.summarise(
+            [{k: v for k, v in r.items() if k not in ("name", "seed", "key", "motifs", "misses")} for r in rows]
+        ),
+        "mood": mood,
+        "reference": real,
         "cues_missing_a_floor": sum(1 for r in rows if r["misses"]),
-        "seconds": round(time.perf_counter() - started, 1)}
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     log(table(rows))
     if real:
         log("real music:")
         log(table(real))
-    log(f"mood: arousal vs onsets rho {mood['arousal_vs_onsets_rho']}, mode sign right {mood['mode_sign_right']}, "
-        f"keys per reel {mood['distinct_keys_per_reel']}")
+    log(
+        f"mood: arousal vs onsets rho {mood['arousal_vs_onsets_rho']}, mode sign right {mood['mode_sign_right']}, "
+        f"keys per reel {mood['distinct_keys_per_reel']}"
+    )
     log(f"cues missing a floor: {result['cues_missing_a_floor']} of {len(rows)}")
     if out:
         path = Path(out)

@@ -41,10 +41,10 @@ class Cue:
     sections: tuple
     tempo_map: list
     time_signatures: list
-    hits: tuple = ()                 # seconds
-    tacet: tuple = ()                # (start, end)
-    programs: dict = field(default_factory=dict)   # family -> GM program (drums: None)
-    palettes: tuple = ()    # (start seconds, {family: program}) where the programs change by section
+    hits: tuple = ()  # seconds
+    tacet: tuple = ()  # (start, end)
+    programs: dict = field(default_factory=dict)  # family -> GM program (drums: None)
+    palettes: tuple = ()  # (start seconds, {family: program}) where the programs change by section
 
     def program(self, family, t):
         """The GM program `family` plays at `t`."""
@@ -163,8 +163,10 @@ def motif_reuse(notes, cue, family="melody"):
     iois = [max(1e-3, b.start - a.start) for a, b in zip(line, line[1:])] + [max(1e-3, line[-1].end - line[-1].start)]
     seen, reused, total = set(), 0, 0
     for i in range(len(line) - 3):
-        grams = (tuple(line[i + k + 1].pitch - line[i + k].pitch for k in range(3)),
-                 tuple(round(iois[i + k + 1] / iois[i + k], 1) for k in range(2)))
+        grams = (
+            tuple(line[i + k + 1].pitch - line[i + k].pitch for k in range(3)),
+            tuple(round(iois[i + k + 1] / iois[i + k], 1) for k in range(2)),
+        )
         total += 1
         reused += grams in seen
         seen.add(grams)
@@ -194,6 +196,7 @@ def bar_repetition(notes, cue):
 
 def _bar_starts(cue):
     from bridge.tempo import bars
+
     return bars(cue.duration_s, cue.tempo_map, cue.time_signatures)
 
 
@@ -230,7 +233,7 @@ def meter_changes_per_minute(cue):
 
 def out_of_range_share(notes, cue):
     programs = pattern_data("instruments.json")["programs"]
-    pitched = [n for n in notes if n.family != "drums"]   # timpani and taiko have ranges too
+    pitched = [n for n in notes if n.family != "drums"]  # timpani and taiko have ranges too
     checked = [(n, str(cue.program(n.family, n.start))) for n in pitched]
     checked = [(n, program) for n, program in checked if program in programs]
     if not checked:
@@ -282,8 +285,9 @@ def hit_chords(notes, cue, families=("pad", "piano")):
 
 def long_decaying_share(notes, cue):
     programs = pattern_data("instruments.json")["programs"]
-    decaying = [n for n in notes if n.family != "drums"
-                and programs.get(str(cue.program(n.family, n.start)), {}).get("decays")]
+    decaying = [
+        n for n in notes if n.family != "drums" and programs.get(str(cue.program(n.family, n.start)), {}).get("decays")
+    ]
     if not decaying:
         return None
     return sum(1 for n in decaying if n.end - n.start > DECAY_LIMIT_S + 1e-6) / len(decaying)
@@ -299,8 +303,13 @@ def section_mode(notes, section):
             hist[n.pitch % 12] += overlap
     if hist.sum() == 0:
         return None
-    best = max(((np.corrcoef(hist, np.roll(profile, k))[0, 1], mode)
-                for k in range(12) for profile, mode in ((MAJOR_PROFILE, "major"), (MINOR_PROFILE, "minor"))))
+    best = max(
+        (
+            (np.corrcoef(hist, np.roll(profile, k))[0, 1], mode)
+            for k in range(12)
+            for profile, mode in ((MAJOR_PROFILE, "major"), (MINOR_PROFILE, "minor"))
+        )
+    )
     return best[1]
 
 
@@ -347,8 +356,11 @@ def mood_measures(cues_notes) -> dict:
                 heard = section_mode(notes, s)
                 asked += 1
                 right += heard == ("major" if s.valence > 0 else "minor")
-    return {"arousal_vs_onsets_rho": spearman_rho(arousal, rate) if len(arousal) >= 3 else None,
-            "mode_sign_right": right / asked if asked else None, "sections": len(arousal)}
+    return {
+        "arousal_vs_onsets_rho": spearman_rho(arousal, rate) if len(arousal) >= 3 else None,
+        "mode_sign_right": right / asked if asked else None,
+        "sections": len(arousal),
+    }
 
 
 def summarise(rows) -> dict:
@@ -356,8 +368,11 @@ def summarise(rows) -> dict:
     keys = [k for k in rows[0] if k != "name"] if rows else []
     out = {}
     for k in keys:
-        values = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and not (
-            isinstance(r.get(k), float) and math.isnan(r[k]))]
+        values = [
+            r[k]
+            for r in rows
+            if isinstance(r.get(k), (int, float)) and not (isinstance(r.get(k), float) and math.isnan(r[k]))
+        ]
         if values:
             out[k] = {"median": float(np.median(values)), "min": float(min(values)), "max": float(max(values))}
     return out

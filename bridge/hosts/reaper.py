@@ -44,8 +44,9 @@ def kb_lines(windows: bool) -> list:
     """The reaper-kb.ini lines that register the actions: SCR 4 0 ID "Custom: title" "path",
     the path relative to the Scripts folder."""
     sep = "\\" if windows else "/"
-    return [f'SCR 4 0 {command_id(FOLDER + "/" + name)} "Custom: {title}" "{FOLDER}{sep}{name}"'
-            for name, title in ACTIONS]
+    return [
+        f'SCR 4 0 {command_id(FOLDER + "/" + name)} "Custom: {title}" "{FOLDER}{sep}{name}"' for name, title in ACTIONS
+    ]
 
 
 def register(kb_path: Path, windows: bool) -> Path:
@@ -62,8 +63,7 @@ def register(kb_path: Path, windows: bool) -> Path:
 
     def ours(line):
         fields = line.split()
-        return (len(fields) >= 4 and fields[0] == "SCR"
-                and (fields[3] in ids or any(p in line.lower() for p in paths)))
+        return len(fields) >= 4 and fields[0] == "SCR" and (fields[3] in ids or any(p in line.lower() for p in paths))
 
     kept = [line for line in text.splitlines() if not ours(line)]
     while kept and not kept[-1].strip():
@@ -77,8 +77,10 @@ def install(dest=None) -> list:
     """Copy the scripts into REAPER's resource folder (or into dest, the resource folder to
     use, created when missing) and register the actions; returns the paths written."""
     if not (SCRIPTS / ACTIONS[0][0]).is_file():
-        raise BadInput(f"the REAPER scripts are not part of this installation ({SCRIPTS} is "
-                       f"missing); install ScoreBridge from its source folder")
+        raise BadInput(
+            f"the REAPER scripts are not part of this installation ({SCRIPTS} is "
+            f"missing); install ScoreBridge from its source folder"
+        )
     if dest:
         root = Path(dest).expanduser()
         try:
@@ -88,16 +90,17 @@ def install(dest=None) -> list:
     else:
         root = resource_dir()
         if not root.is_dir():
-            raise BadInput(f"REAPER's resource folder {root} does not exist: start REAPER once, "
-                           f"or pass --dest with the folder Options > Show REAPER resource path shows")
+            raise BadInput(
+                f"REAPER's resource folder {root} does not exist: start REAPER once, "
+                f"or pass --dest with the folder Options > Show REAPER resource path shows"
+            )
     target = root / "Scripts" / FOLDER
     written = []
     try:
         for source in sorted(SCRIPTS.rglob("*.lua")):
             written.append(atomic.write_bytes(target / source.relative_to(SCRIPTS), source.read_bytes()))
         # One argument per line: the command the scripts start for `scorebridge …`.
-        written.append(atomic.write_text(target / "scorebridge" / "cli.txt",
-                                         "\n".join(own_command()) + "\n"))
+        written.append(atomic.write_text(target / "scorebridge" / "cli.txt", "\n".join(own_command()) + "\n"))
         written.append(register(root / "reaper-kb.ini", platform.system() == "Windows"))
     except OSError as exc:
         raise BadInput(f"cannot write into {root}: {exc.strerror or exc}") from None

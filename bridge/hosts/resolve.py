@@ -21,11 +21,18 @@ def default_dir(system=None) -> Path:
     system = system or platform.system()
     if system == "Windows":
         appdata = os.environ.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
-        return (Path(appdata) / "Blackmagic Design" / "DaVinci Resolve" / "Support" / "Fusion"
-                / "Scripts" / "Utility")
+        return Path(appdata) / "Blackmagic Design" / "DaVinci Resolve" / "Support" / "Fusion" / "Scripts" / "Utility"
     if system == "Darwin":
-        return (Path.home() / "Library" / "Application Support" / "Blackmagic Design"
-                / "DaVinci Resolve" / "Fusion" / "Scripts" / "Utility")
+        return (
+            Path.home()
+            / "Library"
+            / "Application Support"
+            / "Blackmagic Design"
+            / "DaVinci Resolve"
+            / "Fusion"
+            / "Scripts"
+            / "Utility"
+        )
     return Path.home() / ".local" / "share" / "DaVinciResolve" / "Fusion" / "Scripts" / "Utility"
 
 
@@ -33,8 +40,10 @@ def install(dest=None) -> list:
     """Copy ScoreBridge.py into dest (default: Resolve's per-user Utility folder, created);
     returns the paths written."""
     if not SCRIPT.is_file():
-        raise BadInput(f"the Resolve script is not part of this installation ({SCRIPT} is missing); "
-                       f"install ScoreBridge from its source folder")
+        raise BadInput(
+            f"the Resolve script is not part of this installation ({SCRIPT} is missing); "
+            f"install ScoreBridge from its source folder"
+        )
     folder = Path(dest).expanduser() if dest else default_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -27,23 +27,31 @@ import numpy as np
 from bridge.music.theory import SCALES
 from bridge.timebase import beats_to_seconds_all
 
-FAMILY_OF_ROLE = {"pad": "pad", "bass": "bass", "rhythm": "piano", "percussion": "drums", "melody": "melody",
-                  "timpani": "timpani", "taiko": "taiko"}
+FAMILY_OF_ROLE = {
+    "pad": "pad",
+    "bass": "bass",
+    "rhythm": "piano",
+    "percussion": "drums",
+    "melody": "melody",
+    "timpani": "timpani",
+    "taiko": "taiko",
+}
 ROLE_VELOCITY = {"pad": -12, "bass": -4, "rhythm": -10, "percussion": 0, "melody": 4, "timpani": -2, "taiko": -4}
-CRESCENDO_BEATS = 2          # the beats before an important hit that swell into it
-CRESCENDO = 14               # velocity added on the last of them
-PERCUSSION_FROM = 0.2        # arousal from which percussion plays (its mid pattern), excited from 0.4
+CRESCENDO_BEATS = 2  # the beats before an important hit that swell into it
+CRESCENDO = 14  # velocity added on the last of them
+PERCUSSION_FROM = 0.2  # arousal from which percussion plays (its mid pattern), excited from 0.4
 
 
 @dataclass(frozen=True)
 class BeatNote:
     """A note on the tempo map: beats, not seconds (see to_seconds)."""
+
     start: Fraction
     end: Fraction
     pitch: int
     velocity: int
     role: str
-    at_s: float | None = None    # an exact start in seconds (a hit's frame), overriding `start`
+    at_s: float | None = None  # an exact start in seconds (a hit's frame), overriding `start`
 
 
 @lru_cache(maxsize=None)
@@ -61,7 +69,7 @@ def register(role, program) -> tuple:
     spec = data("instruments.json")["programs"].get(str(program))
     if spec:
         lo, hi = max(lo, spec["range"][0]), min(hi, spec["range"][1])
-        if hi - lo < 14:   # the instrument tops out inside the role's register: reach lower
+        if hi - lo < 14:  # the instrument tops out inside the role's register: reach lower
             lo = max(spec["range"][0], hi - 14)
     return lo, hi
 
@@ -82,6 +90,7 @@ def fold(pitch, lo, hi) -> int:
 def bars(plan) -> list:
     """[(start beat, beats in the bar)] from the cue's time signatures, to its end."""
     from bridge.tempo import bars as lay_out
+
     return lay_out(plan.duration_s, plan.tempo["tempo_map"], plan.tempo["time_signatures"])
 
 
@@ -110,7 +119,7 @@ def voice_pad(chords, lo, hi) -> list:
                 if bottom % 12 != order[0]:
                     continue
                 stack, p = [bottom], bottom
-                for pc in order[1:] + ([pcs[0]] if len(order) == 3 else []):   # a triad doubles its root
+                for pc in order[1:] + ([pcs[0]] if len(order) == 3 else []):  # a triad doubles its root
                     p = p + ((pc - p) % 12 or 12)
                     stack.append(p)
                 while stack[-1] <= hi - 12 and stack[0] + 12 <= hi - 12:
@@ -123,8 +132,10 @@ def voice_pad(chords, lo, hi) -> list:
             middle = (lo + hi) / 2
             best = min(candidates, key=lambda v: abs(sum(v) / len(v) - middle))
         else:
+
             def movement(v):
                 return sum(min(abs(x - y) for y in previous) for x in v) + 2 * abs(v[-1] - previous[-1])
+
             best = min(candidates, key=movement)
             # a chord heard before comes back in the voicing it had, unless that leaps: a
             # progression that repeats then sounds the same each time round
@@ -138,8 +149,11 @@ def voice_pad(chords, lo, hi) -> list:
 
 
 def _velocity(base, role, step_in_bar, beats_in_bar, rng, boost=0):
-    accent = 8 if step_in_bar == 0 else (4 if beats_in_bar == 4 and step_in_bar == 8 else
-                                         (0 if step_in_bar % 4 == 0 else -6))
+    accent = (
+        8
+        if step_in_bar == 0
+        else (4 if beats_in_bar == 4 and step_in_bar == 8 else (0 if step_in_bar % 4 == 0 else -6))
+    )
     v = base + ROLE_VELOCITY[role] + accent + boost + int(rng.integers(-3, 4))
     return max(1, min(127, v))
 
@@ -155,11 +169,13 @@ def _crescendo(beat, important_beats) -> int:
 def arrange(plan, chords, seed) -> list:
     """BeatNotes for pad, bass, rhythm and percussion over the progression `chords`."""
     from bridge.timebase import seconds_to_beats
+
     rng = np.random.default_rng([seed, 2207])
     patterns = data("patterns.json")
     tempo_map = plan.tempo["tempo_map"]
-    important = sorted(Fraction(round(seconds_to_beats(Fraction(h.seconds), tempo_map) * 4), 4)
-                       for h in plan.hits if h.weight >= 2.0)   # to the 16th nearest each
+    important = sorted(
+        Fraction(round(seconds_to_beats(Fraction(h.seconds), tempo_map) * 4), 4) for h in plan.hits if h.weight >= 2.0
+    )  # to the 16th nearest each
     notes = []
     sections = plan.sections
 
@@ -168,8 +184,9 @@ def arrange(plan, chords, seed) -> list:
     for c, voicing in zip(chords, voice_pad(chords, pad_lo, pad_hi)):
         s = sections[c.section]
         vel = max(1, min(127, s.velocity + ROLE_VELOCITY["pad"] + (10 if c.hit is not None else 0)))
-        notes += [BeatNote(c.start_beat, c.end_beat, p, vel, "pad", c.start if c.hit is not None else None)
-                  for p in voicing]
+        notes += [
+            BeatNote(c.start_beat, c.end_beat, p, vel, "pad", c.start if c.hit is not None else None) for p in voicing
+        ]
 
     ringing = [(c.start_beat, max(c.end_beat, c.start_beat + 1)) for c in chords if c.hit is not None]
     first_chord = {}
@@ -177,7 +194,7 @@ def arrange(plan, chords, seed) -> list:
         first_chord.setdefault(c.section, c.start_beat)
     phrase = patterns["percussion"]["phrase"]
     laid_out = bars(plan)
-    bars_begun = {}   # section -> bars of it begun so far: phrases count from its start
+    bars_begun = {}  # section -> bars of it begun so far: phrases count from its start
     for i, (bar_start, length) in enumerate(laid_out):
         meter = f"{int(length)}/4" if length in (3, 4) else None
         where = _phrase_place(chords, laid_out, i, bars_begun, phrase["bars"])
@@ -195,16 +212,19 @@ def arrange(plan, chords, seed) -> list:
                 if ev_step == step:
                     notes.append(_bass(c, chords, beat, Fraction(ev_len, 4), tone, s, rng, step, length, boost))
             # rhythm: enters after the section's first chord when calm
-            stabbed = any(a <= beat < b for a, b in ringing)   # a hit's stab rings a beat
-            if s.palette.get("piano") is not None and not stabbed and not (
-                    level == "calm" and c.start_beat == first_chord[c.section]):
+            stabbed = any(a <= beat < b for a, b in ringing)  # a hit's stab rings a beat
+            if (
+                s.palette.get("piano") is not None
+                and not stabbed
+                and not (level == "calm" and c.start_beat == first_chord[c.section])
+            ):
                 pattern = _variation(patterns["rhythm"][level], c.section, seed, s.palette_name).get(meter) or []
                 for ev_step, ev_len, voice in pattern:
                     if ev_step == step:
                         notes += _rhythm(c, beat, Fraction(ev_len, 4), voice, s, rng, step, length, boost)
             # orchestral percussion when excited: timpani on the tonic and dominant, taiko
             if s.arousal >= 0.4 and s.palette.get("timpani") is not None and where["first"]:
-                for ev_step, ev_len, tone in (patterns["percussion"]["timpani"].get(meter) or []):
+                for ev_step, ev_len, tone in patterns["percussion"]["timpani"].get(meter) or []:
                     if ev_step == step:
                         notes.append(_timpani(s, beat, Fraction(ev_len, 4), tone, rng, step, length, boost))
             if s.arousal >= 0.4 and s.palette.get("taiko") is not None:
@@ -220,14 +240,15 @@ def arrange(plan, chords, seed) -> list:
                 kit = _variation(patterns["percussion"][kind], c.section, seed, s.palette_name).get(meter) or {}
                 fill = phrase["fill"][kind].get(meter) if where["last"] else None
                 if fill and any(bar_start + Fraction(fill["from"], 4) < h < bar_start + length for h in important):
-                    fill = None   # a hit inside the fill: its own swell leads into it
+                    fill = None  # a hit inside the fill: its own swell leads into it
                 if fill and step >= fill["from"]:
                     for at, key in fill["hits"]:
-                        if at == step:   # rising through the fill, into the next phrase
+                        if at == step:  # rising through the fill, into the next phrase
                             rise = int(22 * (step - fill["from"]) / max(1, int(length * 4) - fill["from"]))
                             vel = _velocity(s.velocity, "percussion", step, length, rng, boost) - 10 + rise
-                            notes.append(BeatNote(beat, beat + Fraction(1, 4), key, max(1, min(127, vel)),
-                                                  "percussion"))
+                            notes.append(
+                                BeatNote(beat, beat + Fraction(1, 4), key, max(1, min(127, vel)), "percussion")
+                            )
                     continue
                 if step == 0 and where["first"] and where["index"] and kind == "excited":
                     vel = min(127, _velocity(s.velocity, "percussion", 0, length, rng, boost) + 6)
@@ -266,12 +287,12 @@ PEDAL_PALETTES = ("tense",)
 def _bass(c, chords, beat, length, tone, section, rng, step, bar_len, boost) -> BeatNote:
     lo, hi = register("bass", section.palette["bass"])
     bottom = section.tonic if section.palette_name in PEDAL_PALETTES else c.root
-    root = fold(bottom + 36, lo, min(hi, lo + 11))      # the root in the lower octave of the register
+    root = fold(bottom + 36, lo, min(hi, lo + 11))  # the root in the lower octave of the register
     if tone == "5":
         pitch = root + 7 if root + 7 <= hi else root - 5
     elif tone == "8":
         pitch = root + 12 if root + 12 <= hi else root
-    elif tone == "A":   # a step below the next chord's root
+    elif tone == "A":  # a step below the next chord's root
         nxt = chord_at(chords, c.end_beat)
         target = fold((nxt.root if nxt else c.root) + 36, lo, min(hi, lo + 11))
         scale = [(section.tonic + d) % 12 for d in SCALES[section.mode]]
@@ -280,8 +301,14 @@ def _bass(c, chords, beat, length, tone, section, rng, step, bar_len, boost) -> 
     else:
         pitch = root
     end = min(beat + length, c.end_beat)
-    return BeatNote(beat, end, pitch, _velocity(section.velocity, "bass", step, bar_len, rng, boost), "bass",
-                    c.start if (c.hit is not None and beat == c.start_beat) else None)
+    return BeatNote(
+        beat,
+        end,
+        pitch,
+        _velocity(section.velocity, "bass", step, bar_len, rng, boost),
+        "bass",
+        c.start if (c.hit is not None and beat == c.start_beat) else None,
+    )
 
 
 def _stack(c, lo, hi, pcs) -> list:
@@ -301,7 +328,7 @@ def _rhythm(c, beat, length, voice, section, rng, step, bar_len, boost) -> list:
     end = min(beat + length, c.end_beat)
     at = c.start if (c.hit is not None and beat == c.start_beat) else None
     if voice == "C":
-        return [BeatNote(beat, end, t, vel, "rhythm", at) for t in tones[:len(c.pcs)]]
+        return [BeatNote(beat, end, t, vel, "rhythm", at) for t in tones[: len(c.pcs)]]
     return [BeatNote(beat, end, tones[voice % len(tones)], vel, "rhythm", at)]
 
 
@@ -326,8 +353,9 @@ def _timpani(section, beat, length, tone, rng, step, bar_len, boost) -> BeatNote
     lo, hi = register("timpani", section.palette["timpani"])
     tonic = fold(section.tonic + 36, lo, hi)
     pitch = tonic if tone == "R" else fold(tonic + 7, lo, hi)
-    return BeatNote(beat, beat + length, pitch, _velocity(section.velocity, "timpani", step, bar_len, rng, boost),
-                    "timpani")
+    return BeatNote(
+        beat, beat + length, pitch, _velocity(section.velocity, "timpani", step, bar_len, rng, boost), "timpani"
+    )
 
 
 def _into_hits(plan, chords, important, rng) -> list:
@@ -352,13 +380,14 @@ def _into_hits(plan, chords, important, rng) -> list:
                 if roll is not None:
                     out.append(BeatNote(at, at + Fraction(1, 4), roll, 45 + int(70 * k / steps), "timpani"))
         on_hit = c.hit is not None and abs(c.start_beat - h) <= Fraction(1, 8)
-        out.append(BeatNote(h, h + 1, spec["crash_key"], min(127, s.velocity + 15), "percussion",
-                            c.start if on_hit else None))
+        out.append(
+            BeatNote(h, h + 1, spec["crash_key"], min(127, s.velocity + 15), "percussion", c.start if on_hit else None)
+        )
     return out
 
 
-EXPRESSION_REST = 100      # CC11 between swells
-EXPRESSION_FROM = 72       # where a swell into a hit starts
+EXPRESSION_REST = 100  # CC11 between swells
+EXPRESSION_FROM = 72  # where a swell into a hit starts
 
 
 def expression(plan, chords) -> list:
@@ -368,11 +397,14 @@ def expression(plan, chords) -> list:
     out = [(0.0, family, EXPRESSION_REST) for family in ("pad", "melody")]
     for c in chords:
         if c.hit is None or plan.hits[c.hit].weight < 2.0 or plan.sections[c.section].arousal < -0.2:
-            continue   # calm music does not swell
+            continue  # calm music does not swell
         hit = Fraction(round(c.start_beat * 4), 4)
         steps = CRESCENDO_BEATS * 4
-        ramp = [(hit - Fraction(steps - k, 4), EXPRESSION_FROM + (127 - EXPRESSION_FROM) * (k + 1) // steps)
-                for k in range(steps) if hit - Fraction(steps - k, 4) >= 0]
+        ramp = [
+            (hit - Fraction(steps - k, 4), EXPRESSION_FROM + (127 - EXPRESSION_FROM) * (k + 1) // steps)
+            for k in range(steps)
+            if hit - Fraction(steps - k, 4) >= 0
+        ]
         times = beats_to_seconds_all([at for at, _ in ramp], tempo_map)
         for family in ("pad", "melody"):
             out += [(t, family, value) for t, (_, value) in zip(times, ramp)]
@@ -390,6 +422,7 @@ def to_seconds(notes, plan, chords=()) -> list:
     longer than max_hold_s. A note on the beat a hit's chord starts on starts on the hit's
     exact second with it (the beat can be a tick or two off the frame)."""
     from bridge.compose import ScoreNote
+
     max_hold = data("instruments.json")["max_hold_s"]
     beats = sorted({b for n in notes for b in (n.start, n.end)})
     sec = dict(zip(beats, beats_to_seconds_all(beats, plan.tempo["tempo_map"])))
@@ -421,7 +454,7 @@ def _one_at_a_time(notes) -> list:
         kept = []
         for n in group:
             if kept and abs(kept[-1].start - n.start) < 1e-9:
-                continue                                   # struck together: the louder is kept
+                continue  # struck together: the louder is kept
             if kept and kept[-1].end > n.start:
                 kept[-1] = kept[-1]._replace(end=n.start)
             kept.append(n)

@@ -36,12 +36,40 @@ from bridge.errors import BadInput
 CORPUS_DIR = Path(os.environ.get("SCOREBRIDGE_CORPUS", Path(__file__).resolve().parents[2] / ".corpus"))
 
 # Multi-part collections parsed with music21, most valuable first (the budget may end the list).
-M21_COLLECTIONS = ["bach", "mozart", "haydn", "beethoven", "monteverdi", "schumann_robert",
-                   "schumann_clara", "handel", "corelli", "joplin", "chopin", "schubert", "verdi",
-                   "weber", "trecento", "palestrina", "cpebach", "beach", "lusitano",
-                   "liliuokalani", "johnson_j_r", "luca", "ciconia"]
-ABC_COLLECTIONS = ["essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs", "josquin",
-                   "miscFolk", "nottingham-dataset"]
+M21_COLLECTIONS = [
+    "bach",
+    "mozart",
+    "haydn",
+    "beethoven",
+    "monteverdi",
+    "schumann_robert",
+    "schumann_clara",
+    "handel",
+    "corelli",
+    "joplin",
+    "chopin",
+    "schubert",
+    "verdi",
+    "weber",
+    "trecento",
+    "palestrina",
+    "cpebach",
+    "beach",
+    "lusitano",
+    "liliuokalani",
+    "johnson_j_r",
+    "luca",
+    "ciconia",
+]
+ABC_COLLECTIONS = [
+    "essenFolksong",
+    "oneills1850",
+    "ryansMammoth",
+    "airdsAirs",
+    "josquin",
+    "miscFolk",
+    "nottingham-dataset",
+]
 M21_SUFFIXES = (".krn", ".mxl", ".xml", ".musicxml")
 
 
@@ -53,14 +81,17 @@ def split_of(work_id: str) -> str:
 
 def _corpus_root() -> Path:
     import music21  # only here: corpus building is the one place that needs it
+
     return Path(music21.__path__[0]) / "corpus"
 
 
 # ---- music21 (kern / MusicXML) ------------------------------------------------------------
 
+
 def _parse_m21(path: str):
     """One score file -> list of works (a file is one work here). Runs in a worker."""
     import music21
+
     score = music21.converter.parse(path)
     qpm = None
     marks = score.flatten().getElementsByClass("MetronomeMark")
@@ -132,11 +163,13 @@ def parse_m21(budget_s: float = 600.0, workers: int = 2, log=print):
 
 # ---- ABC through abc2midi ------------------------------------------------------------------
 
+
 def midi_to_parts(path_or_file, family=None):
     """A MIDI file -> (parts in quarter notes, qpm): one part per (track, channel). Given
     `family(track_name, channel, program) -> str`, also each part's family, from the program
     its channel starts with: (parts, qpm, families)."""
     import mido
+
     mid = mido.MidiFile(path_or_file)
     tpb = mid.ticks_per_beat
     qpm = None
@@ -170,8 +203,7 @@ def parse_abc(log=print):
     """All ABC tunes through abc2midi -> one cache file."""
     exe = shutil.which("abc2midi")
     if exe is None:
-        raise RuntimeError("abc2midi not found: install Debian's `abcmidi` package "
-                           "(apt-get install abcmidi)")
+        raise RuntimeError("abc2midi not found: install Debian's `abcmidi` package (apt-get install abcmidi)")
     root = _corpus_root()
     works = []
     start = time.time()
@@ -181,8 +213,7 @@ def parse_abc(log=print):
             with tempfile.TemporaryDirectory() as tmp:
                 # abc2midi writes <stem><X number>.mid beside its input: work on a copy.
                 shutil.copy(path, os.path.join(tmp, "t.abc"))
-                subprocess.run([exe, "t.abc", "-quiet", "-silent"], cwd=tmp, capture_output=True,
-                               timeout=300)
+                subprocess.run([exe, "t.abc", "-quiet", "-silent"], cwd=tmp, capture_output=True, timeout=300)
                 stem = "t"
                 for mid in sorted(glob.glob(os.path.join(tmp, stem + "*.mid"))):
                     try:
@@ -190,13 +221,14 @@ def parse_abc(log=print):
                     except Exception:
                         continue
                     if parts:
-                        x = Path(mid).stem[len(stem):]
+                        x = Path(mid).stem[len(stem) :]
                         works.append({"id": f"{rel}#{x}", "collection": coll, "qpm": qpm, "parts": parts})
     log(f"abc2midi: {len(works)} tunes in {time.time() - start:.0f} s")
     return works
 
 
 # ---- the assembled corpus ------------------------------------------------------------------
+
 
 def assemble(abc_works, log=print, groove_works=()):
     """Cached pieces -> one list of works with their split, saved as corpus.pkl. A work that
@@ -209,8 +241,14 @@ def assemble(abc_works, log=print, groove_works=()):
         coll = item["rel"].split("/")[0]
         for i, w in enumerate(item["works"]):
             if w["parts"]:
-                works.append({"id": item["rel"] + (f"#{i}" if i else ""), "collection": coll,
-                              "qpm": w["qpm"], "parts": w["parts"]})
+                works.append(
+                    {
+                        "id": item["rel"] + (f"#{i}" if i else ""),
+                        "collection": coll,
+                        "qpm": w["qpm"],
+                        "parts": w["parts"],
+                    }
+                )
     for w in works:
         w.setdefault("split", split_of(w["id"]))
     atomic.write_bytes(CORPUS_DIR / "corpus.pkl", pickle.dumps(works))
@@ -224,11 +262,15 @@ def load_corpus(path=None):
         with open(path, "rb") as f:
             return pickle.load(f)
     except FileNotFoundError:
-        raise BadInput(f"no music corpus at {path}: build it with `scorebridge train corpus` "
-                       f"(up to a quarter of an hour: music21's parse has a 900 s budget)") from None
-    except Exception as exc:   # a pickle cut short can raise almost anything (even MemoryError)
-        raise BadInput(f"the music corpus at {path} is unreadable ({type(exc).__name__}): "
-                       f"build it again with `scorebridge train corpus`") from None
+        raise BadInput(
+            f"no music corpus at {path}: build it with `scorebridge train corpus` "
+            f"(up to a quarter of an hour: music21's parse has a 900 s budget)"
+        ) from None
+    except Exception as exc:  # a pickle cut short can raise almost anything (even MemoryError)
+        raise BadInput(
+            f"the music corpus at {path} is unreadable ({type(exc).__name__}): "
+            f"build it again with `scorebridge train corpus`"
+        ) from None
 
 
 def report(works) -> dict:
@@ -237,8 +279,7 @@ def report(works) -> dict:
     for split in ("train", "val", "test", "all"):
         ws = [w for w in works if split == "all" or w["split"] == split]
         notes = sum(len(p) for w in ws for p in w["parts"])
-        secs = sum(max(float((p[:, 0] + p[:, 1]).max()) for p in w["parts"]) * 60 / (w["qpm"] or 100)
-                   for w in ws)
+        secs = sum(max(float((p[:, 0] + p[:, 1]).max()) for p in w["parts"]) * 60 / (w["qpm"] or 100) for w in ws)
         rep[split] = {"works": len(ws), "notes": int(notes), "hours": round(secs / 3600, 2)}
     for w in works:
         c = rep["collections"].setdefault(w["collection"], {"works": 0, "notes": 0})
@@ -253,7 +294,7 @@ def _read_cache(path, log=print):
     try:
         with open(path, "rb") as f:
             return pickle.load(f)
-    except Exception as exc:   # a pickle cut short can raise almost anything (even MemoryError)
+    except Exception as exc:  # a pickle cut short can raise almost anything (even MemoryError)
         log(f"  unreadable cache {path.name} ({type(exc).__name__}): removed, made again next run")
         path.unlink(missing_ok=True)
         return None
@@ -278,7 +319,8 @@ def build(budget_s: float = 600.0, workers: int = 2, log=print, grooves=False) -
     groove_works = []
     if grooves:
         from bridge.music.grooves import find_mma, parse_grooves
-        find_mma()   # before the long parse: a missing mma is said at once
+
+        find_mma()  # before the long parse: a missing mma is said at once
         # named for the rendering: a cache from before the chords were lined up is not read
         groove_works = _cached("mma-lined.pkl", lambda: parse_grooves(log=log), log)
     abc_works = _cached("abc.pkl", lambda: parse_abc(log=log), log)

@@ -85,7 +85,7 @@ def augment(work, rng, start_q=None, max_notes=420, fixed=None, p_mode_swap=None
         sel = p[p[:, 0] >= start_q - 1e-6][:max_notes]
         vel = VEL_LEVELS[min(level + 1, len(VEL_LEVELS) - 1)] if fam == "melody" else VEL_LEVELS[level]
         on, dur = sel[:, 0], sel[:, 1]
-        t = np.round((on - start_q) * sec_per_q, 2)                          # 10 ms grid; the end
+        t = np.round((on - start_q) * sec_per_q, 2)  # 10 ms grid; the end
         d = np.maximum(np.round((on + dur - start_q) * sec_per_q, 2) - t, 0.01)  # is rounded, not the length
         pitch = sel[:, 2].astype(np.int64) + (0 if fam == "drums" else transpose + octave)  # a drum key is a drum
         # Plain floats from here on (of the corpus's float32 values, as before): arithmetic
@@ -105,8 +105,8 @@ def augment(work, rng, start_q=None, max_notes=420, fixed=None, p_mode_swap=None
     return notes
 
 
-RETIME_SHARE = 0.6       # of a window's boundaries, the share held or cut before
-RETIME_MAX_S = 0.45      # by at most this long (at least 50 ms)
+RETIME_SHARE = 0.6  # of a window's boundaries, the share held or cut before
+RETIME_MAX_S = 0.45  # by at most this long (at least 50 ms)
 
 
 def retime_at_boundaries(notes, rng, share=RETIME_SHARE, max_s=RETIME_MAX_S):
@@ -125,7 +125,7 @@ def retime_at_boundaries(notes, rng, share=RETIME_SHARE, max_s=RETIME_MAX_S):
     start = np.array([n.start for n in notes], dtype=np.float64)
     dur = np.array([n.duration for n in notes], dtype=np.float64)
     kept = np.arange(len(notes))
-    for b in bounds[::-1]:                         # latest first: earlier edits move it along
+    for b in bounds[::-1]:  # latest first: earlier edits move it along
         if rng.random() >= share:
             continue
         d = round(float(rng.uniform(0.05, max_s)), 2)
@@ -135,13 +135,15 @@ def retime_at_boundaries(notes, rng, share=RETIME_SHARE, max_s=RETIME_MAX_S):
             start, dur, keep = _cut_before(start, dur, b, d)
             start, dur, kept = start[keep], dur[keep], kept[keep]
     pitch = np.array([notes[i].pitch for i in kept])
-    order = np.lexsort((pitch, start))             # by (start, pitch), ties as they were
-    return [notes[kept[i]]._replace(start=s, duration=d)
-            for i, s, d in zip(order.tolist(), start[order].tolist(), dur[order].tolist())]
+    order = np.lexsort((pitch, start))  # by (start, pitch), ties as they were
+    return [
+        notes[kept[i]]._replace(start=s, duration=d)
+        for i, s, d in zip(order.tolist(), start[order].tolist(), dur[order].tolist())
+    ]
 
 
 def _on_grid(t):
-    return np.round(t * 100) / 100                 # as on_grid, for arrays
+    return np.round(t * 100) / 100  # as on_grid, for arrays
 
 
 def _hold_before(start, dur, b, d):
@@ -159,7 +161,7 @@ def _cut_before(start, dur, b, d):
     d = b - cut
     end = start + dur
     at = start >= b - 1e-6
-    kept = at | (start < cut - 1e-6)               # not inside the removed stretch
+    kept = at | (start < cut - 1e-6)  # not inside the removed stretch
     across = ~at & (end > b + 1e-6)
     into = ~at & ~across & (end > cut)
     dur = np.where(across, _on_grid(dur - d), np.where(into, np.maximum(_on_grid(cut - start), 0.01), dur))
@@ -178,8 +180,7 @@ def find_key(notes):
     pitched = [n for n in notes if n.family != "drums"]
     if not pitched:
         return None
-    hist = np.bincount([n.pitch % 12 for n in pitched], weights=[min(n.duration, 2.0) for n in pitched],
-                       minlength=12)
+    hist = np.bincount([n.pitch % 12 for n in pitched], weights=[min(n.duration, 2.0) for n in pitched], minlength=12)
     if hist.std() == 0:
         return None
     h = (hist - hist.mean()) / hist.std()
@@ -224,7 +225,7 @@ def swap_mode(notes, key=None, switches_ms=None):
     return out
 
 
-SWITCH_GAP_S = (1.5, 5.0)   # seconds between mode switches inside a window
+SWITCH_GAP_S = (1.5, 5.0)  # seconds between mode switches inside a window
 
 
 def mode_switches(notes, covered_s, rng, gap_s=SWITCH_GAP_S):
@@ -250,7 +251,7 @@ def mode_switches(notes, covered_s, rng, gap_s=SWITCH_GAP_S):
     return out
 
 
-KEY_GAP_S = (2.0, 6.0)       # seconds between key switches inside a window
+KEY_GAP_S = (2.0, 6.0)  # seconds between key switches inside a window
 
 
 def modulate(notes, switches_ms, shifts):
@@ -277,15 +278,15 @@ def draw_shifts(n, rng):
     out, last = [], 0
     for _ in range(n):
         k = int(rng.integers(-5, 6))
-        k = k + 1 if k >= last else k          # never the key just left
+        k = k + 1 if k >= last else k  # never the key just left
         out.append(k)
         last = k
     return out
 
 
-ENERGY_GAP_S = (2.5, 6.0)    # seconds between energy switches inside a window
+ENERGY_GAP_S = (2.5, 6.0)  # seconds between energy switches inside a window
 ENERGY_STRETCH = (1.35, 1.8)  # how much slower (or, inverted, faster) a changed stretch plays
-ENERGY_LEVELS = (2, 3)        # and how many loudness levels softer (or louder)
+ENERGY_LEVELS = (2, 3)  # and how many loudness levels softer (or louder)
 # Note times carry the corpus's float32 error (1.79 s is 1.78999996): a note this close to
 # a switch starts at it.
 SAME_S = 1e-4
@@ -325,10 +326,11 @@ def change_energy(notes, switches_s, k, dv):
         start = on_grid(warp(n.start))
         end = on_grid(warp(n.start + n.duration))
         odd = sum(e <= n.start + SAME_S for e in edges) % 2 == 1
-        out.append(n._replace(start=start, duration=max(end - start, 0.01),
-                              velocity=louder(n.velocity) if odd else n.velocity))
+        out.append(
+            n._replace(start=start, duration=max(end - start, 0.01), velocity=louder(n.velocity) if odd else n.velocity)
+        )
     out.sort(key=lambda n: (n.start, n.pitch))
-    return out, [round(warp(e), 2) for e in edges]   # on the notes' 10 ms grid
+    return out, [round(warp(e), 2) for e in edges]  # on the notes' 10 ms grid
 
 
 def _switched(times_ms, switches_ms):
@@ -336,8 +338,18 @@ def _switched(times_ms, switches_ms):
     return (np.searchsorted(np.asarray(switches_ms), np.round(np.asarray(times_ms)), side="right") % 2) == 1
 
 
-def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=None, start_q=None,
-                 aug=None, p_drop_tonic=None, key_modes=1):
+def make_example(
+    work,
+    rng,
+    block_size,
+    p_drop_va=0.15,
+    p_drop_b=0.15,
+    fixed=None,
+    start_q=None,
+    aug=None,
+    p_drop_tonic=None,
+    key_modes=1,
+):
     """-> (tokens (block_size+1,), cond (block_size+1, COND_DIM), (valence, arousal)).
 
     aug: augmentation probabilities {"mode_swap", "mode_switch", "key_switch", "energy_switch",
@@ -358,10 +370,11 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
     key with its mode instead (key_index), which follows the mode switches.
     """
     aug = aug or {}
-    notes = augment(work, rng, start_q=start_q, fixed=fixed, p_mode_swap=aug.get("mode_swap"),
-                    p_retime=aug.get("retime", 0.0))
+    notes = augment(
+        work, rng, start_q=start_q, fixed=fixed, p_mode_swap=aug.get("mode_swap"), p_retime=aug.get("retime", 0.0)
+    )
     toks = np.array(encode(notes), dtype=np.int64)[: block_size + 1]
-    times = token_times_ms(toks) / 1000.0          # running time after each token
+    times = token_times_ms(toks) / 1000.0  # running time after each token
     covered = times[-1] if len(times) else 0.0
     window = [n for n in notes if n.start <= covered]
     v, a = labels.label(window, span_s=max(covered, 1.0))
@@ -393,7 +406,7 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
         switches = mode_switches(window, covered, rng, gap_s=ENERGY_GAP_S)
         if switches:
             k, dv = draw_energy(rng)
-            changed, _ = change_energy(window, [0.0], k, dv)   # the whole window, changed
+            changed, _ = change_energy(window, [0.0], k, dv)  # the whole window, changed
             v_other, a_other = labels.label(changed, span_s=max(covered * k, 1.0))
             notes, moved = change_energy(notes, [x / 1000 for x in switches], k, dv)
             toks = np.array(encode(notes), dtype=np.int64)[: block_size + 1]
@@ -413,8 +426,11 @@ def make_example(work, rng, block_size, p_drop_va=0.15, p_drop_b=0.15, fixed=Non
     va_mask = 0.0 if (fixed is None and rng.random() < p_drop_va) else 1.0
     b_mask = 1.0 if b_given and not (fixed is None and rng.random() < p_drop_b) else 0.0
     tonic = -1
-    if key is not None and va_mask and (fixed is not None or (
-            p_drop_tonic is not None and rng.random() >= p_drop_tonic)):
+    if (
+        key is not None
+        and va_mask
+        and (fixed is not None or (p_drop_tonic is not None and rng.random() >= p_drop_tonic))
+    ):
         tonic = key_at
     cond = cond_features(v, a, offset, va_mask, b_mask, tonic)
     toks, cond = pad_window(toks, cond, block_size)
@@ -434,8 +450,18 @@ def pad_window(toks, cond, block_size):
 class Batcher:
     """Random windows from a list of works, weighted by note count (long works matter more)."""
 
-    def __init__(self, works, block_size, seed=0, p_drop_va=0.15, p_drop_b=0.15, aug=None,
-                 p_drop_tonic=None, key_modes=1, groove_share=None):
+    def __init__(
+        self,
+        works,
+        block_size,
+        seed=0,
+        p_drop_va=0.15,
+        p_drop_b=0.15,
+        aug=None,
+        p_drop_tonic=None,
+        key_modes=1,
+        groove_share=None,
+    ):
         self.works = works
         self.p_drop_tonic, self.key_modes = p_drop_tonic, key_modes
         self.aug = aug
@@ -455,9 +481,16 @@ class Batcher:
     def batch(self, n):
         xs, cs = [], []
         for i in self.rng.choice(len(self.works), size=n, p=self.weights):
-            t, c, _ = make_example(self.works[i], self.rng, self.block_size,
-                                   self.p_drop_va, self.p_drop_b, aug=self.aug,
-                                   p_drop_tonic=self.p_drop_tonic, key_modes=self.key_modes)
+            t, c, _ = make_example(
+                self.works[i],
+                self.rng,
+                self.block_size,
+                self.p_drop_va,
+                self.p_drop_b,
+                aug=self.aug,
+                p_drop_tonic=self.p_drop_tonic,
+                key_modes=self.key_modes,
+            )
             xs.append(t)
             cs.append(c)
         x = np.stack(xs)

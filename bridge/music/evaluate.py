@@ -1,34 +1,34 @@
 """`scorebridge eval`: the shipped model's figures, as JSON.
 
-  nll            validation NLL (nats/token) with every condition vs all withheld
-                 (one set of weights trained with condition dropout: see train.py), and,
-                 given `twin`, vs a separate run trained with every condition withheld
-                 (also window by window on more windows, with a bootstrap interval)
-  control        5x5 grid of (valence, arousal) targets, several takes each; Spearman rho
-                 between target and measured: valence <- Krumhansl major-minor score,
-                 arousal <- onset density and mean velocity (and their label combination)
-  boundaries     share of requested boundaries with a chord onset (>= 3 notes) within
-                 +-125 ms, offsets given vs withheld, no decode-time constraint
-                 (control and boundaries: plain sampling, and with classifier-free guidance;
-                 control and style also "steered": plain sampling pulled toward a key whose
-                 mode follows the valence's sign, as a score does it — steer.py; for a
-                 model with the tonic condition every section also has "tonic": plain
-                 sampling with each take given a seeded tonic, its mode left to the valence,
-                 or for a model with key vectors given by the valence's sign: sample.py;
-                 and "key_guided_W": the same with key guidance W, sample(key_guidance=));
-                 control.switch: valence changing mid-take (+0.8 -> -0.8 and back), the
-                 mode of each half measured apart, as when the picture's mood turns;
-                 control.arousal_changes: arousal jumping every 6 s, each section's
-                 energy measured apart (and with each section sampled afresh)
-  style          pitch-class entropy and grooving-pattern similarity (REFERENCES.md) of
-                 generated vs held-out real windows that music fills to their end; "bars"
-                 are 2 s (4 beats at 120 qpm), as generated music has no bar lines;
-                 entropy per 4-bar window
-  speed          sampling tokens/s at batch 1 with the key/value cache (and batch 8), at the
-                 precision sample() picks for each (sample.sampling_precision), the median
-                 of three runs; steps_by_threads: how many of their steps ran with torch's
-                 thread count and how many with one (sample() chooses as it goes);
-                 `scorebridge eval --speed-only` measures this section alone
+nll            validation NLL (nats/token) with every condition vs all withheld
+               (one set of weights trained with condition dropout: see train.py), and,
+               given `twin`, vs a separate run trained with every condition withheld
+               (also window by window on more windows, with a bootstrap interval)
+control        5x5 grid of (valence, arousal) targets, several takes each; Spearman rho
+               between target and measured: valence <- Krumhansl major-minor score,
+               arousal <- onset density and mean velocity (and their label combination)
+boundaries     share of requested boundaries with a chord onset (>= 3 notes) within
+               +-125 ms, offsets given vs withheld, no decode-time constraint
+               (control and boundaries: plain sampling, and with classifier-free guidance;
+               control and style also "steered": plain sampling pulled toward a key whose
+               mode follows the valence's sign, as a score does it — steer.py; for a
+               model with the tonic condition every section also has "tonic": plain
+               sampling with each take given a seeded tonic, its mode left to the valence,
+               or for a model with key vectors given by the valence's sign: sample.py;
+               and "key_guided_W": the same with key guidance W, sample(key_guidance=));
+               control.switch: valence changing mid-take (+0.8 -> -0.8 and back), the
+               mode of each half measured apart, as when the picture's mood turns;
+               control.arousal_changes: arousal jumping every 6 s, each section's
+               energy measured apart (and with each section sampled afresh)
+style          pitch-class entropy and grooving-pattern similarity (REFERENCES.md) of
+               generated vs held-out real windows that music fills to their end; "bars"
+               are 2 s (4 beats at 120 qpm), as generated music has no bar lines;
+               entropy per 4-bar window
+speed          sampling tokens/s at batch 1 with the key/value cache (and batch 8), at the
+               precision sample() picks for each (sample.sampling_precision), the median
+               of three runs; steps_by_threads: how many of their steps ran with torch's
+               thread count and how many with one (sample() chooses as it goes);
+               `scorebridge eval --speed-only` measures this section alone
 """
 
 import json
@@ -49,6 +49,7 @@ GRID_STEPS = 16
 
 def spearman_rho(a, b):
     """Spearman's rho (ties share their mean rank); None when either side is constant."""
+
     def ranks(x):
         order = np.argsort(x, kind="stable")
         r = np.empty(len(x))
@@ -56,6 +57,7 @@ def spearman_rho(a, b):
         for value in np.unique(x):
             r[x == value] = r[x == value].mean()
         return r
+
     ra, rb = ranks(np.asarray(a, float)), ranks(np.asarray(b, float))
     if ra.std() == 0 or rb.std() == 0:
         return None
@@ -103,8 +105,7 @@ def grooving_similarity(notes, bar_s=BAR_S, steps=GRID_STEPS):
     grid = grid[grid.any(1)]
     if len(grid) < 2:
         return None
-    sims = [1 - np.logical_xor(grid[i], grid[j]).mean()
-            for i in range(len(grid)) for j in range(i + 1, len(grid))]
+    sims = [1 - np.logical_xor(grid[i], grid[j]).mean() for i in range(len(grid)) for j in range(i + 1, len(grid))]
     return float(np.mean(sims))
 
 
@@ -137,9 +138,19 @@ def _boundary_rates(model, seconds, bounds_per, va_per, seed, guidance, draw):
     """Share of the requested boundaries hit with the offsets given, and withheld."""
     rates, requested = {}, max(sum(len(b) for b in bounds_per), 1)
     for mode, use_b in (("given", True), ("withheld", False)):
-        takes = sample(model, seconds, valence=[x[0] for x in va_per], arousal=[x[1] for x in va_per],
-                       boundaries=bounds_per, batch=len(bounds_per), seed=seed + 100, per_take=True,
-                       use_boundaries=use_b, guidance=guidance, **draw)
+        takes = sample(
+            model,
+            seconds,
+            valence=[x[0] for x in va_per],
+            arousal=[x[1] for x in va_per],
+            boundaries=bounds_per,
+            batch=len(bounds_per),
+            seed=seed + 100,
+            per_take=True,
+            use_boundaries=use_b,
+            guidance=guidance,
+            **draw,
+        )
         got = sum(boundary_hits(t, bs) for t, bs in zip(takes, bounds_per))
         rates[f"hit_rate_{mode}"] = round(got / requested, 3)
     return rates
@@ -153,11 +164,13 @@ def _style_windows(rng, works_test, n_real, seconds, tries=4):
     music it holds. Works are taken in a seeded order, each from up to `tries` starts, until
     `n_real` windows are found."""
     from bridge.music.data import augment
+
     reals, conds = [], []
     for i in rng.permutation(len(works_test)):
         for _ in range(tries):
-            notes = augment(works_test[i], rng, max_notes=10**5,
-                            fixed={"transpose": 0, "octave": 0, "scheme": "ensemble"})
+            notes = augment(
+                works_test[i], rng, max_notes=10**5, fixed={"transpose": 0, "octave": 0, "scheme": "ensemble"}
+            )
             if notes and max(n.start for n in notes) >= seconds:
                 break
         else:
@@ -174,10 +187,12 @@ def _style_windows(rng, works_test, n_real, seconds, tries=4):
 
 def _style_row(gens, pe_r, gs_r):
     pe_g, gs_g = _mean_defined(pitch_class_entropy, gens), _mean_defined(grooving_similarity, gens)
-    return {"pitch_class_entropy_gen": round(pe_g, 3),
-            "pitch_class_entropy_rel_diff": round(abs(pe_g - pe_r) / pe_r, 3),
-            "grooving_similarity_gen": round(gs_g, 3),
-            "grooving_similarity_rel_diff": round(abs(gs_g - gs_r) / gs_r, 3)}
+    return {
+        "pitch_class_entropy_gen": round(pe_g, 3),
+        "pitch_class_entropy_rel_diff": round(abs(pe_g - pe_r) / pe_r, 3),
+        "grooving_similarity_gen": round(gs_g, 3),
+        "grooving_similarity_rel_diff": round(abs(gs_g - gs_r) / gs_r, 3),
+    }
 
 
 def _arousal_changes(model, seed, quick, guidance, draw):
@@ -186,22 +201,40 @@ def _arousal_changes(model, seed, quick, guidance, draw):
     arousal measured in it (and its onset rate and loudness apart): the first section starts
     from silence, the later ones must turn away from the music just heard."""
     n_takes, n_sec, sec = (8, 4, 4.0) if quick else (24, 6, 6.0)
-    rng = np.random.default_rng([seed, 7])      # its own draws: the sections below keep theirs
+    rng = np.random.default_rng([seed, 7])  # its own draws: the sections below keep theirs
     targets = [[float(x) for x in rng.choice(GRID, n_sec)] for _ in range(n_takes)]
     out = {"takes": n_takes, "sections_each": n_sec, "seconds_each_section": sec}
     for name, g in (("plain", 1.0), (f"guidance_{guidance:g}", guidance)):
-        takes = sample(model, n_sec * sec, arousal=[[(i * sec, a) for i, a in enumerate(t)] for t in targets],
-                       valence=[0.0] * n_takes, batch=n_takes, seed=seed + 70, per_take=True,
-                       use_boundaries=False, guidance=g, **draw)
+        takes = sample(
+            model,
+            n_sec * sec,
+            arousal=[[(i * sec, a) for i, a in enumerate(t)] for t in targets],
+            valence=[0.0] * n_takes,
+            batch=n_takes,
+            seed=seed + 70,
+            per_take=True,
+            use_boundaries=False,
+            guidance=g,
+            **draw,
+        )
         out[name] = _section_rhos(takes, targets, sec)
     # The same sections each sampled afresh (from silence at the section's start): how much
     # of what is missing above is the music already heard holding the model to its energy.
     fresh = [[] for _ in targets]
     for i in range(n_sec):
         start = i * sec
-        takes = sample(model, start + sec, arousal=[t[i] for t in targets], valence=[0.0] * n_takes,
-                       batch=n_takes, seed=seed + 70 + i, per_take=True, use_boundaries=False,
-                       prompt_ms=int(round(start * 1000)), **draw)
+        takes = sample(
+            model,
+            start + sec,
+            arousal=[t[i] for t in targets],
+            valence=[0.0] * n_takes,
+            batch=n_takes,
+            seed=seed + 70 + i,
+            per_take=True,
+            use_boundaries=False,
+            prompt_ms=int(round(start * 1000)),
+            **draw,
+        )
         for f, take in zip(fresh, takes):
             f.extend(n for n in take if n.start >= start)
     out["fresh_sections"] = _section_rhos(fresh, targets, sec)
@@ -214,9 +247,11 @@ def _section_rhos(takes, targets, sec):
         for i in range(1, len(t)):
             asked.append(t[i])
             feats.append(labels.features([n for n in take if i * sec <= n.start < (i + 1) * sec], span_s=sec))
-    return {"rho_arousal": spearman(asked, [measured_arousal(f) for f in feats]),
-            "rho_arousal_density": spearman(asked, [f["density"] for f in feats]),
-            "rho_arousal_velocity": spearman(asked, [f["velocity"] for f in feats])}
+    return {
+        "rho_arousal": spearman(asked, [measured_arousal(f) for f in feats]),
+        "rho_arousal_density": spearman(asked, [f["density"] for f in feats]),
+        "rho_arousal_velocity": spearman(asked, [f["velocity"] for f in feats]),
+    }
 
 
 # Each speed figure is the median of this many timed runs: a shared machine's speed drifts
@@ -237,25 +272,47 @@ def twin_gap(model, twin, works_val, n, seed, resamples=4000):
     on which the conditioned run is lower. Why: at the sizes trained here the gap is a few
     thousandths of a nat, less than one set of 128 windows moves it by."""
     from bridge.music.train import fixed_windows, window_nll, withhold
+
     x, c, y = fixed_windows(works_val, n, model.cfg.block_size, seed=seed, key_modes=model.cfg.tonic_modes)
-    with torch.autocast("cpu", dtype=torch.bfloat16):   # as the eval's other NLL figures
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as the eval's other NLL figures
         s_cond, counts = window_nll(model, x, c, y, "cpu")
         s_twin, _ = window_nll(twin, x, withhold(c), y, "cpu")
     diff = s_cond - s_twin
     pick = np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))
     boot = diff[pick].sum(1) / counts[pick].sum(1)
     lo, hi = np.percentile(boot, [2.5, 97.5])
-    return {"windows": int(len(diff)), "tokens": int(counts.sum()),
-            "conditioned": round(float(s_cond.sum() / counts.sum()), 4),
-            "twin_unconditioned": round(float(s_twin.sum() / counts.sum()), 4),
-            "gap": round(float(diff.sum() / counts.sum()), 4), "gap_95": [round(float(lo), 4), round(float(hi), 4)],
-            "windows_conditioned_lower": round(float(np.mean(diff < 0)), 3)}
+    return {
+        "windows": int(len(diff)),
+        "tokens": int(counts.sum()),
+        "conditioned": round(float(s_cond.sum() / counts.sum()), 4),
+        "twin_unconditioned": round(float(s_twin.sum() / counts.sum()), 4),
+        "gap": round(float(diff.sum() / counts.sum()), 4),
+        "gap_95": [round(float(lo), 4), round(float(hi), 4)],
+        "windows_conditioned_lower": round(float(np.mean(diff < 0)), 3),
+    }
 
 
-def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, guidance=2.0,
-             log=print, twin=None, nll_only=False, steer=STRENGTH, temperature=1.0,
-             note_temperature=None, seeds=1, top_p=TOP_P, key_guidance=KEY_GUIDANCE, int8=False,
-             precision="auto", key_cut_s=KEY_CUT_S, twin_windows=1024):
+def evaluate(
+    quick=False,
+    model=None,
+    works_val=None,
+    works_test=None,
+    seed=0,
+    guidance=2.0,
+    log=print,
+    twin=None,
+    nll_only=False,
+    steer=STRENGTH,
+    temperature=1.0,
+    note_temperature=None,
+    seeds=1,
+    top_p=TOP_P,
+    key_guidance=KEY_GUIDANCE,
+    int8=False,
+    precision="auto",
+    key_cut_s=KEY_CUT_S,
+    twin_windows=1024,
+):
     """The model's metrics as a dict. `temperature` and `top_p` are the sampling temperature
     and nucleus of every generated take (controllability, boundaries, style);
     `note_temperature`, when given, that of the pitch of each note-on (sample._log_probs).
@@ -274,6 +331,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     model = model or load_shipped("auto")
     if works_val is None or works_test is None:
         from bridge.music.corpus import load_corpus
+
         # The figures are on the scores (music21's corpus), as they have always been: mma's
         # grooves, where the corpus has them (train corpus --grooves), are rendered
         # accompaniment, not the held-out real music the targets compare with.
@@ -285,21 +343,31 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         res["key_cut_s"] = key_cut_s
     if note_temperature is not None:
         res["note_temperature"] = note_temperature
-    draw = {"temperature": temperature, "note_temperature": note_temperature, "top_p": top_p,
-            "precision": precision, "key_cut_s": key_cut_s}
+    draw = {
+        "temperature": temperature,
+        "note_temperature": note_temperature,
+        "top_p": top_p,
+        "precision": precision,
+        "key_cut_s": key_cut_s,
+    }
     rng = np.random.default_rng(seed)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16)
 
     # 1. NLL, conditioned vs withheld, on fixed validation windows.
     from bridge.music.train import fixed_windows, eval_nll, withhold
-    vx, vc, vy = fixed_windows(works_val, 32 if quick else 128, model.cfg.block_size, seed=seed,
-                               key_modes=model.cfg.tonic_modes)
+
+    vx, vc, vy = fixed_windows(
+        works_val, 32 if quick else 128, model.cfg.block_size, seed=seed, key_modes=model.cfg.tonic_modes
+    )
     with autocast:
-        res["nll"] = {"conditioned": round(eval_nll(model, vx, vc, vy, "cpu"), 4),
-                      "unconditioned": round(eval_nll(model, vx, withhold(vc), vy, "cpu"), 4),
-                      "va_withheld": round(eval_nll(model, vx, withhold(vc, boundary=False), vy, "cpu"), 4),
-                      "boundary_withheld": round(eval_nll(model, vx, withhold(vc, va=False), vy, "cpu"), 4),
-                      "windows": len(vx), "tokens": int((vy != 0).sum())}
+        res["nll"] = {
+            "conditioned": round(eval_nll(model, vx, vc, vy, "cpu"), 4),
+            "unconditioned": round(eval_nll(model, vx, withhold(vc), vy, "cpu"), 4),
+            "va_withheld": round(eval_nll(model, vx, withhold(vc, boundary=False), vy, "cpu"), 4),
+            "boundary_withheld": round(eval_nll(model, vx, withhold(vc, va=False), vy, "cpu"), 4),
+            "windows": len(vx),
+            "tokens": int((vy != 0).sum()),
+        }
         # How much the model uses valence at all: the same windows with its sign flipped (and
         # for a model with key vectors the key's mode, which the valence sets at sampling).
         flipped = vc.clone()
@@ -308,9 +376,9 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
             code = flipped[..., N_COND_FEATURES]
             flipped[..., N_COND_FEATURES] = torch.where(code > 0, (code - 1 + 12) % 24 + 1, code)
         res["nll"]["valence_flipped"] = round(eval_nll(model, vx, flipped, vy, "cpu"), 4)
-        if twin is not None:   # an otherwise identical run that never saw a condition
+        if twin is not None:  # an otherwise identical run that never saw a condition
             res["nll"]["twin_unconditioned"] = round(eval_nll(twin, vx, withhold(vc), vy, "cpu"), 4)
-    if twin is not None:   # outside the block above: an autocast object must not be re-entered
+    if twin is not None:  # outside the block above: an autocast object must not be re-entered
         res["nll"]["twin_paired"] = twin_gap(model, twin, works_val, 32 if quick else twin_windows, seed + 1)
     log(json.dumps({"nll": res["nll"]}))
     nll = res["nll"]
@@ -321,7 +389,7 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     if nll_only:
         res["targets_met"] = met
         return res
-    if int8:   # from here on the model only samples
+    if int8:  # from here on the model only samples
         model = quantized(model)
         res["int8"] = True
 
@@ -344,13 +412,27 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         """A variant's sampler arguments: each take in a seeded tonic, either pulled toward
         that key (steered) or given it as the model's tonic condition (tonic, key_guided)."""
         tonics = [int(k) for k in np.random.default_rng([seed, len(valences)]).integers(0, 12, len(valences))]
-        return {**({"constrain": for_valence(valences, tonics, strength)} if strength else {}),
-                **({"tonic": tonics, "key_guidance": key} if key is not None else {})}
+        return {
+            **({"constrain": for_valence(valences, tonics, strength)} if strength else {}),
+            **({"tonic": tonics, "key_guidance": key} if key is not None else {}),
+        }
 
     for name, g, strength, key in variants:
-        takes, secs = _time(lambda: sample(model, dur, valence=tv, arousal=ta, batch=len(targets),
-                                           seed=seed + 1, per_take=True, use_boundaries=False,
-                                           guidance=g, **extra(tv, strength, key), **draw))
+        takes, secs = _time(
+            lambda: sample(
+                model,
+                dur,
+                valence=tv,
+                arousal=ta,
+                batch=len(targets),
+                seed=seed + 1,
+                per_take=True,
+                use_boundaries=False,
+                guidance=g,
+                **extra(tv, strength, key),
+                **draw,
+            )
+        )
         feats = [labels.features(t, span_s=dur) for t in takes]
         mv = [f["mode"] for f in feats]
         ma = [measured_arousal(f) for f in feats]
@@ -363,8 +445,12 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
             "rho_arousal": spearman(ta, ma),
             "rho_arousal_density": spearman(ta, [f["density"] for f in feats]),
             "rho_arousal_velocity": spearman(ta, [f["velocity"] for f in feats]),
-            "rho_valence_cell_means": spearman([k[0] for k in cells], [np.mean([p[0] for p in c]) for c in cells.values()]),
-            "rho_arousal_cell_means": spearman([k[1] for k in cells], [np.mean([p[1] for p in c]) for c in cells.values()]),
+            "rho_valence_cell_means": spearman(
+                [k[0] for k in cells], [np.mean([p[0] for p in c]) for c in cells.values()]
+            ),
+            "rho_arousal_cell_means": spearman(
+                [k[1] for k in cells], [np.mean([p[1] for p in c]) for c in cells.values()]
+            ),
             "empty_takes": int(sum(1 for t in takes if not t)),
             "pitch_class_entropy": round(_mean_defined(pitch_class_entropy, takes), 3),
         }
@@ -377,16 +463,28 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     turns = [[(0.0, 0.8 * s), (half, -0.8 * s)] for s in signs]
     res["control"]["switch"] = {"takes": n_sw}
     for name, _, strength, key in (v for v in variants if v[1] == 1.0):
-        takes = sample(model, dur, valence=turns, arousal=[0.0] * n_sw, batch=n_sw, seed=seed + 50,
-                       per_take=True, use_boundaries=False, **extra(turns, strength, key), **draw)
+        takes = sample(
+            model,
+            dur,
+            valence=turns,
+            arousal=[0.0] * n_sw,
+            batch=n_sw,
+            seed=seed + 50,
+            per_take=True,
+            use_boundaries=False,
+            **extra(turns, strength, key),
+            **draw,
+        )
         moved = []
         for t, s in zip(takes, signs):
             m1 = labels.features([n for n in t if n.start < half], span_s=half)["mode"]
             m2 = labels.features([n for n in t if n.start >= half], span_s=half)["mode"]
-            moved.append(s * (m1 - m2))          # > 0: the mode moved the way the valence did
-        row = {"mean_mode_change_in_asked_direction": round(float(np.mean(moved)), 3),
-               "share_in_asked_direction": round(float(np.mean(np.array(moved) > 0)), 3)}
-        if name == "plain":   # the plain figures sit at the top level, as before
+            moved.append(s * (m1 - m2))  # > 0: the mode moved the way the valence did
+        row = {
+            "mean_mode_change_in_asked_direction": round(float(np.mean(moved)), 3),
+            "share_in_asked_direction": round(float(np.mean(np.array(moved) > 0)), 3),
+        }
+        if name == "plain":  # the plain figures sit at the top level, as before
             res["control"]["switch"].update(row)
         else:
             res["control"]["switch"][name] = row
@@ -399,11 +497,14 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     # 3. Boundaries from the conditioning alone, vs the same takes with offsets withheld.
     bdur = 16.0 if quick else 20.0
     bounds_per, va_per = _boundary_targets(rng, 8 if quick else 24, bdur)
-    res["boundaries"] = {"requested": int(sum(len(b) for b in bounds_per)), "takes": len(bounds_per),
-                         "seconds_each": bdur, "tolerance_ms": 125}
+    res["boundaries"] = {
+        "requested": int(sum(len(b) for b in bounds_per)),
+        "takes": len(bounds_per),
+        "seconds_each": bdur,
+        "tolerance_ms": 125,
+    }
     for name, g, _, key in (v for v in variants if not v[2]):
-        rates = _boundary_rates(model, bdur, bounds_per, va_per, seed, g,
-                                {**draw, **extra(va_per, 0.0, key)})
+        rates = _boundary_rates(model, bdur, bounds_per, va_per, seed, g, {**draw, **extra(va_per, 0.0, key)})
         res["boundaries"][name] = rates
         log(json.dumps({"boundaries": {name: rates}}))
 
@@ -411,13 +512,26 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
     sdur = 16.0
     reals, conds = _style_windows(rng, works_test, 12 if quick else 32, sdur)
     pe_r, gs_r = _mean_defined(pitch_class_entropy, reals), _mean_defined(grooving_similarity, reals)
-    res["style"] = {"pitch_class_entropy_real": round(pe_r, 3), "grooving_similarity_real": round(gs_r, 3),
-                    "windows": len(reals), "seconds_each": sdur}
+    res["style"] = {
+        "pitch_class_entropy_real": round(pe_r, 3),
+        "grooving_similarity_real": round(gs_r, 3),
+        "windows": len(reals),
+        "seconds_each": sdur,
+    }
     valences = [c[0][0] for c in conds]
     for name, _, strength, key in (v for v in variants if v[1] == 1.0):
-        gens = sample(model, sdur, valence=valences, arousal=[c[0][1] for c in conds],
-                      boundaries=[c[1] for c in conds], batch=len(conds), seed=seed + 500, per_take=True,
-                      **extra(valences, strength, key), **draw)
+        gens = sample(
+            model,
+            sdur,
+            valence=valences,
+            arousal=[c[0][1] for c in conds],
+            boundaries=[c[1] for c in conds],
+            batch=len(conds),
+            seed=seed + 500,
+            per_take=True,
+            **extra(valences, strength, key),
+            **draw,
+        )
         row = _style_row(gens, pe_r, gs_r)
         if name == "plain":
             res["style"].update(row)
@@ -427,12 +541,20 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
 
     # 4b. The plain boundary and style figures again, over further seeds.
     if seeds > 1:
-        res["over_seeds"] = _over_seeds(model, works_test, seed, seeds, quick, draw, res, log,
-                                        keyed=next(((v[0], v[3]) for v in variants if v[0] == keyed), None))
+        res["over_seeds"] = _over_seeds(
+            model,
+            works_test,
+            seed,
+            seeds,
+            quick,
+            draw,
+            res,
+            log,
+            keyed=next(((v[0], v[3]) for v in variants if v[0] == keyed), None),
+        )
 
     # 5. Speed at batch 1 with the cache (and batch 8, total tokens/s).
-    res["speed"] = speed(model, seed, quick, precision, guidance,
-                         key_guidance if keyed in res["control"] else 1.0)
+    res["speed"] = speed(model, seed, quick, precision, guidance, key_guidance if keyed in res["control"] else 1.0)
     log(json.dumps({"speed": res["speed"]}))
 
     st, sp = res["style"], res["speed"]
@@ -443,7 +565,8 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         if name in res["boundaries"]:
             bd = res["boundaries"][name]
             met[f"{name}: boundary_hits_ge_70pct_and_above_withheld"] = (
-                bd["hit_rate_given"] >= 0.7 and bd["hit_rate_given"] > bd["hit_rate_withheld"] + 0.1)
+                bd["hit_rate_given"] >= 0.7 and bd["hit_rate_given"] > bd["hit_rate_withheld"] + 0.1
+            )
     for name, row in [("plain", st)] + [(k, st[k]) for k in (steered, "tonic", keyed) if k in st]:
         met[f"{name}: pitch_class_entropy_within_10pct"] = row["pitch_class_entropy_rel_diff"] <= 0.10
         met[f"{name}: grooving_similarity_within_10pct"] = row["grooving_similarity_rel_diff"] <= 0.10
@@ -454,9 +577,14 @@ def evaluate(quick=False, model=None, works_val=None, works_test=None, seed=0, g
         for name, block in blocks:
             mean = block["mean"]
             met[f"{name}mean over seeds: boundary_hits_ge_70pct_and_above_withheld"] = (
-                mean["hit_rate_given"] >= 0.7 and mean["hit_rate_given"] > mean["hit_rate_withheld"] + 0.1)
-            met[f"{name}mean over seeds: pitch_class_entropy_within_10pct"] = mean["pitch_class_entropy_rel_diff"] <= 0.10
-            met[f"{name}mean over seeds: grooving_similarity_within_10pct"] = mean["grooving_similarity_rel_diff"] <= 0.10
+                mean["hit_rate_given"] >= 0.7 and mean["hit_rate_given"] > mean["hit_rate_withheld"] + 0.1
+            )
+            met[f"{name}mean over seeds: pitch_class_entropy_within_10pct"] = (
+                mean["pitch_class_entropy_rel_diff"] <= 0.10
+            )
+            met[f"{name}mean over seeds: grooving_similarity_within_10pct"] = (
+                mean["grooving_similarity_rel_diff"] <= 0.10
+            )
     met.update(speed_met(sp))
     res["targets_met"] = met
     return res
@@ -468,8 +596,12 @@ def speed(model, seed=0, quick=False, precision="auto", guidance=2.0, key_guidan
     batch 1 key-guided; each the median over runs of 384 tokens after a warm-up. Also the
     precision each ran at (sample.sampling_precision: it follows the rows a step runs) and,
     per figure, how many steps ran with each thread count (sample() chooses as it goes)."""
-    out = {"threads": torch.get_num_threads(), "precision": {}, "runs": 1 if quick else SPEED_RUNS,
-           "steps_by_threads": {}}
+    out = {
+        "threads": torch.get_num_threads(),
+        "precision": {},
+        "runs": 1 if quick else SPEED_RUNS,
+        "steps_by_threads": {},
+    }
 
     def tokens_per_s(key, **kw):
         kw["precision"] = precision
@@ -479,20 +611,25 @@ def speed(model, seed=0, quick=False, precision="auto", guidance=2.0, key_guidan
         rates, used = [], {}
         for _ in range(out["runs"]):
             stats = {}
-            (_, toks), secs = _time(lambda: sample(model, 1e9, seed=seed, max_tokens=384,
-                                                   return_tokens=True, stats=stats, **kw))
+            (_, toks), secs = _time(
+                lambda: sample(model, 1e9, seed=seed, max_tokens=384, return_tokens=True, stats=stats, **kw)
+            )
             rates.append(sum(len(t) - 1 for t in toks) / secs)
             for n, steps in stats["threads"].items():
                 used[str(n)] = used.get(str(n), 0) + steps
         out["steps_by_threads"][key] = dict(sorted(used.items()))
         out[key] = round(float(np.median(rates)), 1)
 
-    for b, g, key in ((1, 1.0, "tokens_per_s_batch1"), (8, 1.0, "tokens_per_s_batch8"),
-                      (1, guidance, f"tokens_per_s_batch1_guidance_{guidance:g}")):
+    for b, g, key in (
+        (1, 1.0, "tokens_per_s_batch1"),
+        (8, 1.0, "tokens_per_s_batch8"),
+        (1, guidance, f"tokens_per_s_batch1_guidance_{guidance:g}"),
+    ):
         tokens_per_s(key, batch=b, guidance=g)
-    if model.cfg.tonic and key_guidance != 1:   # the key-guided variant: a second row per step
-        tokens_per_s(f"tokens_per_s_batch1_key_guided_{key_guidance:g}", batch=1, tonic=0, valence=0.6,
-                     key_guidance=key_guidance)
+    if model.cfg.tonic and key_guidance != 1:  # the key-guided variant: a second row per step
+        tokens_per_s(
+            f"tokens_per_s_batch1_key_guided_{key_guidance:g}", batch=1, tonic=0, valence=0.6, key_guidance=key_guidance
+        )
     return out
 
 
@@ -501,40 +638,51 @@ def speed_met(sp) -> dict:
     met = {"speed_ge_400_tok_s": sp["tokens_per_s_batch1"] >= 400}
     for key in sp:
         if key.startswith("tokens_per_s_batch1_key_guided_"):
-            met[f"{key[len('tokens_per_s_batch1_'):]}: speed_ge_400_tok_s"] = sp[key] >= 400
+            met[f"{key[len('tokens_per_s_batch1_') :]}: speed_ge_400_tok_s"] = sp[key] >= 400
     return met
 
 
 def _over_seeds(model, works_test, seed, seeds, quick, draw, res, log, keyed=None):
     """Plain boundary hits and style per seed (the first is the sections above), and means;
     with `keyed` (name, key guidance) the same for that variant, each take in a seeded tonic."""
-    keys = ("hit_rate_given", "hit_rate_withheld", "pitch_class_entropy_rel_diff",
-            "grooving_similarity_rel_diff")
+    keys = ("hit_rate_given", "hit_rate_withheld", "pitch_class_entropy_rel_diff", "grooving_similarity_rel_diff")
     out = {}
     for name, key in [("plain", None)] + ([keyed] if keyed else []):
-        first = {**res["boundaries"][name], **{k: (res["style"] if name == "plain" else res["style"][name])[k]
-                                               for k in keys[2:]}}
+        first = {
+            **res["boundaries"][name],
+            **{k: (res["style"] if name == "plain" else res["style"][name])[k] for k in keys[2:]},
+        }
         rows = [{"seed": seed, **{k: first[k] for k in keys}}]
         bdur, sdur = (16.0 if quick else 20.0), 16.0
         for s in range(seed + 1, seed + seeds):
+
             def extra(n):
                 if key is None:
                     return draw
                 tonics = [int(k) for k in np.random.default_rng([s, n]).integers(0, 12, n)]
                 return {**draw, "tonic": tonics, "key_guidance": key}
-            rng = np.random.default_rng(s)     # drawn in the same order as the sections above
+
+            rng = np.random.default_rng(s)  # drawn in the same order as the sections above
             bounds_per, va_per = _boundary_targets(rng, 8 if quick else 24, bdur)
             row = {"seed": s, **_boundary_rates(model, bdur, bounds_per, va_per, s, 1.0, extra(len(va_per)))}
             reals, conds = _style_windows(rng, works_test, 12 if quick else 32, sdur)
-            gens = sample(model, sdur, valence=[c[0][0] for c in conds], arousal=[c[0][1] for c in conds],
-                          boundaries=[c[1] for c in conds], batch=len(conds), seed=s + 500, per_take=True,
-                          **extra(len(conds)))
+            gens = sample(
+                model,
+                sdur,
+                valence=[c[0][0] for c in conds],
+                arousal=[c[0][1] for c in conds],
+                boundaries=[c[1] for c in conds],
+                batch=len(conds),
+                seed=s + 500,
+                per_take=True,
+                **extra(len(conds)),
+            )
             pe_r, gs_r = _mean_defined(pitch_class_entropy, reals), _mean_defined(grooving_similarity, reals)
             row.update({k: v for k, v in _style_row(gens, pe_r, gs_r).items() if k in keys})
             rows.append(row)
             log(json.dumps({"over_seeds": {name: row}}))
         block = {"per_seed": rows, "mean": {k: round(float(np.mean([r[k] for r in rows])), 3) for k in keys}}
-        if name == "plain":   # the plain figures sit at the top level, as before
+        if name == "plain":  # the plain figures sit at the top level, as before
             out.update(block)
         else:
             out[name] = block

@@ -35,16 +35,20 @@ MMA_STDLIB = Path("/usr/share/mma/lib/stdlib")
 # Intros, endings, fills and breaks are a bar or a few, written to start or stop a song,
 # not to loop under one; "None" is the library's silence.
 NOT_LOOPS = re.compile(r"intro|end|fill|break|^none$", re.IGNORECASE)
-TEMPO = 100.0   # every chart's; augmentation scales it (0.7-1.4x), as for the scores
-CHORD_SPREAD_Q = 0.1   # a strum: notes of one part starting within this (60 ms at TEMPO) of the first
+TEMPO = 100.0  # every chart's; augmentation scales it (0.7-1.4x), as for the scores
+CHORD_SPREAD_Q = 0.1  # a strum: notes of one part starting within this (60 ms at TEMPO) of the first
 # One chord a bar, 16 bars: common progressions, the minor ones with the raised leading note.
 CHARTS = {
-    "major": ("C Am F G C Am Dm7 G7 C Em F G C F G7 C",
-              "C F C G7 C F G7 C Am Dm G7 C F G7 C C",
-              "C C7 F Fm C A7 Dm7 G7 Em Am Dm7 G7 C F G7 C"),
-    "minor": ("Am Dm E7 Am F Dm E7 Am Am Dm G C F Dm E7 Am",
-              "Am Am F G Am Am F E7 Dm Am E7 Am Dm Am E7 Am",
-              "Am G F E7 Am G F E7 Dm G C F Dm Bm7b5 E7 Am"),
+    "major": (
+        "C Am F G C Am Dm7 G7 C Em F G C F G7 C",
+        "C F C G7 C F G7 C Am Dm G7 C F G7 C C",
+        "C C7 F Fm C A7 Dm7 G7 Em Am Dm7 G7 C F G7 C",
+    ),
+    "minor": (
+        "Am Dm E7 Am F Dm E7 Am Am Dm G C F Dm E7 Am",
+        "Am Am F G Am Am F E7 Dm Am E7 Am Dm Am E7 Am",
+        "Am G F E7 Am G F E7 Dm G C F Dm Bm7b5 E7 Am",
+    ),
 }
 
 
@@ -129,12 +133,15 @@ def render(groove: str, chords, tempo=TEMPO, seed=1, exe=None, timeout=60):
     chords lined up (line_up_chords). mma humanises timing, volume and skipped notes at random;
     `seed` makes that repeatable."""
     from bridge.music.corpus import midi_to_parts
+
     exe = exe or find_mma()
     with tempfile.TemporaryDirectory(prefix="scorebridge-mma-") as tmp:
-        Path(tmp, "chart.mma").write_text(f"RndSeed {int(seed)}\nTempo {tempo:g}\nGroove {groove}\n"
-                                          + "\n".join(chords) + "\n")
-        proc = subprocess.run([exe, "-f", "chart.mid", "chart.mma"], cwd=tmp, capture_output=True,
-                              text=True, timeout=timeout)
+        Path(tmp, "chart.mma").write_text(
+            f"RndSeed {int(seed)}\nTempo {tempo:g}\nGroove {groove}\n" + "\n".join(chords) + "\n"
+        )
+        proc = subprocess.run(
+            [exe, "-f", "chart.mid", "chart.mma"], cwd=tmp, capture_output=True, text=True, timeout=timeout
+        )
         out = Path(tmp, "chart.mid")
         if proc.returncode != 0 or not out.exists():
             said = [s for s in (proc.stdout + proc.stderr).splitlines() if s.strip()]
@@ -147,20 +154,32 @@ def parse_grooves(lib=MMA_STDLIB, log=print) -> list:
     """Every looping groove over a major and a minor chart -> works (see the module's
     docstring). A groove mma cannot render is left out and counted."""
     from bridge.music.corpus import split_of
+
     exe = find_mma()
     works, failed, start = [], [], time.time()
     names = groove_names(lib)
     for stem, groove in names:
         for mode in ("major", "minor"):
             try:
-                parts, families, qpm = render(groove, chart_for(groove, mode), exe=exe,
-                                              seed=_stable(f"{groove}/{mode}/seed"))
+                parts, families, qpm = render(
+                    groove, chart_for(groove, mode), exe=exe, seed=_stable(f"{groove}/{mode}/seed")
+                )
             except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError):
                 failed.append(groove)
                 continue
             if parts:
-                works.append({"id": f"mma/{stem}/{groove}/{mode}", "collection": "mma", "qpm": qpm,
-                              "parts": parts, "families": families, "split": split_of(f"mma/{stem}")})
-    log(f"mma: {len(works)} groove works from {len(names)} grooves in {time.time() - start:.0f} s"
-        + (f"; {len(set(failed))} grooves could not be rendered" if failed else ""))
+                works.append(
+                    {
+                        "id": f"mma/{stem}/{groove}/{mode}",
+                        "collection": "mma",
+                        "qpm": qpm,
+                        "parts": parts,
+                        "families": families,
+                        "split": split_of(f"mma/{stem}"),
+                    }
+                )
+    log(
+        f"mma: {len(works)} groove works from {len(names)} grooves in {time.time() - start:.0f} s"
+        + (f"; {len(set(failed))} grooves could not be rendered" if failed else "")
+    )
     return works

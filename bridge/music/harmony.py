@@ -36,26 +36,57 @@ from bridge.music.theory import QUALITY_NAMES, numeral
 from bridge.timebase import beats_to_seconds, beats_to_seconds_all, seconds_to_beats
 
 N_CHORDS = 12 * len(QUALITY_NAMES)
-BOS = N_CHORDS          # "no chord yet"
-FAR = 7                 # boundary offsets of 7 or more chords are one condition
+BOS = N_CHORDS  # "no chord yet"
+FAR = 7  # boundary offsets of 7 or more chords are one condition
 WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "scorebridge-harmony.safetensors"
 
-REPEAT = 0.85          # chance a chord away from a destination repeats the one a loop back
-LOOP_BEATS = 8         # the shortest loop: two bars, the melody's phrase
-DESTINATION_GAP = 8    # beats after the last destination before a hit is a destination again
-MOOD_MIX = 0.35         # share of the quadrant's vocabulary in each chord's distribution
+REPEAT = 0.85  # chance a chord away from a destination repeats the one a loop back
+LOOP_BEATS = 8  # the shortest loop: two bars, the melody's phrase
+DESTINATION_GAP = 8  # beats after the last destination before a hit is a destination again
+MOOD_MIX = 0.35  # share of the quadrant's vocabulary in each chord's distribution
 # Quadrant vocabularies: (interval above the tonic, quality) -> relative weight.
 VOCABULARY = {
-    "warm": {(0, "maj"): 1, (0, "maj7"): 1, (5, "maj"): 1, (5, "maj7"): 1, (9, "min"): 1,
-             (2, "min7"): 1, (7, "sus4"): 1, (7, "maj"): 2},
-    "bright": {(0, "maj"): 1, (5, "maj"): 2, (7, "maj"): 2, (9, "min"): 1, (10, "maj"): 1,
-               (2, "min"): 1, (7, "sus4"): 1},
+    "warm": {
+        (0, "maj"): 1,
+        (0, "maj7"): 1,
+        (5, "maj"): 1,
+        (5, "maj7"): 1,
+        (9, "min"): 1,
+        (2, "min7"): 1,
+        (7, "sus4"): 1,
+        (7, "maj"): 2,
+    },
+    "bright": {
+        (0, "maj"): 1,
+        (5, "maj"): 2,
+        (7, "maj"): 2,
+        (9, "min"): 1,
+        (10, "maj"): 1,
+        (2, "min"): 1,
+        (7, "sus4"): 1,
+    },
     # Minor moods lean on i, iv and the harmonic minor's V: the flat side (bIII, bVII) alone
     # is the relative major's collection, and a dark scene would be heard in major.
-    "dark": {(0, "min"): 2, (5, "min"): 2, (7, "maj"): 1, (7, "min"): 1, (8, "maj"): 1, (3, "maj"): 1,
-             (10, "maj"): 1, (2, "hdim7"): 1},
-    "tense": {(0, "min"): 2, (1, "maj"): 2, (11, "dim7"): 2, (7, "dom7"): 2, (8, "maj"): 1, (5, "min"): 1,
-              (2, "hdim7"): 1, (6, "dim"): 1},
+    "dark": {
+        (0, "min"): 2,
+        (5, "min"): 2,
+        (7, "maj"): 1,
+        (7, "min"): 1,
+        (8, "maj"): 1,
+        (3, "maj"): 1,
+        (10, "maj"): 1,
+        (2, "hdim7"): 1,
+    },
+    "tense": {
+        (0, "min"): 2,
+        (1, "maj"): 2,
+        (11, "dim7"): 2,
+        (7, "dom7"): 2,
+        (8, "maj"): 1,
+        (5, "min"): 1,
+        (2, "hdim7"): 1,
+        (6, "dim"): 1,
+    },
 }
 
 
@@ -77,17 +108,20 @@ class ChordModel(nn.Module):
         self.chord = nn.Embedding(N_CHORDS + 1, dim)
         self.mode = nn.Embedding(2, 8)
         self.offset = nn.Embedding(FAR + 1, 16)
-        self.net = nn.Sequential(nn.Linear(2 * dim + 8 + 16, hidden), nn.GELU(), nn.Dropout(0.1),
-                                 nn.Linear(hidden, N_CHORDS))
+        self.net = nn.Sequential(
+            nn.Linear(2 * dim + 8 + 16, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, N_CHORDS)
+        )
 
-    def forward(self, x):   # x: (n, 4) long: prev2, prev1, mode (0 major, 1 minor), offset
-        h = torch.cat([self.chord(x[:, 0]), self.chord(x[:, 1]), self.mode(x[:, 2]),
-                       self.offset(x[:, 3].clamp(0, FAR))], dim=-1)
+    def forward(self, x):  # x: (n, 4) long: prev2, prev1, mode (0 major, 1 minor), offset
+        h = torch.cat(
+            [self.chord(x[:, 0]), self.chord(x[:, 1]), self.mode(x[:, 2]), self.offset(x[:, 3].clamp(0, FAR))], dim=-1
+        )
         return self.net(h)
 
 
 def save(model, figures, path=WEIGHTS) -> None:
     from safetensors.torch import save as to_bytes
+
     tensors = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
     atomic.write_bytes(Path(path), to_bytes(tensors))
     atomic.write_text(Path(path).with_suffix(".json"), json.dumps(figures, indent=1) + "\n")
@@ -100,17 +134,21 @@ def load(path=WEIGHTS) -> ChordModel:
     """The shipped chord model (cached per path); MissingModel (exit 4) when it is absent or
     unreadable, naming the command that makes it."""
     from bridge.errors import MissingModel
+
     path = Path(path)
     if path not in _LOADED:
         if not path.exists():
             raise MissingModel(f"no chord model at {path}: `scorebridge train harmony --ship` makes one")
         from safetensors.torch import load_file
+
         model = ChordModel()
         try:
             model.load_state_dict(load_file(str(path)))
-        except Exception as exc:   # a truncated or foreign file: say so, as for the music model
-            raise MissingModel(f"the chord model at {path} is unreadable ({type(exc).__name__}): "
-                               "`scorebridge train harmony --ship` writes it again") from None
+        except Exception as exc:  # a truncated or foreign file: say so, as for the music model
+            raise MissingModel(
+                f"the chord model at {path} is unreadable ({type(exc).__name__}): "
+                "`scorebridge train harmony --ship` writes it again"
+            ) from None
         model.eval()
         _LOADED[path] = model
     return _LOADED[path]
@@ -118,19 +156,20 @@ def load(path=WEIGHTS) -> ChordModel:
 
 @dataclass(frozen=True)
 class ChordSpan:
-    start_beat: Fraction     # on the tempo map
+    start_beat: Fraction  # on the tempo map
     end_beat: Fraction
-    start: float             # seconds (a hit's chord starts on its frame's exact second)
+    start: float  # seconds (a hit's chord starts on its frame's exact second)
     end: float
-    root: int                # pitch class
+    root: int  # pitch class
     quality: str
-    numeral: str             # relative to the section's key
-    section: int             # index into plan.sections
-    hit: int | None = None   # index into plan.hits where this chord is the hit's
+    numeral: str  # relative to the section's key
+    section: int  # index into plan.sections
+    hit: int | None = None  # index into plan.hits where this chord is the hit's
 
     @property
     def pcs(self) -> tuple:
         from bridge.music.theory import chord_pcs
+
         return chord_pcs(self.root, self.quality)
 
 
@@ -159,15 +198,15 @@ def slots(plan) -> list:
     tempo_map = plan.tempo["tempo_map"]
     to_beat = lambda s: seconds_to_beats(Fraction(s), tempo_map)  # noqa: E731
     end_beat = to_beat(plan.duration_s)
-    marks = {}   # beat -> hit index (None: a section start)
-    owner = {}   # beat -> the section a slot starting there belongs to (where rounding could lie)
+    marks = {}  # beat -> hit index (None: a section start)
+    owner = {}  # beat -> the section a slot starting there belongs to (where rounding could lie)
     section_beats = []
-    for i, s in enumerate(plan.sections):   # a tacet section's start ends the chord before it
+    for i, s in enumerate(plan.sections):  # a tacet section's start ends the chord before it
         beat = Fraction(round(to_beat(s.start)))
         marks.setdefault(beat, None)
         owner[beat] = i
         section_beats.append(beat)
-    accents = {}   # beat -> hit index
+    accents = {}  # beat -> hit index
     last = None
     for i, h in enumerate(plan.hits):
         beat = to_beat(h.seconds)
@@ -177,13 +216,13 @@ def slots(plan) -> list:
         starts_section = any(abs(at - b) <= 1 for b in section_beats)
         since = min([at - b for b in section_beats if b <= at + 1] + ([at - last] if last is not None else []))
         if starts_section or h.weight >= 3.0 or since >= DESTINATION_GAP:
-            at = at if marks.get(at) is None else beat   # a second hit near the same beat: its own beat
+            at = at if marks.get(at) is None else beat  # a second hit near the same beat: its own beat
             marks[at] = i
             owner[at] = plan.sections.index(plan.section_at(h.seconds))
             last = at
-        else:   # an accent on a beat another hit already has: its own exact beat
+        else:  # an accent on a beat another hit already has: its own exact beat
             accents[at if at not in accents and marks.get(at) is None else beat] = i
-    for a, b in plan.tacet:   # music resumes after a tacet span
+    for a, b in plan.tacet:  # music resumes after a tacet span
         marks.setdefault(Fraction(math.ceil(to_beat(b))), None)
     points = sorted(b for b in marks if 0 <= b < end_beat)
     if not points or points[0] > 0:
@@ -191,16 +230,20 @@ def slots(plan) -> list:
         marks.setdefault(Fraction(0), None)
     out = []
     for a, b in zip(points, points[1:] + [end_beat]):
-        section = owner[a] if a in owner else plan.sections.index(
-            plan.section_at(float(beats_to_seconds(a, tempo_map)) + 1e-6))
+        section = (
+            owner[a]
+            if a in owner
+            else plan.sections.index(plan.section_at(float(beats_to_seconds(a, tempo_map)) + 1e-6))
+        )
         if plan.sections[section].tacet:
             continue
         length = chord_beats(plan.sections[section].arousal, _bpm_at(a, tempo_map))
-        cuts = [a] + [Fraction(k * length) for k in range(math.floor(a / length) + 1, math.ceil(b / length))
-                      if a < k * length < b]
+        cuts = [a] + [
+            Fraction(k * length) for k in range(math.floor(a / length) + 1, math.ceil(b / length)) if a < k * length < b
+        ]
         cuts.append(b)
         merged = [cuts[0]]
-        for c in cuts[1:-1]:   # no chord shorter than a beat
+        for c in cuts[1:-1]:  # no chord shorter than a beat
             if c - merged[-1] >= 1 and b - c >= 1:
                 merged.append(c)
         merged.append(b)
@@ -208,7 +251,7 @@ def slots(plan) -> list:
             hit = marks.get(a) if i == 0 else None
             kind = "destination" if hit is not None else None
             inside = sorted(t for t in accents if x <= t < y and not (t == x and hit is not None))
-            if inside and inside[0] == x:   # an accent on a chord change: the new chord takes it
+            if inside and inside[0] == x:  # an accent on a chord change: the new chord takes it
                 hit, kind = accents[x], "accent-new"
                 inside = inside[1:]
             for t in inside:
@@ -229,50 +272,61 @@ def progression(plan, seed, model=None) -> list:
     # boundary offset: chords left before the next hit's chord (or the cue's last chord)
     destinations = [i for i, r in enumerate(rows) if r[4] == "destination"] + [len(rows) - 1]
     chords, history, hit_chords = [], [BOS, BOS], []
-    at_beat = {}   # start beat -> chord id, this section's: the loop a progression repeats
+    at_beat = {}  # start beat -> chord id, this section's: the loop a progression repeats
     for i, (a, b, section_index, hit, kind) in enumerate(rows):
         tonic_heavy = hit_chords and sum(c in _TONICS for c in hit_chords) >= len(hit_chords) / 3
-        if kind == "accent" and chords and chords[-1].end_beat == a and chords[-1].section == section_index \
-                and not (tonic_heavy and history[-1] in _TONICS):   # else a stinger chord of its own
+        if (
+            kind == "accent"
+            and chords
+            and chords[-1].end_beat == a
+            and chords[-1].section == section_index
+            and not (tonic_heavy and history[-1] in _TONICS)
+        ):  # else a stinger chord of its own
             # the sounding chord, struck again on the hit's frame
             c = chords[-1]
             hit_chords.append(history[-1])
-            chords.append(ChordSpan(a, b, plan.hits[hit].seconds, second[b],
-                                    c.root, c.quality, c.numeral, section_index, hit))
+            chords.append(
+                ChordSpan(a, b, plan.hits[hit].seconds, second[b], c.root, c.quality, c.numeral, section_index, hit)
+            )
             continue
         if i and rows[i - 1][2] != section_index:
             at_beat = {}
         section = plan.sections[section_index]
         if i and rows[i - 1][2] != section_index and section.mode != plan.sections[rows[i - 1][2]].mode:
-            history = [BOS, BOS]   # a change of mode starts a new phrase
+            history = [BOS, BOS]  # a change of mode starts a new phrase
         offset = min(FAR, min(d - i for d in destinations if d >= i))
         x = torch.tensor([[history[-2], history[-1], 0 if section.mode == "major" else 1, offset]])
         with torch.no_grad():
             p = torch.softmax(model(x)[0].double(), -1).numpy()
         p = (1 - MOOD_MIX) * p + MOOD_MIX * _vocabulary(section.palette_name)
-        if history[-1] != BOS:   # a new chord each slot: a new root (V7 after V is no change)
+        if history[-1] != BOS:  # a new chord each slot: a new root (V7 after V is no change)
             p[_SAME_ROOT[history[-1] % 12]] *= 0.02
-        p[_WRONG_TONIC[section.mode]] *= 0.05   # no Picardy third: a dark cue stays minor
+        p[_WRONG_TONIC[section.mode]] *= 0.05  # no Picardy third: a dark cue stays minor
         if section.mode == "minor" and offset >= 2:
-            p[_DOMINANTS] *= 0.4   # in minor the major V is for cadences: a run of it sounds major
-        p *= _in_mode(section.mode, section.palette_name)   # colour from the mood, not from Bach's
+            p[_DOMINANTS] *= 0.4  # in minor the major V is for cadences: a run of it sounds major
+        p *= _in_mode(section.mode, section.palette_name)  # colour from the mood, not from Bach's
         #                                                    secondary dominants, which blur the mode
         if hit is not None:
             if hit_chords:
-                p[hit_chords[-1]] *= 0.1                              # vary the hit chords
+                p[hit_chords[-1]] *= 0.1  # vary the hit chords
             if tonic_heavy:
                 p[_TONICS] *= 0.15
         p = p / p.sum()
         choice = int(rng.choice(N_CHORDS, p=p))
-        if history[-1] == BOS and hit is None:   # a section (or a new mode) starts on its tonic
+        if history[-1] == BOS and hit is None:  # a section (or a new mode) starts on its tonic
             choice = chord_id(0, QUALITY_NAMES.index("maj" if section.mode == "major" else "min"))
         # Harmony that repeats is harmony a listener follows: away from a destination the
         # loop's chords come back (the draw above still advances the generator). The loop
         # holds four chords, as a film cue's progression does (two bars when they are fast).
         loop = max(LOOP_BEATS, 2 * chord_beats(section.arousal, _bpm_at(a, tempo_map)))
         back = at_beat.get(a - loop)
-        if kind is None and offset >= 2 and back is not None and rng.random() < REPEAT \
-                and back % 12 != history[-1] % 12:
+        if (
+            kind is None
+            and offset >= 2
+            and back is not None
+            and rng.random() < REPEAT
+            and back % 12 != history[-1] % 12
+        ):
             choice = back
         at_beat[a] = choice
         history.append(choice)
@@ -280,9 +334,19 @@ def progression(plan, seed, model=None) -> list:
             hit_chords.append(choice)
         interval, quality = chord_of(choice)
         start = plan.hits[hit].seconds if hit is not None else second[a]
-        chords.append(ChordSpan(a, b, start, second[b],
-                                (section.tonic + interval) % 12, quality, numeral(interval, quality),
-                                section_index, hit))
+        chords.append(
+            ChordSpan(
+                a,
+                b,
+                start,
+                second[b],
+                (section.tonic + interval) % 12,
+                quality,
+                numeral(interval, quality),
+                section_index,
+                hit,
+            )
+        )
     return chords
 
 
@@ -304,6 +368,7 @@ def _in_mode(mode, palette_name) -> np.ndarray:
     key = (mode, palette_name)
     if key not in _MODE_CACHE:
         from bridge.music.theory import QUALITIES, SCALES
+
         scale = set(SCALES[mode])
         weights = np.full(N_CHORDS, 0.03)
         for index in range(N_CHORDS):
@@ -312,12 +377,14 @@ def _in_mode(mode, palette_name) -> np.ndarray:
             leading = mode == "minor" and interval in (7, 11) and tones <= scale | {11}
             if tones <= scale or leading:
                 weights[index] = 1.0
-        for (interval, quality) in VOCABULARY[palette_name]:
+        for interval, quality in VOCABULARY[palette_name]:
             weights[chord_id(interval, QUALITY_NAMES.index(quality))] = 1.0
         # the relative key's own tonic and dominant, taken less often: in a run of them the
         # ear hears the relative key (a dark cue heard in Eb major instead of C minor)
-        relative = {"minor": ((3, "maj"), (3, "maj7"), (10, "maj"), (10, "dom7")),
-                    "major": ((9, "min"), (9, "min7"), (4, "maj"), (4, "dom7"))}[mode]
+        relative = {
+            "minor": ((3, "maj"), (3, "maj7"), (10, "maj"), (10, "dom7")),
+            "major": ((9, "min"), (9, "min7"), (4, "maj"), (4, "dom7")),
+        }[mode]
         for interval, quality in relative:
             weights[chord_id(interval, QUALITY_NAMES.index(quality))] *= 0.35
         _MODE_CACHE[key] = weights

@@ -31,19 +31,25 @@ CACHE = Path(__file__).resolve().parents[2] / ".corpus" / "harmony.json"
 def _chorale(path) -> dict | None:
     """{"mode", "chords": [[interval, quality, offset]]} for one chorale, None when unusable."""
     from music21 import converter, expressions
+
     try:
         score = converter.parse(path)
         key = score.analyze("key")
         parts = list(score.parts)
         if len(parts) < 3 or key.mode not in ("major", "minor"):
             return None
-        ends = sorted({float(n.getOffsetInHierarchy(score)) for n in parts[0].recurse().notes
-                       if any(isinstance(e, expressions.Fermata) for e in n.expressions)})
+        ends = sorted(
+            {
+                float(n.getOffsetInHierarchy(score))
+                for n in parts[0].recurse().notes
+                if any(isinstance(e, expressions.Fermata) for e in n.expressions)
+            }
+        )
         tonic = key.tonic.pitchClass
         chords, last_beat = [], None
         for c in score.chordify().recurse().getElementsByClass("Chord"):
             at = float(c.getOffsetInHierarchy(score))
-            if at != int(at) or at == last_beat:   # on the beat only: passing notes fall off
+            if at != int(at) or at == last_beat:  # on the beat only: passing notes fall off
                 continue
             last_beat = at
             root, quality = best_chord([p.pitchClass for p in c.pitches])
@@ -72,12 +78,15 @@ def build_corpus(workers=2, progress=print) -> list:
     if CACHE.exists():
         return json.loads(CACHE.read_text())
     from music21 import corpus
+
     paths = [str(p) for p in corpus.getComposer("bach") if str(p).endswith((".mxl", ".xml", ".krn"))]
     started = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
         pieces = [p for p in pool.map(_chorale, paths, chunksize=8) if p]
-    progress(f"harmony corpus: {len(pieces)} of {len(paths)} chorales, "
-             f"{sum(len(p['chords']) for p in pieces)} chords in {time.perf_counter() - started:.0f} s")
+    progress(
+        f"harmony corpus: {len(pieces)} of {len(paths)} chorales, "
+        f"{sum(len(p['chords']) for p in pieces)} chords in {time.perf_counter() - started:.0f} s"
+    )
     CACHE.parent.mkdir(exist_ok=True)
     CACHE.write_text(json.dumps(pieces))
     return pieces
@@ -115,7 +124,7 @@ def train(pieces, epochs=30, seed=0, log=print) -> tuple:
         model.train()
         order = torch.randperm(len(x), generator=generator)
         for i in range(0, len(x), 256):
-            batch = order[i:i + 256]
+            batch = order[i : i + 256]
             loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
             opt.zero_grad()
             loss.backward()
@@ -126,8 +135,16 @@ def train(pieces, epochs=30, seed=0, log=print) -> tuple:
             best = (nll, {k: v.clone() for k, v in model.state_dict().items()}, epoch + 1)
     model.load_state_dict(best[1])
     figures = evaluate(model, tx, ty)
-    figures.update({"train_chords": len(x), "test_chords": len(tx), "epoch": best[2],
-                    "pieces": len(pieces), "unigram_nll": _unigram_nll(y, ty), "seed": seed})
+    figures.update(
+        {
+            "train_chords": len(x),
+            "test_chords": len(tx),
+            "epoch": best[2],
+            "pieces": len(pieces),
+            "unigram_nll": _unigram_nll(y, ty),
+            "seed": seed,
+        }
+    )
     return model, figures
 
 

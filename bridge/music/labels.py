@@ -48,7 +48,7 @@ _MAJ, _MIN = _profiles()
 LONG_CHORD_S = 0.9
 MIN_GAP_S = 1.5
 CHORD_NOTES = 3
-ACCENT_DRUMS = frozenset((35, 36, 49, 57))   # General MIDI: the two bass drums, the two crashes
+ACCENT_DRUMS = frozenset((35, 36, 49, 57))  # General MIDI: the two bass drums, the two crashes
 
 
 def as_arrays(notes):
@@ -78,8 +78,15 @@ def features(notes, span_s=None) -> dict:
     """The musical features behind the labels (pitched notes only for pitch features)."""
     start, dur, pitch, vel, drum = as_arrays(notes)
     if len(start) == 0:
-        return {"mode": 0.0, "clarity": 0.0, "register": 0.0, "density": 0.0, "velocity": 0.0,
-                "leaps": 0.0, "seconds": 0.0}
+        return {
+            "mode": 0.0,
+            "clarity": 0.0,
+            "register": 0.0,
+            "density": 0.0,
+            "velocity": 0.0,
+            "leaps": 0.0,
+            "seconds": 0.0,
+        }
     end = float((start + dur).max())
     span = span_s or max(end - float(start.min()), 1.0)
     p = ~drum
@@ -96,35 +103,42 @@ def features(notes, span_s=None) -> dict:
         top = pp[first]
         if len(top) > 1:
             leaps = float(np.abs(np.diff(top)).mean())
-    return {"mode": mode, "clarity": clarity, "register": register,
-            "density": onsets / span, "velocity": float(vel.mean()), "leaps": leaps,
-            "seconds": span}
+    return {
+        "mode": mode,
+        "clarity": clarity,
+        "register": register,
+        "density": onsets / span,
+        "velocity": float(vel.mean()),
+        "leaps": leaps,
+        "seconds": span,
+    }
 
 
 # Centre and spread of each feature over training windows (measured on 1,500 augmented
 # windows of the corpus: median and roughly half the 5-95 % range).
 MODE_C, MODE_S = 0.10, 0.15
 REG_C, REG_S = 67.0, 10.0
-DENS_C = 2.4            # onsets per second; the tempo term is log2(density / DENS_C)
+DENS_C = 2.4  # onsets per second; the tempo term is log2(density / DENS_C)
 VEL_C, VEL_S = 80.0, 28.0
 LEAP_C, LEAP_S = 3.3, 2.5
 
 
 def terms(f) -> dict:
     """Features -> centred, unit-spread terms."""
-    return {"mode": (f["mode"] - MODE_C) / MODE_S,
-            "register": (f["register"] - REG_C) / REG_S,
-            "tempo": float(np.log2(max(f["density"], 0.25) / DENS_C)),
-            "loudness": (f["velocity"] - VEL_C) / VEL_S,
-            "leaps": (f["leaps"] - LEAP_C) / LEAP_S}
+    return {
+        "mode": (f["mode"] - MODE_C) / MODE_S,
+        "register": (f["register"] - REG_C) / REG_S,
+        "tempo": float(np.log2(max(f["density"], 0.25) / DENS_C)),
+        "loudness": (f["velocity"] - VEL_C) / VEL_S,
+        "leaps": (f["leaps"] - LEAP_C) / LEAP_S,
+    }
 
 
 def label_from_features(f) -> tuple:
     """Features -> (valence, arousal) in [-1, 1]."""
     z = terms(f)
     valence = np.tanh(0.80 * z["mode"] + 0.12 * z["register"] + 0.08 * z["tempo"])
-    arousal = np.tanh(0.50 * z["tempo"] + 0.35 * z["loudness"] + 0.08 * z["register"]
-                      + 0.07 * z["leaps"])
+    arousal = np.tanh(0.50 * z["tempo"] + 0.35 * z["loudness"] + 0.08 * z["register"] + 0.07 * z["leaps"])
     return float(valence), float(arousal)
 
 

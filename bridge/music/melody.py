@@ -34,22 +34,22 @@ from bridge.music.arrangement import BeatNote, chord_at, energy, register
 from bridge.music.theory import SCALES
 from bridge.music.tokens import FAMILY_INDEX, N_FAM, N_PITCH, N_VEL, OFF0, ON0, SHIFT0, VEL0, EOS
 
-MOTIF_BEATS = 8         # a phrase: two bars of 4/4
-DRAW_PHRASES = 2        # the model draws A and B in one line
+MOTIF_BEATS = 8  # a phrase: two bars of 4/4
+DRAW_PHRASES = 2  # the model draws A and B in one line
 FORM = ("A", "A", "B", "A")
 BREATH = Fraction(1, 2)
-TAKES = 8               # lines drawn per mood; the best-shaped is the motif
+TAKES = 8  # lines drawn per mood; the best-shaped is the motif
 
 
 @dataclass(frozen=True)
 class Motif:
-    notes: tuple            # ((onset beats, length beats, scale step from the first note), ...)
-    source: str             # "model" or "fallback"
+    notes: tuple  # ((onset beats, length beats, scale step from the first note), ...)
+    source: str  # "model" or "fallback"
 
 
 @dataclass
 class Melody:
-    notes: list                                  # BeatNote, role "melody"
+    notes: list  # BeatNote, role "melody"
     sources: dict = field(default_factory=dict)  # palette -> ["model"|"fallback", ...] (A, B)
 
 
@@ -58,10 +58,10 @@ def _melody_only(logits, now_ms):
     melody family only, time shifts, never the end."""
     mask = torch.full((logits.shape[-1],), float("-inf"))
     f = FAMILY_INDEX["melody"]
-    mask[ON0 + f * N_PITCH: ON0 + (f + 1) * N_PITCH] = 0
-    mask[OFF0 + f * N_PITCH: OFF0 + (f + 1) * N_PITCH] = 0
+    mask[ON0 + f * N_PITCH : ON0 + (f + 1) * N_PITCH] = 0
+    mask[OFF0 + f * N_PITCH : OFF0 + (f + 1) * N_PITCH] = 0
     mask[SHIFT0:VEL0] = 0
-    mask[VEL0 + f * N_VEL: VEL0 + (f + 1) * N_VEL] = 0
+    mask[VEL0 + f * N_VEL : VEL0 + (f + 1) * N_VEL] = 0
     mask[EOS] = float("-inf")
     assert N_FAM == len(FAMILY_INDEX)
     return logits + mask
@@ -73,17 +73,26 @@ def draw_motifs(model, moods, seed, takes=TAKES) -> dict:
 
     moods: {palette: (valence, arousal, tonic, mode, bpm)}."""
     from bridge.music.sample import sample
+
     names = sorted(moods)
     if not names:
         return {}
     rows = [n for n in names for _ in range(takes)]
     seconds = [DRAW_PHRASES * MOTIF_BEATS * 60.0 / moods[n][4] for n in rows]
     length = max(seconds)
-    drawn = sample(model, length, valence=[moods[n][0] for n in rows], arousal=[moods[n][1] for n in rows],
-                   boundaries=[[s * (k + 1) / DRAW_PHRASES for k in range(DRAW_PHRASES)] for s in seconds],
-                   batch=len(rows), per_take=True, seed=seed, constrain=_melody_only,
-                   tonic=[moods[n][2] for n in rows] if model.cfg.tonic else None,
-                   max_tokens=int(length * 40) + 32)
+    drawn = sample(
+        model,
+        length,
+        valence=[moods[n][0] for n in rows],
+        arousal=[moods[n][1] for n in rows],
+        boundaries=[[s * (k + 1) / DRAW_PHRASES for k in range(DRAW_PHRASES)] for s in seconds],
+        batch=len(rows),
+        per_take=True,
+        seed=seed,
+        constrain=_melody_only,
+        tonic=[moods[n][2] for n in rows] if model.cfg.tonic else None,
+        max_tokens=int(length * 40) + 32,
+    )
     out = {}
     for name, take, span in zip(rows, drawn, seconds):
         _, _, tonic, mode, bpm = moods[name]
@@ -93,7 +102,7 @@ def draw_motifs(model, moods, seed, takes=TAKES) -> dict:
             part = [(t - k * MOTIF_BEATS, d, p) for t, d, p in line if k * MOTIF_BEATS <= t < (k + 1) * MOTIF_BEATS]
             halves.append(_motif(part, tonic, mode) if len(part) >= 3 else _fallback(k))
         halves = tuple(halves)
-        if name not in out or shape(halves) > shape(out[name]):   # ties keep the earlier take
+        if name not in out or shape(halves) > shape(out[name]):  # ties keep the earlier take
             out[name] = halves
     return out
 
@@ -194,8 +203,11 @@ def phrases(plan, chords) -> list:
             runs[-1][1] = c.end_beat
     out = []
     for start, end, section in runs:
-        grid = [Fraction(k * MOTIF_BEATS) for k in range(int(start // MOTIF_BEATS) + 1, int(end // MOTIF_BEATS) + 1)
-                if start < k * MOTIF_BEATS < end]
+        grid = [
+            Fraction(k * MOTIF_BEATS)
+            for k in range(int(start // MOTIF_BEATS) + 1, int(end // MOTIF_BEATS) + 1)
+            if start < k * MOTIF_BEATS < end
+        ]
         points = [start] + grid + [end]
         for a, b in zip(points, points[1:]):
             if b - a >= 3 or (a != start and b - a >= 1):
@@ -219,7 +231,7 @@ def _transposed(reference, start, end, chords, chord, section, lo, hi, from_root
         line = []
         for offset, length, pitch, strong in reference:
             t = start + offset
-            if offset:   # on the 16th grid even where a hit put the phrase off it
+            if offset:  # on the 16th grid even where a hit put the phrase off it
                 t = Fraction(round(t * 4), 4)
             if t >= end - Fraction(1, 4):
                 break
@@ -238,8 +250,8 @@ def write(plan, chords, motifs, seed) -> Melody:
     """The melody over the cue from the motifs (module docstring)."""
     rng = np.random.default_rng([seed, 3301])
     notes = []
-    first_of = {}   # "A"/"B" -> the first pitch of its last statement: restated there when it fits
-    stated = {}     # (palette, form, stretch) -> the first full statement: (offset, length, pitch, strong)
+    first_of = {}  # "A"/"B" -> the first pitch of its last statement: restated there when it fits
+    stated = {}  # (palette, form, stretch) -> the first full statement: (offset, length, pitch, strong)
     form_index = {}
     for start, end, section_index in phrases(plan, chords):
         s = plan.sections[section_index]
@@ -263,7 +275,7 @@ def write(plan, chords, motifs, seed) -> Melody:
         line, previous_step, strongs = [], None, []
         for onset, length, step in motif.notes:
             t = start + onset * stretch
-            if t != start:   # on the 16th grid even where a hit put the phrase off it
+            if t != start:  # on the 16th grid even where a hit put the phrase off it
                 t = Fraction(round(t * 4), 4)
             if t >= end - Fraction(1, 4):
                 break
@@ -300,9 +312,12 @@ def write(plan, chords, motifs, seed) -> Melody:
         # the phrase comes to rest on a note of the key's tonic triad where its chord has one
         last_chord = chord_at(chords, line[-1][0]) or chord
         home = {(s.tonic + d) % 12 for d in ((0, 4, 7) if s.mode == "major" else (0, 3, 7))}
-        resting = [p for p in range(line[-1][2] - 4, line[-1][2] + 5)
-                   if p % 12 in home and p % 12 in last_chord.pcs and lo <= p <= hi]
-        if resting:   # the tonic first, then the third (the mode's own note), then the fifth
+        resting = [
+            p
+            for p in range(line[-1][2] - 4, line[-1][2] + 5)
+            if p % 12 in home and p % 12 in last_chord.pcs and lo <= p <= hi
+        ]
+        if resting:  # the tonic first, then the third (the mode's own note), then the fifth
             rank = {(s.tonic + d) % 12: i for i, d in enumerate((0, 4 if s.mode == "major" else 3, 7))}
             line[-1][2] = min(resting, key=lambda p: (rank[p % 12], abs(p - line[-1][2]), p))
         # A restatement keeps the first statement's intervals where some transposition of it
@@ -314,8 +329,7 @@ def write(plan, chords, motifs, seed) -> Melody:
         if exact:
             line = exact
         elif ref_key not in stated and end - start >= MOTIF_BEATS - 1:
-            stated[ref_key] = ([(t - start, e - t, p, strong) for (t, e, p), strong in zip(line, strongs)],
-                               chord.root)
+            stated[ref_key] = ([(t - start, e - t, p, strong) for (t, e, p), strong in zip(line, strongs)], chord.root)
         line[-1][1] = max(line[-1][1], end - BREATH) if end - line[-1][0] > BREATH else end
         first_of[form] = line[0][2]
         peak = max(n[2] for n in line)

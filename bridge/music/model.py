@@ -25,19 +25,19 @@ import torch.nn.functional as F
 from bridge.mkl_warmup import warm_vml
 from bridge.music.tokens import VOCAB_SIZE
 
-warm_vml()   # before rotary_tables or any other split call: see bridge/mkl_warmup.py
+warm_vml()  # before rotary_tables or any other split call: see bridge/mkl_warmup.py
 
-N_COND_FEATURES = 9   # the continuous part, read by the condition MLP
-COND_DIM = 10         # + the key code (0 withheld, 1 + key index), looked up as a vector
-OFFSET_LOG_SCALE_S = 0.05   # log1p(offset / 0.05): fine resolution near a cut, coarse far off
+N_COND_FEATURES = 9  # the continuous part, read by the condition MLP
+COND_DIM = 10  # + the key code (0 withheld, 1 + key index), looked up as a vector
+OFFSET_LOG_SCALE_S = 0.05  # log1p(offset / 0.05): fine resolution near a cut, coarse far off
 OFFSET_MAX_S = 10.0
 # The offset is also looked up as a bin (10 ms steps up to 2 s, then 0.25 s steps): a
 # learned vector per bin lets the model tie "310 ms to the cut" to "shift 310 ms" directly,
 # which a small network learns far faster from the continuous features alone.
 FINE_BINS, FINE_BIN_S = 200, 0.01
 COARSE_BINS, COARSE_BIN_S = 32, 0.25
-BIN_NONE = FINE_BINS + COARSE_BINS        # no boundary ahead
-BIN_WITHHELD = BIN_NONE + 1               # boundary information withheld
+BIN_NONE = FINE_BINS + COARSE_BINS  # no boundary ahead
+BIN_WITHHELD = BIN_NONE + 1  # boundary information withheld
 N_OFFSET_BINS = BIN_WITHHELD + 1
 
 
@@ -49,14 +49,27 @@ def cond_features(valence, arousal, offset_s, va_mask, b_mask, tonic=-1) -> np.n
     tonic: the key, -1 where withheld: the tonic's pitch class 0-11, or for models that tell
     the mode too (MusicConfig.tonic_modes = 2) 12-23 for the minor key on pitch class k - 12.
     """
-    v, a, off, vm, bm, tn = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in
-                                                  (valence, arousal, offset_s, va_mask, b_mask, tonic)))
+    v, a, off, vm, bm, tn = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (valence, arousal, offset_s, va_mask, b_mask, tonic))
+    )
     ahead = np.isfinite(off) & (bm > 0)
     o = np.where(ahead, np.clip(off, 0.0, OFFSET_MAX_S), OFFSET_MAX_S)
     logo = np.log1p(o / OFFSET_LOG_SCALE_S) / math.log1p(OFFSET_MAX_S / OFFSET_LOG_SCALE_S)
-    out = np.stack([v * vm, a * vm, vm, bm, bm * (~ahead),
-                    ahead * logo, ahead * np.exp(-o / 0.1), ahead * np.exp(-o / 1.0), ahead * o,
-                    np.where(tn >= 0, np.mod(tn, 24) + 1, 0)], axis=-1)
+    out = np.stack(
+        [
+            v * vm,
+            a * vm,
+            vm,
+            bm,
+            bm * (~ahead),
+            ahead * logo,
+            ahead * np.exp(-o / 0.1),
+            ahead * np.exp(-o / 1.0),
+            ahead * o,
+            np.where(tn >= 0, np.mod(tn, 24) + 1, 0),
+        ],
+        axis=-1,
+    )
     return out.astype(np.float32)
 
 
@@ -73,16 +86,16 @@ def offset_bins(cond: torch.Tensor) -> torch.Tensor:
 @dataclass
 class MusicConfig:
     vocab_size: int = VOCAB_SIZE
-    block_size: int = 512       # context in tokens (~15-30 s of music)
+    block_size: int = 512  # context in tokens (~15-30 s of music)
     n_layer: int = 6
     n_head: int = 4
-    n_embd: int = 256           # width of the residual stream
-    n_cond: int = 64            # of which the condition takes this many (concat)
+    n_embd: int = 256  # width of the residual stream
+    n_cond: int = 64  # of which the condition takes this many (concat)
     cond_dim: int = N_COND_FEATURES
     dropout: float = 0.0
     cond_zero_init: bool = True  # condition path starts at zero (runs 1-6 and the first twins: random)
-    tonic: bool = False         # a learned vector per tonic (12 + withheld) joins the condition
-    tonic_modes: int = 1        # 2: one vector per key instead (12 major + 12 minor + withheld)
+    tonic: bool = False  # a learned vector per tonic (12 + withheld) joins the condition
+    tonic_modes: int = 1  # 2: one vector per key instead (12 major + 12 minor + withheld)
 
 
 def rotary(x, cos, sin):
@@ -100,8 +113,7 @@ def rotary_tables(block_size, head_dim):
     negative on the pair's first channel."""
     inv = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
     ang = torch.outer(torch.arange(block_size).float(), inv)
-    return (ang.cos().repeat_interleave(2, dim=-1),
-            torch.stack((-ang.sin(), ang.sin()), dim=-1).flatten(-2))
+    return (ang.cos().repeat_interleave(2, dim=-1), torch.stack((-ang.sin(), ang.sin()), dim=-1).flatten(-2))
 
 
 class KVCache:
@@ -113,7 +125,7 @@ class KVCache:
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.pos = 0
-        self.last_cond = None   # MusicTransformer.step: the last condition and its vector
+        self.last_cond = None  # MusicTransformer.step: the last condition and its vector
 
 
 def attend_one(q, k, v):
@@ -136,16 +148,17 @@ class Attention(nn.Module):
     def forward(self, x, cos, sin, cache=None, layer=0, local=None):
         B, T, C = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
-        q, k = rotary(qkv[:2], cos, sin)              # queries and keys together
+        q, k = rotary(qkv[:2], cos, sin)  # queries and keys together
         v = qkv[2]
         if cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=local is None, attn_mask=local,
-                                               dropout_p=self.dropout if self.training else 0.0)
+            y = F.scaled_dot_product_attention(
+                q, k, v, is_causal=local is None, attn_mask=local, dropout_p=self.dropout if self.training else 0.0
+            )
         else:
             p = cache.pos
-            cache.k[layer][:, :, p:p + T] = k
-            cache.v[layer][:, :, p:p + T] = v
-            k, v = cache.k[layer][:, :, :p + T], cache.v[layer][:, :, :p + T]
+            cache.k[layer][:, :, p : p + T] = k
+            cache.v[layer][:, :, p : p + T] = v
+            k, v = cache.k[layer][:, :, : p + T], cache.v[layer][:, :, : p + T]
             if T == 1:  # one new query sees everything before it: no mask needed
                 y = attend_one(q, k, v)
             else:
@@ -160,8 +173,12 @@ class Block(nn.Module):
         self.ln1 = nn.LayerNorm(cfg.n_embd)
         self.attn = Attention(cfg)
         self.ln2 = nn.LayerNorm(cfg.n_embd)
-        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(),
-                                 nn.Linear(4 * cfg.n_embd, cfg.n_embd), nn.Dropout(cfg.dropout))
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.n_embd, 4 * cfg.n_embd),
+            nn.GELU(),
+            nn.Linear(4 * cfg.n_embd, cfg.n_embd),
+            nn.Dropout(cfg.dropout),
+        )
 
     def forward(self, x, cos, sin, cache=None, layer=0, local=None):
         x = x + self.attn(self.ln1(x), cos, sin, cache, layer, local)
@@ -176,9 +193,12 @@ def _direct(layer):
     at one token a step cost a tenth of a float32 step."""
     if type(layer) is nn.Linear:
         return functools.partial(F.linear, weight=layer.weight, bias=layer.bias)
-    if (isinstance(layer, nn.Sequential) and len(layer) == 4
-            and [type(m) for m in layer] == [nn.Linear, nn.GELU, nn.Linear, nn.Dropout]
-            and (layer[3].p == 0 or not layer[3].training)):
+    if (
+        isinstance(layer, nn.Sequential)
+        and len(layer) == 4
+        and [type(m) for m in layer] == [nn.Linear, nn.GELU, nn.Linear, nn.Dropout]
+        and (layer[3].p == 0 or not layer[3].training)
+    ):
         up, gelu, down = _direct(layer[0]), layer[1].approximate, _direct(layer[2])
         return lambda h: down(F.gelu(up(h), approximate=gelu))
     return layer.forward
@@ -190,8 +210,7 @@ class MusicTransformer(nn.Module):
         self.cfg = cfg
         self.tok = nn.Embedding(cfg.vocab_size, cfg.n_embd - cfg.n_cond)
         # A small MLP rather than one linear layer: "0.05 s to the cut" vs "2 s" is non-linear.
-        self.cond = nn.Sequential(nn.Linear(cfg.cond_dim, cfg.n_cond), nn.GELU(),
-                                  nn.Linear(cfg.n_cond, cfg.n_cond))
+        self.cond = nn.Sequential(nn.Linear(cfg.cond_dim, cfg.n_cond), nn.GELU(), nn.Linear(cfg.n_cond, cfg.n_cond))
         self.offset = nn.Embedding(N_OFFSET_BINS, cfg.n_cond)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
@@ -237,7 +256,7 @@ class MusicTransformer(nn.Module):
 
     def _condition(self, cond):
         """Each position's condition vector (the concatenated part of its input)."""
-        c = self.cond(cond[..., :self.cfg.cond_dim].to(self.tok.weight.dtype)) + self.offset(offset_bins(cond))
+        c = self.cond(cond[..., : self.cfg.cond_dim].to(self.tok.weight.dtype)) + self.offset(offset_bins(cond))
         if self.cfg.tonic:
             c = c + self.tonic(cond[..., N_COND_FEATURES].round().long().clamp(0, 12 * self.cfg.tonic_modes))
         return c
@@ -251,8 +270,20 @@ class MusicTransformer(nn.Module):
         the qkv and output projections, layer norm 2, the feed-forward; the layers as direct
         calls (_direct). Why: at one token a step, nn.Module's attribute lookups and call
         wrappers took about a tenth of it. Valid until a submodule is replaced."""
-        return [(b.ln1.weight, b.ln1.bias, b.ln1.eps, _direct(b.attn.qkv), _direct(b.attn.proj),
-                 b.ln2.weight, b.ln2.bias, b.ln2.eps, _direct(b.mlp)) for b in self.blocks]
+        return [
+            (
+                b.ln1.weight,
+                b.ln1.bias,
+                b.ln1.eps,
+                _direct(b.attn.qkv),
+                _direct(b.attn.proj),
+                b.ln2.weight,
+                b.ln2.bias,
+                b.ln2.eps,
+                _direct(b.mlp),
+            )
+            for b in self.blocks
+        ]
 
     def step(self, idx, cond, cache, plan=None):
         """One new token per row, idx (B, 1) and cond (B, 1, COND_DIM), after what `cache`
@@ -278,7 +309,7 @@ class MusicTransformer(nn.Module):
             qk = rotary(qkv[:2], cos, sin)
             ks[i][:, :, p] = qk[1, :, :, 0]
             vs[i][:, :, p] = qkv[2, :, :, 0]
-            y = attend_one(qk[0], ks[i][:, :, :p + 1], vs[i][:, :, :p + 1])
+            y = attend_one(qk[0], ks[i][:, :, : p + 1], vs[i][:, :, : p + 1])
             x = x + proj_of(y.view(B, 1, C))
             x = x + mlp_of(F.layer_norm(x, (C,), w2, b2, e2))
         cache.pos += 1
@@ -297,8 +328,8 @@ class MusicTransformer(nn.Module):
         if p + T > self.cfg.block_size:
             raise ValueError(f"sequence of {p + T} exceeds the context of {self.cfg.block_size}")
         x = self.drop(self._embed(idx, cond))
-        cos = self.cos[p:p + T].to(x.dtype)
-        sin = self.sin[p:p + T].to(x.dtype)
+        cos = self.cos[p : p + T].to(x.dtype)
+        sin = self.sin[p : p + T].to(x.dtype)
         mask = None
         if local is not None:
             if cache is not None:
@@ -314,8 +345,7 @@ class MusicTransformer(nn.Module):
         logits = self.head(self.ln_f(x))
         if targets is None:
             return logits, None
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
-                               ignore_index=0)  # PAD
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=0)  # PAD
         return logits, loss
 
 
@@ -328,7 +358,8 @@ def quantized(model):
     import copy
     import warnings
     from torch.ao.quantization import quantize_dynamic
-    with warnings.catch_warnings():   # the torch.ao API is marked for migration, not broken
+
+    with warnings.catch_warnings():  # the torch.ao API is marked for migration, not broken
         warnings.simplefilter("ignore")
         return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
 
@@ -376,7 +407,7 @@ def native_bf16() -> bool:
             return False
         if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
             return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-        return True   # oneDNN's check on Arm is the instruction itself
+        return True  # oneDNN's check on Arm is the instruction itself
     except (AttributeError, RuntimeError):
         return False
 
@@ -385,8 +416,12 @@ def packable(model) -> bool:
     """Whether packed() can serve `model` here: float32 weights on a CPU with native bf16."""
     ok = native_bf16()
     params = list(model.parameters())
-    return bool(ok and params and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params)
-                and any(isinstance(m, nn.Linear) for m in model.modules()))
+    return bool(
+        ok
+        and params
+        and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params)
+        and any(isinstance(m, nn.Linear) for m in model.modules())
+    )
 
 
 def packed(model):
@@ -394,6 +429,7 @@ def packed(model):
     weights, float32 activations and cache; each feed-forward a PackedMLP); the model itself
     is left as it is. Not for training. Raises RuntimeError where packable() is False."""
     import copy
+
     if not packable(model):
         raise RuntimeError("bf16 packing needs float32 weights on a CPU with native bf16 (oneDNN)")
     out = copy.deepcopy(model).eval()
@@ -441,15 +477,22 @@ def save_shipped(model, path_stem, extra=None, dtype=torch.float16):
     run), leaving the files as they were."""
     from safetensors.torch import save as to_bytes
     from bridge import atomic
+
     stem = Path(path_stem)
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        raise ValueError(f"not writing {stem.name}: {len(bad)} tensors hold NaN or infinite values "
-                         f"(first {bad[0]}); the run diverged or the model overflows {dtype}")
+        raise ValueError(
+            f"not writing {stem.name}: {len(bad)} tensors hold NaN or infinite values "
+            f"(first {bad[0]}); the run diverged or the model overflows {dtype}"
+        )
     data = to_bytes(tensors)
-    meta = {"config": asdict(model.cfg), "dtype": str(dtype).replace("torch.", ""),
-            "sha256": hashlib.sha256(data).hexdigest(), "params": model.num_params()}
+    meta = {
+        "config": asdict(model.cfg),
+        "dtype": str(dtype).replace("torch.", ""),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "params": model.num_params(),
+    }
     meta.update(extra or {})
     weights = atomic.write_bytes(stem.with_suffix(".safetensors"), data)
     atomic.write_text(stem.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
@@ -460,11 +503,11 @@ def load_usable(device, path_stem, missing_hint) -> MusicTransformer:
     """load_shipped, with a missing or corrupt model as MissingModel and a one-line message
     for the user (missing_hint says what to do when none is there)."""
     from bridge.errors import MissingModel
+
     try:
         return load_shipped(device, path_stem)
     except FileNotFoundError:
-        raise MissingModel(f"no music model at {Path(path_stem)}.safetensors (+ .json): "
-                           f"{missing_hint}") from None
+        raise MissingModel(f"no music model at {Path(path_stem)}.safetensors (+ .json): {missing_hint}") from None
     except ChecksumError as exc:
         raise MissingModel(f"{exc}; restore models/ from the project's repository") from None
 
@@ -472,16 +515,20 @@ def load_usable(device, path_stem, missing_hint) -> MusicTransformer:
 def load_shipped(device="auto", path_stem=None) -> MusicTransformer:
     """The shipped model in eval mode (float32 on CPU), after checking its SHA-256."""
     from safetensors.torch import load_file
+
     stem = Path(path_stem) if path_stem else MODELS_DIR / SHIPPED_NAME
     weights, meta_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     if not weights.exists() or not meta_path.exists():
-        raise FileNotFoundError(f"no shipped music model at {weights} (+ {meta_path.name}); "
-                                f"train one with `scorebridge train model`")
+        raise FileNotFoundError(
+            f"no shipped music model at {weights} (+ {meta_path.name}); train one with `scorebridge train model`"
+        )
     meta = json.loads(meta_path.read_text())
     digest = sha256_file(weights)
     if digest != meta["sha256"]:
-        raise ChecksumError(f"{weights} has SHA-256 {digest}, but {meta_path.name} records "
-                            f"{meta['sha256']}: the weights are corrupt or not the shipped ones")
+        raise ChecksumError(
+            f"{weights} has SHA-256 {digest}, but {meta_path.name} records "
+            f"{meta['sha256']}: the weights are corrupt or not the shipped ones"
+        )
     model = MusicTransformer(MusicConfig(**meta["config"]))
     state = load_file(str(weights))
     model.load_state_dict({k: v.float() for k, v in state.items()})

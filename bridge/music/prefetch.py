@@ -52,7 +52,8 @@ class Prefetcher:
         if workers < 1:
             raise ValueError("a prefetcher needs at least one worker")
         self._pool = mp.get_context("fork").Pool(
-            workers, initializer=_start, initargs=(batcher, self_batcher, seed, n_real, n_self))
+            workers, initializer=_start, initargs=(batcher, self_batcher, seed, n_real, n_self)
+        )
         self._next = start
         self._ahead = ahead or 4 * workers
         self._pending = deque()

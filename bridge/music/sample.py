@@ -22,8 +22,7 @@ import weakref
 import numpy as np
 import torch
 
-from bridge.music.model import (N_COND_FEATURES, KVCache, PackedLinear, PackedMLP, cond_features, packable,
-                                packed)
+from bridge.music.model import N_COND_FEATURES, KVCache, PackedLinear, PackedMLP, cond_features, packable, packed
 from bridge.music.tokens import BOS, EOS, N_FAM, N_PITCH, OFF0, ON0, PAD, TOKEN_MS, Decoder, token_times_ms
 
 
@@ -69,7 +68,7 @@ THREAD_SLOWER = 2.0
 # A sampling run that starts within THREAD_MEMORY_S of the last one's end goes on with its
 # choice and its period (a score or an eval samples many times in a row).
 THREAD_MEMORY_S = 30.0
-_THREAD_MEMORY = {}   # torch's count -> (when the last run ended, its choice, period, reference)
+_THREAD_MEMORY = {}  # torch's count -> (when the last run ended, its choice, period, reference)
 
 
 def _median(xs):
@@ -96,8 +95,8 @@ class _Threads:
         self.counts = (fixed,) if fixed else (1, self.start) if self.start > 1 else (self.start,)
         self.chosen, self.period = self.counts[-1], THREAD_PERIOD
         self.steps, self.trial_at, self.times = 0, 0, {}
-        self.ref, self.recent = None, []   # several threads' mean step lately; the steps since
-        self.used = {}   # steps run with each count
+        self.ref, self.recent = None, []  # several threads' mean step lately; the steps since
+        self.used = {}  # steps run with each count
         last = _THREAD_MEMORY.get(self.start) if len(self.counts) > 1 else None
         if last and time.monotonic() - last[0] < THREAD_MEMORY_S:
             _, self.chosen, self.period, self.ref = last
@@ -130,7 +129,7 @@ class _Threads:
         if k is None:
             if self.chosen > 1 and self.ref:
                 self.recent.append(seconds)
-                if len(self.recent) == THREAD_TRIAL:   # a window's mean against the last one's
+                if len(self.recent) == THREAD_TRIAL:  # a window's mean against the last one's
                     mean = sum(self.recent) / THREAD_TRIAL
                     if mean > THREAD_SLOWER * self.ref:
                         self._choose(1, THREAD_PERIOD)
@@ -138,12 +137,12 @@ class _Threads:
                         self.ref, self.recent = mean, []
             return
         if n == 1:
-            if k % THREAD_TRIAL:   # the first step pays for the switch to one thread: not timed
+            if k % THREAD_TRIAL:  # the first step pays for the switch to one thread: not timed
                 self.times.setdefault(n, []).append(seconds)
             return
         one = _median(self.times[1])
         self.times.setdefault(n, []).append(seconds)
-        if seconds > THREAD_STALL * one:   # stalled: the trial ends here
+        if seconds > THREAD_STALL * one:  # stalled: the trial ends here
             self._choose(1, min(2 * self.period, THREAD_PERIOD_MAX) if self.chosen == 1 else THREAD_PERIOD)
         elif k == THREAD_TRIAL * len(self.counts) - 1:
             many = _median(self.times[n])
@@ -171,7 +170,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 # float32 steps were faster up to 6 rows and about even at 8, with 1 thread even at 4-6 and
 # slower from 8 (docs/research/2026-12-07-music-model-card-history.md, "Sampling on a CPU").
 FP32_MAX_ROWS = 6
-_SAME_BITS = {}   # (layer kinds and shapes, rows, torch's thread count) -> _same_bits
+_SAME_BITS = {}  # (layer kinds and shapes, rows, torch's thread count) -> _same_bits
 
 
 def _same_bits(model, rows):
@@ -187,7 +186,7 @@ def _same_bits(model, rows):
         if isinstance(m, torch.nn.Linear) and m.weight.device.type == "cpu":
             dtype = str(m.weight.dtype).replace("torch.", "")
             layers.setdefault(("Linear", m.out_features, m.in_features, m.bias is not None, dtype), m)
-        elif isinstance(m, PackedLinear):   # float32 in, whatever its weights hold
+        elif isinstance(m, PackedLinear):  # float32 in, whatever its weights hold
             layers.setdefault(("PackedLinear", m.out_features, m.in_features, m.bias is not None, "float32"), m)
         elif isinstance(m, PackedMLP):
             layers.setdefault(("PackedMLP", m.down.out_features, m.up.in_features, True, "float32"), m)
@@ -215,7 +214,7 @@ def step_rows(batch, guidance=1.0, key_guidance=1.0):
 
 
 def sampling_precision(model, precision, rows):
-    """"bf16" or "fp32": what sample(precision=) runs steps of `rows` rows on for `model`
+    """ "bf16" or "fp32": what sample(precision=) runs steps of `rows` rows on for `model`
     ("auto": float32 up to FP32_MAX_ROWS rows where its bits do not depend on the thread
     count, else bf16 where the model can be packed)."""
     if precision not in PRECISIONS:
@@ -233,11 +232,11 @@ def _sampling_model(model, precision, rows):
         return model
     try:
         stamp = tuple((p.data_ptr(), p._version) for p in model.parameters())
-    except RuntimeError:   # parameters made in inference mode keep no version: pack each time
+    except RuntimeError:  # parameters made in inference mode keep no version: pack each time
         stamp = object()
     hit = _PACKED.get(model)
     if hit is None or hit[0] != stamp:
-        hit = _PACKED[model] = (stamp, packed(model))   # raises where bf16 is asked and cannot be
+        hit = _PACKED[model] = (stamp, packed(model))  # raises where bf16 is asked and cannot be
     return hit[1]
 
 
@@ -318,7 +317,7 @@ def _top_p(logits, temperature, top_p, rng, note_temperature=None):
     out = np.empty(len(probs), dtype=np.int64)
     for b, (p, u) in enumerate(zip(probs, rng.random(len(probs)))):
         total = p.sum()
-        if not total > 0:   # nan (every logit -inf) or nothing left
+        if not total > 0:  # nan (every logit -inf) or nothing left
             raise ValueError("every token was ruled out at this step")
         p = p / total
         order = np.arange(len(p))
@@ -328,22 +327,45 @@ def _top_p(logits, temperature, top_p, rng, note_temperature=None):
             order = np.flatnonzero(p >= (1.0 - top_p) / len(p))
             order = order[np.argsort(-p[order], kind="stable")]
             p = p[order]
-            p = p[:np.count_nonzero(np.cumsum(p) - p <= top_p)]
+            p = p[: np.count_nonzero(np.cumsum(p) - p <= top_p)]
         cdf = np.cumsum(p)
         k = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
-        if k >= len(p):   # u * total rounded up to the total: the last token with any mass
+        if k >= len(p):  # u * total rounded up to the total: the last token with any mass
             k = int(np.flatnonzero(p)[-1])
         out[b] = order[k]
     return out
 
 
 @torch.inference_mode()
-def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, seed=0,
-           temperature=1.0, top_p=TOP_P, use_valence_arousal=True, use_boundaries=True,
-           max_tokens=None, return_tokens=False, per_take=False, constrain=None, guidance=1.0,
-           prompt=(), prompt_ms=0, note_temperature=None, tonic=None, key_guidance=1.0,
-           key_floor=KEY_FLOOR, key_cut_s=KEY_CUT_S, precision="auto", threads=None, stats=None,
-           observe=None):
+def sample(
+    model,
+    duration_s,
+    valence=0.0,
+    arousal=0.0,
+    boundaries=(),
+    batch=1,
+    seed=0,
+    temperature=1.0,
+    top_p=TOP_P,
+    use_valence_arousal=True,
+    use_boundaries=True,
+    max_tokens=None,
+    return_tokens=False,
+    per_take=False,
+    constrain=None,
+    guidance=1.0,
+    prompt=(),
+    prompt_ms=0,
+    note_temperature=None,
+    tonic=None,
+    key_guidance=1.0,
+    key_floor=KEY_FLOOR,
+    key_cut_s=KEY_CUT_S,
+    precision="auto",
+    threads=None,
+    stats=None,
+    observe=None,
+):
     """Generate `batch` takes of `duration_s` seconds; returns a list of note lists.
 
     use_valence_arousal / use_boundaries=False withhold that condition (the model's
@@ -417,7 +439,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     bounds = [np.array(sorted(float(b) for b in bs), dtype=np.float64) for bs in per_bounds]
     va_mask, b_mask = float(use_valence_arousal), float(use_boundaries)
     max_tokens = max_tokens or int(duration_s * 120) + 64
-    prompt = [int(t) for t in prompt][-(cfg.block_size - 1):] if len(prompt) else []
+    prompt = [int(t) for t in prompt][-(cfg.block_size - 1) :] if len(prompt) else []
     heard_ms = int(prompt_ms) + np.concatenate([[0], token_times_ms(prompt)]) if prompt else np.array([int(prompt_ms)])
 
     def offsets_at(times_ms):
@@ -453,7 +475,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
     key_guided = key_guidance != 1.0
     rows = step_rows(batch, guidance, key_guidance)
     model = _sampling_model(model, precision, rows)
-    plan = model.step_plan()   # what each step reads of the blocks, looked up once
+    plan = model.step_plan()  # what each step reads of the blocks, looked up once
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
 
     def run(idx, cnd, cache):
@@ -470,7 +492,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         logits = (model.step(x, c, cache, plan) if x.shape[1] == 1 else model(x, c, cache=cache)[0])[:, -1].float()
         lc = out = logits[:batch]
         if guided:
-            lc, lu = lc.log_softmax(-1), logits[batch:2 * batch].log_softmax(-1)
+            lc, lu = lc.log_softmax(-1), logits[batch : 2 * batch].log_softmax(-1)
             out = lu + guidance * (lc - lu)
         if key_guided:
             guided_out = _pitch_guided(out, lc, logits[-batch:], key_guidance, key_floor)
@@ -490,8 +512,8 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         """(Re)start the cache from the last `window` positions (a training-like BOS first)."""
         cache = KVCache(cfg, rows, device, dtype=dtype)
         keep = min(window, len(ctx[0]))
-        idx = torch.tensor([[BOS] + s[len(s) - keep + 1:] for s in ctx], device=device)
-        cnd = torch.tensor(np.array([c[len(c) - keep:] for c in conds]), device=device)
+        idx = torch.tensor([[BOS] + s[len(s) - keep + 1 :] for s in ctx], device=device)
+        cnd = torch.tensor(np.array([c[len(c) - keep :] for c in conds]), device=device)
         return cache, run(idx, cnd, cache)
 
     # On a GPU the steps do not run on these threads: nothing to choose there. Nor where the
@@ -520,7 +542,7 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
                     done[b] = True
             for b in range(batch):
                 ctx[b].append(int(nxt[b]))
-            if done.all():   # the token that ended the last take is kept: it is part of the take
+            if done.all():  # the token that ended the last take is kept: it is part of the take
                 break
             c = cond_at(now_ms.astype(np.float64))
             for b in range(batch):
@@ -541,8 +563,10 @@ def sample(model, duration_s, valence=0.0, arousal=0.0, boundaries=(), batch=1, 
         stats["threads"] = dict(counts.used)
     takes = [d.finish() for d in decoders]
     # Notes past the requested end (a long chord started just before it) are trimmed.
-    takes = [[n._replace(duration=min(n.duration, max(duration_s - n.start, 0.01)))
-              for n in t if n.start < duration_s] for t in takes]
+    takes = [
+        [n._replace(duration=min(n.duration, max(duration_s - n.start, 0.01))) for n in t if n.start < duration_s]
+        for t in takes
+    ]
     if return_tokens:
         return takes, [[t for t in s if t != PAD] for s in ctx]
     return takes

@@ -25,8 +25,19 @@ SPIN = "while True: pass"
 def _rate(model, threads, seed, **kw):
     stats = {}
     t = time.perf_counter()
-    _, toks = sample(model, 1e9, valence=0.6, arousal=0.2, boundaries=[2.0, 5.0, 9.0, 14.0, 20.0],
-                     seed=seed, max_tokens=TOKENS, return_tokens=True, threads=threads, stats=stats, **kw)
+    _, toks = sample(
+        model,
+        1e9,
+        valence=0.6,
+        arousal=0.2,
+        boundaries=[2.0, 5.0, 9.0, 14.0, 20.0],
+        seed=seed,
+        max_tokens=TOKENS,
+        return_tokens=True,
+        threads=threads,
+        stats=stats,
+        **kw,
+    )
     return sum(len(x) - 1 for x in toks) / (time.perf_counter() - t), stats["threads"]
 
 
@@ -36,6 +47,7 @@ def run(busy=0, runs=5, model=None):
         raise ValueError("busy is 0 or more and runs 1 or more")
     if model is None:
         from bridge.score import load_model
+
         model = load_model("cpu")[0]
     many = torch.get_num_threads()
     setups = {"batch 1": {}, "batch 8": {"batch": 8}}
@@ -45,10 +57,16 @@ def run(busy=0, runs=5, model=None):
     spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(busy)]
     try:
         time.sleep(0.5 if busy else 0)
-        out = {"threads": many, "busy_processes": busy, "runs": runs, "tokens": TOKENS, "tokens_per_s": {},
-               "steps_by_threads": {}}
+        out = {
+            "threads": many,
+            "busy_processes": busy,
+            "runs": runs,
+            "tokens": TOKENS,
+            "tokens_per_s": {},
+            "steps_by_threads": {},
+        }
         for name, kw in setups.items():
-            sample(model, 1e9, seed=0, max_tokens=16, **kw)   # warm-up: packing, first calls
+            sample(model, 1e9, seed=0, max_tokens=16, **kw)  # warm-up: packing, first calls
             rates, used = {p: [] for p in policies}, {}
             for r in range(runs):
                 order = list(policies) if r % 2 == 0 else list(policies)[::-1]
@@ -70,12 +88,13 @@ def run(busy=0, runs=5, model=None):
 def report(res):
     """The figures as a table."""
     policies = list(next(iter(res["tokens_per_s"].values())))
-    lines = [f"sampling speed, tokens/s, median of {res['runs']} runs of {res['tokens']} tokens; "
-             f"torch's threads {res['threads']}; busy processes beside: {res['busy_processes']}",
-             f"{'':24}" + "".join(f"{p:>20}" for p in policies)]
+    lines = [
+        f"sampling speed, tokens/s, median of {res['runs']} runs of {res['tokens']} tokens; "
+        f"torch's threads {res['threads']}; busy processes beside: {res['busy_processes']}",
+        f"{'':24}" + "".join(f"{p:>20}" for p in policies),
+    ]
     for name, row in res["tokens_per_s"].items():
-        steps = ", ".join(f"{k} thread{'s' if k != '1' else ''}: {v}"
-                          for k, v in res["steps_by_threads"][name].items())
+        steps = ", ".join(f"{k} thread{'s' if k != '1' else ''}: {v}" for k, v in res["steps_by_threads"][name].items())
         figures = "".join(f"{row[p]:>20}" for p in policies)
         lines.append(f"{name:24}{figures}   (chosen: {steps} steps)")
     return "\n".join(lines)

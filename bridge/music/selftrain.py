@@ -47,8 +47,13 @@ def draw_targets(n, seconds, rng, p_boundaries=0.5):
             while t < seconds - 1.0:
                 bounds.append(round(float(t), 3))
                 t += rng.uniform(2.0, 5.0)
-        out.append({"valence": round(float(rng.uniform(-0.9, 0.9)), 3),
-                    "arousal": round(float(rng.uniform(-0.9, 0.9)), 3), "bounds": bounds})
+        out.append(
+            {
+                "valence": round(float(rng.uniform(-0.9, 0.9)), 3),
+                "arousal": round(float(rng.uniform(-0.9, 0.9)), 3),
+                "bounds": bounds,
+            }
+        )
     return out
 
 
@@ -77,20 +82,28 @@ def generate(model, targets, candidates, seconds, seed=0, batch=96, log=print, k
     tonic (target_tonics), with `key_guidance` (sample(key_guidance=))."""
     tonics = target_tonics(len(targets), seed) if model.cfg.tonic else None
     jobs = [(i, k) for i, t in enumerate(targets) for k in range(candidates)]
-    groups = {True: [j for j in jobs if targets[j[0]]["bounds"]],
-              False: [j for j in jobs if not targets[j[0]]["bounds"]]}
+    groups = {
+        True: [j for j in jobs if targets[j[0]]["bounds"]],
+        False: [j for j in jobs if not targets[j[0]]["bounds"]],
+    }
     best = [(None, -np.inf, []) for _ in targets]
     done, call = 0, 0
     for use_b, js in groups.items():
         for s in range(0, len(js), batch):
-            chunk = js[s:s + batch]
+            chunk = js[s : s + batch]
             ts = [targets[i] for i, _ in chunk]
-            takes = sample(model, seconds, valence=[t["valence"] for t in ts],
-                           arousal=[t["arousal"] for t in ts],
-                           boundaries=[t["bounds"] or [] for t in ts], batch=len(chunk),
-                           seed=seed * 100_003 + call, per_take=True, use_boundaries=use_b,
-                           **({"tonic": [tonics[i] for i, _ in chunk], "key_guidance": key_guidance}
-                              if tonics else {}))
+            takes = sample(
+                model,
+                seconds,
+                valence=[t["valence"] for t in ts],
+                arousal=[t["arousal"] for t in ts],
+                boundaries=[t["bounds"] or [] for t in ts],
+                batch=len(chunk),
+                seed=seed * 100_003 + call,
+                per_take=True,
+                use_boundaries=use_b,
+                **({"tonic": [tonics[i] for i, _ in chunk], "key_guidance": key_guidance} if tonics else {}),
+            )
             call += 1
             for (i, _), take in zip(chunk, takes):
                 sc = score(take, targets[i], seconds)
@@ -107,9 +120,16 @@ def keep(targets, best, seconds):
     for t, (take, sc, _) in zip(targets, best):
         if take is None or not np.isfinite(sc):
             continue
-        out.append({**t, "seconds": seconds, "score": round(sc, 4),
-                    "notes": [[round(n.start, 3), round(n.duration, 3), int(n.pitch), int(n.velocity),
-                               n.family] for n in take]})
+        out.append(
+            {
+                **t,
+                "seconds": seconds,
+                "score": round(sc, 4),
+                "notes": [
+                    [round(n.start, 3), round(n.duration, 3), int(n.pitch), int(n.velocity), n.family] for n in take
+                ],
+            }
+        )
     return out
 
 
@@ -137,11 +157,15 @@ def report(targets, best):
     """What selection did: mean score of every take vs of the kept ones, and how the kept
     takes' mode follows the asked valence."""
     ok = [(t, b) for t, b in zip(targets, best) if b[0] is not None and np.isfinite(b[1])]
-    return {"targets": len(targets), "kept": len(ok),
-            "mean_best_score": round(float(np.mean([b[1] for _, b in ok])), 4),
-            "mean_score": round(float(np.mean([s for _, b in ok for s in b[2] if np.isfinite(s)])), 4),
-            "rho_valence_mode_kept": spearman([t["valence"] for t, _ in ok],
-                                              [labels.features(b[0])["mode"] for _, b in ok])}
+    return {
+        "targets": len(targets),
+        "kept": len(ok),
+        "mean_best_score": round(float(np.mean([b[1] for _, b in ok])), 4),
+        "mean_score": round(float(np.mean([s for _, b in ok for s in b[2] if np.isfinite(s)])), 4),
+        "rho_valence_mode_kept": spearman(
+            [t["valence"] for t, _ in ok], [labels.features(b[0])["mode"] for _, b in ok]
+        ),
+    }
 
 
 def make_self_example(rec, rng, block_size, transpose=True, p_drop_tonic=None, key_modes=1):
@@ -158,8 +182,7 @@ def make_self_example(rec, rng, block_size, transpose=True, p_drop_tonic=None, k
     if p_drop_tonic is not None and rng.random() >= p_drop_tonic:
         key = find_key(notes)
         tonic = -1 if key is None else key_index(key, key_modes)
-    cond = cond_features(rec["valence"], rec["arousal"], offsets, 1.0, 1.0 if rec["bounds"] else 0.0,
-                         tonic)
+    cond = cond_features(rec["valence"], rec["arousal"], offsets, 1.0, 1.0 if rec["bounds"] else 0.0, tonic)
     return pad_window(toks, cond, block_size)
 
 
@@ -174,9 +197,12 @@ class SelfBatcher:
         self.rng = np.random.default_rng(seed + 7919)
 
     def batch(self, n):
-        pairs = [make_self_example(self.records[i], self.rng, self.block_size,
-                                   p_drop_tonic=self.p_drop_tonic, key_modes=self.key_modes)
-                 for i in self.rng.integers(0, len(self.records), size=n)]
+        pairs = [
+            make_self_example(
+                self.records[i], self.rng, self.block_size, p_drop_tonic=self.p_drop_tonic, key_modes=self.key_modes
+            )
+            for i in self.rng.integers(0, len(self.records), size=n)
+        ]
         x = np.stack([p[0] for p in pairs])
         c = np.stack([p[1] for p in pairs])
         return x[:, :-1], c[:, :-1], x[:, 1:]

@@ -56,7 +56,7 @@ def pull(row, tonic, mode, strength):
         return row
     ons = row[ON_LO:ON_HI]
     before = torch.logsumexp(ons, 0)
-    if not torch.isfinite(before):   # no note may start here (a rest, a forced token)
+    if not torch.isfinite(before):  # no note may start here (a rest, a forced token)
         return row
     moved = ons + strength * _note_on_bias(tonic, mode).to(row.dtype)
     row = row.clone()
@@ -71,8 +71,7 @@ class KeySteer:
         self.key_at = key_at
 
     def __call__(self, logits, now_ms):
-        return torch.stack([pull(row, *self.key_at(b, float(now_ms[b]) / 1000))
-                            for b, row in enumerate(logits)])
+        return torch.stack([pull(row, *self.key_at(b, float(now_ms[b]) / 1000)) for b, row in enumerate(logits)])
 
 
 def for_valence(valence_per_take, tonics, strength):
@@ -83,4 +82,5 @@ def for_valence(valence_per_take, tonics, strength):
 
     def key_at(b, seconds):
         return tonics[b], ("major" if valence_at[b](seconds) >= 0 else "minor"), strength
+
     return KeySteer(key_at)

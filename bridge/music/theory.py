@@ -13,13 +13,30 @@ SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 # Intervals above the root. Sevenths and suspensions are part of the vocabulary because the
 # chorales use them and the moods ask for them (MUSIC.md §2).
 QUALITIES = {
-    "maj": (0, 4, 7), "min": (0, 3, 7), "dim": (0, 3, 6), "aug": (0, 4, 8),
-    "dom7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10),
-    "hdim7": (0, 3, 6, 10), "dim7": (0, 3, 6, 9), "sus4": (0, 5, 7),
+    "maj": (0, 4, 7),
+    "min": (0, 3, 7),
+    "dim": (0, 3, 6),
+    "aug": (0, 4, 8),
+    "dom7": (0, 4, 7, 10),
+    "maj7": (0, 4, 7, 11),
+    "min7": (0, 3, 7, 10),
+    "hdim7": (0, 3, 6, 10),
+    "dim7": (0, 3, 6, 9),
+    "sus4": (0, 5, 7),
 }
 QUALITY_NAMES = tuple(QUALITIES)
-TRIAD_OF = {"maj": "maj", "min": "min", "dim": "dim", "aug": "aug", "dom7": "maj", "maj7": "maj",
-            "min7": "min", "hdim7": "dim", "dim7": "dim", "sus4": "maj"}
+TRIAD_OF = {
+    "maj": "maj",
+    "min": "min",
+    "dim": "dim",
+    "aug": "aug",
+    "dom7": "maj",
+    "maj7": "maj",
+    "min7": "min",
+    "hdim7": "dim",
+    "dim7": "dim",
+    "sus4": "maj",
+}
 
 # Krumhansl-Kessler key profiles (tonic first): how strongly each pitch class belongs to a
 # major or a minor key, as listeners rated it. The measures hear a key's mode with them.
@@ -27,8 +44,18 @@ MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.2
 MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
 
 _NUMERALS = ("I", "bII", "II", "bIII", "III", "IV", "#IV", "V", "bVI", "VI", "bVII", "VII")
-_SUFFIX = {"maj": "", "min": "", "dim": "o", "aug": "+", "dom7": "7", "maj7": "maj7", "min7": "7",
-           "hdim7": "ø7", "dim7": "o7", "sus4": "sus4"}
+_SUFFIX = {
+    "maj": "",
+    "min": "",
+    "dim": "o",
+    "aug": "+",
+    "dom7": "7",
+    "maj7": "maj7",
+    "min7": "7",
+    "hdim7": "ø7",
+    "dim7": "o7",
+    "sus4": "sus4",
+}
 
 
 def numeral(interval: int, quality: str) -> str:
@@ -57,7 +84,7 @@ def best_chord(pcs) -> tuple:
             inside = sum(w for pc, w in weights.items() if pc in tones)
             outside = sum(w for pc, w in weights.items() if pc not in tones)
             missing = sum(1 for t in tones if t not in weights)
-            score = (inside - outside - 0.5 * missing - 0.01 * q_index)
+            score = inside - outside - 0.5 * missing - 0.01 * q_index
             if best_score is None or score > best_score:
                 best, best_score = (root, quality), score
     return best

@@ -25,8 +25,13 @@ FAMILY_INDEX = {f: i for i, f in enumerate(FAMILIES)}
 # Default General MIDI program (0-based) and channel (0-based; 9 is GM channel 10, drums).
 FAMILY_PROGRAM = {"drums": 0, "bass": 32, "pad": 48, "melody": 73, "piano": 0}
 FAMILY_CHANNEL = {"drums": 9, "bass": 2, "pad": 1, "melody": 0, "piano": 3}
-FAMILY_TRACK_NAME = {"drums": "Drums", "bass": "Bass (acoustic)", "pad": "Strings (pad)",
-                     "melody": "Melody (flute)", "piano": "Piano"}
+FAMILY_TRACK_NAME = {
+    "drums": "Drums",
+    "bass": "Bass (acoustic)",
+    "pad": "Strings (pad)",
+    "melody": "Melody (flute)",
+    "piano": "Piano",
+}
 
 PITCH_LO, PITCH_HI = 21, 108
 N_PITCH = PITCH_HI - PITCH_LO + 1
@@ -34,8 +39,8 @@ N_FAM = len(FAMILIES)
 VEL_LEVELS = (20, 36, 52, 68, 84, 100, 112, 124)
 N_VEL = len(VEL_LEVELS)
 COARSE_MS = 10
-N_COARSE = 100          # 10, 20, ..., 1000 ms
-N_FINE = 9              # 1..9 ms
+N_COARSE = 100  # 10, 20, ..., 1000 ms
+N_FINE = 9  # 1..9 ms
 
 PAD, BOS, EOS = 0, 1, 2
 ON0 = 3
@@ -47,11 +52,11 @@ VOCAB_SIZE = VEL0 + N_FAM * N_VEL
 
 
 class Note(NamedTuple):
-    start: float      # seconds
-    duration: float   # seconds
-    pitch: int        # MIDI note number (drums: GM drum key)
-    velocity: int     # 1..127
-    family: str       # one of FAMILIES
+    start: float  # seconds
+    duration: float  # seconds
+    pitch: int  # MIDI note number (drums: GM drum key)
+    velocity: int  # 1..127
+    family: str  # one of FAMILIES
 
 
 def _nearest_level(velocity) -> int:
@@ -170,7 +175,7 @@ class Decoder:
     def __init__(self, default_velocity: int = 84):
         self.now_ms = 0
         self.level = [vel_level(default_velocity)] * N_FAM
-        self.active = {}   # (family, pitch) -> (start_ms, velocity)
+        self.active = {}  # (family, pitch) -> (start_ms, velocity)
         self.notes = []
 
     def feed(self, tok: int) -> None:
@@ -236,13 +241,14 @@ def family_of(channel: int, program: int) -> str:
     if program <= 15:
         return "piano"  # pianos, chromatic percussion
     if 16 <= program <= 23 or 24 <= program <= 31 or 40 <= program <= 55 or 88 <= program <= 103:
-        return "pad"    # organs, guitars, strings, ensembles, synth pads
-    return "melody"     # brass, reeds, pipes, leads, ethnic
+        return "pad"  # organs, guitars, strings, ensembles, synth pads
+    return "melody"  # brass, reeds, pipes, leads, ethnic
 
 
 def read_midi(path_or_file) -> list:
     """A MIDI file (path, file object or mido.MidiFile) -> note list in seconds (tempo-aware)."""
     import mido
+
     mid = path_or_file if isinstance(path_or_file, mido.MidiFile) else mido.MidiFile(path_or_file)
     program = [0] * 16
     now = 0.0
@@ -264,8 +270,9 @@ def read_midi(path_or_file) -> list:
                 notes.append(Note(t0, now - t0, msg.note, v, fam))
     for (ch, pitch), (t0, v, fam) in active.items():
         notes.append(Note(t0, max(now - t0, 0.0), pitch, v, fam))
-    notes = [Note(round(n.start, 3), round(n.duration, 3), n.pitch, n.velocity, n.family)
-             for n in notes if n.duration > 0]
+    notes = [
+        Note(round(n.start, 3), round(n.duration, 3), n.pitch, n.velocity, n.family) for n in notes if n.duration > 0
+    ]
     return sorted(notes, key=lambda n: (n.start, FAMILY_INDEX[n.family], n.pitch))
 
 
@@ -275,6 +282,7 @@ def write_midi(notes, path=None):
     Saved to `path` when given. Times go to ticks at a fixed 120 qpm (1 tick = 1 ms).
     """
     import mido
+
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     meta = mido.MidiTrack()
     meta.append(mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0))

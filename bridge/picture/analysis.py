@@ -11,16 +11,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from bridge.picture import cache, faces
-from bridge.picture.cues import (AUDIO_BLOCKS, CueMeter, audio_energy, cut_rate, loudness_db,
-                                 summarise)
-from bridge.picture.emotion import (DefaultEstimator, FaceEstimator, MarkerEstimator,
-                                    PictureEstimator, Span, combine)
+from bridge.picture.cues import AUDIO_BLOCKS, CueMeter, audio_energy, cut_rate, loudness_db, summarise
+from bridge.picture.emotion import DefaultEstimator, FaceEstimator, MarkerEstimator, PictureEstimator, Span, combine
 from bridge.picture.scenes import CutFinder
 from bridge.picture.video import MediaError, RangeReader, probe, small_size
 from bridge.markers import tacet_spans
@@ -33,15 +30,15 @@ STAGES = ("decode", "detection", "cues", "faces", "audio")
 
 @dataclass
 class Section:
-    start: int                   # timeline frames, end exclusive
+    start: int  # timeline frames, end exclusive
     end: int
-    valence: float               # [-1, 1]
-    arousal: float               # [-1, 1]
-    emotion: dict = field(default_factory=dict)    # Ekman probabilities; {} when no face was read
-    source: str = "default"      # "faces" | "picture" | "marker" | "default"
+    valence: float  # [-1, 1]
+    arousal: float  # [-1, 1]
+    emotion: dict = field(default_factory=dict)  # Ekman probabilities; {} when no face was read
+    source: str = "default"  # "faces" | "picture" | "marker" | "default"
     tacet: bool = False
-    features: dict = field(default_factory=dict)   # the cue values measured (see cues.py)
-    segment: int = 0             # index into timeline.segments
+    features: dict = field(default_factory=dict)  # the cue values measured (see cues.py)
+    segment: int = 0  # index into timeline.segments
 
 
 def analyze_timeline(timeline: Timeline, progress=None, use_cache=True) -> dict:
@@ -64,7 +61,7 @@ def analyze_timeline(timeline: Timeline, progress=None, use_cache=True) -> dict:
     done = 0
     analysed, memo, frames = {}, {}, 0
     threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)         # frames are small: OpenCV's thread pool costs more than it saves
+    cv2.setNumThreads(1)  # frames are small: OpenCV's thread pool costs more than it saves
     try:
         for index, (seg, info) in clips.items():
             length = seg.record_end - seg.record_start
@@ -81,8 +78,9 @@ def analyze_timeline(timeline: Timeline, progress=None, use_cache=True) -> dict:
                     frames += int(memo[mkey].get("decoded", 0))
                 except (MediaError, cv2.error) as exc:
                     memo[mkey] = None
-                    warnings.append(str(exc) if isinstance(exc, MediaError)
-                                    else f"cannot decode media {info.path}: {exc}")
+                    warnings.append(
+                        str(exc) if isinstance(exc, MediaError) else f"cannot decode media {info.path}: {exc}"
+                    )
             result = memo[mkey]
             if result is not None:
                 analysed[index] = result
@@ -93,8 +91,7 @@ def analyze_timeline(timeline: Timeline, progress=None, use_cache=True) -> dict:
     report(0.95, "sections")
     sections, detected = _sections(timeline, analysed)
     report(1.0, "done")
-    return {"sections": sections, "detected_hits": detected, "warnings": warnings,
-            "timings": timings, "frames": frames}
+    return {"sections": sections, "detected_hits": detected, "warnings": warnings, "timings": timings, "frames": frames}
 
 
 def _clips_with_media(timeline, warnings):
@@ -104,7 +101,7 @@ def _clips_with_media(timeline, warnings):
     for index, seg in enumerate(timeline.segments):
         if seg.kind != "clip" or seg.record_end <= seg.record_start:
             continue
-        if not seg.media_path:   # read_timeline reports these (the reader owns media warnings)
+        if not seg.media_path:  # read_timeline reports these (the reader owns media warnings)
             continue
         if seg.media_path not in probed:
             try:
@@ -218,12 +215,12 @@ def _sections(timeline, analysed):
     splits |= {m.frame for m in timeline.markers if m.kind in ("mood", "va")}
     splits |= {f for span in tacets for f in span}
 
-    estimators = [MarkerEstimator(timeline.markers), FaceEstimator(), PictureEstimator(),
-                  DefaultEstimator()]
+    estimators = [MarkerEstimator(timeline.markers), FaceEstimator(), PictureEstimator(), DefaultEstimator()]
     sections = []
     for index, seg in enumerate(timeline.segments):
-        edges = sorted({seg.record_start, seg.record_end}
-                       | {f for f in splits if seg.record_start < f < seg.record_end})
+        edges = sorted(
+            {seg.record_start, seg.record_end} | {f for f in splits if seg.record_start < f < seg.record_end}
+        )
         for start, end in zip(edges, edges[1:]):
             centre = frames_to_seconds(Fraction(start + end, 2), rate)
             features = {"cut_rate": cut_rate(edit_seconds, centre, total_seconds)}
@@ -231,12 +228,19 @@ def _sections(timeline, analysed):
             if index in analysed:
                 _measure(span, seg, analysed[index], rate)
             est = combine(e.estimate(span) for e in estimators)
-            sections.append(Section(
-                start=start, end=end, valence=float(round(est.valence, 4)), arousal=float(round(est.arousal, 4)),
-                emotion={k: float(round(v, 4)) for k, v in est.emotion.items()}, source=est.source,
-                tacet=any(a <= start < b for a, b in tacets),
-                features={k: float(round(v, 5)) for k, v in span.features.items()},
-                segment=index))
+            sections.append(
+                Section(
+                    start=start,
+                    end=end,
+                    valence=float(round(est.valence, 4)),
+                    arousal=float(round(est.arousal, 4)),
+                    emotion={k: float(round(v, 4)) for k, v in est.emotion.items()},
+                    source=est.source,
+                    tacet=any(a <= start < b for a, b in tacets),
+                    features={k: float(round(v, 5)) for k, v in span.features.items()},
+                    segment=index,
+                )
+            )
     hits = [Hit(frame, "detected") for frame in sorted(set(detected))]
     return sections, hits
 
@@ -249,7 +253,7 @@ def _measure(span, seg, result, rate):
     lo_t = frames_to_seconds(Fraction(2 * (span.start - seg.record_start) - 1, 2), rate)
     hi_t = frames_to_seconds(Fraction(2 * (span.end - seg.record_start) - 1, 2), rate)
     lo, hi = np.searchsorted(times, [lo_t, hi_t], side="left")
-    if hi <= lo:                 # shorter than a source frame: use the nearest one
+    if hi <= lo:  # shorter than a source frame: use the nearest one
         lo = min(int(lo), len(times) - 1)
         hi = lo + 1
     cuts = [int(c) - lo for c in result["cuts"] if lo <= c < hi]
@@ -258,11 +262,10 @@ def _measure(span, seg, result, rate):
         blocks = result["audio"]
         b0 = int(max(0.0, lo_t) * AUDIO_BLOCKS)
         b1 = max(b0 + 1, int(np.ceil(max(0.0, hi_t) * AUDIO_BLOCKS)))
-        span.features["loudness"] = loudness_db(blocks[min(b0, len(blocks) - 1):b1])
+        span.features["loudness"] = loudness_db(blocks[min(b0, len(blocks) - 1) : b1])
     in_span = (result["face_times"] >= lo_t) & (result["face_times"] < hi_t)
     probs = result["face_probs"][in_span]
     span.samples = int(in_span.sum())
-    span.faces = [dict(zip(faces.LABELS, (float(p) for p in row))) for row in probs
-                  if not np.isnan(row).any()]
+    span.faces = [dict(zip(faces.LABELS, (float(p) for p in row))) for row in probs if not np.isnan(row).any()]
     if span.samples:
         span.features["face_coverage"] = len(span.faces) / span.samples

@@ -15,7 +15,7 @@ from bridge.timeline import Clip, Timeline
 
 RATE = 25
 SIZES = ((640, 360), (1280, 720))
-CYCLE = ("dark", "bright", "grey", "fractal", "warm")   # a look change every 2 s
+CYCLE = ("dark", "bright", "grey", "fractal", "warm")  # a look change every 2 s
 
 
 def run(seconds=20.0, sizes=SIZES) -> dict:
@@ -36,10 +36,14 @@ def run(seconds=20.0, sizes=SIZES) -> dict:
             out = analyze_timeline(tl, use_cache=False)
             elapsed = time.perf_counter() - start
             results[f"{w}x{h}"] = {
-                "frames": out["frames"], "seconds": round(elapsed, 3),
+                "frames": out["frames"],
+                "seconds": round(elapsed, 3),
                 "fps": round(out["frames"] / elapsed, 1),
                 "stages": {k: round(v, 3) for k, v in out["timings"].items()},
             }
-            print(f"{w}x{h}: {out['frames']} frames in {elapsed:.2f} s = {out['frames'] / elapsed:.0f} frames/s  "
-                  + "  ".join(f"{k} {v:.2f}s" for k, v in out["timings"].items()), flush=True)
+            print(
+                f"{w}x{h}: {out['frames']} frames in {elapsed:.2f} s = {out['frames'] / elapsed:.0f} frames/s  "
+                + "  ".join(f"{k} {v:.2f}s" for k, v in out["timings"].items()),
+                flush=True,
+            )
     return results

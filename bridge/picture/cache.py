@@ -28,8 +28,14 @@ def key(path, start: float, duration: float, version: str) -> str | None:
         st = os.stat(path)
     except OSError:
         return None
-    ident = {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-             "start": round(start, 6), "duration": round(duration, 6), "version": version}
+    ident = {
+        "path": os.path.abspath(path),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "start": round(start, 6),
+        "duration": round(duration, 6),
+        "version": version,
+    }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -39,7 +45,7 @@ def load(name: str) -> dict | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except Exception:           # missing, truncated, not a zip, bad member: all mean "recompute"
+    except Exception:  # missing, truncated, not a zip, bad member: all mean "recompute"
         return None
 
 

@@ -26,9 +26,9 @@ import numpy as np
 
 # Columns of the per-frame cue array.
 COLUMNS = ("brightness", "saturation", "colourfulness", "red", "green", "blue", "motion")
-AUDIO_RATE = 8000      # Hz; loudness needs no more
-AUDIO_BLOCKS = 10      # mean-square blocks per second
-CUT_WINDOW = 10.0      # seconds
+AUDIO_RATE = 8000  # Hz; loudness needs no more
+AUDIO_BLOCKS = 10  # mean-square blocks per second
+CUT_WINDOW = 10.0  # seconds
 
 
 class CueMeter:
@@ -45,14 +45,22 @@ class CueMeter:
         b, g, r = cv2.split(small.astype(np.float32))
         rg = r - g
         yb = 0.5 * (r + g) - b
-        colourfulness = (math.sqrt(rg.var() + yb.var())
-                         + 0.3 * math.sqrt(float(rg.mean()) ** 2 + float(yb.mean()) ** 2))
+        colourfulness = math.sqrt(rg.var() + yb.var()) + 0.3 * math.sqrt(float(rg.mean()) ** 2 + float(yb.mean()) ** 2)
         motion = np.nan
         if self.prev_gray is not None:
             motion = cv2.absdiff(gray, self.prev_gray).mean() / 255.0 * self.step
         self.prev_gray = gray
-        self.rows.append((gray.mean() / 255.0, sat.mean() / 255.0, colourfulness,
-                          r.mean() / 255.0, g.mean() / 255.0, b.mean() / 255.0, motion))
+        self.rows.append(
+            (
+                gray.mean() / 255.0,
+                sat.mean() / 255.0,
+                colourfulness,
+                r.mean() / 255.0,
+                g.mean() / 255.0,
+                b.mean() / 255.0,
+                motion,
+            )
+        )
 
     def values(self) -> np.ndarray:
         return np.array(self.rows, dtype=np.float64).reshape(len(self.rows), len(COLUMNS))
@@ -60,20 +68,22 @@ class CueMeter:
 
 def colour_temperature(red, green, blue) -> float:
     """Correlated colour temperature in kelvin of a mean sRGB colour (McCamy's formula)."""
+
     def linear(c):
         return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
     r, g, b = linear(red), linear(green), linear(blue)
     x_ = 0.4124 * r + 0.3576 * g + 0.1805 * b
     y_ = 0.2126 * r + 0.7152 * g + 0.0722 * b
     z_ = 0.0193 * r + 0.1192 * g + 0.9505 * b
     total = x_ + y_ + z_
     if total <= 1e-6:
-        return 6500.0           # black has no colour; call it neutral
+        return 6500.0  # black has no colour; call it neutral
     x, y = x_ / total, y_ / total
     if abs(0.1858 - y) < 1e-6:
         return 15000.0
     n = (x - 0.3320) / (0.1858 - y)
-    cct = 449 * n ** 3 + 3525 * n ** 2 + 6823.3 * n + 5520.33
+    cct = 449 * n**3 + 3525 * n**2 + 6823.3 * n + 5520.33
     return float(min(15000.0, max(1500.0, cct)))
 
 
@@ -98,8 +108,26 @@ def summarise(values: np.ndarray, cut_frames=()) -> dict:
 def audio_energy(path, start: float, duration: float):
     """Mean square of the mono mix per 1/AUDIO_BLOCKS s block of the range, or None when the
     file has no sound (or ffmpeg cannot read it)."""
-    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-ss", f"{start:.6f}", "-t", f"{duration:.6f}",
-           "-i", str(path), "-vn", "-ac", "1", "-ar", str(AUDIO_RATE), "-f", "s16le", "-"]
+    cmd = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-nostdin",
+        "-ss",
+        f"{start:.6f}",
+        "-t",
+        f"{duration:.6f}",
+        "-i",
+        str(path),
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        str(AUDIO_RATE),
+        "-f",
+        "s16le",
+        "-",
+    ]
     try:
         pcm = subprocess.run(cmd, capture_output=True, check=True, timeout=600).stdout
     except (OSError, subprocess.SubprocessError):

@@ -48,10 +48,12 @@ def picture_valence(f: dict) -> float:
         v = 0.45 clip((Y - 0.40) / 0.25) + 0.25 clip((C - 30) / 30)
           + 0.20 clip((S - 0.30) / 0.25) + 0.10 clip((6500 - CCT) / 3000)
     Y 0.15 or darker, colourless, grey and cool gives -1; Y 0.65, C 60, S 0.55, 3500 K gives +1."""
-    return clip(0.45 * clip((f["brightness"] - 0.40) / 0.25)
-                + 0.25 * clip((f["colourfulness"] - 30.0) / 30.0)
-                + 0.20 * clip((f["saturation"] - 0.30) / 0.25)
-                + 0.10 * clip((6500.0 - f["colour_temperature"]) / 3000.0))
+    return clip(
+        0.45 * clip((f["brightness"] - 0.40) / 0.25)
+        + 0.25 * clip((f["colourfulness"] - 30.0) / 30.0)
+        + 0.20 * clip((f["saturation"] - 0.30) / 0.25)
+        + 0.10 * clip((6500.0 - f["colour_temperature"]) / 3000.0)
+    )
 
 
 def motion_arousal(motion: float) -> float:
@@ -82,19 +84,19 @@ def picture_arousal(f: dict) -> float:
 class Span:
     """What estimators see of one section."""
 
-    start: int                   # timeline frames, end exclusive
+    start: int  # timeline frames, end exclusive
     end: int
-    kind: str = "clip"           # "clip" or "gap"
-    features: dict = field(default_factory=dict)   # cue values (empty without media)
-    faces: list = field(default_factory=list)      # per sample with a face: {label: prob}
-    samples: int = 0             # frames sampled for faces
+    kind: str = "clip"  # "clip" or "gap"
+    features: dict = field(default_factory=dict)  # cue values (empty without media)
+    faces: list = field(default_factory=list)  # per sample with a face: {label: prob}
+    samples: int = 0  # frames sampled for faces
 
 
 @dataclass
 class Estimate:
     valence: float
     arousal: float
-    source: str                  # "faces" | "picture" | "marker" | "default"
+    source: str  # "faces" | "picture" | "marker" | "default"
     weight: float = 1.0
     emotion: dict = field(default_factory=dict)
 
@@ -137,8 +139,7 @@ class MarkerEstimator(Estimator):
     source = "marker"
 
     def __init__(self, markers):
-        self.markers = sorted((m for m in markers if m.kind in ("mood", "va")),
-                              key=lambda m: m.frame)
+        self.markers = sorted((m for m in markers if m.kind in ("mood", "va")), key=lambda m: m.frame)
 
     def estimate(self, span):
         current = None
@@ -173,8 +174,12 @@ def combine(estimates) -> Estimate:
     if measured:
         total = sum(e.weight for e in measured)
         lead = max(measured, key=lambda e: e.weight)
-        return Estimate(clip(sum(e.valence * e.weight for e in measured) / total),
-                        clip(sum(e.arousal * e.weight for e in measured) / total),
-                        lead.source, total, emotion)
+        return Estimate(
+            clip(sum(e.valence * e.weight for e in measured) / total),
+            clip(sum(e.arousal * e.weight for e in measured) / total),
+            lead.source,
+            total,
+            emotion,
+        )
     defaults = [e for e in estimates if e.source == "default"]
     return defaults[0] if defaults else Estimate(0.0, 0.0, "default", 0.0)

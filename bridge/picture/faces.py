@@ -18,7 +18,7 @@ import numpy as np
 
 # The network's class order, renamed to the Ekman words used everywhere else.
 LABELS = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral")
-FACE_WIDTH = 320       # frames sampled for faces are scaled down to at most this width
+FACE_WIDTH = 320  # frames sampled for faces are scaled down to at most this width
 SAMPLES_PER_SECOND = 2.0
 
 
@@ -41,8 +41,9 @@ def _cascade_path():
 def available() -> bool:
     """Whether the expression model's weights and a face cascade are installed."""
     folder = _package_dir()
-    return (folder is not None and os.path.isfile(os.path.join(folder, "active_model.pth"))
-            and _cascade_path() is not None)
+    return (
+        folder is not None and os.path.isfile(os.path.join(folder, "active_model.pth")) and _cascade_path() is not None
+    )
 
 
 class FaceReader:
@@ -61,8 +62,7 @@ class FaceReader:
         # No histogram equalisation: the cascade divides every window by its own contrast.
         small = cv2.resize(gray, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
         min_side = max(24, small.shape[0] // 6)
-        boxes = self.cascade.detectMultiScale(small, scaleFactor=1.2, minNeighbors=5,
-                                              minSize=(min_side, min_side))
+        boxes = self.cascade.detectMultiScale(small, scaleFactor=1.2, minNeighbors=5, minSize=(min_side, min_side))
         return [tuple(int(round(v / scale)) for v in b) for b in boxes]
 
     def expression(self, frame: np.ndarray):
@@ -72,11 +72,12 @@ class FaceReader:
         if not boxes:
             return None
         x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
-        return self.classify(gray[y:y + h, x:x + w])
+        return self.classify(gray[y : y + h, x : x + w])
 
     def classify(self, face_gray: np.ndarray) -> np.ndarray:
         """Probabilities over LABELS for one grey face crop (any size)."""
         import torch
+
         if self.net is None:
             self.net = load_network()
         crop = cv2.resize(face_gray, (48, 48), interpolation=cv2.INTER_AREA)
@@ -93,10 +94,10 @@ def load_network():
     """The expression CNN with its shipped weights, in eval mode."""
     import torch
     from what_the_face_classification.model import SimpleConvolutionalNetwork
+
     # Architecture as the package's inference.py builds it: 1->28->56->112 channels, 3x3
     # kernels, no padding; 48 -> 23 -> 10 -> 4 after conv+pool, so 4*4*112 features.
-    net = SimpleConvolutionalNetwork(3, [[1, 28], [28, 56], [56, 112]], [3, 3, 3], [0, 0, 0],
-                                     304, 4 * 4 * 112)
+    net = SimpleConvolutionalNetwork(3, [[1, 28], [28, 56], [56, 112]], [3, 3, 3], [0, 0, 0], 304, 4 * 4 * 112)
     weights = os.path.join(_package_dir(), "active_model.pth")
     net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return net.eval()

@@ -13,9 +13,9 @@ import numpy as np
 from scenedetect import FrameTimecode
 from scenedetect.detectors import AdaptiveDetector
 
-MIN_GAP = 0.5          # seconds between kept cuts, and from a cut to the clip's edges
-FLASH_WINDOW = 0.25    # seconds within which a return to the previous look marks a flash
-LOOK_SIZE = (8, 6)     # the thumbnail that stands for a frame's look
+MIN_GAP = 0.5  # seconds between kept cuts, and from a cut to the clip's edges
+FLASH_WINDOW = 0.25  # seconds within which a return to the previous look marks a flash
+LOOK_SIZE = (8, 6)  # the thumbnail that stands for a frame's look
 
 
 class CutFinder:

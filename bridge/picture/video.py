@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import cv2
 
-ANALYSIS_WIDTH = 256   # PySceneDetect's own default downscaling lands near this width
+ANALYSIS_WIDTH = 256  # PySceneDetect's own default downscaling lands near this width
 
 
 class MediaError(Exception):
@@ -81,9 +81,9 @@ class RangeReader:
                     break
                 t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 - self.start
                 if prev is not None and t <= prev:
-                    t = prev + 1.0 / fps        # a stream without usable timestamps
+                    t = prev + 1.0 / fps  # a stream without usable timestamps
                 if t < -half:
-                    continue            # the seek landed before the range
+                    continue  # the seek landed before the range
                 if t >= self.duration - half:
                     break
                 ok, frame = cap.retrieve()

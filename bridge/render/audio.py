@@ -53,17 +53,17 @@ from bridge.render import synth as synth_mod
 from bridge.render.midi import DEFAULT_TEMPO, on_ticks, read_midi
 from bridge.render.soundfont import find_soundfont, is_fallback_bank
 
-REFERENCE_LUFS = -23.0        # where a mid-arousal cue lands (EBU R128's target)
+REFERENCE_LUFS = -23.0  # where a mid-arousal cue lands (EBU R128's target)
 LOUDNESS_RANGE = (-40.0, -10.0)
-PART_LUFS = -30.0             # a part's reference note at the reference staging (puts a mid-arousal cue near -23)
-TRUE_PEAK_DB = -1.0           # the limiter's ceiling, dBTP
-MATCH_MAX_DB = 24.0           # level matching moves a part by at most this either way
-TAIL_S = 3.0                  # after a note's end, its release and the hall still sound this long
-FADE_SECONDS = 0.010          # the end is a cut: faded; so is the last moment before a tacet
-MERGE_S = 1.0                 # changed stretches closer than this are rendered as one
-WORKERS = 2                   # roles rendered at once (the synthesizer releases the GIL)
+PART_LUFS = -30.0  # a part's reference note at the reference staging (puts a mid-arousal cue near -23)
+TRUE_PEAK_DB = -1.0  # the limiter's ceiling, dBTP
+MATCH_MAX_DB = 24.0  # level matching moves a part by at most this either way
+TAIL_S = 3.0  # after a note's end, its release and the hall still sound this long
+FADE_SECONDS = 0.010  # the end is a cut: faded; so is the last moment before a tacet
+MERGE_S = 1.0  # changed stretches closer than this are rendered as one
+WORKERS = 2  # roles rendered at once (the synthesizer releases the GIL)
 ROLE_ORDER = ("percussion", "bass", "pad", "rhythm", "melody")
-_LEVELS = {}                  # (synth, soundfont, rate, program, is_drum, send, pan) -> matching gain
+_LEVELS = {}  # (synth, soundfont, rate, program, is_drum, send, pan) -> matching gain
 
 
 class NoSynthesizer(Exception):
@@ -99,9 +99,12 @@ def pick_synth(soundfont=None, synth="auto"):
     soundfont = soundfont or find_soundfont()
     if soundfont is None:
         configured = os.environ.get("SCOREBRIDGE_SOUNDFONT")
-        raise NoSynthesizer(f"soundfont not found: {configured} (SCOREBRIDGE_SOUNDFONT)"
-                            if configured else "no General MIDI soundfont found: install "
-                            "fluid-soundfont-gm or set SCOREBRIDGE_SOUNDFONT to an .sf2 file")
+        raise NoSynthesizer(
+            f"soundfont not found: {configured} (SCOREBRIDGE_SOUNDFONT)"
+            if configured
+            else "no General MIDI soundfont found: install "
+            "fluid-soundfont-gm or set SCOREBRIDGE_SOUNDFONT to an .sf2 file"
+        )
     if not Path(soundfont).is_file():
         raise NoSynthesizer(f"soundfont not found: {soundfont}")
     available = synthesizers()
@@ -109,23 +112,31 @@ def pick_synth(soundfont=None, synth="auto"):
         if available.get(name):
             return str(soundfont), name
     wanted = {"fluidsynth": "libfluidsynth and pyfluidsynth", "tinysoundfont": "tinysoundfont"}
-    raise NoSynthesizer("no synthesizer to render audio: install " + (
-        " or ".join(wanted.values()) if synth == "auto" else wanted[synth]))
+    raise NoSynthesizer(
+        "no synthesizer to render audio: install "
+        + (" or ".join(wanted.values()) if synth == "auto" else wanted[synth])
+    )
 
 
 def bank_warning(soundfont):
     """A warning when the bank is the small fallback one, else None."""
     if is_fallback_bank(soundfont):
-        return (f"the WAV uses the small fallback bank {Path(soundfont).name}, which sounds like a toy: "
-                "install fluid-soundfont-gm (FluidR3_GM) or set SCOREBRIDGE_SOUNDFONT")
+        return (
+            f"the WAV uses the small fallback bank {Path(soundfont).name}, which sounds like a toy: "
+            "install fluid-soundfont-gm (FluidR3_GM) or set SCOREBRIDGE_SOUNDFONT"
+        )
     return None
 
 
 def check_loudness(value):
     """The --loudness target in LUFS, or ValueError saying what is accepted."""
     low, high = LOUDNESS_RANGE
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or not low <= value <= high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
         raise ValueError(f"loudness must be LUFS between {low:g} and {high:g}, got {value!r}")
     return float(value)
 
@@ -134,16 +145,17 @@ def check_loudness(value):
 class Mix:
     """A cue's staged audio before the limiter: one raw stereo buffer per role (no tacet and
     no end fade yet; `envelope` applies them), and the parts it was played from."""
+
     rate: int
     samples: int
-    roles: dict          # role -> float32 (samples, 2)
-    parts: tuple         # the parts played, times in seconds on their MIDI ticks
-    tacet: tuple         # (start_s, end_s) spans that must be silent
+    roles: dict  # role -> float32 (samples, 2)
+    parts: tuple  # the parts played, times in seconds on their MIDI ticks
+    tacet: tuple  # (start_s, end_s) spans that must be silent
     synth: str
     soundfont: str
-    loudness: float      # the staging's target, LUFS
-    rendered_s: float    # seconds of audio this Mix had to render (all, or the changed stretches)
-    changed: tuple = None        # sample spans that differ from the previous Mix (None: rendered whole)
+    loudness: float  # the staging's target, LUFS
+    rendered_s: float  # seconds of audio this Mix had to render (all, or the changed stretches)
+    changed: tuple = None  # sample spans that differ from the previous Mix (None: rendered whole)
     derived: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
     # derived: what master() and write() made of it ("mix", "env", "pcm", "limiter_db"); a
     # Mix spliced from a handed-over one starts with that one's under "base" and re-makes
@@ -163,8 +175,19 @@ def _ordered(roles):
     return sorted(roles, key=lambda r: (ROLE_ORDER.index(r) if r in ROLE_ORDER else len(ROLE_ORDER), r))
 
 
-def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None, synth="auto",
-        sample_rate=48000, loudness=REFERENCE_LUFS, tacet=(), previous=None, handover=False) -> Mix:
+def mix(
+    parts_or_midi_path,
+    duration_seconds,
+    *,
+    tempo_map=None,
+    soundfont=None,
+    synth="auto",
+    sample_rate=48000,
+    loudness=REFERENCE_LUFS,
+    tacet=(),
+    previous=None,
+    handover=False,
+) -> Mix:
     """Render the staged stems of the parts that write_midi takes (with their tempo map;
     120 bpm when none) or of a MIDI file. With `previous` (the Mix of an earlier revision,
     same rate, synth, bank and staging), only what changed is rendered again; with handover,
@@ -179,12 +202,21 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
     for part in parts:
         groups.setdefault(role_of(part), []).append(part)
     shift = 10 ** ((loudness - REFERENCE_LUFS) / 20)
-    staged = {role: ([_match(synth, soundfont, sample_rate, p, _send(role)) * shift * _fader(role) for p in group],
-                     [_pan(p) for p in group]) for role, group in groups.items()}
+    staged = {
+        role: (
+            [_match(synth, soundfont, sample_rate, p, _send(role)) * shift * _fader(role) for p in group],
+            [_pan(p) for p in group],
+        )
+        for role, group in groups.items()
+    }
 
-    reuse = previous is not None and (previous.rate, previous.synth, previous.soundfont, previous.loudness) \
-        == (sample_rate, synth, soundfont, loudness)
-    jobs = []   # (role, start sample, end sample)
+    reuse = previous is not None and (previous.rate, previous.synth, previous.soundfont, previous.loudness) == (
+        sample_rate,
+        synth,
+        soundfont,
+        loudness,
+    )
+    jobs = []  # (role, start sample, end sample)
     if reuse:
         dirty = _dirty(previous, groups, sample_rate, samples)
         jobs = [(role, a, b) for role, spans in dirty.items() for a, b in spans]
@@ -200,7 +232,7 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
     roles = {}
     for role in _ordered(groups):
         whole = [audio for (r, a, b), audio in done if r == role and (a, b) == (0, samples)]
-        if whole:              # rendered whole: the buffer is the render itself
+        if whole:  # rendered whole: the buffer is the render itself
             roles[role] = whole[0]
             continue
         if reuse and role in previous.roles and previous.samples == samples:
@@ -222,13 +254,22 @@ def mix(parts_or_midi_path, duration_seconds, *, tempo_map=None, soundfont=None,
     changed = None
     if reuse:
         spans = [(a, b) for _, a, b in jobs]
-        if set(previous.roles) - set(groups):   # a role that fell silent leaves the whole mix
+        if set(previous.roles) - set(groups):  # a role that fell silent leaves the whole mix
             spans.append((0, samples))
         changed = tuple(_merge(spans, samples))
-    return Mix(rate=sample_rate, samples=samples, roles=roles, parts=tuple(parts),
-               tacet=tuple((float(a), float(b)) for a, b in tacet), synth=synth, soundfont=soundfont,
-               loudness=loudness, rendered_s=round(rendered, 3), changed=changed,
-               derived={"base": previous.derived} if reuse and handover and previous.samples == samples else {})
+    return Mix(
+        rate=sample_rate,
+        samples=samples,
+        roles=roles,
+        parts=tuple(parts),
+        tacet=tuple((float(a), float(b)) for a, b in tacet),
+        synth=synth,
+        soundfont=soundfont,
+        loudness=loudness,
+        rendered_s=round(rendered, 3),
+        changed=changed,
+        derived={"base": previous.derived} if reuse and handover and previous.samples == samples else {},
+    )
 
 
 def _render_role(synth, soundfont, rate, parts, gains, pans, role, a, b):
@@ -249,7 +290,7 @@ def _render_role(synth, soundfont, rate, parts, gains, pans, role, a, b):
     start = max(0, first) // synth_mod.BLOCK * synth_mod.BLOCK
     dry = synth_mod.play(synth, soundfont, heard, rate, start, b, gains=gains, pans=pans)
     wet = _hall(dry, rate, _send(role))
-    return (dry + wet)[a - start:]
+    return (dry + wet)[a - start :]
 
 
 def _fader(role):
@@ -269,8 +310,13 @@ def _hall(dry, rate, send):
     from pedalboard import Reverb  # noqa: PLC0415  (a large native library: loaded when rendering)
 
     hall = seating()["hall"]
-    reverb = Reverb(room_size=hall["room_size"], damping=hall["damping"], width=hall["width"],
-                    wet_level=hall["wet_level"] * send, dry_level=0.0)
+    reverb = Reverb(
+        room_size=hall["room_size"],
+        damping=hall["damping"],
+        width=hall["width"],
+        wet_level=hall["wet_level"] * send,
+        dry_level=0.0,
+    )
     return reverb(dry, rate)
 
 
@@ -345,8 +391,7 @@ def _value_at(events, t):
 
 
 def _sample_count(duration_seconds, sample_rate):
-    if not (isinstance(duration_seconds, numbers.Real) and math.isfinite(duration_seconds)
-            and duration_seconds > 0):
+    if not (isinstance(duration_seconds, numbers.Real) and math.isfinite(duration_seconds) and duration_seconds > 0):
         raise ValueError(f"duration must be finite seconds > 0, got {duration_seconds!r}")
     if not (isinstance(sample_rate, numbers.Integral) and 8000 <= sample_rate <= 192000):
         raise ValueError(f"sample rate must be an integer 8000..192000 Hz, got {sample_rate!r}")
@@ -394,11 +439,13 @@ def _match(synth, soundfont, rate, part, send):
         else:
             program = data["programs"].get(str(part["program"]), data["default_program"])
             pitch = program["pitch"]
-            notes = ([(0.25 * i, 0.25 * i + 0.2, pitch, 100) for i in range(8)] if program.get("struck")
-                     else [(0.0, 2.0, pitch, 100)])
+            notes = (
+                [(0.25 * i, 0.25 * i + 0.2, pitch, 100) for i in range(8)]
+                if program.get("struck")
+                else [(0.0, 2.0, pitch, 100)]
+            )
         reference = {"name": "reference", "program": key[3], "is_drum": drum, "notes": notes}
-        dry = synth_mod.play(synth, soundfont, [reference], rate, 0, tb.seconds_to_samples(2.0, rate),
-                             pans=[key[-1]])
+        dry = synth_mod.play(synth, soundfont, [reference], rate, 0, tb.seconds_to_samples(2.0, rate), pans=[key[-1]])
         level = meter.integrated(dry + _hall(dry, rate, send), rate)
         gain = 1.0 if level is None else 10 ** (max(-MATCH_MAX_DB, min(MATCH_MAX_DB, PART_LUFS - level)) / 20)
         _LEVELS[key] = gain
@@ -406,7 +453,7 @@ def _match(synth, soundfont, rate, part, send):
         try:
             atomic.write_json(config.cache_dir() / "levels.json", stored)
         except OSError:
-            pass   # a read-only cache only costs the measurement next time
+            pass  # a read-only cache only costs the measurement next time
     return _LEVELS[key]
 
 
@@ -429,8 +476,15 @@ def _level_key(key):
     except OSError:
         bank = str(soundfont)
     version = synth_mod.version(synth)
-    data = json.dumps([PART_LUFS, seating()["hall"], seating()["drum_kit"],
-                       seating()["programs"].get(str(program), seating()["default_program"])], sort_keys=True)
+    data = json.dumps(
+        [
+            PART_LUFS,
+            seating()["hall"],
+            seating()["drum_kit"],
+            seating()["programs"].get(str(program), seating()["default_program"]),
+        ],
+        sort_keys=True,
+    )
     return hashlib.sha1(f"{synth}:{version}|{bank}|{rate}|{program}|{drum}|{send}|{pan}|{data}".encode()).hexdigest()
 
 
@@ -492,7 +546,7 @@ def master(m: Mix):
     old = m.derived.pop("base", {})
     pcm = old.get("pcm")
     if m.changed is not None and "mix" in old and len(old["env"]) == m.samples:
-        spans = list(m.changed) + _runs(None, env != old["env"])   # and where a tacet moved
+        spans = list(m.changed) + _runs(None, env != old["env"])  # and where a tacet moved
         limited, reduction = old["mix"], old["limiter_db"]
         reach = meter.reach(m.rate)
         patched = []
@@ -504,10 +558,10 @@ def master(m: Mix):
             part, dip = meter.limit(part, m.rate, TRUE_PEAK_DB)
             lo = a if a == 0 else a + reach
             hi = b if b == m.samples else b - reach
-            limited[lo:hi] = part[lo - a:hi - a]
+            limited[lo:hi] = part[lo - a : hi - a]
             reduction = max(reduction, dip)
             patched.append((lo, hi))
-        old.clear()   # spent: its mix and PCM are now this one's
+        old.clear()  # spent: its mix and PCM are now this one's
     else:
         total = np.zeros((m.samples, 2), dtype=np.float32)
         for buffer in m.roles.values():
@@ -516,8 +570,9 @@ def master(m: Mix):
             total[a:b] *= env[a:b, None]
         limited, reduction = meter.limit(total, m.rate, TRUE_PEAK_DB)
         patched = None
-    m.derived.update(env=env, runs=runs, mix=limited, limiter_db=reduction, patched=patched,
-                     pcm=pcm if patched is not None else None)
+    m.derived.update(
+        env=env, runs=runs, mix=limited, limiter_db=reduction, patched=patched, pcm=pcm if patched is not None else None
+    )
     return env, runs, limited, reduction
 
 
@@ -539,11 +594,18 @@ def measure(audio, rate, spans=()):
     """The loudness report of a mix: integrated LUFS, true peak dBTP, and each span's
     integrated loudness (None where too short or silent)."""
     level = meter.Loudness(audio, rate)
-    return {"integrated_lufs": level.integrated(),
-            "true_peak_dbtp": meter.true_peak(audio, rate),
-            "sections": [{"start": round(a, 6), "end": round(b, 6),
-                          "lufs": level.integrated(tb.seconds_to_samples(a, rate), tb.seconds_to_samples(b, rate))}
-                         for a, b in spans]}
+    return {
+        "integrated_lufs": level.integrated(),
+        "true_peak_dbtp": meter.true_peak(audio, rate),
+        "sections": [
+            {
+                "start": round(a, 6),
+                "end": round(b, 6),
+                "lufs": level.integrated(tb.seconds_to_samples(a, rate), tb.seconds_to_samples(b, rate)),
+            }
+            for a, b in spans
+        ],
+    }
 
 
 def write(m: Mix, wav_path, *, stems_dir=None, stem_prefix="", on_mix=None, sections=None) -> dict:
@@ -557,8 +619,8 @@ def write(m: Mix, wav_path, *, stems_dir=None, stem_prefix="", on_mix=None, sect
     env, runs, limited, reduction = master(m)
     pcm = m.derived.get("pcm")
     if pcm is not None and m.derived.get("patched") is not None:
-        for lo, hi in m.derived["patched"]:   # a spliced mix: re-pack only what changed
-            memoryview(pcm)[6 * lo:6 * hi] = _pcm24(limited[lo:hi])
+        for lo, hi in m.derived["patched"]:  # a spliced mix: re-pack only what changed
+            memoryview(pcm)[6 * lo : 6 * hi] = _pcm24(limited[lo:hi])
     else:
         pcm = bytearray(_pcm24(limited))
     m.derived["pcm"] = pcm
@@ -575,40 +637,87 @@ def write(m: Mix, wav_path, *, stems_dir=None, stem_prefix="", on_mix=None, sect
             paths[role] = str(write_float(folder / f"{stem_prefix}{name}.wav", pieces, m.rate).absolute())
 
     report = None
-    with ThreadPoolExecutor(max_workers=1) as pool:   # disk writes and the meter side by side
+    with ThreadPoolExecutor(max_workers=1) as pool:  # disk writes and the meter side by side
         pending = pool.submit(write_stems) if stems_dir is not None else None
         if sections is not None:
             report = measure(limited, m.rate, sections)
         if pending is not None:
             pending.result()
-    return {"path": str(Path(path).absolute()), "stems": paths, "limiter_db": reduction,
-            "synth": m.synth, "soundfont": m.soundfont, "samples": m.samples, "mix": limited,
-            "loudness": report, "write_s": round(time.perf_counter() - started, 3)}
+    return {
+        "path": str(Path(path).absolute()),
+        "stems": paths,
+        "limiter_db": reduction,
+        "synth": m.synth,
+        "soundfont": m.soundfont,
+        "samples": m.samples,
+        "mix": limited,
+        "loudness": report,
+        "write_s": round(time.perf_counter() - started, 3),
+    }
 
 
-def render_wav(parts_or_midi_path, wav_path, duration_seconds, *, tempo_map=None, soundfont=None,
-               sample_rate=48000, synth="auto", loudness=REFERENCE_LUFS, tacet=()) -> dict:
+def render_wav(
+    parts_or_midi_path,
+    wav_path,
+    duration_seconds,
+    *,
+    tempo_map=None,
+    soundfont=None,
+    sample_rate=48000,
+    synth="auto",
+    loudness=REFERENCE_LUFS,
+    tacet=(),
+) -> dict:
     """Render the mix to a 24-bit WAV of exactly round(duration × rate) samples, written
     atomically. Takes the parts that write_midi takes or a MIDI file's path."""
     started = time.perf_counter()
-    m = mix(parts_or_midi_path, duration_seconds, tempo_map=tempo_map, soundfont=soundfont, synth=synth,
-            sample_rate=sample_rate, loudness=loudness, tacet=tacet)
+    m = mix(
+        parts_or_midi_path,
+        duration_seconds,
+        tempo_map=tempo_map,
+        soundfont=soundfont,
+        synth=synth,
+        sample_rate=sample_rate,
+        loudness=loudness,
+        tacet=tacet,
+    )
     out = write(m, wav_path)
-    return {"path": out["path"], "synth": m.synth, "soundfont": m.soundfont, "samples": m.samples,
-            "limiter_db": out["limiter_db"], "render_s": round(time.perf_counter() - started, 3)}
+    return {
+        "path": out["path"],
+        "synth": m.synth,
+        "soundfont": m.soundfont,
+        "samples": m.samples,
+        "limiter_db": out["limiter_db"],
+        "render_s": round(time.perf_counter() - started, 3),
+    }
 
 
 def _header(fmt_tag, channels, rate, bits, frames, extra=b""):
     """A RIFF/WAVE header for `frames` frames of data that follows it."""
     block = channels * bits // 8
     size = frames * block
-    fmt = (fmt_tag.to_bytes(2, "little") + channels.to_bytes(2, "little") + rate.to_bytes(4, "little")
-           + (rate * block).to_bytes(4, "little") + block.to_bytes(2, "little") + bits.to_bytes(2, "little"))
+    fmt = (
+        fmt_tag.to_bytes(2, "little")
+        + channels.to_bytes(2, "little")
+        + rate.to_bytes(4, "little")
+        + (rate * block).to_bytes(4, "little")
+        + block.to_bytes(2, "little")
+        + bits.to_bytes(2, "little")
+    )
     body = 4 + 8 + len(fmt) + len(extra) + 8 + size
     if body + 8 > 0xFFFFFFFF:
         raise ValueError("the WAV would pass 4 GiB, the format's limit")
-    return (b"RIFF" + body.to_bytes(4, "little") + b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt
-            + extra + b"data" + size.to_bytes(4, "little"))
+    return (
+        b"RIFF"
+        + body.to_bytes(4, "little")
+        + b"WAVE"
+        + b"fmt "
+        + len(fmt).to_bytes(4, "little")
+        + fmt
+        + extra
+        + b"data"
+        + size.to_bytes(4, "little")
+    )
 
 
 def _pcm24(audio) -> np.ndarray:
@@ -636,6 +745,6 @@ def read_wav(path):
     rate, data = wavfile.read(str(path))
     if data.dtype == np.int16:
         data = data.astype(np.float32) / 32768.0
-    elif data.dtype == np.int32:      # scipy gives 24-bit samples in the top bytes of int32
+    elif data.dtype == np.int32:  # scipy gives 24-bit samples in the top bytes of int32
         data = data.astype(np.float32) / 2147483648.0
     return (data if data.ndim == 2 else data[:, None]), rate

@@ -25,10 +25,10 @@ from scipy.signal import firwin, upfirdn
 
 OVERSAMPLE = 4
 TAPS = 48
-HEADROOM_DB = 4.0     # a true peak rarely passes the sample peak by more than this
+HEADROOM_DB = 4.0  # a true peak rarely passes the sample peak by more than this
 ATTACK_S = 0.005
 HOLD_S = 0.050
-SILENCE = -70.0       # BS.1770's absolute gate: below it there is nothing to measure
+SILENCE = -70.0  # BS.1770's absolute gate: below it there is nothing to measure
 
 
 def _db(x):
@@ -44,16 +44,18 @@ def integrated(audio, rate):
 class Loudness:
     """Integrated loudness of any span of one signal, from a single K-weighting pass."""
 
-    BLOCK_S, STEP = 0.4, 0.25     # BS.1770's gating blocks: 400 ms, 75 % overlap
+    BLOCK_S, STEP = 0.4, 0.25  # BS.1770's gating blocks: 400 ms, 75 % overlap
 
     def __init__(self, audio, rate):
         self.rate = rate
         audio = np.asarray(audio)
         audio = audio.reshape(len(audio), -1)
-        stages = (pyloudnorm.IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, rate, "high_shelf"),
-                  pyloudnorm.IIRfilter(0.0, 0.5, 38.0, rate, "high_pass"))
+        stages = (
+            pyloudnorm.IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, rate, "high_shelf"),
+            pyloudnorm.IIRfilter(0.0, 0.5, 38.0, rate, "high_pass"),
+        )
         squares = np.zeros(len(audio))
-        for channel in range(audio.shape[1]):     # front channels: each weighs 1
+        for channel in range(audio.shape[1]):  # front channels: each weighs 1
             weighted = audio[:, channel].astype(np.float64)
             for stage in stages:
                 weighted = stage.apply_filter(weighted)
@@ -114,8 +116,8 @@ def _true_peaks(block):
     filter's delay of TAPS/2 upsampled samples is taken out)."""
     up = upfirdn(_interpolator(), block, up=OVERSAMPLE, axis=0)
     delay = (TAPS - 1) // 2
-    up = np.abs(up[delay:delay + len(block) * OVERSAMPLE])
-    if up.ndim == 2:   # elementwise maxima: numpy reduces short axes slowly
+    up = np.abs(up[delay : delay + len(block) * OVERSAMPLE])
+    if up.ndim == 2:  # elementwise maxima: numpy reduces short axes slowly
         peak = up[:, 0].copy()
         for channel in range(1, up.shape[1]):
             np.maximum(peak, up[:, channel], out=peak)
@@ -151,20 +153,19 @@ def limit(audio, rate, ceiling_db=-1.0):
     attack, hold = max(1, int(ATTACK_S * rate)), max(1, int(HOLD_S * rate))
     margin = 2 * attack + hold
     ranges = _hot(audio, rate, ceiling)
-    for _ in range(4):   # a dip changes the waveform between samples a little: check again
-        need = [(a, b, np.minimum(1.0, ceiling / np.maximum(_true_peaks(audio[a:b]), 1e-12)))
-                for a, b in ranges]
+    for _ in range(4):  # a dip changes the waveform between samples a little: check again
+        need = [(a, b, np.minimum(1.0, ceiling / np.maximum(_true_peaks(audio[a:b]), 1e-12))) for a, b in ranges]
         need = [(a, b, g) for a, b, g in need if g.min() < 1.0]
         if not need:
             break
         for a, b, g in need:
             lo, hi = max(0, a - margin), min(len(audio), b + margin)
             gain = np.ones(hi - lo)
-            gain[a - lo:b - lo] = g * 0.999   # a hair under, so the check after passes
-            gain = minimum_filter1d(gain, 2 * attack + 1)                      # reached before the peak
-            gain = minimum_filter1d(gain, hold, origin=(hold - 1) // 2)          # held after it
-            gain = uniform_filter1d(gain, 2 * (attack // 2) + 1)               # no steps
+            gain[a - lo : b - lo] = g * 0.999  # a hair under, so the check after passes
+            gain = minimum_filter1d(gain, 2 * attack + 1)  # reached before the peak
+            gain = minimum_filter1d(gain, hold, origin=(hold - 1) // 2)  # held after it
+            gain = uniform_filter1d(gain, 2 * (attack // 2) + 1)  # no steps
             audio[lo:hi] *= gain[:, None].astype(audio.dtype)
             deepest = min(deepest, float(gain.min()))
-        ranges = [(a, b) for a, b, _ in need]   # only where it dipped can a peak remain
+        ranges = [(a, b) for a, b, _ in need]  # only where it dipped can a peak remain
     return audio, round(-_db(deepest), 2) if deepest < 1.0 else 0.0

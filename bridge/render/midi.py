@@ -21,13 +21,22 @@ DEFAULT_TEMPO = 500_000  # 120 bpm, the tempo a MIDI file has when it names none
 
 # At the same tick: names first, then what defines time, then markers; in part tracks a
 # note-off before a note-on, so a repeated pitch ends the old note and starts the new one.
-_CONDUCTOR_ORDER = {"track_name": 0, "smpte_offset": 1, "time_signature": 2,
-                    "set_tempo": 3, "marker": 4}
+_CONDUCTOR_ORDER = {"track_name": 0, "smpte_offset": 1, "time_signature": 2, "set_tempo": 3, "marker": 4}
 _PART_ORDER = {"track_name": 0, "program_change": 1, "note_off": 2, "control_change": 3, "note_on": 4}
 
 
-def write_midi(path, parts, tempo_map, *, time_signatures=((0, 4, 4),), markers=(),
-               start_frame=0, rate=24, drop_frame=False, title="") -> Path:
+def write_midi(
+    path,
+    parts,
+    tempo_map,
+    *,
+    time_signatures=((0, 4, 4),),
+    markers=(),
+    start_frame=0,
+    rate=24,
+    drop_frame=False,
+    title="",
+) -> Path:
     """Write `parts` as a type-1 MIDI file, atomically; times are seconds from the first frame.
 
     A part is {"name", "program", "is_drum", "notes": [(start_s, end_s, pitch, velocity)]} and,
@@ -36,10 +45,10 @@ def write_midi(path, parts, tempo_map, *, time_signatures=((0, 4, 4),), markers=
     """
     _check_tempo_map(tempo_map)
     channels = assign_channels(parts)
-    conductor = _conductor_events(title, tempo_map, time_signatures, markers,
-                                  smpte_offset(start_frame, rate, drop_frame))
-    tracks = [conductor] + [_part_events(part, channel, tempo_map)
-                            for part, channel in zip(parts, channels)]
+    conductor = _conductor_events(
+        title, tempo_map, time_signatures, markers, smpte_offset(start_frame, rate, drop_frame)
+    )
+    tracks = [conductor] + [_part_events(part, channel, tempo_map) for part, channel in zip(parts, channels)]
     mid = mido.MidiFile(type=1, ticks_per_beat=tb.PPQ)
     for events in tracks:
         mid.tracks.append(_track(events))
@@ -61,10 +70,20 @@ def write_notes_json(path, parts, tempo_map) -> Path:
     for part, channel in zip(parts, channels):
         ticks = tb.seconds_to_ticks_all([t for note in part["notes"] for t in note[:2]], tempo_map)
         times = tb.ticks_to_seconds_all(ticks, tempo_map)
-        notes = sorted([round(float(t0), 6), round(float(t1), 6), int(pitch), int(velocity)]
-                       for t0, t1, (_, _, pitch, velocity) in zip(times[0::2], times[1::2], part["notes"]))
-        out.append({"name": part["name"], "family": part.get("family"), "program": int(part["program"]),
-                    "channel": int(channel), "is_drum": bool(part.get("is_drum", False)), "notes": notes})
+        notes = sorted(
+            [round(float(t0), 6), round(float(t1), 6), int(pitch), int(velocity)]
+            for t0, t1, (_, _, pitch, velocity) in zip(times[0::2], times[1::2], part["notes"])
+        )
+        out.append(
+            {
+                "name": part["name"],
+                "family": part.get("family"),
+                "program": int(part["program"]),
+                "channel": int(channel),
+                "is_drum": bool(part.get("is_drum", False)),
+                "notes": notes,
+            }
+        )
     return atomic.write_json(path, {"parts": out})
 
 
@@ -88,10 +107,8 @@ def read_midi(path):
         tempos[0] = DEFAULT_TEMPO
     tempo_map = [(tb.ticks_to_beats(tick, ppq), tempos[tick]) for tick in sorted(tempos)]
 
-    marks = sorted((tick, msg.text) for events in tracks for tick, msg in events
-                   if msg.type == "marker")
-    markers = list(zip(tb.ticks_to_seconds_all([t for t, _ in marks], tempo_map, ppq),
-                       [text for _, text in marks]))
+    marks = sorted((tick, msg.text) for events in tracks for tick, msg in events if msg.type == "marker")
+    markers = list(zip(tb.ticks_to_seconds_all([t for t, _ in marks], tempo_map, ppq), [text for _, text in marks]))
     parts = []
     for number, events in enumerate(tracks):
         part = _read_part(events, default_name=f"Track {number}")
@@ -117,8 +134,10 @@ def _to_seconds(part, tempo_map, ppq):
     """A part read in ticks, its note and control times turned into seconds (in place)."""
     ticks = [t for on, off, _, _ in part["notes"] for t in (on, off)]
     seconds = tb.ticks_to_seconds_all(ticks, tempo_map, ppq)
-    part["notes"] = [(on, off, pitch, velocity) for on, off, (_, _, pitch, velocity)
-                     in zip(seconds[0::2], seconds[1::2], part["notes"])]
+    part["notes"] = [
+        (on, off, pitch, velocity)
+        for on, off, (_, _, pitch, velocity) in zip(seconds[0::2], seconds[1::2], part["notes"])
+    ]
     if "controls" in part:
         times = tb.ticks_to_seconds_all([t for t, _, _ in part["controls"]], tempo_map, ppq)
         part["controls"] = [(t, controller, value) for t, (_, controller, value) in zip(times, part["controls"])]
@@ -129,8 +148,10 @@ def assign_channels(parts) -> list:
     """Drum parts share channel 10 (index 9); every other part gets a channel of its own."""
     melodic = sum(1 for part in parts if not part.get("is_drum", False))
     if melodic > len(MELODIC_CHANNELS):
-        raise ValueError(f"{melodic} melodic parts, but a MIDI file has only "
-                         f"{len(MELODIC_CHANNELS)} channels besides drums; merge some parts")
+        raise ValueError(
+            f"{melodic} melodic parts, but a MIDI file has only "
+            f"{len(MELODIC_CHANNELS)} channels besides drums; merge some parts"
+        )
     free = iter(MELODIC_CHANNELS)
     return [DRUM_CHANNEL if part.get("is_drum", False) else next(free) for part in parts]
 
@@ -153,28 +174,44 @@ def smpte_offset(start_frame, rate, drop_frame=False) -> dict:
     if drop_frame:
         smpte_rate, frame_rate = 30, 29.97
     else:
-        smpte_rate = next((s for s in (30, 25, 24) if nominal % s == 0),
-                          min((24, 25, 30), key=lambda s: abs(s - nominal)))
+        smpte_rate = next(
+            (s for s in (30, 25, 24) if nominal % s == 0), min((24, 25, 30), key=lambda s: abs(s - nominal))
+        )
         frame_rate = smpte_rate
     scaled = frames * smpte_rate / nominal
-    return {"frame_rate": frame_rate, "hours": hours, "minutes": minutes, "seconds": seconds,
-            "frames": int(scaled), "sub_frames": int(round((scaled - int(scaled)) * 100))}
+    return {
+        "frame_rate": frame_rate,
+        "hours": hours,
+        "minutes": minutes,
+        "seconds": seconds,
+        "frames": int(scaled),
+        "sub_frames": int(round((scaled - int(scaled)) * 100)),
+    }
 
 
 # --- writing ------------------------------------------------------------------------
 
+
 def _conductor_events(title, tempo_map, time_signatures, markers, offset):
-    events = [(0, mido.MetaMessage("track_name", name=_text(title))),
-              (0, mido.MetaMessage("smpte_offset", **offset))]
+    events = [(0, mido.MetaMessage("track_name", name=_text(title))), (0, mido.MetaMessage("smpte_offset", **offset))]
     for entry in time_signatures:
         beat, numerator, denominator = entry
         _check_beat("time signature", beat)
-        if not (_is_int(numerator) and 1 <= numerator <= 255 and _is_int(denominator)
-                and denominator in (1, 2, 4, 8, 16, 32, 64)):
-            raise ValueError(f"time signature {entry!r}: want (beat, numerator 1..255, "
-                             f"denominator a power of two up to 64)")
-        events.append((tb.beats_to_ticks(beat), mido.MetaMessage(
-            "time_signature", numerator=int(numerator), denominator=int(denominator))))
+        if not (
+            _is_int(numerator)
+            and 1 <= numerator <= 255
+            and _is_int(denominator)
+            and denominator in (1, 2, 4, 8, 16, 32, 64)
+        ):
+            raise ValueError(
+                f"time signature {entry!r}: want (beat, numerator 1..255, denominator a power of two up to 64)"
+            )
+        events.append(
+            (
+                tb.beats_to_ticks(beat),
+                mido.MetaMessage("time_signature", numerator=int(numerator), denominator=int(denominator)),
+            )
+        )
     for beat, tempo in tempo_map:
         events.append((tb.beats_to_ticks(beat), mido.MetaMessage("set_tempo", tempo=int(tempo))))
     for seconds, text in markers:
@@ -196,8 +233,7 @@ def _part_events(part, channel, tempo_map):
         try:
             start, end, pitch, velocity = note
         except (TypeError, ValueError):
-            raise ValueError(f"{where}: a note is (start_s, end_s, pitch, velocity), "
-                             f"got {note!r}") from None
+            raise ValueError(f"{where}: a note is (start_s, end_s, pitch, velocity), got {note!r}") from None
         _check_seconds(where + " start", start)
         _check_seconds(where + " end", end)
         if end < start:
@@ -208,10 +244,11 @@ def _part_events(part, channel, tempo_map):
             raise ValueError(f"{where}: velocity must be 1..127, got {velocity!r}")
         checked.append((start, end, int(pitch), int(velocity)))
     ticks = tb.seconds_to_ticks_all([t for note in checked for t in note[:2]], tempo_map)
-    notes = [(on, off, pitch, velocity) for on, off, (_, _, pitch, velocity)
-             in zip(ticks[0::2], ticks[1::2], checked)]
-    events = [(0, mido.MetaMessage("track_name", name=_text(name))),
-              (0, mido.Message("program_change", channel=channel, program=int(program)))]
+    notes = [(on, off, pitch, velocity) for on, off, (_, _, pitch, velocity) in zip(ticks[0::2], ticks[1::2], checked)]
+    events = [
+        (0, mido.MetaMessage("track_name", name=_text(name))),
+        (0, mido.Message("program_change", channel=channel, program=int(program))),
+    ]
     controls = []
     for number, control in enumerate(part.get("controls", ())):
         where = f"part {name!r} control {number}"
@@ -272,8 +309,7 @@ def _check_tempo_map(tempo_map):
     for beat, tempo in tempo_map:
         _check_beat("tempo change", beat)
         if not (_is_int(tempo) and 1 <= tempo <= 0xFFFFFF):
-            raise ValueError(f"tempo at beat {beat}: microseconds per quarter must be "
-                             f"1..16777215, got {tempo!r}")
+            raise ValueError(f"tempo at beat {beat}: microseconds per quarter must be 1..16777215, got {tempo!r}")
     tb.beats_to_seconds(0, tempo_map)  # raises unless it starts at beat 0 and increases
 
 
@@ -301,6 +337,7 @@ def _text(text):
 
 
 # --- reading ------------------------------------------------------------------------
+
 
 def _absolute(track):
     tick, out = 0, []

@@ -12,8 +12,20 @@ import opentimelineio as otio
 from bridge import atomic
 
 
-def write_scored_otio(otio_timeline, path, *, rate, duration_frames, wav_path, hits, cue,
-                      sections=(), start_frame=0, drop_frame=False, stems=None) -> Path:
+def write_scored_otio(
+    otio_timeline,
+    path,
+    *,
+    rate,
+    duration_frames,
+    wav_path,
+    hits,
+    cue,
+    sections=(),
+    start_frame=0,
+    drop_frame=False,
+    stems=None,
+) -> Path:
     """Add the score to `otio_timeline` (changed in place) and write it to `path` atomically.
 
     hits: (frame, source, timecode) from the timeline's first frame; sections: (frame, text).
@@ -33,32 +45,44 @@ def write_scored_otio(otio_timeline, path, *, rate, duration_frames, wav_path, h
     origin = stack.source_range.start_time.rescaled_to(r).value if stack.source_range else 0
     if wav_path is not None:
         tracks = [(f"SB: {cue} score", f"SB: {cue}", wav_path, "mix")]
-        tracks += [(f"SB: {cue} stem {role}", f"SB: {cue} {role}", stem, role)
-                   for role, stem in (stems or {}).items()]
+        tracks += [(f"SB: {cue} stem {role}", f"SB: {cue} {role}", stem, role) for role, stem in (stems or {}).items()]
         length = otio.opentime.RationalTime(duration_frames, r)
         for track_name, clip_name, wav, role in tracks:
             reference = otio.schema.ExternalReference(
                 target_url=Path(wav).resolve().as_uri(),
-                available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), length))
+                available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), length),
+            )
             track = otio.schema.Track(name=track_name, kind=otio.schema.TrackKind.Audio)
             track.metadata["scorebridge"] = {"kind": "stem" if role != "mix" else "mix", "role": role}
             if origin:
                 track.append(otio.schema.Gap(duration=otio.opentime.RationalTime(origin, r)))
-            track.append(otio.schema.Clip(
-                name=clip_name, media_reference=reference,
-                source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), length)))
+            track.append(
+                otio.schema.Clip(
+                    name=clip_name,
+                    media_reference=reference,
+                    source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), length),
+                )
+            )
             stack.append(track)
     marks = [(0, f"SB: cue {cue}", otio.schema.MarkerColor.PURPLE, {"kind": "cue", "cue": cue})]
-    marks += [(frame, f"SB: {text}", otio.schema.MarkerColor.BLUE, {"kind": "section"})
-              for frame, text in sections]
-    marks += [(frame, f"SB: hit {source} {timecode}", otio.schema.MarkerColor.RED,
-               {"kind": "hit", "source": source, "frame": frame})
-              for frame, source, timecode in hits]
+    marks += [(frame, f"SB: {text}", otio.schema.MarkerColor.BLUE, {"kind": "section"}) for frame, text in sections]
+    marks += [
+        (
+            frame,
+            f"SB: hit {source} {timecode}",
+            otio.schema.MarkerColor.RED,
+            {"kind": "hit", "source": source, "frame": frame},
+        )
+        for frame, source, timecode in hits
+    ]
     for frame, name, color, data in marks:
         marker = otio.schema.Marker(
-            name=name, color=color,
-            marked_range=otio.opentime.TimeRange(otio.opentime.RationalTime(origin + frame, r),
-                                                 otio.opentime.RationalTime(0, r)))
+            name=name,
+            color=color,
+            marked_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(origin + frame, r), otio.opentime.RationalTime(0, r)
+            ),
+        )
         marker.metadata["scorebridge"] = data
         stack.markers.append(marker)
     return atomic.write_text(path, otio.adapters.write_to_string(otio_timeline, "otio_json"))

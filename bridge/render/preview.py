@@ -40,24 +40,57 @@ def preview_video(timeline, wav_path, path, size=SIZE) -> Path:
     for i, seg in enumerate(segments):
         frames = seg.record_end - seg.record_start
         if seg.media_path and os.path.isfile(seg.media_path):
-            inputs += ["-ss", f"{seg.media_start:.6f}",
-                       "-t", f"{frames_to_seconds(frames + 1, rate):.6f}", "-i", seg.media_path]
+            inputs += [
+                "-ss",
+                f"{seg.media_start:.6f}",
+                "-t",
+                f"{frames_to_seconds(frames + 1, rate):.6f}",
+                "-i",
+                seg.media_path,
+            ]
             source = f"[{count}:v]fps={fps},"
             count += 1
         else:
             source = f"color=c=black:s={w}x{h}:r={fps},"
-        chains.append(f"{source}scale={w}:{h}:force_original_aspect_ratio=decrease,"
-                      f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p,"
-                      f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]")
-    chains.append("".join(f"[v{i}]" for i in range(len(segments)))
-                  + f"concat=n={len(segments)}:v=1:a=0[v]")
+        chains.append(
+            f"{source}scale={w}:{h}:force_original_aspect_ratio=decrease,"
+            f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p,"
+            f"trim=end_frame={frames},setpts=PTS-STARTPTS[v{i}]"
+        )
+    chains.append("".join(f"[v{i}]" for i in range(len(segments))) + f"concat=n={len(segments)}:v=1:a=0[v]")
     path = Path(path)
     fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent, prefix=f".{path.stem}.")
     os.close(fd)
-    command = [ffmpeg, "-v", "error", "-y", *inputs, "-i", str(wav_path),
-               "-filter_complex", ";".join(chains), "-map", "[v]", "-map", f"{count}:a",
-               "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-r", fps,
-               "-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart", tmp]
+    command = [
+        ffmpeg,
+        "-v",
+        "error",
+        "-y",
+        *inputs,
+        "-i",
+        str(wav_path),
+        "-filter_complex",
+        ";".join(chains),
+        "-map",
+        "[v]",
+        "-map",
+        f"{count}:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-r",
+        fps,
+        "-c:a",
+        "aac",
+        "-b:a",
+        "192k",
+        "-movflags",
+        "+faststart",
+        tmp,
+    ]
     try:
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
@@ -70,8 +103,15 @@ def preview_video(timeline, wav_path, path, size=SIZE) -> Path:
     return path
 
 
-FAMILY_COLOURS = {"drums": "#555555", "bass": "#1f77b4", "pad": "#2ca02c",
-                  "melody": "#d62728", "piano": "#9467bd", "timpani": "#8c564b", "taiko": "#e377c2"}
+FAMILY_COLOURS = {
+    "drums": "#555555",
+    "bass": "#1f77b4",
+    "pad": "#2ca02c",
+    "melody": "#d62728",
+    "piano": "#9467bd",
+    "timpani": "#8c564b",
+    "taiko": "#e377c2",
+}
 HIT_COLOURS = {"marker": "#d62728", "cut": "#222222", "transition": "#ff7f0e", "detected": "#7f7f7f"}
 PALETTE_COLOURS = {"warm": "#fde0b0", "dark": "#c8cde0", "bright": "#fff3a0", "tense": "#f4b6b6"}
 
@@ -80,28 +120,52 @@ def cue_sheet(path, plan, notes, title="") -> Path:
     """A PNG: sections (key, palette, tacet) with the hits, the valence/arousal curve, and
     a piano roll of the score with the hits drawn through it."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     end = plan.duration_s
-    fig, (top, curve, roll) = plt.subplots(3, 1, figsize=(14, 8), sharex=True,
-                                           gridspec_kw={"height_ratios": [1, 1.4, 3]})
+    fig, (top, curve, roll) = plt.subplots(
+        3, 1, figsize=(14, 8), sharex=True, gridspec_kw={"height_ratios": [1, 1.4, 3]}
+    )
     for s in plan.sections:
-        top.axvspan(s.start, s.end, color=PALETTE_COLOURS[s.palette_name], alpha=0.8,
-                    hatch="//" if s.tacet else None, linewidth=0)
-        top.text((s.start + s.end) / 2, 0.5, "tacet" if s.tacet else f"{s.key}\n{s.palette_name}",
-                 ha="center", va="center", fontsize=7, clip_on=True)
+        top.axvspan(
+            s.start,
+            s.end,
+            color=PALETTE_COLOURS[s.palette_name],
+            alpha=0.8,
+            hatch="//" if s.tacet else None,
+            linewidth=0,
+        )
+        top.text(
+            (s.start + s.end) / 2,
+            0.5,
+            "tacet" if s.tacet else f"{s.key}\n{s.palette_name}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            clip_on=True,
+        )
     for axis in (top, curve, roll):
         for h in plan.hits:
-            axis.axvline(h.seconds, color=HIT_COLOURS.get(h.source, "#222222"), linewidth=0.8,
-                         alpha=0.7)
+            axis.axvline(h.seconds, color=HIT_COLOURS.get(h.source, "#222222"), linewidth=0.8, alpha=0.7)
     top.set_yticks([])
     top.set_ylabel("sections")
     starts = [s.start for s in plan.sections] + [end]
-    curve.step(starts, [s.valence for s in plan.sections] + [plan.sections[-1].valence],
-               where="post", label="valence", color="#2ca02c")
-    curve.step(starts, [s.arousal for s in plan.sections] + [plan.sections[-1].arousal],
-               where="post", label="arousal", color="#d62728")
+    curve.step(
+        starts,
+        [s.valence for s in plan.sections] + [plan.sections[-1].valence],
+        where="post",
+        label="valence",
+        color="#2ca02c",
+    )
+    curve.step(
+        starts,
+        [s.arousal for s in plan.sections] + [plan.sections[-1].arousal],
+        where="post",
+        label="arousal",
+        color="#d62728",
+    )
     curve.set_ylim(-1.05, 1.05)
     curve.axhline(0, color="#999999", linewidth=0.5)
     curve.legend(loc="upper right", fontsize=7)
@@ -118,8 +182,11 @@ def cue_sheet(path, plan, notes, title="") -> Path:
     roll.set_xlabel("seconds from the first frame")
     roll.set_xlim(0, end)
     tempo = plan.tempo
-    fig.suptitle(f"{plan.name}  {title}  —  {tempo['bpm']:.2f} BPM ({tempo['mode']}), "
-                 f"{len(plan.hits)} hits, {tempo['hits_on_beat']} on a beat", fontsize=10)
+    fig.suptitle(
+        f"{plan.name}  {title}  —  {tempo['bpm']:.2f} BPM ({tempo['mode']}), "
+        f"{len(plan.hits)} hits, {tempo['hits_on_beat']} on a beat",
+        fontsize=10,
+    )
     fig.tight_layout()
     data = io.BytesIO()
     fig.savefig(data, format="png", dpi=100)

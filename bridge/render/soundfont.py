@@ -5,7 +5,7 @@ import os
 import struct
 from pathlib import Path
 
-VEL_RANGE = 44   # the SF2 generator that gives a zone a velocity range (a velocity layer)
+VEL_RANGE = 44  # the SF2 generator that gives a zone a velocity range (a velocity layer)
 
 # Debian/Ubuntu, Fedora, Arch and Homebrew locations of the common GM soundfonts, best
 # first: the full banks (FluidR3_GM, 141 MB; MuseScore General), then whatever the system
@@ -23,7 +23,7 @@ SOUNDFONT_CANDIDATES = [
     "/usr/share/sounds/sf2/default-GM.sf2",
     "/usr/share/sounds/sf2/TimGM6mb.sf2",
 ]
-FALLBACK_BANKS = ("timgm6mb",)   # small banks a render warns about
+FALLBACK_BANKS = ("timgm6mb",)  # small banks a render warns about
 
 
 def find_soundfont():
@@ -57,7 +57,7 @@ def has_velocity_layers(path) -> bool:
         if data[:4] != b"RIFF" or data[8:12] != b"sfbk":
             return True
         for kind, start, size in _chunks(data, 12, len(data)):
-            if kind == b"LIST" and data[start:start + 4] == b"pdta":
+            if kind == b"LIST" and data[start : start + 4] == b"pdta":
                 for sub, at, length in _chunks(data, start + 4, start + size):
                     if sub in (b"pgen", b"igen"):
                         for i in range(at, at + length - 3, 4):
@@ -73,7 +73,7 @@ def has_velocity_layers(path) -> bool:
 def _chunks(data, start, end):
     """(id, payload start, payload size) of the RIFF chunks in data[start:end]."""
     while start + 8 <= end:
-        kind = data[start:start + 4]
+        kind = data[start : start + 4]
         size = struct.unpack_from("<I", data, start + 4)[0]
         yield kind, start + 8, size
         start += 8 + size + (size & 1)

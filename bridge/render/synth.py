@@ -30,16 +30,17 @@ from bridge import timebase as tb
 from bridge.render.midi import assign_channels
 from bridge.render.soundfont import has_velocity_layers
 
-BLOCK = 64          # both synthesizers' block size, in samples
-CHUNK = 1 << 16     # samples rendered at most per call where no event falls
+BLOCK = 64  # both synthesizers' block size, in samples
+CHUNK = 1 << 16  # samples rendered at most per call where no event falls
 _IMPORTING = threading.Lock()
 _CREATING = threading.Lock()
-_KEEPERS = {}       # soundfont path -> an idle FluidSynth holding it loaded
+_KEEPERS = {}  # soundfont path -> an idle FluidSynth holding it loaded
 
 
 class Synth:
     """A synthesizer with a soundfont loaded. `volume_power`: how CC7 (and CC11) scale the
     amplitude, (value / 127) ** volume_power, so a gain can be set as a CC value."""
+
     name = ""
     volume_power = 2.0
 
@@ -47,13 +48,16 @@ class Synth:
     def control(self, channel, controller, value): ...
     def noteon(self, channel, pitch, velocity): ...
     def noteoff(self, channel, pitch): ...
-    def write(self, out): """Render len(out) frames into the float32 (n, 2) array `out`."""
+    def write(self, out):
+        """Render len(out) frames into the float32 (n, 2) array `out`."""
+
     def close(self): ...
 
 
 class FluidSynth(Synth):
     """libfluidsynth through pyfluidsynth; samples are written as float, never through 16 bits.
     The SF2 default modulators make CC7 and CC11 attenuate by 40·log10(value/127) dB."""
+
     name = "fluidsynth"
     volume_power = 2.0
 
@@ -63,8 +67,11 @@ class FluidSynth(Synth):
         # lock: two threads doing it at once were seen to garble them (a different sound and
         # "fluid_synth_add_default_mod" warnings). Creation and deletion take turns.
         with _CREATING:
-            self.synth = fluidsynth.Synth(gain=1.0, samplerate=float(rate), **{
-                "synth.reverb.active": 0, "synth.chorus.active": 0, "synth.polyphony": 512})
+            self.synth = fluidsynth.Synth(
+                gain=1.0,
+                samplerate=float(rate),
+                **{"synth.reverb.active": 0, "synth.chorus.active": 0, "synth.polyphony": 512},
+            )
             self.sfid = self.synth.sfload(str(soundfont))
             if self.sfid >= 0 and str(soundfont) not in _KEEPERS and len(_KEEPERS) < 2:
                 # FluidSynth shares a bank's samples between synths while one holds them; a
@@ -106,8 +113,16 @@ class FluidSynth(Synth):
 def _fluid_write_float(library):
     """fluid_synth_write_float with its argument types declared (pointers are 64-bit)."""
     write = library.fluid_synth_write_float
-    write.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                      ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    write.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_int,
+    ]
     write.restype = ctypes.c_int
     return write
 
@@ -116,6 +131,7 @@ class TinySoundFont(Synth):
     """tinysoundfont: scales a note's amplitude linearly with velocity where the SF2 default
     follows its square, so a bank without velocity layers gets the velocity squared (both
     synthesizers then follow the standard); its CC7 curve is the cube."""
+
     name = "tinysoundfont"
     volume_power = 3.0
 
@@ -148,13 +164,15 @@ class TinySoundFont(Synth):
         pass
 
 
-SYNTHS = {"fluidsynth": FluidSynth, "tinysoundfont": TinySoundFont}   # in order of preference
+SYNTHS = {"fluidsynth": FluidSynth, "tinysoundfont": TinySoundFont}  # in order of preference
 
 
 def available() -> dict:
     """Which synthesizers are usable here: name -> how it is reached (None when absent)."""
-    return {"fluidsynth": _libfluidsynth(),
-            "tinysoundfont": "python module" if importlib.util.find_spec("tinysoundfont") else None}
+    return {
+        "fluidsynth": _libfluidsynth(),
+        "tinysoundfont": "python module" if importlib.util.find_spec("tinysoundfont") else None,
+    }
 
 
 def version(name) -> str:
@@ -179,7 +197,7 @@ def version(name) -> str:
 def _import_fluidsynth():
     """pyfluidsynth, imported quietly (it prints where it found the library when $CI is set);
     ImportError when it or libfluidsynth is missing."""
-    with _IMPORTING:   # redirect_stdout swaps a global: never from two threads at once
+    with _IMPORTING:  # redirect_stdout swaps a global: never from two threads at once
         if "fluidsynth" not in sys.modules:
             with contextlib.redirect_stdout(io.StringIO()):
                 import fluidsynth  # noqa: F401, PLC0415  (a C library: loaded only when rendering)
@@ -212,7 +230,7 @@ def play(synth_name, soundfont, parts, rate, start, end, *, gains=None, pans=Non
     top = max(gains, default=1.0) or 1.0
     synth = SYNTHS[synth_name](soundfont, rate)
     try:
-        events = []   # (sample, order, channel, a, b): order 0 control, 1 note-off, 2 note-on
+        events = []  # (sample, order, channel, a, b): order 0 control, 1 note-off, 2 note-on
         for part, channel, gain, pan in zip(parts, assign_channels(parts), gains, pans):
             synth.program(channel, part["program"], part.get("is_drum", False))
             volume = round(127 * (gain / top) ** (1 / synth.volume_power))
@@ -220,9 +238,9 @@ def play(synth_name, soundfont, parts, rate, start, end, *, gains=None, pans=Non
             synth.control(channel, 10, int(pan))
             controls = sorted(part.get("controls", ()))
             before = [c for c in controls if tb.seconds_to_samples(c[0], rate) <= start]
-            for _, controller, value in {c[1]: c for c in before}.values():   # the state at `start`
+            for _, controller, value in {c[1]: c for c in before}.values():  # the state at `start`
                 synth.control(channel, controller, value)
-            for seconds, controller, value in controls[len(before):]:
+            for seconds, controller, value in controls[len(before) :]:
                 events.append((tb.seconds_to_samples(seconds, rate), 0, channel, controller, value))
             notes = part["notes"]
             times = tb.seconds_to_samples_all([t for note in notes for t in note[:2]], rate).tolist()
@@ -239,7 +257,7 @@ def play(synth_name, soundfont, parts, rate, start, end, *, gains=None, pans=Non
                 break
             while done < at:
                 step = min(at, done + CHUNK)
-                synth.write(out[done - start:step - start])
+                synth.write(out[done - start : step - start])
                 done = step
             if order == 0:
                 synth.control(channel, a, b)
@@ -249,7 +267,7 @@ def play(synth_name, soundfont, parts, rate, start, end, *, gains=None, pans=Non
                 synth.noteon(channel, a, b)
         while done < end:
             step = min(end, done + CHUNK)
-            synth.write(out[done - start:step - start])
+            synth.write(out[done - start : step - start])
             done = step
         return out * np.float32(top)
     finally:

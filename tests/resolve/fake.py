@@ -50,6 +50,7 @@ class Faults:
 
 def api(failure=None):
     """A fake API method: logged, and answering `failure` when a fault is planned for it."""
+
     def wrap(method):
         @functools.wraps(method)
         def call(self, *args):
@@ -58,7 +59,9 @@ def api(failure=None):
             if faults.should_fail(method.__name__):
                 return failure
             return method(self, *args)
+
         return call
+
     return wrap
 
 
@@ -95,8 +98,7 @@ class MediaPoolItem(_Obj):
 
     @api()
     def GetClipProperty(self, name=None):
-        props = {"File Path": self.path, "Clip Name": os.path.basename(self.path),
-                 "Frames": str(self.frames)}
+        props = {"File Path": self.path, "Clip Name": os.path.basename(self.path), "Frames": str(self.frames)}
         return props if name is None else props.get(name, "")
 
     @api()
@@ -162,14 +164,13 @@ class Folder(_Obj):
 
 
 class Timeline(_Obj):
-    def __init__(self, host, name="Cut 1", rate="24", start=86400, marker_frames="relative",
-                 export_markers_on="stack"):
+    def __init__(self, host, name="Cut 1", rate="24", start=86400, marker_frames="relative", export_markers_on="stack"):
         super().__init__(host)
         self.name, self.rate, self.start = name, rate, start
         self.marker_frames, self.export_markers_on = marker_frames, export_markers_on
-        self.video = [[]]          # tracks of TimelineItems
+        self.video = [[]]  # tracks of TimelineItems
         self.audio = [{"name": "Audio 1", "subtype": "stereo", "items": []}]
-        self.markers = {}          # relative frame -> info
+        self.markers = {}  # relative frame -> info
 
     # -- test helpers --
     def add_clip(self, name, at, length, track=1, left_offset=0, path=None):
@@ -183,8 +184,7 @@ class Timeline(_Obj):
         return item
 
     def user_marker(self, at, name, note="", color="Blue", duration=1, custom=""):
-        self.markers[at] = {"color": color, "duration": duration, "note": note, "name": name,
-                            "customData": custom}
+        self.markers[at] = {"color": color, "duration": duration, "note": note, "name": name, "customData": custom}
 
     def duration(self):
         ends = [i.start + i.length for t in self.video for i in t]
@@ -239,8 +239,7 @@ class Timeline(_Obj):
         if kind == "video":
             self.video.append([])
         elif kind == "audio":
-            self.audio.append({"name": "Audio %d" % (len(self.audio) + 1), "subtype": subtype or "mono",
-                               "items": []})
+            self.audio.append({"name": "Audio %d" % (len(self.audio) + 1), "subtype": subtype or "mono", "items": []})
         else:
             return False
         return True
@@ -281,8 +280,13 @@ class Timeline(_Obj):
         relative = self._relative(frame)
         if relative in self.markers or not 0 <= relative < self.duration():
             return False
-        self.markers[relative] = {"color": color, "duration": duration, "note": note, "name": name,
-                                  "customData": custom_data}
+        self.markers[relative] = {
+            "color": color,
+            "duration": duration,
+            "note": note,
+            "name": name,
+            "customData": custom_data,
+        }
         return True
 
     @api()
@@ -305,41 +309,57 @@ class Timeline(_Obj):
     def Export(self, path, kind, subtype=None):
         if kind != self.host.EXPORT_OTIO or not self.host.export_otio:
             return False
-        import opentimelineio as otio   # here, so that the fake also runs on Python 3.6 without it
+        import opentimelineio as otio  # here, so that the fake also runs on Python 3.6 without it
+
         otio.adapters.write_to_file(self.to_otio(), path, adapter_name="otio_json")
         return True
 
     def to_otio(self):
         """The timeline as Resolve's OTIO export writes it: float rate, start time, markers."""
         import opentimelineio as otio
+
         rate, _, _ = rate_of(self.rate)
 
         def rt(value):
             return otio.opentime.RationalTime(value, rate)
 
         tl = otio.schema.Timeline(name=self.name, global_start_time=rt(self.start))
-        for kind, tracks in ((otio.schema.TrackKind.Video, self.video),
-                             (otio.schema.TrackKind.Audio, [t["items"] for t in self.audio])):
+        for kind, tracks in (
+            (otio.schema.TrackKind.Video, self.video),
+            (otio.schema.TrackKind.Audio, [t["items"] for t in self.audio]),
+        ):
             for index, items in enumerate(tracks, 1):
                 track = otio.schema.Track(name="%s %d" % (kind, index), kind=kind)
                 cursor = self.start
                 for item in sorted(items, key=lambda i: i.start):
                     if item.start > cursor:
-                        track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
-                            rt(0), rt(item.start - cursor))))
-                    ref = (otio.schema.ExternalReference(target_url=item.pool_item.path)
-                           if item.pool_item else otio.schema.MissingReference())
-                    track.append(otio.schema.Clip(name=item.name, media_reference=ref,
-                                                  source_range=otio.opentime.TimeRange(
-                                                      rt(item.left_offset), rt(item.length))))
+                        track.append(
+                            otio.schema.Gap(source_range=otio.opentime.TimeRange(rt(0), rt(item.start - cursor)))
+                        )
+                    ref = (
+                        otio.schema.ExternalReference(target_url=item.pool_item.path)
+                        if item.pool_item
+                        else otio.schema.MissingReference()
+                    )
+                    track.append(
+                        otio.schema.Clip(
+                            name=item.name,
+                            media_reference=ref,
+                            source_range=otio.opentime.TimeRange(rt(item.left_offset), rt(item.length)),
+                        )
+                    )
                     cursor = item.start + item.length
                 tl.tracks.append(track)
         holder = tl.tracks if self.export_markers_on == "stack" else tl.tracks[0]
         for frame, m in sorted(self.markers.items()):
-            holder.markers.append(otio.schema.Marker(
-                name=m["name"], marked_range=otio.opentime.TimeRange(rt(frame), rt(m["duration"])),
-                color=otio.schema.MarkerColor.RED,
-                metadata={"Resolve_OTIO": {"Keywords": [], "Note": m["note"]}}))
+            holder.markers.append(
+                otio.schema.Marker(
+                    name=m["name"],
+                    marked_range=otio.opentime.TimeRange(rt(frame), rt(m["duration"])),
+                    color=otio.schema.MarkerColor.RED,
+                    metadata={"Resolve_OTIO": {"Keywords": [], "Note": m["note"]}},
+                )
+            )
         return tl
 
 
@@ -408,12 +428,12 @@ class MediaPool(_Obj):
             index = info.get("trackIndex", 1)
             record = info.get("recordFrame", timeline.start + timeline.duration())
             item = TimelineItem(self.host, pool.GetName(), record, length, first, pool)
-            out.append(item)   # answered even when dropped below
+            out.append(item)  # answered even when dropped below
             if not 1 <= index <= len(tracks):
                 continue
             track = tracks[index - 1]
             if any(o.start < record + length and record < o.start + o.length for o in track):
-                continue       # occupied: silently dropped
+                continue  # occupied: silently dropped
             track.append(item)
         return out
 
@@ -460,15 +480,21 @@ class Resolve:
     EXPORT_OTIO = 27
     EXPORT_NONE = 0
 
-    def __init__(self, timeline=None, product="DaVinci Resolve Studio", version=(19, 1, 3, 7, ""),
-                 export_otio=True, **timeline_options):
+    def __init__(
+        self,
+        timeline=None,
+        product="DaVinci Resolve Studio",
+        version=(19, 1, 3, 7, ""),
+        export_otio=True,
+        **timeline_options,
+    ):
         self.host = self
         self.faults = Faults()
         self.product, self.version, self.export_otio = product, list(version), export_otio
         self.project = Project(self, None)
         self.project.timeline = timeline or Timeline(self, **timeline_options)
         self.manager = ProjectManager(self)
-        self.fusion = None         # a fake_ui.Fusion() gives the script its window
+        self.fusion = None  # a fake_ui.Fusion() gives the script its window
 
     @property
     def timeline(self):

@@ -30,6 +30,7 @@ class UIManager:
             if kind == "Timer":
                 self.timers.append(element)
             return element
+
         return make
 
     def __init__(self):

@@ -31,9 +31,13 @@ def free_port():
 
 def daemon_env(base, port, token="resolve-test-token"):
     """The environment a test daemon and the script share (all state under base)."""
-    env = {"SCOREBRIDGE_PORT": str(port), "SCOREBRIDGE_CONFIG": str(base / "config"),
-           "SCOREBRIDGE_STATE": str(base / "state"), "SCOREBRIDGE_CACHE": str(base / "cache"),
-           "SCOREBRIDGE_HOST": "127.0.0.1"}
+    env = {
+        "SCOREBRIDGE_PORT": str(port),
+        "SCOREBRIDGE_CONFIG": str(base / "config"),
+        "SCOREBRIDGE_STATE": str(base / "state"),
+        "SCOREBRIDGE_CACHE": str(base / "cache"),
+        "SCOREBRIDGE_HOST": "127.0.0.1",
+    }
     if token:
         env["SCOREBRIDGE_TOKEN"] = token
     return env
@@ -42,6 +46,7 @@ def daemon_env(base, port, token="resolve-test-token"):
 def ping(port, token, timeout=0.5):
     from pythonosc.osc_message_builder import OscMessageBuilder
     from pythonosc.osc_message import OscMessage
+
     builder = OscMessageBuilder(address="/scorebridge/ping")
     builder.add_arg(token)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -59,8 +64,13 @@ def start_daemon(base, port):
     """`python -m bridge serve` on a loopback port; returns the process once it answers."""
     env = dict(os.environ, **daemon_env(base, port))
     log = open(base / "daemon.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "bridge", "serve", "--port", str(port)],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=str(ROOT),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -23,5 +23,14 @@ tl.user_marker(200, "hit: door")
 report = sb.main(resolve, options=FAST)
 placed = [(i.start, i.length) for t in tl.audio if t["name"].startswith("ScoreBridge") for i in t["items"]]
 ours = sorted(f for f, m in tl.markers.items() if m["customData"] == "scorebridge")
-print(json.dumps({"python": list(sys.version_info[:2]), "ok": report["ok"], "message": report["message"],
-                  "placed": placed, "markers": ours}))
+print(
+    json.dumps(
+        {
+            "python": list(sys.version_info[:2]),
+            "ok": report["ok"],
+            "message": report["message"],
+            "placed": placed,
+            "markers": ours,
+        }
+    )
+)
