@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from bridge import batch
 from scoring import edit
 
@@ -78,6 +80,7 @@ def test_a_failing_timeline_never_stops_the_others_and_resume_skips_finished_one
     assert again["summary"]["resumed"] == 1
 
 
+@pytest.mark.slow
 def test_batch_command_with_workers_reports_and_exits_non_zero_on_a_failure(tmp_path):
     good, broken = edits(tmp_path)
     out = tmp_path / "out"

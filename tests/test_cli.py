@@ -99,6 +99,7 @@ def test_doctor_checks_the_music_models_checksum(tmp_path):
     assert not music_model(tmp_path / "none")[1]
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path, capsys):
     """The README's first command: builds the demo edit and analyses it through the CLI."""
     assert main(["demo", "--out", str(tmp_path)]) == 0
@@ -266,6 +267,7 @@ def test_eval_speed_only_times_the_sampler_without_a_corpus(tmp_path):
     assert proc.returncode == 2 and "not allowed with" in proc.stderr
 
 
+@pytest.mark.slow
 def test_training_or_eval_without_a_corpus_or_a_model_says_what_to_do_and_starts_nothing(tmp_path):
     run = lambda *argv: subprocess.run(
         [sys.executable, "-m", "bridge.cli", *argv],

@@ -179,6 +179,7 @@ def test_random_messages_get_an_error_or_nothing_and_never_queue_work(peer, name
     assert client.status(*peer.addr)["counts"].get("accepted", 0) == before
 
 
+@pytest.mark.slow
 def test_twenty_requests_at_once_are_all_answered(daemon, tmp_path):
     timeline = small_edit(tmp_path, clips=(24, 24))
     peers = [Peer(daemon) for _ in range(20)]
@@ -328,6 +329,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_request_command_starts_the_daemon_and_answers_through_the_manifest_file(tmp_path):
     """What REAPER does: run `scorebridge request … --manifest-file F` and poll F."""
     env = dict(

@@ -325,6 +325,7 @@ def test_bar_repetition_hears_a_transposed_bar():
 # --- the commands ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_eval_cues_prints_the_checklist_and_writes_the_results_file(tmp_path, capsys):
     import json
     from bridge.cli import main

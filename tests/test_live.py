@@ -218,6 +218,7 @@ def test_a_hair_of_mood_change_keeps_the_old_mood_and_the_music_outside_the_move
     assert steady == [("change", 0, 200, 0, 200), ("keep", 200, 480, 200, 480)]  # the two gaps only
 
 
+@pytest.mark.slow
 def test_daemon_updates_partially_skips_stale_bursts_and_falls_back_after_a_restart(tmp_path):
     clips = [
         edit(tmp_path / f"rev{i}.otio", clips=BASE[:4] + [50 + 2 * i, 70 - 2 * i] + BASE[6:], markers=MOODS)

@@ -4,6 +4,7 @@ every fresh process."""
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from bridge.mkl_warmup import warm_vml
@@ -26,6 +27,7 @@ print(all(torch.equal(a, b) for a, b in zip(first, again)))
 """
 
 
+@pytest.mark.slow
 def test_rotary_tables_agree_in_every_fresh_process():
     """Twelve processes one after another (eight at a time on 2 cores raced in 0 of 24)."""
     outs = [

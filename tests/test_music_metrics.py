@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from bridge.music.evaluate import _mean_defined, _style_windows, grooving_similarity, pitch_class_entropy
 from bridge.music.tokens import Note
@@ -33,6 +34,7 @@ def test_pitch_class_entropy_and_undefined_takes_left_out_of_means():
     assert _mean_defined(grooving_similarity, [_at([0.0, 0.5, 2.0, 2.5]), _at([0.0])]) == 1.0
 
 
+@pytest.mark.slow
 def test_eval_runs_every_section_on_a_tiny_model(monkeypatch):
     import torch
     from bridge.music.evaluate import evaluate

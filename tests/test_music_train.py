@@ -699,6 +699,7 @@ def test_a_fresh_run_never_writes_over_a_checkpoint_and_a_broken_one_is_a_clear_
     assert first["eta_min"] >= 0 and first["min"] >= 0  # half the steps done: as long again
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, workers", [("SIGTERM", 0), ("SIGINT", 0), ("SIGINT", 2)])
 def test_a_run_stopped_by_a_signal_saves_a_checkpoint_between_steps_and_resumes(tmp_path, sig, workers):
     import os

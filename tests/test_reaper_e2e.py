@@ -27,6 +27,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not MODEL.exists(), reason="the shipped music model is not installed")
 def test_score_picture_through_a_real_daemon(tmp_path):
     env = dict(

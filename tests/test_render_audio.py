@@ -279,6 +279,7 @@ def _dirty_free(a, b, spans, rate, margin=0.02):
     return a[keep], b[keep]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SYNTHS)
 def test_a_spliced_render_equals_a_full_render(name):
     """Change the notes of 6-8 s of a 20 s cue (and a swell there): the spliced render

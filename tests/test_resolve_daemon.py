@@ -141,6 +141,7 @@ def test_failing_calls_are_retried_or_reported(capsys):
     assert our_items(resolve) == []
 
 
+@pytest.mark.slow
 def test_a_daemon_that_is_not_running_is_started(tmp_path, monkeypatch, capsys):
     cli = ROOT / ".venv" / "bin" / "scorebridge"
     if not cli.exists():

@@ -312,6 +312,7 @@ def test_scored_otio_reads_back_without_its_own_markers(model, tmp_path):
     assert [m.name for m in tl.tracks.markers if m.name.startswith("SB: hit")]
 
 
+@pytest.mark.slow
 def test_demo_scores_its_edit_and_says_where_to_listen(tmp_path, capsys, monkeypatch, model):
     import bridge.music.model as model_mod
 
