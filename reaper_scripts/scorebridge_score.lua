@@ -55,6 +55,10 @@ local function main()
     if status == "running" then
       request.show_progress(job, a, b)
       reaper.defer(poll)
+    elseif status == "midi" then
+      -- One run, one placement: the MIDI stage is left to the result that follows it.
+      os.remove(a)
+      reaper.defer(poll)
     elseif status == "error" then
       request.message(request.describe(a, b))
     else

@@ -142,6 +142,9 @@ def test_work_that_cannot_be_placed_fails_at_once_with_a_clear_error(tmp_path, c
         batch.run([str(tmp_path)], tmp_path / "out", engine="ray", worker_cpus=64, options=FAST, show=False)
     with pytest.raises(BadInput, match="--device cuda, but the Ray cluster has no GPU"):
         batch.run([str(tmp_path)], tmp_path / "out", engine="ray", device="cuda", options=FAST, show=False)
+    engine = batch.engine_for("ray", workers=5)  # more than the two CPUs hold: as many as fit, and said
+    assert engine.describe()["workers"] == 2 and engine.describe()["workers_asked"] == 5
+    engine.close()
     with pytest.raises(BadInput, match="for --engine ray"):
         batch.run([str(tmp_path)], tmp_path / "out", address="auto", options=FAST, show=False)
     assert not (tmp_path / "out").exists()  # nothing written

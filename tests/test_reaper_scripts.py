@@ -63,6 +63,8 @@ def score_once(spec, tmp_path, manifest, extra_before="", extra_after=""):
 fake.step(2)
 fake.progress(1, "0.400 composing 1M1")
 fake.step(2)
+fake.midi_ready(1, {lua_string(manifest)})   -- a MIDI stage first, as when a WAV follows
+fake.step(2)
 fake.finish(1, {lua_string(manifest)})
 fake.step(2)
 {extra_after}
@@ -242,6 +244,9 @@ def test_places_the_score(name, tmp_path, scored):
     assert undo_blocks(state) == [UNDO]
     assert state["outside_undo"] == [] and state["ui_refresh"] == 0
     assert any("40%  composing 1M1" in line for line in state["console"])
+    # placed once, from the final result: the MIDI stage before it was passed over
+    assert any(line.strip().endswith(str(manifest_path)) for line in state["console"])
+    assert not list((tmp_path / "project" / "ScoreBridge").glob("*.midi.json"))
     manifest = check_music(state, manifest_path, origin, "score")
 
     # The cue's tempo map and time signatures, from the cue's first frame on.

@@ -121,7 +121,7 @@ class RayEngine:
         # would wait for ever, so ask for no more than fit.
         self.fit = sum(self._fits(n["Resources"]) for n in nodes)
         if not self.fit:
-            largest = max((n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in nodes)
+            largest = max(((n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in nodes), default=(0, 0))
             self.close()
             raise BadInput(
                 f"no node of the Ray cluster can hold a worker of {self.cpus:g} CPU(s) and "
@@ -151,7 +151,7 @@ class RayEngine:
         return count
 
     def describe(self) -> dict:
-        return {
+        described = {
             "name": self.name,
             "address": self.address,
             "workers": self.workers,
@@ -160,6 +160,9 @@ class RayEngine:
             "retries": self.retries,
             "nodes": self.nodes,
         }
+        if self.asked and int(self.asked) > self.workers:  # more were asked for than the cluster holds
+            described["workers_asked"] = int(self.asked)
+        return described
 
     def _start(self):
         actor = self.actor_class.remote(self.device, max(1, int(self.cpus)), self.score_fn)
