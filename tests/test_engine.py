@@ -175,6 +175,21 @@ def test_percussion_phrases_the_music_fills_crashes_and_timpani_where_phrases_be
         assert fill[-1].velocity > fill[0].velocity
 
 
+def test_taiko_build_through_each_phrase():
+    plan = _cue(-0.6, 0.8, seconds=40, cuts=0)  # tense: taiko under the kit
+    notes = arrangement.arrange(plan, harmony.progression(plan, 3), 3)
+    starts = [b for b, _ in arrangement.bars(plan)]
+    per_bar = {}
+    for n in notes:
+        if n.role == "taiko":
+            bar = max(i for i, b in enumerate(starts) if b <= n.start)
+            per_bar[bar] = per_bar.get(bar, 0) + 1
+    full = len(arrangement.data("patterns.json")["percussion"]["taiko"]["4/4"]["steps"])
+    assert full > 2
+    for bar in range(len(starts) - 1):  # the last bar may be cut short by the cue's end
+        assert per_bar.get(bar) == (2 if bar % 4 < 2 else full), (bar, per_bar)
+
+
 def test_orchestral_percussion_has_tracks_of_its_own(corners):
     from bridge.compose import to_parts
 

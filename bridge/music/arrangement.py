@@ -229,7 +229,9 @@ def arrange(plan, chords, seed) -> list:
                         notes.append(_timpani(s, beat, Fraction(ev_len, 4), tone, rng, step, length, boost))
             if s.arousal >= 0.4 and s.palette.get("taiko") is not None:
                 taiko = patterns["percussion"]["taiko"].get(meter) or {}
-                if step in taiko.get("steps", ()):
+                # a phrase builds: its accents alone in the first half, the whole ostinato after
+                building = where["index"] % phrase["bars"] >= phrase["bars"] // 2
+                if step in (taiko.get("steps", ()) if building else taiko.get("accent", ())):
                     lo, _ = register("taiko", s.palette["taiko"])
                     vel = _velocity(s.velocity, "taiko", step, length, rng, boost)
                     vel += 12 if step in taiko["accent"] else 0
