@@ -193,7 +193,7 @@ def cmd_demo(args) -> int:
 def cmd_eval_score(args) -> int:
     import json
     from bridge.score import load_model
-    from bridge.score_eval import evaluate
+    from bridge.eval.score import evaluate
 
     model, info = load_model(args.device, args.model)
     extra = {} if args.key_pull is None else {"key_pull": args.key_pull}
@@ -269,42 +269,42 @@ def cmd_bench(args) -> int:
     import json
 
     if args.what == "score":
-        from bridge.score_bench import run
+        from bridge.bench.score import run
 
         results = run(
             seconds=args.seconds or 180.0, cuts=args.cuts or 40, device=args.device, candidates=args.candidates
         )
     elif args.what == "live":
-        from bridge import live_bench
+        from bridge.bench import live as live_bench
 
         results = live_bench.run(
             seconds=args.seconds or 180.0, cuts=args.cuts or 40, device=args.device, audio=not args.no_audio
         )
         print(live_bench.report(results))
     elif args.what == "audio":
-        from bridge import audio_bench
+        from bridge.bench import audio as audio_bench
 
         results = audio_bench.run(seconds=args.seconds or 180.0, cuts=args.cuts or 40, device=args.device)
         print(audio_bench.report(results))
     elif args.what == "sampling":
-        from bridge.music import sample_bench
+        from bridge.bench import sampling as sample_bench
 
         results = sample_bench.run(busy=args.busy, runs=args.runs)
         print(sample_bench.report(results))
     elif args.what == "batch":
-        from bridge import batch_bench
+        from bridge.bench import batch as batch_bench
 
         results = batch_bench.run(
             count=args.count, seconds=args.seconds or 30.0, cuts=args.cuts or 8, device=args.device
         )
         print(batch_bench.report(results))
     elif args.what == "daemon":
-        from bridge import daemon_bench
+        from bridge.bench import daemon as daemon_bench
 
         results = daemon_bench.run(seconds=args.seconds or 60.0, cuts=args.cuts or 14)
         print(daemon_bench.report(results))
     else:
-        from bridge.picture import bench
+        from bridge.bench import analysis as bench
 
         results = bench.run(args.seconds or 20.0)
     if args.json:

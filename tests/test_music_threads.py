@@ -137,7 +137,7 @@ def test_a_thread_count_that_is_not_one_or_more_is_refused(shipped, bad):
 @pytest.mark.slow
 def test_the_sampling_benchmark_times_every_policy_and_stops_its_busy_processes(monkeypatch):
     import subprocess
-    from bridge.music import sample_bench
+    from bridge.bench import sampling as sample_bench
     from scoring import tiny_model
 
     started, real = [], subprocess.Popen

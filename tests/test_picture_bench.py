@@ -1,6 +1,6 @@
 """The analysis benchmark runs end to end and reports every stage."""
 
-from bridge.picture import bench
+from bridge.bench import analysis as bench
 from bridge.picture.analysis import STAGES
 
 

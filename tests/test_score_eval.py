@@ -1,7 +1,7 @@
 """eval-score and bench score: the synthetic edits are what they claim, and the figures add up."""
 
-from bridge import score_eval
-from bridge.score_bench import bench_edit
+from bridge.eval import score as score_eval
+from bridge.bench.score import bench_edit
 from bridge.timeline import read_timeline
 from scoring import TINY_INFO, one_thread, tiny_model  # noqa: F401  (one_thread: autouse)
 

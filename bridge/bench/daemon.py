@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from bridge import client
-from bridge.score_bench import bench_edit
+from bridge.bench.score import bench_edit
 
 
 def _free_port():

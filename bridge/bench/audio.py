@@ -20,7 +20,7 @@ from pathlib import Path
 from bridge import timebase as tb
 from bridge.render import audio, loudness, synth
 from bridge.score import load_model, score
-from bridge.score_bench import bench_edit
+from bridge.bench.score import bench_edit
 
 AROUSALS = (-0.8, 0.0, 0.8)
 VALENCES = (-0.5, 0.5)

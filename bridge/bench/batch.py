@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bridge import batch
-from bridge.score_bench import bench_edit
+from bridge.bench.score import bench_edit
 
 
 def _row(name, report, wall, start):

@@ -27,7 +27,7 @@ import opentimelineio as otio
 from bridge.render import audio as audio_mod
 from bridge.render.audio import read_wav
 from bridge.score import load_model, score
-from bridge.score_bench import RATE, bench_edit
+from bridge.bench.score import RATE, bench_edit
 
 EDITS = ("move", "trim", "add", "remove", "mood")
 
