@@ -28,8 +28,13 @@ EDITS = ((60.0, 14, 1), (45.0, 8, 2))  # seconds, cuts, seed
 
 
 def run(seconds=180.0, cuts=40, device="auto") -> dict:
+    """Everything it writes goes to a scratch folder that is removed afterwards (it holds gigabytes)."""
+    with tempfile.TemporaryDirectory(prefix="scorebridge-audio-bench-") as folder:
+        return _run(Path(folder), seconds, cuts, device)
+
+
+def _run(work, seconds, cuts, device) -> dict:
     model, info = load_model(device)
-    work = Path(tempfile.mkdtemp(prefix="scorebridge-audio-bench-"))
     result = {
         "render": _render(model, info, work, seconds, cuts),
         "staging": _staging(model, info, work),

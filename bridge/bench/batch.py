@@ -48,7 +48,12 @@ def _row(name, report, wall, start):
 
 
 def run(count=12, seconds=30.0, cuts=8, device="auto") -> dict:
-    work = Path(tempfile.mkdtemp(prefix="scorebridge-batch-bench-"))
+    """Everything it writes goes to a scratch folder that is removed afterwards (it holds gigabytes)."""
+    with tempfile.TemporaryDirectory(prefix="scorebridge-batch-bench-") as folder:
+        return _run(Path(folder), count, seconds, cuts, device)
+
+
+def _run(work, count, seconds, cuts, device) -> dict:
     (work / "in").mkdir()
     inputs = [bench_edit(work / "in" / f"reel{i:02d}.otio", seconds, cuts, seed=i) for i in range(count)]
     folder = [str(work / "in")]

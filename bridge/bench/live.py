@@ -69,7 +69,12 @@ def edited(base, kind, path):
 
 
 def run(seconds=180.0, cuts=40, device="auto", audio=True) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="scorebridge-live-bench-"))
+    """Everything it writes goes to a scratch folder that is removed afterwards (it holds gigabytes)."""
+    with tempfile.TemporaryDirectory(prefix="scorebridge-live-bench-") as folder:
+        return _run(Path(folder), seconds, cuts, device, audio)
+
+
+def _run(work, seconds, cuts, device, audio) -> dict:
     model, info = load_model(device)
     base_path = bench_edit(work / "base.otio", seconds=seconds, cuts=cuts)
     base = otio.adapters.read_from_file(str(base_path))
