@@ -263,6 +263,44 @@ def test_a_motif_is_restated_note_for_note_over_the_same_chord():
     assert [n.start + 8 for n in first] == [n.start for n in second]
 
 
+def test_a_phrase_over_harmony_heard_before_comes_back_whole():
+    # A A B A A over two-bar phrases; the second and fifth phrases have the same chords
+    # (iii–IV). Re-fitting the motif from the fourth phrase's note gave another line there.
+    a = melody.Motif(
+        tuple((Fraction(k), Fraction(1), step) for k, step in enumerate((0, 1, 2, 1, 4, 3, 2, 1))), "model"
+    )
+    b = melody.Motif(tuple((Fraction(2 * k), Fraction(2), step) for k, step in enumerate((0, -2, -3, -4))), "model")
+    plan = _cue(0.5, 0.0, seconds=40, cuts=0, key="C major")
+    numerals = {0: "I", 2: "ii", 4: "iii", 5: "IV", 7: "V", 9: "vi"}
+    roots = (7, 0, 4, 5, 4, 7, 9, 2, 4, 5)
+    chords = [
+        harmony.ChordSpan(
+            Fraction(4 * k), Fraction(4 * k + 4), 0.0, 1.0, r, "maj" if numerals[r].isupper() else "min", numerals[r], 0
+        )
+        for k, r in enumerate(roots)
+    ]
+    chords.append(harmony.ChordSpan(Fraction(40), Fraction(1000), 0.0, 1.0, 0, "maj", "I", 0))
+    line = melody.write(plan, chords, {plan.sections[0].palette_name: (a, b)}, seed=1).notes
+
+    def phrase(start):
+        return [(n.start - start, n.end - n.start, n.pitch) for n in line if start <= n.start < start + 8]
+
+    assert phrase(8) and phrase(32) == phrase(8)
+
+
+def test_a_pedal_lets_go_before_a_hits_new_chord():
+    plan = _cue(-0.6, 0.8, seconds=20, cuts=0, key="E minor")  # tense: a tonic pedal
+    section = plan.sections[0]
+    assert section.palette_name in arrangement.PEDAL_PALETTES
+    i = harmony.ChordSpan(Fraction(0), Fraction(4), 0.0, 1.0, 4, "min", "i", 0)
+    v = harmony.ChordSpan(Fraction(4), Fraction(8), 1.0, 2.0, 11, "maj", "V", 0)
+    hit = harmony.ChordSpan(Fraction(8), Fraction(12), 2.0, 3.0, 4, "min", "i", 0, hit=0)
+    rng = __import__("numpy").random.default_rng(0)
+    bass = [arrangement._bass(c, [i, v, hit], c.start_beat, Fraction(1), "1", section, rng, 0, 4, 0) for c in (i, v)]
+    assert bass[0].pitch % 12 == 4  # the pedal under i
+    assert bass[1].pitch % 12 == 11  # V on its own root, into the hit
+
+
 def test_motif_draws_come_from_the_music_model_in_the_melody_family(model):
     drawn = melody.draw_motifs(model, {"bright": (0.7, 0.7, 2, "major", 140.0)}, seed=5)
     a, b = drawn["bright"]
@@ -334,6 +372,14 @@ def test_bar_repetition_hears_a_transposed_bar():
     cue = measures.Cue(4.0, (measures.Section(0.0, 4.0, 0, "major"),), [(0, 500_000)], [(0, 4, 4)])
     bar = [(0.0, 60), (0.5, 64), (1.0, 67)]
     notes = [_note(t, t + 0.25, p) for t, p in bar] + [_note(t + 2, t + 2.25, p + 2) for t, p in bar]
+    assert measures.bar_repetition(notes, cue) == pytest.approx(0.5)
+
+
+def test_bar_repetition_puts_a_downbeat_read_a_hair_early_in_its_own_bar():
+    # 80 BPM: beat 4 is at 3.0 s; seconds rounded in a MIDI file read as 3.9999 beats
+    cue = measures.Cue(6.0, (measures.Section(0.0, 6.0, 0, "major"),), [(0, 750_000)], [(0, 4, 4)])
+    bar = [(0.0, 60), (0.75, 64), (1.5, 67)]
+    notes = [_note(t, t + 0.5, p) for t, p in bar] + [_note(t + 3.0 - 1e-7, t + 3.5, p) for t, p in bar]
     assert measures.bar_repetition(notes, cue) == pytest.approx(0.5)
 
 

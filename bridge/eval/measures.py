@@ -179,9 +179,12 @@ def bar_repetition(notes, cue):
     bars = _bar_starts(cue)
     patterns = [set() for _ in bars]
     starts = [b for b, _ in bars]
+    edges = np.array([float(s) for s in starts])
     for n in _pitched(notes):
-        beat = seconds_to_beats(Fraction(n.start), cue.tempo_map)
-        i = max(0, np.searchsorted(np.array([float(s) for s in starts]), float(beat), side="right") - 1)
+        # to the 16th first: a note on a downbeat whose seconds were rounded reads 7.9999 beats
+        # and belongs to the bar it starts, not the one before
+        beat = Fraction(round(seconds_to_beats(Fraction(n.start), cue.tempo_map) * 12), 12)
+        i = max(0, np.searchsorted(edges, float(beat), side="right") - 1)
         patterns[i].add((round(float(beat - starts[i]) * 4), n.pitch % 12))
     seen, repeats, counted = [], 0, 0
     for p in patterns:

@@ -283,12 +283,17 @@ def _phrase_place(chords, laid_out, i, bars_begun, phrase_bars) -> dict:
 # the patterns that have one, under every chord (i, bII, V7, the diminished ones) — the key
 # stays certain while the harmony above it grinds. Tried and not kept: a dominant pedal, and
 # a pedal only under the chords that lack the tonic (the mode was heard wrong more often).
+# The chord that leads into a hit's new chord stands on its own root, so the cut is
+# approached by a bass that moves (V–i, bII–i) instead of a drone through it.
 PEDAL_PALETTES = ("tense",)
 
 
 def _bass(c, chords, beat, length, tone, section, rng, step, bar_len, boost) -> BeatNote:
     lo, hi = register("bass", section.palette["bass"])
     bottom = section.tonic if section.palette_name in PEDAL_PALETTES else c.root
+    after = chord_at(chords, c.end_beat)
+    if after is not None and after.hit is not None and (after.root, after.quality) != (c.root, c.quality):
+        bottom = c.root  # the pedal lets go before a hit's new chord: the bass walks into the cut
     root = fold(bottom + 36, lo, min(hi, lo + 11))  # the root in the lower octave of the register
     if tone == "5":
         pitch = root + 7 if root + 7 <= hi else root - 5

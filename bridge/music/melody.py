@@ -18,7 +18,9 @@ last note is held to the phrase's end (less a breath). Calm sections play the mo
 speed (augmentation) when it is busy. A restatement is the first statement moved by the
 interval its chord moved (a sequence) or else the smallest interval that fits the new chords
 (strong notes on chord tones, all in the scale), so the motif comes back with its own
-intervals; only where none fits is it re-fitted by scale steps.
+intervals; only where none fits is it re-fitted by scale steps. Where a phrase's harmony
+(its chords relative to its first) was heard before under the same motif, the phrase played
+there comes back, moved with its chords: a loop come round again is heard again whole.
 
 When the model writes fewer than three notes for a motif, an arpeggiated motif of the
 mood's chord takes its place; `Melody.sources` says which motifs came from where.
@@ -215,18 +217,30 @@ def phrases(plan, chords) -> list:
     return out
 
 
-def _transposed(reference, start, end, chords, chord, section, lo, hi, from_root=None):
+def _harmony_context(chords, start, end, chord) -> tuple:
+    """The phrase's chords as (offset, root above its first chord's, quality): two phrases
+    with the same context are the same harmony, perhaps transposed."""
+    out = []
+    for c in chords:
+        if c.end_beat > start and c.start_beat < end:
+            here = ((c.root - chord.root) % 12, c.quality)
+            if not out or out[-1][1:] != here:  # a hit striking the sounding chord again is no change
+                out.append((max(c.start_beat, start) - start, *here))
+    return tuple(out)
+
+
+def _transposed(reference, start, end, chords, chord, section, lo, hi, from_root=None, only_moved=False):
     """The reference statement moved to fit the phrase at `start`, as [[start, end, pitch]];
     None when no move fits. First by the interval its chord moved (from `from_root` to this
-    phrase's chord: a sequence, the accompaniment moving with it), then by the smallest
-    interval, up to a fifth either way."""
+    phrase's chord: a sequence, the accompaniment moving with it), then (unless `only_moved`)
+    by the smallest interval, up to a fifth either way."""
     if not reference:
         return None
     scale = {(section.tonic + d) % 12 for d in SCALES[section.mode]}
     shifts = sorted(range(-7, 8), key=lambda d: (abs(d), d))
     if from_root is not None:
         moved = (chord.root - from_root + 6) % 12 - 6
-        shifts = [moved, moved + 12, moved - 12] + [d for d in shifts if d != moved]
+        shifts = [moved, moved + 12, moved - 12] + ([] if only_moved else [d for d in shifts if d != moved])
     for shift in shifts:
         line = []
         for offset, length, pitch, strong in reference:
@@ -252,6 +266,7 @@ def write(plan, chords, motifs, seed) -> Melody:
     notes = []
     first_of = {}  # "A"/"B" -> the first pitch of its last statement: restated there when it fits
     stated = {}  # (palette, form, stretch) -> the first full statement: (offset, length, pitch, strong)
+    heard = {}  # (that, phrase length, its harmony relative to its first chord) -> the phrase played there
     form_index = {}
     for start, end, section_index in phrases(plan, chords):
         s = plan.sections[section_index]
@@ -325,12 +340,18 @@ def write(plan, chords, motifs, seed) -> Melody:
         # in range): the motif a listener recognises, not a re-fitted cousin of it.
         ref_key = (s.palette_name, form, stretch)
         reference, from_root = stated.get(ref_key, (None, None))
-        exact = _transposed(reference, start, end, chords, chord, s, lo, hi, from_root)
+        # Over harmony heard before under this motif (the loop come round again), the phrase
+        # is played as it was then, moved with its chords: the bar comes back whole.
+        context = (ref_key, end - start, _harmony_context(chords, start, end, chord))
+        again = heard.get(context)
+        exact = again and _transposed(again[0], start, end, chords, chord, s, lo, hi, again[1], only_moved=True)
+        exact = exact or _transposed(reference, start, end, chords, chord, s, lo, hi, from_root)
         if exact:
             line = exact
         elif ref_key not in stated and end - start >= MOTIF_BEATS - 1:
             stated[ref_key] = ([(t - start, e - t, p, strong) for (t, e, p), strong in zip(line, strongs)], chord.root)
         line[-1][1] = max(line[-1][1], end - BREATH) if end - line[-1][0] > BREATH else end
+        heard.setdefault(context, ([(t - start, e - t, p, False) for t, e, p in line], chord.root))
         first_of[form] = line[0][2]
         peak = max(n[2] for n in line)
         for i, (t, e, p) in enumerate(line):
