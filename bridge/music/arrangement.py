@@ -288,20 +288,28 @@ def _phrase_place(chords, laid_out, i, bars_begun, phrase_bars) -> dict:
 PEDAL_PALETTES = ("tense",)
 
 
-def _bass(c, chords, beat, length, tone, section, rng, step, bar_len, boost) -> BeatNote:
-    lo, hi = register("bass", section.palette["bass"])
-    bottom = section.tonic if section.palette_name in PEDAL_PALETTES else c.root
+def _bottom(c, chords, section) -> int:
+    """The pitch class the bass stands on under chord `c`: its root, or the pedal's tonic,
+    which lets go before a hit's new chord so the bass walks into the cut."""
+    if section.palette_name not in PEDAL_PALETTES:
+        return c.root
     after = chord_at(chords, c.end_beat)
     if after is not None and after.hit is not None and (after.root, after.quality) != (c.root, c.quality):
-        bottom = c.root  # the pedal lets go before a hit's new chord: the bass walks into the cut
-    root = fold(bottom + 36, lo, min(hi, lo + 11))  # the root in the lower octave of the register
+        return c.root
+    return section.tonic
+
+
+def _bass(c, chords, beat, length, tone, section, rng, step, bar_len, boost) -> BeatNote:
+    lo, hi = register("bass", section.palette["bass"])
+    root = fold(_bottom(c, chords, section) + 36, lo, min(hi, lo + 11))  # in the register's lower octave
     if tone == "5":
         pitch = root + 7 if root + 7 <= hi else root - 5
     elif tone == "8":
         pitch = root + 12 if root + 12 <= hi else root
-    elif tone == "A":  # a step below the next chord's root
+    elif tone == "A":  # a step below where the bass goes next (the next chord's root, or the pedal)
         nxt = chord_at(chords, c.end_beat)
-        target = fold((nxt.root if nxt else c.root) + 36, lo, min(hi, lo + 11))
+        goal = c.root if nxt is None else (_bottom(nxt, chords, section) if nxt.section == c.section else nxt.root)
+        target = fold(goal + 36, lo, min(hi, lo + 11))
         scale = [(section.tonic + d) % 12 for d in SCALES[section.mode]]
         pitch = next((target - k for k in (1, 2) if (target - k) % 12 in scale), target - 1)
         pitch = fold(pitch, lo, hi)

@@ -14,7 +14,8 @@ starts on a chord tone — and the answer (B, the draw's second half). A note on
 (beats 1 and 3, or a note held two beats) is moved to the nearest tone of its chord that
 keeps the motif's motion, every other
 note stays in the scale; the phrase is moved by octaves into the instrument's range, and its
-last note is held to the phrase's end (less a breath). Calm sections play the motif at half
+last note is held to the phrase's end (less a breath), resting open (on the third or fifth) in
+the first phrase of a pair and closed (on the tonic) in the second. Calm sections play the motif at half
 speed (augmentation) when it is busy. A restatement is the first statement moved by the
 interval its chord moved (a sequence) or else the smallest interval that fits the new chords
 (strong notes on chord tones, all in the scale), so the motif comes back with its own
@@ -268,7 +269,8 @@ def write(plan, chords, motifs, seed) -> Melody:
     stated = {}  # (palette, form, stretch) -> the first full statement: (offset, length, pitch, strong)
     heard = {}  # (that, phrase length, its harmony relative to its first chord) -> the phrase played there
     form_index = {}
-    for start, end, section_index in phrases(plan, chords):
+    spans = phrases(plan, chords)
+    for number, (start, end, section_index) in enumerate(spans):
         s = plan.sections[section_index]
         motif_a, motif_b = motifs[s.palette_name]
         k = form_index.get(section_index, 0)
@@ -283,9 +285,12 @@ def write(plan, chords, motifs, seed) -> Melody:
         anchor = first_of.get(form, first_of.get("A", (lo + hi) // 2 + 2))
         candidates = [p for p in range(lo, hi + 1) if p % 12 in chord.pcs and (p - s.tonic) % 12 in SCALES[s.mode]]
         candidates = candidates or [p for p in range(lo, hi + 1) if p % 12 in chord.pcs]
-        home = {(s.tonic + d) % 12 for d in ((0, 4, 7) if s.mode == "major" else (0, 3, 7))}
-        # nearest the anchor, a note of the tonic triad by preference (the key heard in the tune)
-        first = min(candidates, key=lambda p: (abs(p - anchor) + (0 if p % 12 in home else 3), p))
+        third = 4 if s.mode == "major" else 3
+        # nearest the anchor, a note of the tonic triad by preference (the key heard in the
+        # tune): its third (the mode's own note) first, then the tonic, then the fifth — a
+        # line that starts on the fifth over i–V hovers on the dominant and the key is lost
+        leaning = {(s.tonic + third) % 12: 0, s.tonic: 2, (s.tonic + 7) % 12: 5}
+        first = min(candidates, key=lambda p: (abs(p - anchor) + leaning.get(p % 12, 6), p))
         first_step = _degree(first, s.tonic, s.mode)
         line, previous_step, strongs = [], None, []
         for onset, length, step in motif.notes:
@@ -329,11 +334,16 @@ def write(plan, chords, motifs, seed) -> Melody:
         home = {(s.tonic + d) % 12 for d in ((0, 4, 7) if s.mode == "major" else (0, 3, 7))}
         resting = [
             p
-            for p in range(line[-1][2] - 4, line[-1][2] + 5)
+            for p in range(line[-1][2] - 5, line[-1][2] + 6)  # a fourth either way at most
             if p % 12 in home and p % 12 in last_chord.pcs and lo <= p <= hi
         ]
-        if resting:  # the tonic first, then the third (the mode's own note), then the fifth
-            rank = {(s.tonic + d) % 12: i for i, d in enumerate((0, 4 if s.mode == "major" else 3, 7))}
+        # Phrases go in pairs, question and answer: the first comes to rest open (the third,
+        # the mode's own note, then the fifth), the second closes on the tonic, as does the
+        # section's last phrase.
+        closing = k % 2 == 1 or number + 1 == len(spans) or spans[number + 1][2] != section_index
+        if resting:
+            order = (0, 4 if s.mode == "major" else 3, 7) if closing else (4 if s.mode == "major" else 3, 7, 0)
+            rank = {(s.tonic + d) % 12: i for i, d in enumerate(order)}
             line[-1][2] = min(resting, key=lambda p: (rank[p % 12], abs(p - line[-1][2]), p))
         # A restatement keeps the first statement's intervals where some transposition of it
         # fits this phrase's chords (strong notes on chord tones, every note in the scale and
@@ -342,7 +352,7 @@ def write(plan, chords, motifs, seed) -> Melody:
         reference, from_root = stated.get(ref_key, (None, None))
         # Over harmony heard before under this motif (the loop come round again), the phrase
         # is played as it was then, moved with its chords: the bar comes back whole.
-        context = (ref_key, end - start, _harmony_context(chords, start, end, chord))
+        context = (ref_key, closing, end - start, _harmony_context(chords, start, end, chord))
         again = heard.get(context)
         exact = again and _transposed(again[0], start, end, chords, chord, s, lo, hi, again[1], only_moved=True)
         exact = exact or _transposed(reference, start, end, chords, chord, s, lo, hi, from_root)
