@@ -2,8 +2,9 @@
 
 Every path can be moved by the environment, so tests and studios can keep them apart:
 SCOREBRIDGE_CONFIG (token), SCOREBRIDGE_STATE (daemon log), SCOREBRIDGE_CACHE (caches),
-SCOREBRIDGE_HOST/PORT, and
-SCOREBRIDGE_TOKEN (the token itself, overriding the file).
+SCOREBRIDGE_HOST/PORT, SCOREBRIDGE_TOKEN (the token itself, overriding the file),
+SCOREBRIDGE_SOUNDFONT (the General MIDI bank) and SCOREBRIDGE_CORPUS (training's corpus).
+This module is the only reader of SCOREBRIDGE_* variables.
 """
 
 import os
@@ -33,6 +34,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SCOREBRIDGE_CACHE") or platformdirs.user_cache_dir("scorebridge"))
 
 
+def corpus_dir() -> Path:
+    """Where training keeps the corpus it builds (gigabytes, rebuilt on demand):
+    $SCOREBRIDGE_CORPUS, else .corpus in a checkout, else the cache folder."""
+    if os.environ.get("SCOREBRIDGE_CORPUS"):
+        return Path(os.environ["SCOREBRIDGE_CORPUS"])
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / ".corpus"
+    return cache_dir() / "corpus"
+
+
+def soundfont_setting():
+    """$SCOREBRIDGE_SOUNDFONT: the General MIDI bank the user chose, or None."""
+    return os.environ.get("SCOREBRIDGE_SOUNDFONT") or None
+
+
 def token_path() -> Path:
     return config_dir() / "token"
 
@@ -48,6 +65,11 @@ def endpoint() -> tuple:
     if not 0 <= port <= 65535:
         raise ValueError(f"SCOREBRIDGE_PORT must be 0..65535, got {port}")
     return host, port
+
+
+def token_source() -> str:
+    """Where the token comes from, for the log: the variable or the file."""
+    return "SCOREBRIDGE_TOKEN" if os.environ.get("SCOREBRIDGE_TOKEN") else str(token_path())
 
 
 def read_token():

@@ -6,11 +6,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from bridge import __version__
+from bridge import __version__, resources
 from bridge.render.soundfont import find_soundfont, is_fallback_bank
 from bridge.render.synth import available as synthesizers
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
+MODELS = resources.folder("models")
 
 
 def _tool_version(tool: str) -> str | None:

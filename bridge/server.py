@@ -582,7 +582,7 @@ def serve(
         host,
         port,
         os.getpid(),
-        "SCOREBRIDGE_TOKEN" if os.environ.get("SCOREBRIDGE_TOKEN") else config.token_path(),
+        config.token_source(),
     )
     if ready is not None:
         ready(port)

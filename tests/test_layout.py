@@ -53,3 +53,50 @@ def test_the_measurement_packages_reach_the_product_only_downward():
     for name, path in ((_module(p), p) for p in PACKAGE.rglob("*.py")):
         if _inside(name, MEASUREMENT):
             assert not any(_inside(i, MAY_RUN_THEM) for i in _imports(path)), name
+
+
+def test_every_package_of_bridge_is_in_the_wheel():
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {_module(p) for p in PACKAGE.rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert found <= listed, f"add to pyproject's packages: {sorted(found - listed)}"
+
+
+def test_an_installed_wheel_finds_its_models_and_host_scripts(tmp_path):
+    """A wheel carries the weights and the host scripts inside the package; installed
+    anywhere (here: a bare folder on PYTHONPATH, run from elsewhere), bridge.resources finds
+    them there and not in a checkout."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = PACKAGE.parent
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        pip + ["wheel", str(root), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "wheel")], check=True
+    )
+    (wheel,) = (tmp_path / "wheel").glob("scorebridge-*.whl")
+    site = tmp_path / "site"
+    subprocess.run(pip + ["install", "--no-deps", "--target", str(site), str(wheel)], check=True)
+    probe = (
+        "import json, bridge\n"
+        "from bridge import resources\n"
+        "from bridge.hosts import reaper, resolve\n"
+        "from bridge.music import harmony, model\n"
+        "print(json.dumps({'package': bridge.__file__, 'reaper': str(reaper.SCRIPTS), "
+        "'resolve': str(resolve.SCRIPT), 'music': str(model.MODELS_DIR / (model.SHIPPED_NAME + '.safetensors')), "
+        "'harmony': str(harmony.WEIGHTS)}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    found = json.loads(out.stdout)
+    assert found["package"].startswith(str(site))
+    for key in ("reaper", "resolve", "music", "harmony"):
+        path = Path(found[key])
+        assert path.is_relative_to(site / "bridge") and path.exists(), (key, path)
+    assert (Path(found["reaper"]) / "scorebridge" / "request.lua").is_file()
+    assert (Path(found["music"]).with_suffix(".json")).is_file()

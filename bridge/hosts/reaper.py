@@ -12,11 +12,11 @@ import os
 import platform
 from pathlib import Path
 
-from bridge import atomic
+from bridge import atomic, resources
 from bridge.errors import BadInput
 from bridge.hosts import own_command
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "reaper_scripts"
+SCRIPTS = resources.folder("reaper")
 FOLDER = "ScoreBridge"
 ACTIONS = (
     ("scorebridge_score.lua", "ScoreBridge: Score picture"),

@@ -9,10 +9,11 @@ import os
 import platform
 from pathlib import Path
 
+from bridge import resources
 from bridge.errors import BadInput
 from bridge.hosts import own_command
 
-SCRIPT = Path(__file__).resolve().parents[2] / "resolve_script" / "ScoreBridge.py"
+SCRIPT = resources.folder("resolve") / "ScoreBridge.py"
 PLACEHOLDER = "INSTALLED_CLI = None"
 
 

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge import atomic
+from bridge import atomic, config
 from bridge.errors import BadInput
 
-CORPUS_DIR = Path(os.environ.get("SCOREBRIDGE_CORPUS", Path(__file__).resolve().parents[2] / ".corpus"))
+CORPUS_DIR = config.corpus_dir()
 
 # Multi-part collections parsed with music21, most valuable first (the budget may end the list).
 M21_COLLECTIONS = [

@@ -31,14 +31,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from bridge import atomic
+from bridge import atomic, resources
 from bridge.music.theory import QUALITY_NAMES, numeral
 from bridge.timebase import beats_to_seconds, beats_to_seconds_all, seconds_to_beats
 
 N_CHORDS = 12 * len(QUALITY_NAMES)
 BOS = N_CHORDS  # "no chord yet"
 FAR = 7  # boundary offsets of 7 or more chords are one condition
-WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "scorebridge-harmony.safetensors"
+WEIGHTS = resources.folder("models") / "scorebridge-harmony.safetensors"
 
 REPEAT = 0.85  # chance a chord away from a destination repeats the one a loop back
 LOOP_BEATS = 8  # the shortest loop: two bars, the melody's phrase

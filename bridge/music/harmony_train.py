@@ -17,15 +17,15 @@ Parsing is cached in .corpus/harmony.json (about 3 minutes on 2 cores the first 
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from bridge import config
 from bridge.music import harmony
 from bridge.music.theory import QUALITY_NAMES, best_chord
 
-CACHE = Path(__file__).resolve().parents[2] / ".corpus" / "harmony.json"
+CACHE = config.corpus_dir() / "harmony.json"
 
 
 def _chorale(path) -> dict | None:

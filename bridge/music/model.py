@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bridge import resources
 from bridge.mkl_warmup import warm_vml
 from bridge.music.tokens import VOCAB_SIZE
 
@@ -446,7 +447,7 @@ def packed(model):
 
 # ---- shipped weights ----------------------------------------------------------------------
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+MODELS_DIR = resources.folder("models")
 SHIPPED_NAME = "scorebridge-music"
 
 

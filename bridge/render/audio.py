@@ -98,7 +98,7 @@ def pick_synth(soundfont=None, synth="auto"):
         raise ValueError(f"unknown synthesizer {synth!r}; choose auto, {', '.join(synth_mod.SYNTHS)}")
     soundfont = soundfont or find_soundfont()
     if soundfont is None:
-        configured = os.environ.get("SCOREBRIDGE_SOUNDFONT")
+        configured = config.soundfont_setting()
         raise NoSynthesizer(
             f"soundfont not found: {configured} (SCOREBRIDGE_SOUNDFONT)"
             if configured

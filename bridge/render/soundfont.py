@@ -1,9 +1,10 @@
 """Finding a General MIDI soundfont and a synthesizer to render with."""
 
 import functools
-import os
 import struct
 from pathlib import Path
+
+from bridge import config
 
 VEL_RANGE = 44  # the SF2 generator that gives a zone a velocity range (a velocity layer)
 
@@ -28,7 +29,7 @@ FALLBACK_BANKS = ("timgm6mb",)  # small banks a render warns about
 
 def find_soundfont():
     """The soundfont to use: $SCOREBRIDGE_SOUNDFONT when set, else the first one installed."""
-    configured = os.environ.get("SCOREBRIDGE_SOUNDFONT")
+    configured = config.soundfont_setting()
     if configured:
         return configured if Path(configured).is_file() else None
     for candidate in SOUNDFONT_CANDIDATES:
