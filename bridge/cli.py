@@ -327,7 +327,7 @@ def cmd_bench(args) -> int:
 
 def cmd_serve(args) -> int:
     import logging
-    from bridge import server
+    from bridge.daemon import server
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -346,7 +346,7 @@ REQUEST_EXIT = {"bad_request": 2, "bad_input": 3, "unreachable": 5, "stale": 6}
 
 
 def cmd_request(args) -> int:
-    from bridge import client
+    from bridge.daemon import client
     from bridge.progress import console
 
     if (args.session is None) != (args.revision is None):
@@ -433,7 +433,7 @@ def cmd_batch(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from bridge import client
+    from bridge.daemon import client
 
     try:
         info = client.status()

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from bridge import client, server
+from bridge.daemon import client, server
 
 
 @contextmanager

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import client, config, server
+from bridge import config
+from bridge.daemon import client, server
 from daemon import Peer, serving
 from scoring import edit
 
@@ -389,7 +390,7 @@ def test_request_command_starts_the_daemon_and_answers_through_the_manifest_file
 
 
 def test_a_key_option_is_checked_and_handed_to_the_score():
-    from bridge.server import RequestError, parse_options
+    from bridge.daemon.protocol import RequestError, parse_options
 
     assert parse_options('{"key": "F# minor", "seed": 3}') == {"key": "F# minor", "seed": 3}
     with pytest.raises(RequestError, match="not a key"):

@@ -100,3 +100,14 @@ def test_an_installed_wheel_finds_its_models_and_host_scripts(tmp_path):
         assert path.is_relative_to(site / "bridge") and path.exists(), (key, path)
     assert (Path(found["reaper"]) / "scorebridge" / "request.lua").is_file()
     assert (Path(found["music"]).with_suffix(".json")).is_file()
+
+
+def test_the_daemon_and_its_clients_share_one_protocol_module():
+    """Only bridge.daemon.protocol speaks OSC; the server and the client take the wire from it,
+    and the client never imports the server."""
+    for path in PACKAGE.rglob("*.py"):
+        name = _module(path)
+        if name != "bridge.daemon.protocol":
+            assert not any(_inside(i, ("pythonosc",)) for i in _imports(path)), name
+    assert "bridge.daemon.protocol" in _imports(PACKAGE / "daemon" / "client.py")
+    assert not any(_inside(i, ("bridge.daemon.server",)) for i in _imports(PACKAGE / "daemon" / "client.py"))

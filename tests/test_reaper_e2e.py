@@ -47,7 +47,7 @@ def test_score_picture_through_a_real_daemon(tmp_path):
     )
     try:
         # Ready before the client looks, so that it never starts a daemon of its own.
-        from bridge import client
+        from bridge.daemon import client
 
         port = int(env["SCOREBRIDGE_PORT"])
         deadline = time.monotonic() + 60

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bridge import client
+from bridge.daemon import client
 from bridge.bench.score import bench_edit
 
 

@@ -15,10 +15,8 @@ import time
 import uuid
 from pathlib import Path
 
-from pythonosc.osc_packet import OscPacket
-
 from bridge import atomic, config
-from bridge.server import PREFIX, encode, is_loopback
+from bridge.daemon.protocol import decode, encode, is_loopback, name_of
 
 RESEND_AFTER_S = 10.0  # silence after which a request is sent again
 START_WAIT_S = 90.0  # how long a freshly started daemon may take to answer
@@ -45,7 +43,7 @@ class Connection:
 
     def send(self, name, *args):
         try:
-            self.sock.sendto(encode(PREFIX + name, *args), self.addr)
+            self.sock.sendto(encode(name, *args), self.addr)
         except OSError:
             pass  # nothing listening (ICMP), or no route: the wait times out and says so
 
@@ -66,12 +64,12 @@ class Connection:
             except OSError:
                 return None
             try:
-                for timed in OscPacket(data).messages:
-                    message = timed.message
-                    if message.address.startswith(PREFIX):
-                        return message.address[len(PREFIX) :], list(message.params)
-            except Exception:
+                messages = decode(data)
+            except ValueError:
                 continue
+            for address, args in messages:
+                if name_of(address) is not None:
+                    return name_of(address), args
 
     def close(self):
         self.sock.close()

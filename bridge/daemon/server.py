@@ -4,12 +4,11 @@ One UDP socket, read in the main thread; every packet is parsed, authenticated a
 before anything else sees it, so random bytes, wrong types or a wrong token never reach the
 pipeline and never stop the loop. Jobs wait in one queue and run one at a time on a worker
 thread (one model job at a time on one device). Replies go to the sender's address and port.
-The protocol is in PROTOCOL.md; `bridge.client` is its other half.
+The wire is bridge.daemon.protocol (docs/protocol.md); `bridge.daemon.client` is its other half.
 """
 
 import collections
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -20,123 +19,23 @@ import time
 import traceback
 from pathlib import Path
 
-from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket
-
 from bridge import __version__, config
+from bridge.daemon.protocol import MAX_TEXT, RequestError, decode, encode, is_loopback, name_of, parse_options
 from bridge.errors import BadInput, MissingModel
-from bridge.timebase import parse_rate
 
 log = logging.getLogger("scorebridge.daemon")
 
-PREFIX = "/scorebridge/"
 MAX_QUEUE = 64  # waiting jobs; one more is answered `busy`
 MAX_SESSIONS = 32  # live sessions whose last score is kept for partial updates
 MAX_AUDIO_SESSIONS = 4  # of those, the newest whose audio is kept for spliced WAVs (about 70 MB
 # a role for a 3-minute cue); older ones render their next WAV whole
 MAX_FINISHED = 256  # finished jobs remembered, so a re-sent request gets its answer again
-MAX_TEXT = 4096  # longest path or id accepted
-MAX_OPTIONS = 16384  # longest options_json accepted
 PROGRESS_INTERVAL = 0.2  # seconds between progress replies for one job
 BUNDLES = {".otiod", ".fcpxmld"}  # timelines that are folders
-OPTIONS = {"seed", "audio", "valence", "arousal", "fps", "media_root", "candidates", "key", "loudness"}
 
 
 class Cancelled(Exception):
     """Raised inside a job by its progress callback once the job has been cancelled."""
-
-
-class RequestError(Exception):
-    """A request that is answered `/scorebridge/error request_id code message`."""
-
-    def __init__(self, code, message, request_id=""):
-        super().__init__(message)
-        self.code, self.message, self.request_id = code, message, request_id
-
-
-def is_loopback(host) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def encode(address, *args) -> bytes:
-    """One OSC message; str -> 's', bool -> 'T'/'F', int -> 'i', float -> 'f'."""
-    builder = OscMessageBuilder(address=address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
-
-
-def parse_options(text) -> dict:
-    """options_json -> keyword arguments for bridge.score.score; RequestError when malformed."""
-    if len(text) > MAX_OPTIONS:
-        raise RequestError("bad_request", f"options_json is longer than {MAX_OPTIONS} characters")
-    try:
-        options = json.loads(text) if text.strip() else {}
-    except ValueError as exc:
-        raise RequestError("bad_request", f"options_json is not JSON: {exc}") from None
-    if not isinstance(options, dict):
-        raise RequestError("bad_request", "options_json must be a JSON object")
-    unknown = sorted(set(options) - OPTIONS)
-    if unknown:
-        raise RequestError(
-            "bad_request", f"unknown option(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(OPTIONS))}"
-        )
-    out = {}
-    if "seed" in options:
-        seed = options["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-            raise RequestError("bad_request", f"seed must be an integer 0..2^32-1, got {seed!r}")
-        out["seed"] = seed
-    if "audio" in options:
-        if not isinstance(options["audio"], bool):
-            raise RequestError("bad_request", f"audio must be true or false, got {options['audio']!r}")
-        out["audio_out"] = options["audio"]
-    for key in ("valence", "arousal"):
-        if options.get(key) is not None:
-            value = options[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= value <= 1.0:
-                raise RequestError("bad_request", f"{key} must be a number in [-1, 1], got {value!r}")
-            out[key] = float(value)
-    if options.get("fps") is not None:
-        try:
-            rate, _ = parse_rate(str(options["fps"]))
-        except (ValueError, ZeroDivisionError, BadInput) as exc:
-            raise RequestError("bad_request", f"fps: {exc}") from None
-        if not 1 <= rate <= 1000:
-            raise RequestError("bad_request", f"fps must be 1..1000, got {options['fps']!r}")
-        out["fps"] = rate
-    if options.get("media_root") is not None:
-        if not isinstance(options["media_root"], str) or len(options["media_root"]) > MAX_TEXT:
-            raise RequestError("bad_request", "media_root must be a folder path")
-        out["media_root"] = options["media_root"]
-    if options.get("key") is not None:
-        from bridge.music.theory import parse_key
-
-        if not isinstance(options["key"], str) or len(options["key"]) > 40:
-            raise RequestError("bad_request", "key must be a key name such as 'E minor'")
-        try:
-            parse_key(options["key"])
-        except ValueError as exc:
-            raise RequestError("bad_request", f"key: {exc}") from None
-        out["key"] = options["key"]
-    if options.get("loudness") is not None:
-        from bridge.render.audio import check_loudness
-
-        try:
-            out["loudness"] = check_loudness(options["loudness"])
-        except ValueError as exc:
-            raise RequestError("bad_request", str(exc)) from None
-    if "candidates" in options:
-        k = options["candidates"]
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 16:
-            raise RequestError("bad_request", f"candidates must be an integer 1..16, got {k!r}")
-        out["candidates"] = k
-    return out
 
 
 def _text(value, what, request_id=""):
@@ -181,7 +80,7 @@ class Daemon:
     # -- sending -------------------------------------------------------------------------
     def reply(self, addr, name, *args):
         try:
-            self.sock.sendto(encode(PREFIX + name, *args), addr)
+            self.sock.sendto(encode(name, *args), addr)
         except OSError as exc:  # the client went away: nothing to tell it
             log.debug("reply %s to %s failed: %s", name, addr, exc)
 
@@ -190,27 +89,27 @@ class Daemon:
         """One datagram: parse, authenticate, dispatch. Never raises."""
         started = time.perf_counter()
         try:
-            messages = [m.message for m in OscPacket(data).messages]
-        except Exception as exc:  # python-osc raises several types on garbage
+            messages = decode(data)
+        except ValueError as exc:
             log.warning("dropped a malformed packet from %s (%d bytes): %s", _peer(addr), len(data), exc)
             self.counts["malformed"] += 1
             return
-        for message in messages:
+        for address, args in messages:
             try:
-                self._dispatch(message.address, list(message.params), addr, started)
+                self._dispatch(address, args, addr, started)
             except RequestError as exc:
                 self.counts["errors"] += 1
-                log.info("%s from %s: %s %s", message.address, _peer(addr), exc.code, exc.message)
+                log.info("%s from %s: %s %s", address, _peer(addr), exc.code, exc.message)
                 self.reply(addr, "error", exc.request_id, exc.code, exc.message)
             except Exception:  # a bug here must not stop the daemon
-                log.error("handling %s from %s failed:\n%s", message.address, _peer(addr), traceback.format_exc())
+                log.error("handling %s from %s failed:\n%s", address, _peer(addr), traceback.format_exc())
 
     def _dispatch(self, address, args, addr, started):
-        if not isinstance(address, str) or not address.startswith(PREFIX):
+        name = name_of(address)
+        if name is None:
             self.counts["unknown"] += 1
             log.info("dropped %r from %s: not a ScoreBridge address", address, _peer(addr))
             return
-        name = address[len(PREFIX) :]
         request_id = ""
         if name in ("score", "cancel") and len(args) > 1 and isinstance(args[1], str):
             request_id = args[1][:MAX_TEXT]
