@@ -7,22 +7,44 @@ import sys
 from pathlib import Path
 
 from bridge import __version__
+from bridge import settings
 from bridge.errors import BadInput, MissingModel
 
 DEFAULT_OUT = "scorebridge-out"
 
 
-def _rate(text):
-    """--fps: a rate as editors write it (25, 23.976, 29.97, 30000/1001)."""
-    from bridge.timebase import parse_rate
+def _checked(check, convert=str):
+    """An argparse type from one of bridge.settings' checks: the flag takes the same values
+    the daemon's options_json and batch do."""
 
+    def parse(text):
+        try:
+            return check(convert(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _whole(text):
     try:
-        rate, _ = parse_rate(text)
-    except (ValueError, ZeroDivisionError) as exc:
-        raise argparse.ArgumentTypeError(f"not a frame rate: {text!r} ({exc})") from None
-    if not 1 <= rate <= 1000:
-        raise argparse.ArgumentTypeError(f"frame rate out of range (1–1000): {text}")
-    return rate
+        return int(text)
+    except ValueError:
+        raise ValueError(f"not a whole number: {text!r}") from None
+
+
+def _real(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"not a number: {text!r}") from None
+
+
+_rate = _checked(settings.check_fps)  # --fps: 25, 23.976, 29.97, 30000/1001
+_seed = _checked(settings.check_seed, _whole)
+_loudness = _checked(settings.check_loudness, _real)
+_key = _checked(settings.check_key)
+_candidates = _checked(settings.check_candidates, _whole)
 
 
 def _number_in(lo, hi, low_open=False):
@@ -41,7 +63,7 @@ def _number_in(lo, hi, low_open=False):
     return parse
 
 
-_unit = _number_in(-1, 1)  # --valence / --arousal
+_unit = _checked(lambda v: settings.check_unit(v, "valence and arousal"), _real)  # --valence / --arousal
 _strength = _number_in(0, 20)  # --key-pull / --steer (0: no key steering)
 _temperature = _number_in(0, 2, low_open=True)  # eval --temperature
 _top_p = _number_in(0, 1, low_open=True)  # eval --top-p
@@ -134,20 +156,12 @@ def cmd_score(args) -> int:
     manifest, path = score(
         args.input,
         args.out,
-        seed=args.seed,
         device=args.device,
-        audio_out=not args.no_audio,
-        media_root=args.media_root,
-        fps=args.fps,
-        valence=args.valence,
-        arousal=args.arousal,
-        candidates=args.candidates,
         model=model,
         model_info=info,
         use_cache=not args.no_cache,
-        key=args.key,
-        loudness=args.loudness,
         progress=None if args.quiet else console("score"),
+        **_score_options(args).score_kwargs(),
     )
     if not args.quiet:
         print(summary(manifest), file=sys.stderr)
@@ -228,25 +242,6 @@ def cmd_eval_cues(args) -> int:
         log=lambda line: print(line, file=sys.stderr),
     )
     return 1 if args.strict and result["cues_missing_a_floor"] else 0
-
-
-def _loudness(text):
-    from bridge.render.audio import check_loudness
-
-    try:
-        return check_loudness(float(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _key(text):
-    from bridge.music.theory import parse_key
-
-    try:
-        parse_key(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def _seeds(text):
@@ -352,14 +347,7 @@ def cmd_request(args) -> int:
     if (args.session is None) != (args.revision is None):
         print("scorebridge: --session and --revision go together", file=sys.stderr)
         return 2
-    options = {"seed": args.seed, "audio": not args.no_audio}
-    for key in ("valence", "arousal", "candidates", "key", "loudness"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    if args.media_root:
-        options["media_root"] = str(Path(args.media_root).resolve())
-    if args.fps is not None:
-        options["fps"] = str(args.fps)
+    options = _score_options(args, resolve_media_root=True).to_json()
     shown = None if args.quiet else console("request")
     filed = client.progress_writer(args.manifest_file) if args.manifest_file else None
 
@@ -398,17 +386,7 @@ def cmd_request(args) -> int:
 def cmd_batch(args) -> int:
     from bridge import batch
 
-    options = {
-        "seed": args.seed,
-        "audio_out": not args.no_audio,
-        "fps": args.fps,
-        "valence": args.valence,
-        "arousal": args.arousal,
-        "candidates": args.candidates,
-        "media_root": args.media_root,
-        "key": args.key,
-        "loudness": args.loudness,
-    }
+    options = _score_options(args)
     report = batch.run(
         args.inputs,
         args.out,
@@ -466,9 +444,27 @@ def cmd_install(args) -> int:
     return 0
 
 
+def _score_options(args, resolve_media_root=False):
+    """The ScoreOptions the flags of _music_options give."""
+    media_root = args.media_root
+    if media_root and resolve_media_root:  # the daemon runs elsewhere: an absolute path
+        media_root = str(Path(media_root).resolve())
+    return settings.ScoreOptions(
+        seed=args.seed,
+        audio=not args.no_audio,
+        valence=args.valence,
+        arousal=args.arousal,
+        fps=args.fps,
+        media_root=media_root,
+        key=args.key,
+        loudness=args.loudness,
+        candidates=args.candidates,
+    )
+
+
 def _music_options(p):
     """The options of every command that writes music (score, request, batch)."""
-    p.add_argument("--seed", type=int, default=1, help="the same seed gives the same music (default 1)")
+    p.add_argument("--seed", type=_seed, default=1, help="the same seed gives the same music (0..2^32-1, default 1)")
     p.add_argument("--no-audio", action="store_true", help="MIDI only: no WAV and no preview video")
     p.add_argument("--media-root", help="folder to look in for media that moved (relink by file name)")
     p.add_argument("--fps", type=_rate, help="frame rate of formats that carry none (EDL)")
@@ -488,8 +484,7 @@ def _music_options(p):
     )
     p.add_argument(
         "--candidates",
-        type=int,
-        choices=range(1, 17),
+        type=_candidates,
         default=4,
         metavar="K",
         help="accepted for older hosts and scripts; the layered engine draws one score",

@@ -8,8 +8,9 @@ import pytest
 
 from bridge import batch
 from scoring import edit
+from bridge.settings import ScoreOptions
 
-FAST = {"audio_out": False, "candidates": 1}
+FAST = ScoreOptions(audio=False, candidates=1)
 
 
 def edits(folder):

@@ -16,6 +16,7 @@ from bridge import batch
 from bridge.batch import job
 from bridge.errors import BadInput
 from scoring import edit
+from bridge.settings import ScoreOptions
 
 # Before Ray is imported: it reads these once. Loopback as this machine's address (on Linux
 # Ray would otherwise use the routable one) and no usage statistics.
@@ -24,7 +25,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ray = pytest.importorskip("ray", reason="Ray is an extra (pip install 'scorebridge[ray]'); .ci/setup installs it")
 pytestmark = pytest.mark.slow
 
-FAST = {"audio_out": False, "candidates": 1}
+FAST = ScoreOptions(audio=False, candidates=1)
 
 
 @pytest.fixture(scope="module")

@@ -392,6 +392,7 @@ def test_request_command_starts_the_daemon_and_answers_through_the_manifest_file
 def test_a_key_option_is_checked_and_handed_to_the_score():
     from bridge.daemon.protocol import RequestError, parse_options
 
-    assert parse_options('{"key": "F# minor", "seed": 3}') == {"key": "F# minor", "seed": 3}
+    handed = parse_options('{"key": "F# minor", "seed": 3}')
+    assert handed["key"] == "F# minor" and handed["seed"] == 3 and handed["audio_out"] is True
     with pytest.raises(RequestError, match="not a key"):
         parse_options('{"key": "Q"}')

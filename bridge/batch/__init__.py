@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bridge.settings import ScoreOptions
 from bridge import __version__, atomic
 from bridge.batch.job import alignment, score_one  # noqa: F401  (the batch's one-timeline API)
 from bridge.errors import BadInput
@@ -134,14 +135,18 @@ def engine_for(
 def run(
     inputs, out, *, workers=None, resume=False, options=None, device="auto", show=True, engine="local", **engine_options
 ) -> dict:
-    """Score every timeline the inputs name on `engine` (a name, or an engine object);
-    returns the report (also written to out/REPORT)."""
+    """Score every timeline the inputs name on `engine` (a name, or an engine object) with
+    `options` (a bridge.settings.ScoreOptions; the defaults when None); returns the report
+    (also written to out/REPORT)."""
+    options = options if options is not None else ScoreOptions()
+    if not isinstance(options, ScoreOptions):
+        raise TypeError("batch options are a bridge.settings.ScoreOptions")
     out = Path(out).resolve()
     timelines, problems = expand(inputs)
     if isinstance(engine, str):
         engine = engine_for(engine, workers=workers, device=device, **engine_options)
     try:
-        return _run(engine, timelines, problems, out, resume, options or {}, show)
+        return _run(engine, timelines, problems, out, resume, options, show)
     finally:
         engine.close()
 
@@ -162,7 +167,7 @@ def _run(engine, timelines, problems, out, resume, options, show):
         "out": str(out),
         "engine": described,
         "workers": described["workers"],
-        "options": {k: str(v) for k, v in options.items()},
+        "options": {k: str(v) for k, v in options.score_kwargs().items()},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "timelines": [{"input": text, "status": "failed", "code": "bad_input", "error": why} for text, why in problems],
     }

@@ -76,7 +76,7 @@ def score_one(path, out, options, device="auto", progress=None, node=None) -> di
             raise BadInput(f"no such file: {path}{shared}")
         model, info = load(device)
         manifest, manifest_path = score(
-            path, out, model=model, model_info=info, device=device, progress=progress, **options
+            path, out, model=model, model_info=info, device=device, progress=progress, **options.score_kwargs()
         )
         entry.update(
             status="done",

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge import atomic, config
+from bridge.settings import LOUDNESS_RANGE, check_loudness  # noqa: F401  (score.py reads them here)
 from bridge import timebase as tb
 from bridge.render import loudness as meter
 from bridge.render import synth as synth_mod
@@ -54,7 +55,6 @@ from bridge.render.midi import DEFAULT_TEMPO, on_ticks, read_midi
 from bridge.render.soundfont import find_soundfont, is_fallback_bank
 
 REFERENCE_LUFS = -23.0  # where a mid-arousal cue lands (EBU R128's target)
-LOUDNESS_RANGE = (-40.0, -10.0)
 PART_LUFS = -30.0  # a part's reference note at the reference staging (puts a mid-arousal cue near -23)
 TRUE_PEAK_DB = -1.0  # the limiter's ceiling, dBTP
 MATCH_MAX_DB = 24.0  # level matching moves a part by at most this either way
@@ -126,19 +126,6 @@ def bank_warning(soundfont):
             "install fluid-soundfont-gm (FluidR3_GM) or set SCOREBRIDGE_SOUNDFONT"
         )
     return None
-
-
-def check_loudness(value):
-    """The --loudness target in LUFS, or ValueError saying what is accepted."""
-    low, high = LOUDNESS_RANGE
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or not low <= value <= high
-    ):
-        raise ValueError(f"loudness must be LUFS between {low:g} and {high:g}, got {value!r}")
-    return float(value)
 
 
 @dataclasses.dataclass(frozen=True)
