@@ -111,3 +111,79 @@ def test_the_daemon_and_its_clients_share_one_protocol_module():
             assert not any(_inside(i, ("pythonosc",)) for i in _imports(path)), name
     assert "bridge.daemon.protocol" in _imports(PACKAGE / "daemon" / "client.py")
     assert not any(_inside(i, ("bridge.daemon.server",)) for i in _imports(PACKAGE / "daemon" / "client.py"))
+
+
+# Utilities <- stages <- drivers <- the command line (ARCHITECTURE.md): a module imports its
+# own layer or those before it. music.theory (names of keys, scales and chords; it imports
+# nothing) is a utility, so settings can check a key name.
+LAYERS = [
+    (
+        "utility",
+        (
+            "bridge.errors",
+            "bridge.config",
+            "bridge.resources",
+            "bridge.settings",
+            "bridge.timebase",
+            "bridge.tempo",
+            "bridge.atomic",
+            "bridge.progress",
+            "bridge.mkl_warmup",
+            "bridge.music.theory",
+        ),
+    ),
+    (
+        "stage",
+        (
+            "bridge.timeline",
+            "bridge.markers",
+            "bridge.picture",
+            "bridge.plan",
+            "bridge.music",
+            "bridge.render",
+            "bridge.compose",
+            "bridge.manifest",
+            "bridge.analyze",
+        ),
+    ),
+    (
+        "driver",
+        (
+            "bridge.score",
+            "bridge.live",
+            "bridge.daemon",
+            "bridge.batch",
+            "bridge.hosts",
+            "bridge.demo",
+            "bridge.doctor",
+        ),
+    ),
+    ("command line", ("bridge.cli", "bridge.music.cli", "bridge.__main__")),
+]
+
+
+def _layer(name):
+    """Index into LAYERS of the longest prefix that holds `name`, or None (the package itself)."""
+    best, length = None, -1
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if _inside(name, (prefix,)) and len(prefix) > length:
+                best, length = index, len(prefix)
+    return best
+
+
+def test_dependencies_point_one_way():
+    upward = []
+    for path in PACKAGE.rglob("*.py"):
+        name = _module(path)
+        mine = _layer(name)
+        if mine is None or _inside(name, MEASUREMENT):
+            continue
+        for imported in _imports(path):
+            theirs = _layer(imported) if imported.startswith("bridge.") else None
+            if theirs is not None and theirs > mine:
+                upward.append(f"{name} ({LAYERS[mine][0]}) imports {imported} ({LAYERS[theirs][0]})")
+    assert not upward, "\n".join(sorted(upward))
+    every = {_module(p) for p in PACKAGE.rglob("*.py")} - {"bridge"}
+    placed = {m for m in every if _layer(m) is not None or _inside(m, MEASUREMENT)}
+    assert placed == every, f"give these a layer: {sorted(every - placed)}"
