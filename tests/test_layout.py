@@ -136,7 +136,7 @@ LAYERS = [
         "stage",
         (
             "bridge.timeline",
-            "bridge.markers",
+            "bridge.timeline.markers",
             "bridge.picture",
             "bridge.plan",
             "bridge.music",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bridge.markers import MOODS, parse_marker
+from bridge.timeline.markers import MOODS, parse_marker
 
 
 @pytest.mark.parametrize("name", ["hit", "HIT", " Hit ", "hit: door slam", "Hit:boom", "hit :x"])
@@ -135,7 +135,7 @@ def test_mood_auto_hands_back_to_the_picture():
 
 
 def test_tacet_spans_rule():
-    from bridge.markers import tacet_spans
+    from bridge.timeline.markers import tacet_spans
     from bridge.timeline import Marker
 
     markers = [

@@ -20,7 +20,7 @@ from bridge.picture.cues import AUDIO_BLOCKS, CueMeter, audio_energy, cut_rate, 
 from bridge.picture.emotion import DefaultEstimator, FaceEstimator, MarkerEstimator, PictureEstimator, Span, combine
 from bridge.picture.scenes import CutFinder
 from bridge.picture.video import MediaError, RangeReader, probe, small_size
-from bridge.markers import tacet_spans
+from bridge.timeline.markers import tacet_spans
 from bridge.timebase import frames_to_seconds, seconds_to_frame
 from bridge.timeline import Hit, Timeline
 
