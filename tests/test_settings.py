@@ -41,7 +41,7 @@ def test_the_command_line_and_options_json_give_the_same_score_arguments():
     args = build_parser().parse_args(
         ["score", "edit.otio", "--seed", "7", "--no-audio", "--key", "E minor", "--fps", "29.97", "--valence", "-0.5"]
     )
-    from bridge.cli import _score_options
+    from bridge.cli.main import _score_options
 
     options = _score_options(args)
     assert options == ScoreOptions(seed=7, audio=False, key="E minor", fps=Fraction(30000, 1001), valence=-0.5)

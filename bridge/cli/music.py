@@ -197,8 +197,7 @@ def _print_eval(res, args) -> int:
 
 def register(sub) -> None:
     """Add this concern's sub-commands to the top-level parser."""
-    # bridge.cli calls this once fully imported
-    from bridge.cli import (
+    from bridge.cli.types import (
         _guidance,
         _int_in,
         _key_cut,
