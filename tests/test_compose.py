@@ -5,7 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from bridge.compose import (
+from bridge.score.compose import (
     ENERGY_WINDOW_S,
     HIT_FAMILIES,
     KEY_PULL,
@@ -163,7 +163,7 @@ def test_mood_changes_cut_the_cue_into_parts_written_afresh(model):
 
 def test_a_model_with_the_tonic_condition_is_given_each_sections_tonic(monkeypatch):
     import torch
-    import bridge.compose as comp
+    import bridge.score.compose as comp
     from bridge.music.model import MusicConfig, MusicTransformer
 
     torch.manual_seed(0)
@@ -381,7 +381,7 @@ def test_the_dynamics_pull_marks_each_section_and_lifts_the_levels_nearer_its_ow
 
 
 def test_levels_set_reads_the_loudness_each_family_is_left_at():
-    from bridge.compose import levels_set
+    from bridge.score.compose import levels_set
     from bridge.music.tokens import FAMILY_INDEX, Note, encode, vel_level
 
     notes = [
@@ -436,7 +436,7 @@ def test_a_straggling_take_is_ended_once_another_has_finished():
 
 
 def test_finish_places_chords_exactly_and_ends_unreleased_notes():
-    from bridge.compose import MAX_NOTE_S, finish
+    from bridge.score.compose import MAX_NOTE_S, finish
     from bridge.music.tokens import Note
 
     plan = _plan(tacet=True)

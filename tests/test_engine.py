@@ -191,7 +191,7 @@ def test_taiko_build_through_each_phrase():
 
 
 def test_orchestral_percussion_has_tracks_of_its_own(corners):
-    from bridge.compose import to_parts
+    from bridge.score.compose import to_parts
 
     plan, drawn = corners["tense"]
     names = [p["name"] for p in to_parts(drawn.notes, plan)]
@@ -312,7 +312,7 @@ def test_motif_draws_come_from_the_music_model_in_the_melody_family(model):
 
 
 def test_live_spans_take_the_full_draws_notes(model):
-    from bridge import live
+    from bridge.score import live
 
     plan = _cue(0.3, 0.4, seconds=30, cuts=4)
     full = engine.draw(model, plan, seed=2).notes
@@ -337,7 +337,7 @@ def test_a_moods_motifs_are_its_own_whatever_else_the_cue_holds(model, monkeypat
 
 
 def _note(start, end, pitch, family="pad"):
-    from bridge.compose import ScoreNote
+    from bridge.score.compose import ScoreNote
 
     return ScoreNote(start, end, pitch, 80, family)
 
@@ -429,7 +429,7 @@ def test_score_takes_a_key_and_refuses_a_wrong_one(tmp_path, capsys):
 
 def test_sustained_parts_swell_into_important_hits_with_cc11(model, tmp_path):
     import mido
-    from bridge.compose import to_parts
+    from bridge.score.compose import to_parts
     from bridge.render.midi import write_midi
 
     plan = _cue(0.6, 0.6, seconds=30, cuts=3)

@@ -141,7 +141,7 @@ LAYERS = [
             "bridge.plan",
             "bridge.music",
             "bridge.render",
-            "bridge.compose",
+            "bridge.score.compose",
             "bridge.manifest",
             "bridge.analyze",
         ),
@@ -150,7 +150,7 @@ LAYERS = [
         "driver",
         (
             "bridge.score",
-            "bridge.live",
+            "bridge.score.live",
             "bridge.daemon",
             "bridge.batch",
             "bridge.hosts",
@@ -187,3 +187,18 @@ def test_dependencies_point_one_way():
     every = {_module(p) for p in PACKAGE.rglob("*.py")} - {"bridge"}
     placed = {m for m in every if _layer(m) is not None or _inside(m, MEASUREMENT)}
     assert placed == every, f"give these a layer: {sorted(every - placed)}"
+
+
+def test_importing_the_stages_loads_no_driver():
+    """A package's __init__ runs on any import below it: bridge.score's must not pull its
+    pipeline (and every stage) into a renderer that only wants compose's ScoreNote."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, bridge.render.midi, bridge.render.audio, bridge.music.engine, bridge.timeline\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('bridge.score.pipeline', 'bridge.daemon', "
+        "'bridge.batch', 'bridge.cli'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from bridge import live
+from bridge.score import live
 from bridge.render.midi import read_midi
 from bridge.score import load_model, score
 from bridge.timebase import seconds_to_ticks

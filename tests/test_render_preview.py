@@ -11,7 +11,7 @@ import pytest
 
 from bridge.demo import render_scenes
 from bridge.plan import make_plan
-from bridge.compose import ScoreNote
+from bridge.score.compose import ScoreNote
 from bridge.render.preview import PreviewSkipped, cue_sheet, preview_video
 from bridge.timeline import Hit, read_timeline
 from scoring import edit

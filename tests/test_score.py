@@ -14,7 +14,7 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from bridge import score as score_mod
+from bridge.score import pipeline as score_mod
 from bridge.cli import main
 from bridge.music.model import save_shipped
 from bridge.render.audio import read_wav

@@ -414,7 +414,7 @@ def _load_shipped(device):
 
 
 def _run_score(job, model, model_info, progress):
-    """One job; an update keeps what bridge.live needs for the session's next revision."""
+    """One job; an update keeps what bridge.score.live needs for the session's next revision."""
     from bridge.score import score
 
     keep = None

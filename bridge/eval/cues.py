@@ -158,7 +158,7 @@ def corpus_rows(log=print) -> list:
 
 
 def _corpus_piece(score, qpm=100.0):
-    from bridge.compose import ScoreNote
+    from bridge.score.compose import ScoreNote
 
     key = score.analyze("key")
     parts = list(score.parts)
@@ -190,7 +190,7 @@ def _corpus_piece(score, qpm=100.0):
 
 
 def _groove_rows(log) -> list:
-    from bridge.compose import ScoreNote
+    from bridge.score.compose import ScoreNote
     from bridge.music import grooves
 
     if grooves.find_mma() is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.compose import (
+from bridge.score.compose import (
     DYNAMICS_PULL,
     ENERGY_PULL,
     GUIDANCE,

@@ -436,7 +436,7 @@ def to_seconds(notes, plan, chords=()) -> list:
     """BeatNotes -> ScoreNotes (seconds) with their families; a struck or plucked note no
     longer than max_hold_s. A note on the beat a hit's chord starts on starts on the hit's
     exact second with it (the beat can be a tick or two off the frame)."""
-    from bridge.compose import ScoreNote
+    from bridge.score.compose import ScoreNote
 
     max_hold = data("instruments.json")["max_hold_s"]
     beats = sorted({b for n in notes for b in (n.start, n.end)})

@@ -15,10 +15,11 @@ import threading
 import time
 from pathlib import Path
 
-from bridge import atomic, live
+from bridge import atomic
+from bridge.score import live
 from bridge import manifest as manifest_mod
 from bridge.analyze import read_and_analyze
-from bridge.compose import to_parts
+from bridge.score.compose import to_parts
 from bridge.music import engine
 from bridge.plan import describe, make_plan
 from bridge.render import audio, midi, otio_out, preview
@@ -70,7 +71,7 @@ def score(
     audio.REFERENCE_LUFS, -23): the whole gain staging moves with it.
     Live mode: `previous` is the session state an earlier revision left in `keep` (a dict
     filled on success); with it only the spans the edit changed are written again (see
-    bridge.live), and the manifest's `update` says which.
+    bridge.score.live), and the manifest's `update` says which.
     on_midi(path): called when the MIDI is written and a WAV is still to come, with the path
     of a MIDI-stage manifest (`"stage": "midi"`, no audio outputs) whose MIDI and notes files
     are already in place; the path lives only until this call returns its final manifest, so
