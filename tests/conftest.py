@@ -1,4 +1,6 @@
-"""Shared test fixtures. Sample data beside the checkout (../shared) is optional."""
+"""Shared test fixtures. The tests mirror the package (tests/timeline for bridge/timeline, ...);
+what they share besides fixtures is in tests/helpers. Sample data beside the checkout
+(../shared) is optional."""
 
 import os
 from pathlib import Path
@@ -15,6 +17,18 @@ def _private_cache(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.getbasetemp()
     monkeypatch.setenv("SCOREBRIDGE_CACHE", str(base / "cache"))
     monkeypatch.setenv("SCOREBRIDGE_CONFIG", str(base / "config"))
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test: the models it uses are tiny, and threads fight over
+    shared cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -202,3 +202,14 @@ def test_importing_the_stages_loads_no_driver():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_tests_mirror_the_package():
+    """tests/<name>/ holds the tests of bridge/<name> (a package or a module); what the tests
+    share is in tests/helpers and tests/conftest.py."""
+    tests = Path(__file__).resolve().parent
+    for folder in tests.iterdir():
+        if not folder.is_dir() or folder.name in ("helpers", "__pycache__") or folder.name.startswith("."):
+            continue
+        assert (PACKAGE / folder.name).is_dir() or (PACKAGE / f"{folder.name}.py").is_file(), folder.name
+        assert list(folder.glob("test_*.py")), f"{folder.name} holds no tests"
