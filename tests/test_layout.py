@@ -99,6 +99,7 @@ def test_an_installed_wheel_finds_its_models_and_host_scripts(tmp_path):
         path = Path(found[key])
         assert path.is_relative_to(site / "bridge") and path.exists(), (key, path)
     assert (Path(found["reaper"]) / "scorebridge" / "request.lua").is_file()
+    assert (Path(found["resolve"]).parent / "scorebridge_resolve" / "session.py").is_file()
     assert (Path(found["music"]).with_suffix(".json")).is_file()
 
 

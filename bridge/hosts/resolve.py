@@ -1,8 +1,11 @@
-"""`scorebridge install resolve`: copy ScoreBridge.py to where Resolve lists menu scripts.
+"""`scorebridge install resolve`: copy the menu entry ScoreBridge.py to where Resolve lists
+menu scripts.
 
-Scripts under Fusion/Scripts/Utility show in Workspace > Scripts on every page. The copy
-learns the command that installed it (INSTALLED_CLI), so it can start this ScoreBridge's
-daemon even when `scorebridge` is not on the PATH Resolve gives its scripts.
+Scripts under Fusion/Scripts/Utility show in Workspace > Scripts on every page. Only the entry
+is copied (a folder there would show as a menu of its modules); it learns the command that
+installed it (INSTALLED_CLI), so it can start this ScoreBridge's daemon even when
+`scorebridge` is not on the PATH Resolve gives its scripts, and the folder that holds the
+script's package, scorebridge_resolve (MODULES), which stays that of this installation.
 """
 
 import os
@@ -15,6 +18,7 @@ from bridge.hosts import own_command
 
 SCRIPT = resources.folder("resolve") / "ScoreBridge.py"
 PLACEHOLDER = "INSTALLED_CLI = None"
+MODULES_PLACEHOLDER = "MODULES = None"
 
 
 def default_dir(system=None) -> Path:
@@ -50,10 +54,15 @@ def install(dest=None) -> list:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInput(f"cannot create {folder}: {exc.strerror}") from None
+    package = SCRIPT.parent / "scorebridge_resolve" / "__init__.py"
+    if not package.is_file():
+        raise BadInput(f"the Resolve script's modules are not part of this installation ({package} is missing)")
     text = SCRIPT.read_text(encoding="utf-8")
-    if text.count(PLACEHOLDER) != 1:
-        raise BadInput(f"{SCRIPT.name} has no single `{PLACEHOLDER}` line to fill in")
+    for placeholder in (PLACEHOLDER, MODULES_PLACEHOLDER):
+        if text.count(placeholder) != 1:
+            raise BadInput(f"{SCRIPT.name} has no single `{placeholder}` line to fill in")
     text = text.replace(PLACEHOLDER, f"INSTALLED_CLI = {own_command()!r}")
+    text = text.replace(MODULES_PLACEHOLDER, f"MODULES = {str(SCRIPT.parent.resolve())!r}")
     target = folder / SCRIPT.name
     tmp = target.with_name(f".{target.name}.{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")

@@ -171,7 +171,7 @@ def test_a_daemon_that_is_not_running_is_started(tmp_path, monkeypatch, capsys):
 def test_no_daemon_and_no_command_is_one_message(tmp_path, monkeypatch, capsys):
     for key, value in daemon_env(tmp_path, free_port()).items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(sb, "find_cli", lambda: None)
+    monkeypatch.setattr(sb.paths, "find_cli", lambda: None)
     report = sb.main(cut()[0], options=FAST)
     assert "the ScoreBridge daemon is not running and the `scorebridge` command was not found" in report["message"]
     assert "Traceback" not in capsys.readouterr().out
@@ -311,7 +311,7 @@ def with_window(monkeypatch, resolve, steps):
     user = User(steps)
     bmd = fake_ui.Bmd(user)
     resolve.fusion = fake_ui.Fusion()
-    monkeypatch.setattr(sb, "bmd", bmd, raising=False)
+    monkeypatch.setattr(sb.ui, "BMD", bmd)
     return user, bmd
 
 

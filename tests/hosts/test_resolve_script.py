@@ -5,6 +5,7 @@ fake Resolve of tests/helpers/resolve (HOSTS.md), and `install`."""
 import ast
 import json
 import os
+import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -48,16 +49,28 @@ def cut(rate="24", start=86400, **options):
 # --- Resolve's Python ----------------------------------------------------------------------
 
 
-def test_parses_as_python_36_and_imports_only_the_standard_library():
-    text = SCRIPT.read_text()
-    tree = ast.parse(text, feature_version=(3, 6))
+@pytest.mark.parametrize(
+    "path", [SCRIPT, *sorted((SCRIPT.parent / "scorebridge_resolve").glob("*.py"))], ids=lambda p: p.name
+)
+def test_parses_as_python_36_and_imports_only_the_standard_library(path):
+    tree = ast.parse(path.read_text(), feature_version=(3, 6))
     names = {a.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
-    names |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    names.discard("DaVinciResolveScript")  # Resolve's own module, only outside Resolve
+    names |= {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level
+    }
+    names -= {"DaVinciResolveScript", "scorebridge_resolve"}  # Resolve's own module; the script's own package
     assert names <= set(sys.stdlib_module_names), names - set(sys.stdlib_module_names)
     for node in ast.walk(tree):  # 3.7+ library calls a 3.6 Python does not have
         if isinstance(node, ast.keyword):
             assert node.arg not in ("capture_output", "text"), node.arg
+
+
+def test_the_menu_entry_is_small_and_the_modules_are_a_package():
+    assert len(SCRIPT.read_text().splitlines()) < 60
+    package = load_script()
+    assert package.main is package.app.main and package.common.INSTALLED_CLI is None
 
 
 # --- OSC ---------------------------------------------------------------------------------
@@ -391,7 +404,18 @@ def test_install_into_a_folder(tmp_path):
     line = next(row for row in text.splitlines() if row.startswith("INSTALLED_CLI = "))
     command = ast.literal_eval(line.split("=", 1)[1].split("#")[0].strip())
     assert command and Path(command[0]).exists()
+    line = next(row for row in text.splitlines() if row.startswith("MODULES = "))
+    modules = Path(ast.literal_eval(line.split("=", 1)[1].split("#")[0].strip()))
+    assert (modules / "scorebridge_resolve" / "__init__.py").is_file()
     assert resolve_host.install(dest) == [path]  # again: replaced, not doubled
+    # the installed entry, run from Resolve's folder, finds the package where MODULES says
+    probe = (
+        "import runpy, sys; entry = runpy.run_path(sys.argv[1]); "
+        "print(entry['scorebridge'].__file__, entry['scorebridge'].common.INSTALLED_CLI is not None)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], cwd=dest, capture_output=True, text=True, check=True)
+    found, told = out.stdout.split()
+    assert Path(found).parent.parent == modules and told == "True"
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,16 @@ FAST = {"candidates": 1}
 
 
 def load_script():
-    """ScoreBridge.py as a fresh module (as Resolve would run it, minus `__main__`)."""
+    """The Resolve script, fresh, as its menu entry loads it (as Resolve would run
+    ScoreBridge.py, minus `__main__`): the package scorebridge_resolve."""
+    for name in [n for n in sys.modules if n == "scorebridge_resolve" or n.startswith("scorebridge_resolve.")]:
+        del sys.modules[name]
     spec = importlib.util.spec_from_file_location("ScoreBridge", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.RETRY_SLEEP = 0.01
-    return module
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    package = entry.scorebridge
+    package.common.RETRY_SLEEP = 0.01
+    return package
 
 
 def free_port():
