@@ -11,6 +11,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SCOREBRIDGE_SHARED", ROOT.parent / "shared"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests run where CUDA is present and are skipped, with the reason, elsewhere."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device here: `gpu` tests run where one is present")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Each test session gets its own analysis cache and config folder."""
