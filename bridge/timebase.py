@@ -171,26 +171,42 @@ def ticks_to_seconds(ticks: int, tempo_map, ppq: int = PPQ) -> float:
 
 
 def seconds_to_ticks_all(times, tempo_map, ppq: int = PPQ) -> list:
-    """seconds_to_ticks for many times: the tempo map is read once, not once per time,
-    which matters for a whole score under a long tempo ramp."""
+    """seconds_to_ticks for many times, with the same answer for each, in one numpy pass: a
+    float product is exact enough except within a hair of a half tick, where the exact rule
+    (round half to even of the exact beat) decides. A whole score is ~10^4 times."""
+    times = list(times)
+    if not times:
+        return []
     segments = _segments(tempo_map)
-    starts = [start_s for _, start_s, _ in segments]
-    ticks = []
-    for seconds in map(Fraction, times):
-        beat, start_s, tempo = segments[max(bisect.bisect_right(starts, seconds) - 1, 0)]
-        ticks.append(int(round((beat + (seconds - start_s) / Fraction(tempo, 1_000_000)) * ppq)))
-    return ticks
+    t, index = _segment_of([float(x) for x in times], [float(start_s) for _, start_s, _ in segments])
+    beat0 = np.array([float(b) for b, _, _ in segments])[index]
+    start = np.array([float(start_s) for _, start_s, _ in segments])[index]
+    per_beat = np.array([tempo / 1_000_000 for _, _, tempo in segments])[index]
+    scaled = (beat0 + (t - start) / per_beat) * ppq
+    out = np.rint(scaled)
+    for i in np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6):
+        out[i] = seconds_to_ticks(times[i], tempo_map, ppq)
+    return out.astype(np.int64).tolist()
 
 
 def ticks_to_seconds_all(ticks, tempo_map, ppq: int = PPQ) -> list:
-    """ticks_to_seconds for many ticks, reading the tempo map once."""
+    """ticks_to_seconds for many ticks, reading the tempo map once (floats, as accurate as the
+    exact conversion's float to within a few units in the last place)."""
+    ticks = [int(x) for x in ticks]
+    if not ticks:
+        return []
     segments = _segments(tempo_map)
-    starts = [beat for beat, _, _ in segments]
-    seconds = []
-    for beat in (Fraction(int(t), ppq) for t in ticks):
-        start_beat, start_s, tempo = segments[max(bisect.bisect_right(starts, beat) - 1, 0)]
-        seconds.append(float(start_s + (beat - start_beat) * Fraction(tempo, 1_000_000)))
-    return seconds
+    beats, index = _segment_of([x / ppq for x in ticks], [float(b) for b, _, _ in segments])
+    beat0 = np.array([float(b) for b, _, _ in segments])[index]
+    start = np.array([float(start_s) for _, start_s, _ in segments])[index]
+    per_beat = np.array([tempo / 1_000_000 for _, _, tempo in segments])[index]
+    return (start + (beats - beat0) * per_beat).tolist()
+
+
+def _segment_of(values, starts):
+    """(values as an array, the index of the tempo segment each falls in)."""
+    values = np.asarray(values, dtype=np.float64)
+    return values, np.maximum(np.searchsorted(np.asarray(starts), values, side="right") - 1, 0)
 
 
 def beats_to_seconds_all(beats, tempo_map) -> list:

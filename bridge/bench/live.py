@@ -99,12 +99,14 @@ def _run(work, seconds, cuts, device, audio) -> dict:
             )
         started = time.perf_counter()
         placed = []  # when the MIDI was in place and the host would be told (`ready`), WAV still to come
+        wav_placed = []  # and when the WAV was (`ready … wav`), the stems still to come
         manifest, _ = score(
             path,
             work / kind,
             previous=previous,
             keep={"revision": 2},
             on_midi=lambda early: placed.append(time.perf_counter() - started),
+            on_wav=lambda early: wav_placed.append(time.perf_counter() - started),
             **common,
         )
         total = time.perf_counter() - started
@@ -133,6 +135,7 @@ def _run(work, seconds, cuts, device, audio) -> dict:
             "midi_s": round(manifest["timings"]["midi_ready_s"], 3),
             "total_s": round(total, 3),
             "midi_placed_s": round(placed[0], 3) if placed else None,
+            "wav_placed_s": round(wav_placed[0], 3) if wav_placed else None,
             "full_rescore_s": round(full, 3),
             "rewritten_s": round(sum(s["end"] - s["start"] for s in spans), 3),
             "spans": [[s["start"], s["end"], s["what"]] for s in spans],
@@ -157,13 +160,14 @@ def report(result) -> str:
     lines = [
         f"live update benchmark ({result['edit']['seconds']:.0f} s edit, {result['edit']['cuts']} cuts, "
         f"WAV {'included' if result['audio'] else 'off'}; full score of the base {result['base_full_s']:.2f} s)",
-        f"  {'edit':8s} {'mode':8s} {'MIDI':>7s} {'placed':>7s} {'all':>7s} {'full':>7s} {'re-written':>11s}"
+        f"  {'edit':8s} {'mode':8s} {'MIDI':>7s} {'placed':>7s} {'WAV in':>7s} {'all':>7s} {'full':>7s} {'re-written':>11s}"
         "  kept/new notes",
     ]
     for kind, r in result["edits"].items():
         placed = f"{r['midi_placed_s']:6.2f}s" if r.get("midi_placed_s") is not None else f"{'-':>7s}"
+        wav_in = f"{r['wav_placed_s']:6.2f}s" if r.get("wav_placed_s") is not None else f"{'-':>7s}"
         lines.append(
-            f"  {kind:8s} {r['mode']:8s} {r['midi_s']:6.2f}s {placed} {r['total_s']:6.2f}s {r['full_rescore_s']:6.2f}s "
+            f"  {kind:8s} {r['mode']:8s} {r['midi_s']:6.2f}s {placed} {wav_in} {r['total_s']:6.2f}s {r['full_rescore_s']:6.2f}s "
             f"{r['rewritten_s']:9.2f} s  {r['kept_notes']}/{r['written_notes']}"
             + (
                 f"  WAV {r['wav_s']:.2f}s ({r['rendered_audio_s']:.0f} s of audio rendered, "

@@ -255,7 +255,8 @@ def cmd_request(args) -> int:
             revision=args.revision,
             timeout=args.timeout,
             progress=progress,
-            midi_ready=client.midi_writer(args.manifest_file) if args.manifest_file else None,
+            midi_ready=client.stage_writer(args.manifest_file, "midi") if args.manifest_file else None,
+            wav_ready=client.stage_writer(args.manifest_file, "wav") if args.manifest_file else None,
             say=None if args.quiet else (lambda text: print(f"request: {text}", file=sys.stderr)),
         )
     except client.RequestFailed as exc:

@@ -153,12 +153,14 @@ def request(
     say=None,
     start=True,
     midi_ready=None,
+    wav_ready=None,
 ):
     """Send a score (or, with session/revision, an update) request and wait for its end.
 
     Returns the manifest path; raises RequestFailed. progress(fraction, stage) is called as
     progress replies arrive; midi_ready(path) when the daemon says the MIDI is in place while
-    the WAV renders (path: a MIDI-stage manifest that lives until the job ends; read it at once).
+    the WAV renders (path: a MIDI-stage manifest that lives until the job ends; read it at once);
+    wav_ready(path) likewise when the WAV is in place while the stems are written.
     """
     host, port = _where(host, port)
     token = ensure_daemon(host, port, say) if start else (config.read_token() or "")
@@ -203,6 +205,8 @@ def request(
                     progress(float(args[1]), str(args[2]))
                 elif name == "ready" and len(args) >= 3 and args[1] == "midi" and midi_ready is not None:
                     midi_ready(str(args[2]))
+                elif name == "ready" and len(args) >= 3 and args[1] == "wav" and wav_ready is not None:
+                    wav_ready(str(args[2]))
                 elif name == "done" and len(args) >= 2:
                     return args[1]
                 elif name == "error" and len(args) >= 3:
@@ -250,8 +254,9 @@ def _tail(path, lines=3):
 def write_result(manifest_file, manifest_path=None, error=None):
     """FILE gets the manifest path, or `error CODE: message`; its .progress file goes first."""
     Path(f"{manifest_file}.progress").unlink(missing_ok=True)
-    if error is not None:  # a MIDI stage the job did not finish is no result
-        Path(f"{manifest_file}.midi.json").unlink(missing_ok=True)
+    if error is not None:  # a stage the job did not finish is no result
+        for stage in ("midi", "wav"):
+            Path(f"{manifest_file}.{stage}.json").unlink(missing_ok=True)
     text = f"{manifest_path}\n" if error is None else f"error {error.code}: {' '.join(error.message.split())}\n"
     atomic.write_text(manifest_file, text)
 
@@ -259,10 +264,15 @@ def write_result(manifest_file, manifest_path=None, error=None):
 def midi_writer(manifest_file):
     """A midi_ready callback that copies the MIDI-stage manifest to `FILE.midi.json` at once
     (the daemon's copy goes when the job ends), for a host that places the MIDI before the WAV."""
+    return stage_writer(manifest_file, "midi")
+
+
+def stage_writer(manifest_file, stage):
+    """A midi_ready or wav_ready callback: the `stage` manifest copied to `FILE.<stage>.json`."""
 
     def ready(path):
         try:
-            atomic.write_text(f"{manifest_file}.midi.json", Path(path).read_text())
+            atomic.write_text(f"{manifest_file}.{stage}.json", Path(path).read_text())
         except OSError:  # the job already ended: its final manifest follows
             pass
 

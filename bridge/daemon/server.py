@@ -372,8 +372,10 @@ class Daemon:
     def _execute(self, job):
         if self.model is None:
             return "error", ("internal", self.model_error or "no music model")
-        # the host hears of the MIDI while the WAV renders: /scorebridge/ready id "midi" manifest
+        # the host hears of the MIDI while the WAV renders, and of the WAV while the stems are
+        # written: /scorebridge/ready id "midi"|"wav" manifest
         job["on_midi"] = lambda early: self.reply(job["addr"], "ready", job["id"], "midi", str(early))
+        job["on_wav"] = lambda early: self.reply(job["addr"], "ready", job["id"], "wav", str(early))
         try:
             path = self._run_job(job, self.model, self.model_info, self._progress(job))
             return "done", str(path)
@@ -429,6 +431,7 @@ def _run_score(job, model, model_info, progress):
         previous=job.get("previous"),
         keep=keep,
         on_midi=job.get("on_midi"),
+        on_wav=job.get("on_wav"),
         **job["options"],
     )
     return path

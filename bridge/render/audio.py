@@ -531,7 +531,7 @@ def master(m: Mix):
     env = envelope(m)
     runs = _runs(env)
     old = m.derived.pop("base", {})
-    pcm = old.get("pcm")
+    pcm, base_meter = old.get("pcm"), old.get("meter")
     if m.changed is not None and "mix" in old and len(old["env"]) == m.samples:
         spans = list(m.changed) + _runs(None, env != old["env"])  # and where a tacet moved
         limited, reduction = old["mix"], old["limiter_db"]
@@ -558,7 +558,13 @@ def master(m: Mix):
         limited, reduction = meter.limit(total, m.rate, TRUE_PEAK_DB)
         patched = None
     m.derived.update(
-        env=env, runs=runs, mix=limited, limiter_db=reduction, patched=patched, pcm=pcm if patched is not None else None
+        env=env,
+        runs=runs,
+        mix=limited,
+        limiter_db=reduction,
+        patched=patched,
+        pcm=pcm if patched is not None else None,
+        meter_base=base_meter if patched is not None else None,
     )
     return env, runs, limited, reduction
 
@@ -577,10 +583,11 @@ def _merge(spans, end, pad=0, gap=0):
     return merged
 
 
-def measure(audio, rate, spans=()):
+def measure(audio, rate, spans=(), level=None):
     """The loudness report of a mix: integrated LUFS, true peak dBTP, and each span's
-    integrated loudness (None where too short or silent)."""
-    level = meter.Loudness(audio, rate)
+    integrated loudness (None where too short or silent). level: the mix's meter.Loudness,
+    when the caller has made it."""
+    level = level or meter.Loudness(audio, rate)
     return {
         "integrated_lufs": level.integrated(),
         "true_peak_dbtp": meter.true_peak(audio, rate),
@@ -626,8 +633,12 @@ def write(m: Mix, wav_path, *, stems_dir=None, stem_prefix="", on_mix=None, sect
     report = None
     with ThreadPoolExecutor(max_workers=1) as pool:  # disk writes and the meter side by side
         pending = pool.submit(write_stems) if stems_dir is not None else None
-        if sections is not None:
-            report = measure(limited, m.rate, sections)
+        if sections is not None:  # a spliced mix re-weighs only its changed spans
+            level = meter.Loudness(
+                limited, m.rate, base=m.derived.pop("meter_base", None), changed=m.derived.get("patched")
+            )
+            m.derived["meter"] = level
+            report = measure(limited, m.rate, sections, level=level)
         if pending is not None:
             pending.result()
     return {

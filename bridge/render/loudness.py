@@ -42,14 +42,35 @@ def integrated(audio, rate):
 
 
 class Loudness:
-    """Integrated loudness of any span of one signal, from a single K-weighting pass."""
+    """Integrated loudness of any span of one signal, from a single K-weighting pass.
+
+    A live update changes a few spans of a long mix: given the previous mix's meter (`base`,
+    spent by this one) and the changed sample spans, only those spans are weighted again. The
+    K-weighting filters are recursive but forget fast (the slowest, the 38 Hz high-pass, falls
+    by e^-60 within SETTLE_S), so each span is filtered from SETTLE_S before it, with the
+    filters at rest, to SETTLE_S after it; what lies outside is the previous mix's, unchanged."""
 
     BLOCK_S, STEP = 0.4, 0.25  # BS.1770's gating blocks: 400 ms, 75 % overlap
+    SETTLE_S = 0.5
 
-    def __init__(self, audio, rate):
+    def __init__(self, audio, rate, base=None, changed=None):
         self.rate = rate
         audio = np.asarray(audio)
         audio = audio.reshape(len(audio), -1)
+        if base is not None and changed is not None and len(base.squares) == len(audio):
+            squares, settle = base.squares, int(self.SETTLE_S * rate)
+            base.squares = None  # spent: its squares are now this meter's
+            for lo, hi in changed:
+                a, b = max(0, lo - settle), min(len(audio), hi + settle)
+                squares[lo:b] = self._weighted(audio[a:b], rate)[lo - a :]
+        else:
+            squares = self._weighted(audio, rate)
+        self.squares = squares
+        self.energy = np.concatenate([[0.0], np.cumsum(squares)])
+
+    @staticmethod
+    def _weighted(audio, rate):
+        """The K-weighted power of each sample, summed over the channels."""
         stages = (
             pyloudnorm.IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, rate, "high_shelf"),
             pyloudnorm.IIRfilter(0.0, 0.5, 38.0, rate, "high_pass"),
@@ -60,7 +81,7 @@ class Loudness:
             for stage in stages:
                 weighted = stage.apply_filter(weighted)
             squares += np.square(weighted)
-        self.energy = np.concatenate([[0.0], np.cumsum(squares)])
+        return squares
 
     def integrated(self, start=0, end=None):
         """LUFS of samples [start, end) (None when shorter than a block or silent)."""

@@ -60,6 +60,7 @@ def score(
     key=None,
     loudness=None,
     on_midi=None,
+    on_wav=None,
 ):
     """Score one edit; returns (manifest dict, manifest path).
 
@@ -76,6 +77,8 @@ def score(
     of a MIDI-stage manifest (`"stage": "midi"`, no audio outputs) whose MIDI and notes files
     are already in place; the path lives only until this call returns its final manifest, so
     read it at once. Should the job then fail, the MIDI and notes files of before are put back.
+    on_wav(path): the same for the WAV mix, once it is rendered and while the stems are still
+    being written (`"stage": "wav"`; MIDI, notes and WAV in place).
     """
     started = time.perf_counter()
     report = progress or (lambda fraction, stage: None)
@@ -234,26 +237,31 @@ def score(
 
     early = {}  # final path -> the file it replaced, kept in staging (None: there was none)
 
-    def midi_ready():
-        """MIDI and notes into place now, and the host told, while the WAV renders."""
-        for key in ("midi", "notes"):
+    def place_early(keys, stage, tell):
+        """These deliverables into place now, and the host told (`stage` manifest), while the
+        rest renders; each replaced file is kept in staging, to be put back should the job fail."""
+        for key in keys:
             backup = staging / f"replaced.{final[key].name}"
             try:
                 os.replace(final[key], backup)
                 early[final[key]] = backup
             except FileNotFoundError:
                 early[final[key]] = None
-            placing = staging / f"placing.{final[key].name}"  # a copy: the mix reads the MIDI here
+            placing = staging / f"placing.{final[key].name}"  # a copy: the staged file is still read
             shutil.copyfile(staging / final[key].name, placing)
             os.replace(placing, final[key])
-        manifest = build(["midi", "notes"])
-        manifest["stage"] = "midi"
-        early_path = staging / f"{stem}.midi.manifest.json"
+        manifest = build(["midi", "notes", *keys])
+        manifest["stage"] = stage
+        manifest["outputs"]["stems"] = None  # not yet
+        manifest.pop("audio", None)
+        early_path = staging / f"{stem}.{stage}.manifest.json"
         manifest_mod.write(manifest, early_path)
-        on_midi(early_path)
+        tell(early_path)
 
     if on_midi is not None and audio_out:
-        sound["on_midi"] = midi_ready
+        sound["on_midi"] = lambda: place_early(["midi", "notes"], "midi", on_midi)
+    if on_wav is not None and audio_out:
+        sound["on_wav"] = lambda: place_early(["wav"], "wav", on_wav)
     try:
         light = keep is not None and update["mode"] == "partial"
         written = _render(
@@ -423,6 +431,8 @@ def _render(
             def mix_ready(path):
                 if job_started is not None:
                     timings["wav_ready_s"] = time.perf_counter() - job_started
+                if sound.get("on_wav") is not None:
+                    sound["on_wav"]()
                 report(0.88, "the WAV is ready; writing the stems")
 
             done = audio.write(

@@ -303,6 +303,43 @@ def test_the_host_hears_of_the_midi_while_the_wav_renders(daemon, tmp_path):
     assert not (tmp_path / "result.txt.midi.json").exists()
 
 
+def test_the_host_hears_of_the_wav_while_the_stems_are_written(daemon, tmp_path):
+    timeline = small_edit(tmp_path)
+    events = []
+
+    def stage(kind):
+        def ready(path):
+            early = json.loads(Path(path).read_text())
+            placed = Path(early["outputs"][kind]) if early["outputs"].get(kind) else None
+            events.append((kind, early, placed.read_bytes() if placed else None))
+            client.stage_writer(tmp_path / "result.txt", kind)(path)  # what `request --manifest-file` does
+
+        return ready
+
+    path = client.request(
+        timeline,
+        tmp_path / "out",
+        {"candidates": 1},
+        host=daemon[0],
+        port=daemon[1],
+        midi_ready=stage("midi"),
+        wav_ready=stage("wav"),
+        progress=lambda f, what: events.append(("progress", what)),
+    )
+    final = json.loads(Path(path).read_text())
+    kinds = [e[0] for e in events if e[0] != "progress"]
+    assert kinds == ["midi", "wav"]  # the MIDI first, then the WAV, then done
+    (wav,) = [e for e in events if e[0] == "wav"]
+    assert wav[1]["stage"] == "wav" and wav[1]["outputs"]["midi"] and wav[1]["outputs"]["stems"] is None
+    assert wav[2] == Path(final["outputs"]["wav"]).read_bytes()  # the WAV in place was the final one
+    assert final["outputs"]["stems"] and all(Path(p).is_file() for p in final["outputs"]["stems"].values())
+    after = [what for kind, what in events[events.index(wav) + 1 :] if kind == "progress"]
+    assert all("WAV" not in what or "ready" in what for what in after)
+    assert json.loads((tmp_path / "result.txt.wav.json").read_text()) == wav[1]
+    client.write_result(tmp_path / "result.txt", error=client.RequestFailed("internal", "the stems failed"))
+    assert not (tmp_path / "result.txt.wav.json").exists()
+
+
 def test_client_request_raises_with_the_daemons_error_code(daemon, tmp_path):
     with pytest.raises(client.RequestFailed) as failed:
         client.request(tmp_path / "missing.otio", tmp_path / "out", host=daemon[0], port=daemon[1])

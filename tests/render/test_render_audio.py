@@ -526,3 +526,23 @@ def test_a_role_that_falls_silent_leaves_the_patched_mix(tmp_path):
     whole = audio.write(mix([strings], 4.0), tmp_path / "whole.wav")
     a, b = _read(out["path"]), _read(whole["path"])
     assert list(spliced.roles) == ["pad"] and _rms_db(a - b) < _rms_db(b) - 40
+
+
+def test_a_spliced_mix_is_metered_again_only_where_it_changed_and_reads_the_same():
+    from bridge.render import loudness as meter
+
+    rate = 48000
+    rng = np.random.default_rng(3)
+    t = np.arange(30 * rate) / rate
+    before = (0.1 * np.sin(2 * np.pi * 220 * t)[:, None] * np.ones((1, 2))).astype(np.float32)
+    before += (0.02 * rng.standard_normal(before.shape)).astype(np.float32)
+    after = before.copy()
+    after[10 * rate : 12 * rate] *= 3.0  # louder for two seconds
+    after[25 * rate : 25 * rate + 100] = 0.0
+    changed = [(10 * rate, 12 * rate), (25 * rate, 25 * rate + 100)]
+    fresh = meter.Loudness(after, rate)
+    spliced = meter.Loudness(after, rate, base=meter.Loudness(before, rate), changed=changed)
+    assert np.allclose(spliced.energy, fresh.energy, rtol=1e-9, atol=1e-9)
+    sections = [(0, 5 * rate), (9 * rate, 13 * rate), (0, 30 * rate)]
+    assert [spliced.integrated(a, b) for a, b in sections] == [fresh.integrated(a, b) for a, b in sections]
+    assert spliced.integrated() != meter.Loudness(before, rate).integrated()

@@ -371,3 +371,30 @@ def test_staging_folders_a_killed_job_left_are_swept(model, tmp_path):
     finally:
         running.kill()
         running.wait()
+
+
+def test_the_wav_is_placed_before_the_stems_and_taken_back_if_the_job_then_fails(model, tmp_path, monkeypatch):
+    path = edit(tmp_path / "cut.otio", clips=(48, 72), markers=[(30, "hit")])
+    out = tmp_path / "out"
+    seen = []
+
+    def wav_ready(early_path):
+        early = json.loads(Path(early_path).read_text())
+        seen.append((early, Path(early["outputs"]["wav"]).read_bytes(), sorted(p.name for p in out.iterdir())))
+
+    final, _ = _run(model, path, out, seed=1, on_wav=wav_ready)
+    ((early, wav_then, listing),) = seen
+    assert early["stage"] == "wav" and early["outputs"]["midi"] and early["outputs"]["stems"] is None
+    assert wav_then == Path(final["outputs"]["wav"]).read_bytes()  # the same file, placed early
+    assert "cut.wav" in listing and not any(".stem-" in name for name in listing)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(score_mod.otio_out, "write_scored_otio", broken)  # after the WAV stage
+    seen.clear()
+    with pytest.raises(RuntimeError):
+        _run(model, path, out, seed=2, on_wav=wav_ready)
+    assert seen and seen[0][1] != before["cut.wav"]  # seed 2's WAV was placed, then taken back
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -104,10 +104,20 @@ def test_batch_conversions_match_one_at_a_time():
     times = [0.0, 4.9, 5.0, 7.3, 12.345, 40.0, 1 / 3]
     ticks = tb.seconds_to_ticks_all(times, tempo_map)
     assert ticks == [tb.seconds_to_ticks(t, tempo_map) for t in times]
-    assert tb.ticks_to_seconds_all(ticks + [7680, 15840], tempo_map) == [
-        tb.ticks_to_seconds(t, tempo_map) for t in ticks + [7680, 15840]
-    ]
-    assert tb.seconds_to_ticks_all([], tempo_map) == []
+    # floats: the exact conversion's, within a few units in the last place
+    assert tb.ticks_to_seconds_all(ticks + [7680, 15840], tempo_map) == pytest.approx(
+        [tb.ticks_to_seconds(t, tempo_map) for t in ticks + [7680, 15840]], rel=1e-14, abs=1e-15
+    )
+    assert tb.seconds_to_ticks_all([], tempo_map) == [] and tb.ticks_to_seconds_all([], tempo_map) == []
+
+
+def test_many_seconds_to_ticks_at_once_round_as_the_exact_rule_does_ties_included():
+    tempo_map = [(0, tb.bpm_to_tempo(96)), (8, tb.bpm_to_tempo(120)), (Fraction(33, 2), 827586)]
+    rng = np.random.default_rng(1)
+    exact_ticks = rng.integers(0, 200_000, 3000)
+    ties = [float(tb.beats_to_seconds(Fraction(2 * int(k) + 1, 2 * tb.PPQ), tempo_map)) for k in exact_ticks[:300]]
+    times = list(rng.uniform(0, 120, 5000)) + ties + [Fraction(k, 7) for k in range(50)]
+    assert tb.seconds_to_ticks_all(times, tempo_map) == [tb.seconds_to_ticks(t, tempo_map) for t in times]
 
 
 def test_beats_to_seconds_all_matches_one_at_a_time():
