@@ -92,6 +92,7 @@ function M.start(opts)
   os.remove(opts.result) -- a file left by an earlier run must not be taken for this one
   os.remove(opts.result .. ".progress")
   os.remove(opts.result .. ".midi.json")
+  os.remove(opts.result .. ".wav.json") -- the WAV stage: REAPER places MIDI and needs none
   local cmd = command(args)
   if reaper.ExecProcess(cmd, -1) == nil then
     return nil, "The ScoreBridge client could not be started:\n" .. cmd
