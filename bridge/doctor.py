@@ -9,6 +9,7 @@ from pathlib import Path
 from bridge import __version__, resources
 from bridge.render.soundfont import find_soundfont, is_fallback_bank
 from bridge.render.synth import available as synthesizers
+from bridge.errors import MissingModel
 
 MODELS = resources.folder("models")
 
@@ -29,7 +30,6 @@ def _tool_version(tool: str) -> str | None:
 
 def music_model(stem) -> tuple:
     """The shipped weights, loaded as `score` loads them (SHA-256 checked)."""
-    from bridge.errors import MissingModel
     from bridge.music.model import load_usable
 
     try:
@@ -48,7 +48,6 @@ def music_model(stem) -> tuple:
 
 def chord_model(path) -> tuple:
     """The shipped chord model, loaded as the engine loads it."""
-    from bridge.errors import MissingModel
     from bridge.music import harmony
 
     try:

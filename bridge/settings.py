@@ -15,6 +15,9 @@ import math
 import numbers
 from dataclasses import dataclass
 from fractions import Fraction
+from bridge.errors import BadInput
+from bridge.timebase import parse_rate
+from bridge.music.theory import parse_key
 
 SEED_RANGE = (0, 2**32 - 1)
 LOUDNESS_RANGE = (-40.0, -10.0)  # LUFS a mid-arousal cue may be staged to
@@ -40,8 +43,6 @@ def check_unit(value, what) -> float:
 
 def check_fps(value) -> Fraction:
     """A frame rate as editors write it (25, 23.976, 29.97, "30000/1001"), 1..1000."""
-    from bridge.errors import BadInput
-    from bridge.timebase import parse_rate
 
     try:
         rate, _ = parse_rate(str(value))
@@ -54,7 +55,6 @@ def check_fps(value) -> Fraction:
 
 
 def check_key(value) -> str:
-    from bridge.music.theory import parse_key
 
     if not isinstance(value, str) or len(value) > MAX_KEY:
         raise ValueError(f"key must be a key name such as 'E minor', got {value!r}")

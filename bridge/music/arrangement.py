@@ -26,6 +26,8 @@ import numpy as np
 
 from bridge.music.theory import SCALES
 from bridge.timebase import beats_to_seconds_all
+from bridge.tempo import bars as lay_out
+from bridge.timebase import seconds_to_beats
 
 FAMILY_OF_ROLE = {
     "pad": "pad",
@@ -89,7 +91,6 @@ def fold(pitch, lo, hi) -> int:
 
 def bars(plan) -> list:
     """[(start beat, beats in the bar)] from the cue's time signatures, to its end."""
-    from bridge.tempo import bars as lay_out
 
     return lay_out(plan.duration_s, plan.tempo["tempo_map"], plan.tempo["time_signatures"])
 
@@ -168,7 +169,6 @@ def _crescendo(beat, important_beats) -> int:
 
 def arrange(plan, chords, seed) -> list:
     """BeatNotes for pad, bass, rhythm and percussion over the progression `chords`."""
-    from bridge.timebase import seconds_to_beats
 
     rng = np.random.default_rng([seed, 2207])
     patterns = data("patterns.json")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from bridge.music import arrangement, harmony, melody
 from bridge.music.arrangement import to_seconds
+from bridge.music.harmony import _bpm_at
+from bridge.timebase import seconds_to_beats
 
 _MOTIFS = {}  # (model id, palette, mood, seed) -> (model, motifs): a live session draws each once
 
@@ -29,8 +31,6 @@ class Draw:
 def moods_of(plan) -> dict:
     """One mood per palette the cue uses: its sections' mean valence and arousal (by length,
     to 0.1), their key and the tempo around the first of them (to 4 BPM)."""
-    from bridge.music.harmony import _bpm_at
-    from bridge.timebase import seconds_to_beats
 
     tempo_map = plan.tempo["tempo_map"]
     out, weights = {}, {}

@@ -34,6 +34,9 @@ from torch import nn
 from bridge import atomic, resources
 from bridge.music.theory import QUALITY_NAMES, numeral
 from bridge.timebase import beats_to_seconds, beats_to_seconds_all, seconds_to_beats
+from bridge.errors import MissingModel
+from bridge.music.theory import QUALITIES, SCALES
+from bridge.music.theory import chord_pcs
 
 N_CHORDS = 12 * len(QUALITY_NAMES)
 BOS = N_CHORDS  # "no chord yet"
@@ -133,7 +136,6 @@ _LOADED = {}
 def load(path=WEIGHTS) -> ChordModel:
     """The shipped chord model (cached per path); MissingModel (exit 4) when it is absent or
     unreadable, naming the command that makes it."""
-    from bridge.errors import MissingModel
 
     path = Path(path)
     if path not in _LOADED:
@@ -168,7 +170,6 @@ class ChordSpan:
 
     @property
     def pcs(self) -> tuple:
-        from bridge.music.theory import chord_pcs
 
         return chord_pcs(self.root, self.quality)
 
@@ -367,8 +368,6 @@ def _in_mode(mode, palette_name) -> np.ndarray:
     mood's vocabulary, 0.35 for the relative key's tonic and dominant, 0.03 for any other."""
     key = (mode, palette_name)
     if key not in _MODE_CACHE:
-        from bridge.music.theory import QUALITIES, SCALES
-
         scale = set(SCALES[mode])
         weights = np.full(N_CHORDS, 0.03)
         for index in range(N_CHORDS):

@@ -25,6 +25,9 @@ import torch.nn.functional as F
 from bridge import resources
 from bridge.mkl_warmup import warm_vml
 from bridge.music.tokens import VOCAB_SIZE
+import copy
+import warnings
+from bridge.errors import MissingModel
 
 warm_vml()  # before rotary_tables or any other split call: see bridge/mkl_warmup.py
 
@@ -356,8 +359,6 @@ def quantized(model):
 
     Why: at one token a step the CPU spends most of each step reading the linear layers'
     weights, and int8 weights are a quarter of float32's. Not for training or for NLL."""
-    import copy
-    import warnings
     from torch.ao.quantization import quantize_dynamic
 
     with warnings.catch_warnings():  # the torch.ao API is marked for migration, not broken
@@ -429,7 +430,6 @@ def packed(model):
     """A copy of `model` for sampling on a CPU, every linear layer a PackedLinear (bf16
     weights, float32 activations and cache; each feed-forward a PackedMLP); the model itself
     is left as it is. Not for training. Raises RuntimeError where packable() is False."""
-    import copy
 
     if not packable(model):
         raise RuntimeError("bf16 packing needs float32 weights on a CPU with native bf16 (oneDNN)")
@@ -503,7 +503,6 @@ def save_shipped(model, path_stem, extra=None, dtype=torch.float16):
 def load_usable(device, path_stem, missing_hint) -> MusicTransformer:
     """load_shipped, with a missing or corrupt model as MissingModel and a one-line message
     for the user (missing_hint says what to do when none is there)."""
-    from bridge.errors import MissingModel
 
     try:
         return load_shipped(device, path_stem)

@@ -19,6 +19,7 @@ tick is exactly one millisecond, so MIDI -> tokens -> MIDI keeps every note to t
 from typing import NamedTuple
 
 import numpy as np
+import mido
 
 FAMILIES = ("drums", "bass", "pad", "melody", "piano")
 FAMILY_INDEX = {f: i for i, f in enumerate(FAMILIES)}
@@ -247,7 +248,6 @@ def family_of(channel: int, program: int) -> str:
 
 def read_midi(path_or_file) -> list:
     """A MIDI file (path, file object or mido.MidiFile) -> note list in seconds (tempo-aware)."""
-    import mido
 
     mid = path_or_file if isinstance(path_or_file, mido.MidiFile) else mido.MidiFile(path_or_file)
     program = [0] * 16
@@ -281,7 +281,6 @@ def write_midi(notes, path=None):
 
     Saved to `path` when given. Times go to ticks at a fixed 120 qpm (1 tick = 1 ms).
     """
-    import mido
 
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     meta = mido.MidiTrack()
