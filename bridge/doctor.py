@@ -158,6 +158,28 @@ def run() -> int:
     return 0 if all(ok for _, ok, _, required in rows if required) else 1
 
 
+def kernels() -> dict:
+    """The SIMD level the numeric libraries dispatch to here, which a speed figure depends on
+    as much as on the CPU: torch's (ATEN_CPU_CAPABILITY lowers it) and numpy's
+    (NPY_DISABLE_CPU_FEATURES), so a figure taken with AVX-512 turned off says so."""
+    out = {}
+    try:
+        import torch
+
+        out["torch"] = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # no torch, or too old to say
+        pass
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+
+        out["numpy"] = next(
+            (k for k in ("AVX512_ICL", "AVX512_SKX", "AVX2", "ASIMD", "NEON") if features.get(k)), "baseline"
+        )
+    except Exception:  # another numpy layout
+        pass
+    return out
+
+
 def cpu_name() -> str:
     """The CPU a figure was taken on, as `lscpu` names it (vendor, family and model where the
     name alone is vague, as virtual machines often report it)."""

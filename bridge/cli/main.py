@@ -196,11 +196,12 @@ def cmd_bench(args) -> int:
         print(json.dumps(results, indent=2))
     if args.out:
         from bridge import atomic
-        from bridge.doctor import cpu_name
+        from bridge.doctor import cpu_name, kernels
 
         record = {
             "what": args.what,
             "cpu": cpu_name(),
+            "kernels": kernels(),
             "cores": os.cpu_count(),
             "date": __import__("datetime").date.today().isoformat(),
             "results": results,

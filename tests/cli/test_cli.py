@@ -298,3 +298,16 @@ def test_training_or_eval_without_a_corpus_or_a_model_says_what_to_do_and_starts
     proc = run("train", "model", "--out", str(tmp_path / "run"))
     assert proc.returncode == 3 and "--resume" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "run" / "ckpt.pt").read_bytes() == b"hours of training"
+
+
+def test_speed_figures_name_the_kernels_they_ran_on():
+    import os
+
+    from bridge.doctor import kernels
+
+    here = kernels()
+    assert here["torch"] and here["numpy"]
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "NPY_DISABLE_CPU_FEATURES": ""}
+    probe = "import json; from bridge.doctor import kernels; print(json.dumps(kernels()))"
+    lowered = json.loads(subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout)
+    assert lowered["torch"] == "DEFAULT"  # torch told to use no SIMD kernels says so
