@@ -109,7 +109,7 @@ class SectionPlan:
         return {(self.tonic + step) % 12 for step in SCALES[self.mode]}
 
 
-@dataclass
+@dataclass(frozen=True)
 class CuePlan:
     name: str  # cue number, e.g. 1M1
     rate: Fraction

@@ -266,13 +266,15 @@ def snap_sections(old_plan, plan, blocks):
             pieces[-1][1] = b
         else:
             pieces.append([a, b, _attributes(source), source])
-    plan.sections = [
-        dataclasses.replace(
-            src, start=float(Fraction(a) / rate), end=float(Fraction(b) / rate), frame_start=a, frame_end=b
-        )
-        for a, b, _, src in pieces
-    ]
-    return plan
+    return dataclasses.replace(
+        plan,
+        sections=[
+            dataclasses.replace(
+                src, start=float(Fraction(a) / rate), end=float(Fraction(b) / rate), frame_start=a, frame_end=b
+            )
+            for a, b, _, src in pieces
+        ],
+    )
 
 
 def _attributes(section):
@@ -292,16 +294,18 @@ def with_tempo(plan, tempo_map):
     """The plan with its tempo replaced by `tempo_map` (the old one, or the re-timed one)."""
     seconds = [h.seconds for h in plan.hits]
     offs = tempo_mod.frames_off(seconds, tempo_map, float(plan.rate))
-    plan.tempo = dict(
-        plan.tempo,
-        tempo_map=tempo_map,
-        mode="kept" if len(tempo_map) == 1 else "map",
-        bpm=round(tempo_to_bpm(tempo_map[0][1]), 3),
-        hits_on_beat=sum(1 for o in offs if o <= 1.0),
-        mean_frames_off=round(sum(offs) / len(offs), 3) if offs else 0.0,
-        frames_off=[round(o, 3) for o in offs],
+    return dataclasses.replace(
+        plan,
+        tempo=dict(
+            plan.tempo,
+            tempo_map=tempo_map,
+            mode="kept" if len(tempo_map) == 1 else "map",
+            bpm=round(tempo_to_bpm(tempo_map[0][1]), 3),
+            hits_on_beat=sum(1 for o in offs if o <= 1.0),
+            mean_frames_off=round(sum(offs) / len(offs), 3) if offs else 0.0,
+            frames_off=[round(o, 3) for o in offs],
+        ),
     )
-    return plan
 
 
 def kept_notes(old_notes, blocks, old_map, new_map, rate) -> list:
