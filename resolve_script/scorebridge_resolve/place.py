@@ -244,6 +244,18 @@ def place_result(ctx, manifest):
     return summary
 
 
+def finish_placing(ctx, manifest, summary):
+    """The rest of a result whose WAV was placed early (`ready ... wav`): its stems, where
+    wanted, and the markers again from the final manifest. Returns the summary."""
+    outputs = manifest.get("outputs") or {}
+    summary = dict(summary)
+    if stems_wanted() and isinstance(outputs.get("stems"), dict):
+        summary["stems"] = place_stems(ctx, outputs["stems"], summary["start"], summary["frames"])
+    summary["markers"], summary["markers_skipped"], summary["markers_failed"] = replace_markers(
+        ctx, manifest, ctx.start_frame(), ctx.end_frame())
+    return summary
+
+
 def describe(manifest, summary):
     """What was done and where the files are, for the user."""
     outputs = manifest.get("outputs") or {}

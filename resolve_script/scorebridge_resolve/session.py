@@ -10,7 +10,7 @@ from .api import maybe
 from .common import ACCEPT_TIMEOUT, Failure, POLL_SECONDS, SETTLE_SECONDS, SILENCE_GIVE_UP, SILENCE_RESEND
 from .edit import edit_signature, export_edit
 from .paths import _safe_name, out_base
-from .place import _our_track, describe, place_result
+from .place import _our_track, describe, finish_placing, place_result
 
 
 class Session:
@@ -181,9 +181,11 @@ class Session:
         elif name == "ready" and len(args) >= 3 and args[1] == "midi":
             # the .mid is in place; Resolve places the WAV, which follows
             self.view.say("The MIDI is ready; rendering the WAV.")
+        elif name == "ready" and len(args) >= 3 and args[1] == "wav":
+            self._wav_ready(pending, args[2])
         elif name == "done" and len(args) >= 2:
             del self.pending[request_id]
-            self._done(request_id, pending["revision"], args[1])
+            self._done(request_id, pending["revision"], args[1], pending.get("placed"))
         elif name in ("error", "cancelled"):
             del self.pending[request_id]
             code = args[1] if len(args) > 1 else "cancelled"
@@ -195,7 +197,23 @@ class Session:
             else:
                 self._fail("scoring failed (%s): %s" % (code, message))
 
-    def _done(self, request_id, revision, manifest_path):
+    def _wav_ready(self, pending, stage_path):
+        """The WAV is in place while the stems are written: the user hears it now. The stage
+        manifest lives only until the job ends, so it is read at once; a revision already
+        superseded is left alone."""
+        revision = pending["revision"]
+        if revision is not None and revision != self.revision:
+            return
+        try:
+            with open(stage_path) as stream:
+                stage = json.load(stream)
+        except (IOError, OSError, ValueError):
+            return  # the job ended first: `done` places everything
+        self.view.progress(0.9, "placing the WAV")
+        pending["placed"] = (place_result(self.ctx, stage), (stage.get("outputs") or {}).get("wav"))
+        self.view.say("The WAV is in place; the stems follow.")
+
+    def _done(self, request_id, revision, manifest_path, placed=None):
         if revision is not None and revision != self.revision:
             self.ignored.append(revision)
             self.view.say("Ignored the result of revision %d: revision %d is newer." % (revision, self.revision))
@@ -206,7 +224,10 @@ class Session:
         except (IOError, OSError, ValueError) as exc:
             raise Failure("cannot read the daemon's manifest %s: %s" % (manifest_path, exc))
         self.view.progress(1.0, "placing the music")
-        summary = place_result(self.ctx, manifest)
+        if placed is not None and placed[1] == (manifest.get("outputs") or {}).get("wav"):
+            summary = finish_placing(self.ctx, manifest, placed[0])  # the WAV is there: the stems
+        else:
+            summary = place_result(self.ctx, manifest)
         self.manifest, self.summary = manifest, dict(summary, manifest=manifest_path)
         self.view.done(describe(manifest, summary))
         if revision is not None:

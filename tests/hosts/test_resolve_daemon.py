@@ -96,6 +96,8 @@ def test_scores_once_and_places_the_music(capsys, rate, start, export):
     assert [h["frame"] for h in manifest["hits"]] == [n(4), n(6), n(9)]
     assert "MIDI for the composer: " + manifest["outputs"]["midi"] in out
     assert out.index("The MIDI is ready; rendering the WAV.") < out.index("MIDI for the composer")
+    # the WAV placed as soon as the daemon said so (`ready ... wav`), once: one pool item above
+    assert out.index("The WAV is in place; the stems follow.") < out.index("MIDI for the composer")
     assert ("built the edit from the timeline's items" in out) == (not export)
 
 
@@ -388,3 +390,19 @@ def test_live_mode_without_a_window_ends_by_itself(capsys, leave, why):
     out = capsys.readouterr().out
     assert not script.timed_out and report["ok"], out
     assert f"Live mode stopped: {why}." in out and report["revisions_sent"] == [1]
+
+
+def test_with_stems_the_wav_goes_first_and_the_stems_follow_on_done(monkeypatch, capsys):
+    monkeypatch.setenv("SCOREBRIDGE_RESOLVE_STEMS", "1")
+    resolve, n = cut()
+    report = sb.main(resolve, options=FAST)
+    out = capsys.readouterr().out
+    assert report["ok"], out
+    manifest = json.loads(Path(report["manifest"]).read_text())
+    stems = manifest["outputs"]["stems"]
+    tracks = {t["name"]: t for t in resolve.timeline.audio}
+    assert [len(tracks[f"ScoreBridge {manifest['plan']['cue']}"]["items"])] == [1]  # the mix, placed once
+    for role in stems:
+        [item] = tracks[f"ScoreBridge stem {role}"]["items"]
+        assert item.length == n(12)
+    assert out.index("The WAV is in place; the stems follow.") < out.index("MIDI for the composer")

@@ -16,7 +16,6 @@ The fake runs on Python 3.6 too (OTIO is imported only to export), like the scri
 import functools
 import itertools
 import os
-import wave
 from fractions import Fraction
 
 _ids = itertools.count(1)
@@ -408,8 +407,7 @@ class MediaPool(_Obj):
         for path in paths:
             if not os.path.isfile(path):
                 continue
-            with wave.open(path) as w:
-                seconds = Fraction(w.getnframes(), w.getframerate())
+            seconds = _wav_seconds(path)
             item = MediaPoolItem(self.host, path, int(round(seconds * exact)))
             self.current.clips.append(item)
             items.append(item)
@@ -522,3 +520,20 @@ class Resolve:
 
     def Fusion(self):
         return self.fusion
+
+
+def _wav_seconds(path):
+    """A WAV's length, read from its chunks: Resolve imports the float stems too, which the
+    wave module cannot open."""
+    with open(path, "rb") as f:
+        data = f.read()
+    at, rate, block, frames = 12, None, None, None
+    while at + 8 <= len(data):
+        name, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+        if name == b"fmt ":
+            rate = int.from_bytes(data[at + 12 : at + 16], "little")
+            block = int.from_bytes(data[at + 20 : at + 22], "little")
+        elif name == b"data":
+            frames = size // block
+        at += 8 + size + (size & 1)
+    return Fraction(frames, rate)
