@@ -88,9 +88,9 @@ def check_folder(value, what="media_root") -> str:
     return value
 
 
-def check_audio(value) -> bool:
+def check_audio(value, what="audio") -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"audio must be true or false, got {value!r}")
+        raise ValueError(f"{what} must be true or false, got {value!r}")
     return value
 
 
@@ -100,6 +100,7 @@ class ScoreOptions:
 
     seed: int = 1
     audio: bool = True
+    stems: bool = True  # one WAV per role beside the mix (a host that places only the mix says no)
     valence: float | None = None
     arousal: float | None = None
     fps: Fraction | None = None
@@ -112,6 +113,7 @@ class ScoreOptions:
         checked = {
             "seed": check_seed(self.seed),
             "audio": check_audio(self.audio),
+            "stems": check_audio(self.stems, "stems"),
             "candidates": check_candidates(self.candidates),
         }
         for name in ("valence", "arousal"):

@@ -68,17 +68,17 @@ def edited(base, kind, path):
     return path
 
 
-def run(seconds=180.0, cuts=40, device="auto", audio=True) -> dict:
+def run(seconds=180.0, cuts=40, device="auto", audio=True, stems=True) -> dict:
     """Everything it writes goes to a scratch folder that is removed afterwards (it holds gigabytes)."""
     with tempfile.TemporaryDirectory(prefix="scorebridge-live-bench-") as folder:
-        return _run(Path(folder), seconds, cuts, device, audio)
+        return _run(Path(folder), seconds, cuts, device, audio, stems)
 
 
-def _run(work, seconds, cuts, device, audio) -> dict:
+def _run(work, seconds, cuts, device, audio, stems) -> dict:
     model, info = load_model(device)
     base_path = bench_edit(work / "base.otio", seconds=seconds, cuts=cuts)
     base = otio.adapters.read_from_file(str(base_path))
-    common = {"model": model, "model_info": info, "audio_out": audio, "use_cache": False}
+    common = {"model": model, "model_info": info, "audio_out": audio, "stems": stems, "use_cache": False}
     print("bench: full score of the base edit", file=sys.stderr, flush=True)
     started = time.perf_counter()
     first = {"revision": 1}
@@ -86,6 +86,7 @@ def _run(work, seconds, cuts, device, audio) -> dict:
     result = {
         "edit": {"seconds": seconds, "cuts": cuts},
         "audio": audio,
+        "stems": stems,
         "base_full_s": round(time.perf_counter() - started, 3),
         "edits": {},
     }
@@ -159,7 +160,7 @@ def _difference_db(spliced, full):
 def report(result) -> str:
     lines = [
         f"live update benchmark ({result['edit']['seconds']:.0f} s edit, {result['edit']['cuts']} cuts, "
-        f"WAV {'included' if result['audio'] else 'off'}; full score of the base {result['base_full_s']:.2f} s)",
+        f"WAV {'included' if result['audio'] else 'off'}{'' if result.get('stems', True) else ', no stems'}; full score of the base {result['base_full_s']:.2f} s)",
         f"  {'edit':8s} {'mode':8s} {'MIDI':>7s} {'placed':>7s} {'WAV in':>7s} {'all':>7s} {'full':>7s} {'re-written':>11s}"
         "  kept/new notes",
     ]

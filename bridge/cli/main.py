@@ -163,7 +163,11 @@ def cmd_bench(args) -> int:
         from bridge.bench import live as live_bench
 
         results = live_bench.run(
-            seconds=args.seconds or 180.0, cuts=args.cuts or 40, device=args.device, audio=not args.no_audio
+            seconds=args.seconds or 180.0,
+            cuts=args.cuts or 40,
+            device=args.device,
+            audio=not args.no_audio,
+            stems=not args.no_stems,
         )
         print(live_bench.report(results))
     elif args.what == "audio":
@@ -344,6 +348,7 @@ def _score_options(args, resolve_media_root=False):
     return settings.ScoreOptions(
         seed=args.seed,
         audio=not args.no_audio,
+        stems=not args.no_stems,
         valence=args.valence,
         arousal=args.arousal,
         fps=args.fps,
@@ -358,6 +363,7 @@ def _music_options(p):
     """The options of every command that writes music (score, request, batch)."""
     p.add_argument("--seed", type=_seed, default=1, help="the same seed gives the same music (0..2^32-1, default 1)")
     p.add_argument("--no-audio", action="store_true", help="MIDI only: no WAV and no preview video")
+    p.add_argument("--no-stems", action="store_true", help="the WAV mix without one WAV per role beside it")
     p.add_argument("--media-root", help="folder to look in for media that moved (relink by file name)")
     p.add_argument("--fps", type=_rate, help="frame rate of formats that carry none (EDL)")
     p.add_argument("--valence", type=_unit, help="valence in [-1, 1] for the whole cue (overrides the picture)")
@@ -515,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--no-audio", action="store_true", help="live: time MIDI-only updates (no WAV)")
+    p.add_argument("--no-stems", action="store_true", help="live: the WAV mix without stems, as REAPER asks")
     p.add_argument(
         "--busy",
         type=_int_in(0, 4 * (os.cpu_count() or 1)),

@@ -45,6 +45,7 @@ def score(
     seed=1,
     device="auto",
     audio_out=True,
+    stems=True,
     media_root=None,
     fps=None,
     valence=None,
@@ -67,9 +68,10 @@ def score(
     model/model_info: a loaded MusicTransformer and how to name it in the manifest (the
     shipped model is loaded when model is None). valence/arousal override the picture's
     emotion for the whole cue. key: the cue's home key ("E minor", "Bb"); None lets the plan
-    choose one from the cue's mood and edit. candidates: kept for the protocol; the layered
-    engine draws one score. loudness: where a mid-arousal cue lands, in LUFS (default
-    audio.REFERENCE_LUFS, -23): the whole gain staging moves with it.
+    choose one from the cue's mood and edit. stems: one WAV per role beside the mix (a host
+    that places only the mix, or only the MIDI, saves their writing). candidates: kept for the
+    protocol; the layered engine draws one score. loudness: where a mid-arousal cue lands, in
+    LUFS (default audio.REFERENCE_LUFS, -23): the whole gain staging moves with it.
     Live mode: `previous` is the session state an earlier revision left in `keep` (a dict
     filled on success); with it only the spans the edit changed are written again (see
     bridge.score.live), and the manifest's `update` says which.
@@ -183,6 +185,7 @@ def score(
     # the last revision's audio is handed over to this render, which splices into it: if
     # this job fails, the session renders its next WAV whole
     sound = {
+        "stems_out": stems,
         "loudness": loudness,
         "previous": previous.pop("mix", None) if previous is not None else None,
         "stem_prefix": f"{stem}.stem-",
@@ -438,7 +441,7 @@ def _render(
             done = audio.write(
                 mixed,
                 wav,
-                stems_dir=staging,
+                stems_dir=staging if sound.get("stems_out", True) else None,
                 stem_prefix=sound.get("stem_prefix", ""),
                 on_mix=mix_ready,
                 sections=[(s.start, s.end) for s in plan.sections],
@@ -455,7 +458,7 @@ def _render(
                 "soundfont": mixed.soundfont,
                 "sample_rate": mixed.rate,
                 "mix_format": "WAV, 24-bit PCM",
-                "stem_format": "WAV, 32-bit float",
+                "stem_format": "WAV, 32-bit float" if sound.get("stems_out", True) else None,
                 "loudness": {"staging_lufs": mixed.loudness, **level, "limiter_max_db": done["limiter_db"]},
                 "rendered_seconds": mixed.rendered_s,
             }

@@ -84,6 +84,7 @@ function M.start(opts)
                                "--manifest-file", opts.result, "--seed", opts.seed,
                                "--timeout", math.floor(opts.timeout), "-q" })
   if not opts.audio then args[#args + 1] = "--no-audio" end
+  args[#args + 1] = "--no-stems" -- REAPER keeps the MIDI: one WAV per role is never placed
   if opts.session then
     for _, a in ipairs{ "--session", opts.session, "--revision", opts.revision } do
       args[#args + 1] = a

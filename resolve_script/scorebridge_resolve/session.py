@@ -10,7 +10,7 @@ from .api import maybe
 from .common import ACCEPT_TIMEOUT, Failure, POLL_SECONDS, SETTLE_SECONDS, SILENCE_GIVE_UP, SILENCE_RESEND
 from .edit import edit_signature, export_edit
 from .paths import _safe_name, out_base
-from .place import _our_track, describe, finish_placing, place_result
+from .place import _our_track, describe, finish_placing, place_result, stems_wanted
 
 
 class Session:
@@ -19,7 +19,9 @@ class Session:
     def __init__(self, ctx, link, token, options, poll_seconds=POLL_SECONDS, settle_seconds=SETTLE_SECONDS):
         self.ctx, self.link, self.token = ctx, link, token
         self.view = ctx.view
-        self.options = dict({"audio": True}, **(options or {}))
+        # the stems only where they are placed (SCOREBRIDGE_RESOLVE_STEMS=1): writing them is
+        # most of what a live update costs after the WAV
+        self.options = dict({"audio": True, "stems": stems_wanted()}, **(options or {}))
         self.poll_seconds, self.settle_seconds = poll_seconds, settle_seconds
         self.folder = os.path.join(out_base(), _safe_name(ctx.project_name), _safe_name(ctx.timeline_name))
         self.pending = {}          # request_id -> what was sent and heard

@@ -47,6 +47,8 @@ def test_the_command_line_and_options_json_give_the_same_score_arguments():
     assert options == ScoreOptions(seed=7, audio=False, key="E minor", fps=Fraction(30000, 1001), valence=-0.5)
     assert parse_options(json.dumps(options.to_json())) == options.score_kwargs()
     assert options.score_kwargs()["audio_out"] is False and "audio" not in options.score_kwargs()
+    no_stems = _score_options(build_parser().parse_args(["score", "edit.otio", "--no-stems"]))
+    assert no_stems.stems is False and no_stems.to_json() == {"stems": False}
 
 
 def test_unknown_options_and_wrong_types_are_named():
@@ -54,6 +56,8 @@ def test_unknown_options_and_wrong_types_are_named():
         ScoreOptions.from_mapping({"tempo": 120})
     with pytest.raises(ValueError, match="audio must be true or false"):
         ScoreOptions.from_mapping({"audio": "no"})
+    with pytest.raises(ValueError, match="stems must be true or false"):
+        ScoreOptions.from_mapping({"stems": 0})
     with pytest.raises(ValueError, match="seed must be"):
         ScoreOptions(seed=True)
     assert ScoreOptions.from_mapping({"valence": None}) == ScoreOptions()  # null: the default

@@ -398,3 +398,13 @@ def test_the_wav_is_placed_before_the_stems_and_taken_back_if_the_job_then_fails
         _run(model, path, out, seed=2, on_wav=wav_ready)
     assert seen and seen[0][1] != before["cut.wav"]  # seed 2's WAV was placed, then taken back
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_without_stems_the_mix_is_written_alone(model, tmp_path):
+    path = edit(tmp_path / "cut.otio", clips=(48, 72))
+    manifest, _ = _run(model, path, tmp_path / "out", seed=1, stems=False)
+    assert manifest["outputs"]["wav"] and Path(manifest["outputs"]["wav"]).is_file()
+    assert manifest["outputs"]["stems"] is None and manifest["audio"]["stem_format"] is None
+    assert not list((tmp_path / "out").glob("*.stem-*.wav"))
+    with_stems, _ = _run(model, path, tmp_path / "out", seed=1)  # and back: the stems come again
+    assert with_stems["outputs"]["stems"] and all(Path(p).is_file() for p in with_stems["outputs"]["stems"].values())
