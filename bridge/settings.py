@@ -88,7 +88,7 @@ def check_folder(value, what="media_root") -> str:
     return value
 
 
-def check_audio(value, what="audio") -> bool:
+def check_flag(value, what) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{what} must be true or false, got {value!r}")
     return value
@@ -112,8 +112,8 @@ class ScoreOptions:
     def __post_init__(self):
         checked = {
             "seed": check_seed(self.seed),
-            "audio": check_audio(self.audio),
-            "stems": check_audio(self.stems, "stems"),
+            "audio": check_flag(self.audio, "audio"),
+            "stems": check_flag(self.stems, "stems"),
             "candidates": check_candidates(self.candidates),
         }
         for name in ("valence", "arousal"):

@@ -177,12 +177,10 @@ def seconds_to_ticks_all(times, tempo_map, ppq: int = PPQ) -> list:
     times = list(times)
     if not times:
         return []
-    segments = _segments(tempo_map)
-    t, index = _segment_of([float(x) for x in times], [float(start_s) for _, start_s, _ in segments])
-    beat0 = np.array([float(b) for b, _, _ in segments])[index]
-    start = np.array([float(start_s) for _, start_s, _ in segments])[index]
-    per_beat = np.array([tempo / 1_000_000 for _, _, tempo in segments])[index]
-    scaled = (beat0 + (t - start) / per_beat) * ppq
+    beats, starts, per_beat = _segment_arrays(tempo_map)
+    t = np.asarray([float(x) for x in times], dtype=np.float64)
+    i = np.maximum(np.searchsorted(starts, t, side="right") - 1, 0)
+    scaled = (beats[i] + (t - starts[i]) / per_beat[i]) * ppq
     out = np.rint(scaled)
     for i in np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6):
         out[i] = seconds_to_ticks(times[i], tempo_map, ppq)
@@ -195,18 +193,20 @@ def ticks_to_seconds_all(ticks, tempo_map, ppq: int = PPQ) -> list:
     ticks = [int(x) for x in ticks]
     if not ticks:
         return []
+    beats, starts, per_beat = _segment_arrays(tempo_map)
+    b = np.asarray(ticks, dtype=np.float64) / ppq
+    i = np.maximum(np.searchsorted(beats, b, side="right") - 1, 0)
+    return (starts[i] + (b - beats[i]) * per_beat[i]).tolist()
+
+
+def _segment_arrays(tempo_map):
+    """The tempo map's segments as float arrays: start beat, start seconds, seconds a beat."""
     segments = _segments(tempo_map)
-    beats, index = _segment_of([x / ppq for x in ticks], [float(b) for b, _, _ in segments])
-    beat0 = np.array([float(b) for b, _, _ in segments])[index]
-    start = np.array([float(start_s) for _, start_s, _ in segments])[index]
-    per_beat = np.array([tempo / 1_000_000 for _, _, tempo in segments])[index]
-    return (start + (beats - beat0) * per_beat).tolist()
-
-
-def _segment_of(values, starts):
-    """(values as an array, the index of the tempo segment each falls in)."""
-    values = np.asarray(values, dtype=np.float64)
-    return values, np.maximum(np.searchsorted(np.asarray(starts), values, side="right") - 1, 0)
+    return (
+        np.array([float(b) for b, _, _ in segments]),
+        np.array([float(s) for _, s, _ in segments]),
+        np.array([tempo / 1_000_000 for _, _, tempo in segments]),
+    )
 
 
 def beats_to_seconds_all(beats, tempo_map) -> list:

@@ -254,9 +254,7 @@ def score(
             shutil.copyfile(staging / final[key].name, placing)
             os.replace(placing, final[key])
         manifest = build(["midi", "notes", *keys])
-        manifest["stage"] = stage
-        manifest["outputs"]["stems"] = None  # not yet
-        manifest.pop("audio", None)
+        manifest["stage"] = stage  # no stems nor `audio` report yet: sound has neither
         early_path = staging / f"{stem}.{stage}.manifest.json"
         manifest_mod.write(manifest, early_path)
         tell(early_path)
@@ -376,7 +374,8 @@ def _render(
 ):
     """Write every deliverable into `staging` under its final name; returns the keys written.
     light: a live update, where speed matters: no cue sheet and no preview video.
-    sound: {"loudness", "previous" (the last revision's Mix, or None), "stem_prefix"}; filled
+    sound: {"loudness", "previous" (the last revision's Mix, or None), "stem_prefix",
+    "stems_out" (whether to write the stems), "on_midi", "on_wav" (the early stages)}; filled
     with "mix" (this render's Mix), "stems" (role -> file name) and "audio" (the manifest's)."""
     sound = {} if sound is None else sound
     started = time.perf_counter()
