@@ -286,12 +286,19 @@ def _phrase_place(chords, laid_out, i, bars_begun, phrase_bars) -> dict:
 # The chord that leads into a hit's new chord stands on its own root, so the cut is
 # approached by a bass that moves (V–i, bII–i) instead of a drone through it.
 PEDAL_PALETTES = ("tense",)
+PEDAL_BEATS = 8  # held for two bars, then two bars moving
 
 
 def _bottom(c, chords, section) -> int:
     """The pitch class the bass stands on under chord `c`: its root, or the pedal's tonic,
-    which lets go before a hit's new chord so the bass walks into the cut."""
+    which lets go before a hit's new chord so the bass walks into the cut. The pedal holds
+    through the first two bars of each four (the first half of the harmony's loop, so it
+    comes round with it) and the bass moves with the chords in the other two: a pedal held
+    through a whole cue is a drone."""
     if section.palette_name not in PEDAL_PALETTES:
+        return c.root
+    head = next(x.start_beat for x in chords if x.section == c.section)
+    if (c.start_beat - head) // PEDAL_BEATS % 2:
         return c.root
     after = chord_at(chords, c.end_beat)
     if after is not None and after.hit is not None and (after.root, after.quality) != (c.root, c.quality):
@@ -308,6 +315,8 @@ def _bass(c, chords, beat, length, tone, section, rng, step, bar_len, boost) -> 
         pitch = root + 12 if root + 12 <= hi else root
     elif tone == "A":  # a step below where the bass goes next (the next chord's root, or the pedal)
         nxt = chord_at(chords, c.end_beat)
+        while nxt is not None and nxt.hit is not None and (nxt.root, nxt.quality) == (c.root, c.quality):
+            nxt = chord_at(chords, nxt.end_beat)  # a hit striking this chord again: on to the next change
         goal = c.root if nxt is None else (_bottom(nxt, chords, section) if nxt.section == c.section else nxt.root)
         target = fold(goal + 36, lo, min(hi, lo + 11))
         scale = [(section.tonic + d) % 12 for d in SCALES[section.mode]]

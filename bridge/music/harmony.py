@@ -15,8 +15,12 @@ warm adds IV, vi and sevenths; dark i–bVI–bIII–bVII and iv; tense bII, dim
 half-diminished) is mixed into the model's distribution, and the harmonic rhythm comes from
 arousal (a chord every 2 bars when calm, every half bar when excited). Hits get varied
 chords: the same chord twice running at hits, or the tonic at more than a third of them, is
-made unlikely. Away from a destination, a chord repeats the one a loop back (four chords, two
-bars at the least) 85 % of the time, so progressions come back as they do in a cue, rather than wander.
+made unlikely. Away from a destination the progression is a loop of four chords (two bars
+at the least, `loop_beats`) that comes round again, as a film cue's does, rather than
+wander: the first statement is drawn with the tonic at its head only (a loop with the tonic
+in every other slot is a tonic with visitors), no x–y–x back-and-forth inside it, and a last
+chord that can lead back to its head; the chords after it repeat it until a destination's
+cadence takes over. The melody's form follows the same loop (melody.FORM).
 
     progression(plan, seed) -> [ChordSpan]   (beats and seconds, key-relative numeral)
 """
@@ -43,9 +47,10 @@ BOS = N_CHORDS  # "no chord yet"
 FAR = 7  # boundary offsets of 7 or more chords are one condition
 WEIGHTS = resources.folder("models") / "scorebridge-harmony.safetensors"
 
-REPEAT = 0.85  # chance a chord away from a destination repeats the one a loop back
 LOOP_BEATS = 8  # the shortest loop: two bars, the melody's phrase
 DESTINATION_GAP = 8  # beats after the last destination before a hit is a destination again
+INNER_TONIC = 0.5  # weight of the tonic chord inside a loop, after its head
+BACK_AND_FORTH = 0.3  # weight of the chord two back, inside a loop
 MOOD_MIX = 0.35  # share of the quadrant's vocabulary in each chord's distribution
 # Quadrant vocabularies: (interval above the tonic, quality) -> relative weight.
 VOCABULARY = {
@@ -182,6 +187,13 @@ def chord_beats(arousal: float, bpm: float) -> int:
     return min((2, 4, 8), key=lambda b: abs(math.log(b / want)))
 
 
+def loop_beats(arousal: float, bpm: float) -> int:
+    """The loop a progression repeats: four chords, as a film cue's progression has (two,
+    four or eight bars: one, two or four of the melody's phrases, so a phrase comes back
+    over the harmony it was first heard on)."""
+    return max(LOOP_BEATS, 4 * chord_beats(arousal, bpm))
+
+
 def _bpm_at(beat, tempo_map) -> float:
     current = tempo_map[0][1]
     for b, t in tempo_map:
@@ -302,11 +314,21 @@ def progression(plan, seed, model=None) -> list:
         p = (1 - MOOD_MIX) * p + MOOD_MIX * _vocabulary(section.palette_name)
         if history[-1] != BOS:  # a new chord each slot: a new root (V7 after V is no change)
             p[_SAME_ROOT[history[-1] % 12]] *= 0.02
+        loop = loop_beats(section.arousal, _bpm_at(a, tempo_map))
+        ahead = at_beat.get(b - loop)  # the loop's head, which comes after this chord next time round
+        if ahead is not None and hit is None and offset >= 1:
+            p[_SAME_ROOT[ahead % 12]] *= 0.02
         p[_WRONG_TONIC[section.mode]] *= 0.05  # no Picardy third: a dark cue stays minor
         if section.mode == "minor" and offset >= 2:
             p[_DOMINANTS] *= 0.4  # in minor the major V is for cadences: a run of it sounds major
         p *= _in_mode(section.mode, section.palette_name)  # colour from the mood, not from Bach's
         #                                                    secondary dominants, which blur the mode
+        if hit is None and history[-1] != BOS:
+            # the tonic heads the loop (and a section); inside it the harmony moves away
+            # (I–V–vi–IV, i–bVI–bIII–bVII), or the cue is heard as a tonic with visitors
+            p[_TONICS] *= INNER_TONIC
+            if history[-2] != BOS:  # x–y–x again is a two-chord vamp, not a four-chord loop
+                p[history[-2]] *= BACK_AND_FORTH
         if hit is not None:
             if hit_chords:
                 p[hit_chords[-1]] *= 0.1  # vary the hit chords
@@ -317,17 +339,9 @@ def progression(plan, seed, model=None) -> list:
         if history[-1] == BOS and hit is None:  # a section (or a new mode) starts on its tonic
             choice = chord_id(0, QUALITY_NAMES.index("maj" if section.mode == "major" else "min"))
         # Harmony that repeats is harmony a listener follows: away from a destination the
-        # loop's chords come back (the draw above still advances the generator). The loop
-        # holds four chords, as a film cue's progression does (two bars when they are fast).
-        loop = max(LOOP_BEATS, 2 * chord_beats(section.arousal, _bpm_at(a, tempo_map)))
+        # loop's chords come back (the draw above still advances the generator).
         back = at_beat.get(a - loop)
-        if (
-            kind is None
-            and offset >= 2
-            and back is not None
-            and rng.random() < REPEAT
-            and back % 12 != history[-1] % 12
-        ):
+        if kind is None and offset >= 2 and back is not None and back % 12 != history[-1] % 12:
             choice = back
         at_beat[a] = choice
         history.append(choice)

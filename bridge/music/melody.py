@@ -8,8 +8,9 @@ draw often noodled between two notes, which no restatement can make a tune. The 
 one line (onsets on 8ths, each note the one nearest the line's last, within a fifth of it),
 pitches as scale steps.
 
-Over the cue, phrases of two bars run on the cue's grid from each section start, in the form
-A A B A: the motif (A) restated on whatever chord is sounding — moved by scale steps so it
+Over the cue, phrases of two bars run on the cue's grid from each section start, in a form
+that follows the harmony's loop (A A B A over a two- or eight-bar loop, A B A B over a
+four-bar one, so each motif comes back over the chords it was first heard on): the motif (A) restated on whatever chord is sounding — moved by scale steps so it
 starts on a chord tone — and the answer (B, the draw's second half). A note on a strong beat
 (beats 1 and 3, or a note held two beats) is moved to the nearest tone of its chord that
 keeps the motif's motion, every other
@@ -34,12 +35,14 @@ import numpy as np
 import torch
 
 from bridge.music.arrangement import BeatNote, chord_at, energy, register
+from bridge.music.harmony import _bpm_at, loop_beats
 from bridge.music.theory import SCALES
 from bridge.music.tokens import FAMILY_INDEX, N_FAM, N_PITCH, N_VEL, OFF0, ON0, SHIFT0, VEL0, EOS
 
 MOTIF_BEATS = 8  # a phrase: two bars of 4/4
 DRAW_PHRASES = 2  # the model draws A and B in one line
-FORM = ("A", "A", "B", "A")
+# by the harmony's loop, in beats: each motif comes back over the chords it was first heard on
+FORM = {8: ("A", "A", "B", "A"), 16: ("A", "B", "A", "B"), 32: ("A", "A", "B", "A")}
 BREATH = Fraction(1, 2)
 TAKES = 8  # lines drawn per mood; the best-shaped is the motif
 
@@ -275,7 +278,10 @@ def write(plan, chords, motifs, seed) -> Melody:
         motif_a, motif_b = motifs[s.palette_name]
         k = form_index.get(section_index, 0)
         form_index[section_index] = k + 1
-        form = FORM[k % len(FORM)]
+        # the form follows the harmony's loop: over a two- or eight-bar loop A A B A, over a
+        # four-bar one the pair A B (question and answer) on its two halves
+        shape_of = FORM[loop_beats(s.arousal, _bpm_at(start, plan.tempo["tempo_map"]))]
+        form = shape_of[k % len(shape_of)]
         motif = motif_a if form == "A" else motif_b
         busy = len(motif.notes) / MOTIF_BEATS > 0.75
         stretch = 2 if energy(s.arousal) == "calm" and busy else 1

@@ -118,6 +118,23 @@ def test_dark_harmony_uses_the_flat_side():
     assert any(n.startswith(("bVI", "bIII", "bVII", "iv")) for n in numerals)
 
 
+def test_away_from_hits_the_progression_is_a_four_chord_loop_that_comes_round():
+    for valence, arousal in ((0.6, -0.6), (-0.7, 0.7), (0.05, 0.0)):
+        plan = _cue(valence, arousal, seconds=60, cuts=0)
+        s = plan.sections[0]
+        tempo_map = plan.tempo["tempo_map"]
+        loop = harmony.loop_beats(s.arousal, harmony._bpm_at(0, tempo_map))
+        assert loop == max(8, 4 * harmony.chord_beats(s.arousal, harmony._bpm_at(0, tempo_map)))
+        chords = harmony.progression(plan, seed=3)
+        at = {c.start_beat: (c.root, c.quality) for c in chords}
+        again = [(b, c) for b, c in at.items() if b >= loop and b - loop in at]
+        assert len(again) >= 4
+        # the last chord or two before the cue's end cadence; every other one is the loop's
+        closing = sorted(at)[-2:]
+        assert all(c == at[b - loop] for b, c in again if b not in closing)
+        assert len({at[b] for b in at if b < loop}) >= min(3, len([b for b in at if b < loop]))
+
+
 # --- arrangement -----------------------------------------------------------------------------
 
 
@@ -258,34 +275,39 @@ def test_a_motif_is_restated_note_for_note_over_the_same_chord():
     plan = _cue(0.5, 0.0, seconds=24, cuts=0, key="C major")
     chord = harmony.ChordSpan(Fraction(0), Fraction(1000), 0.0, plan.duration_s, 0, "maj", "I", 0)
     line = melody.write(plan, [chord], {plan.sections[0].palette_name: (motif, motif)}, seed=1).notes
-    first, second = [n for n in line if n.start < 8], [n for n in line if 8 <= n.start < 16]
-    assert [n.pitch for n in first] == [n.pitch for n in second]
-    assert [n.start + 8 for n in first] == [n.start for n in second]
+    # the next phrase the form gives to A (A A B A over a two-bar loop, A B A B over four)
+    s = plan.sections[0]
+    form = melody.FORM[harmony.loop_beats(s.arousal, harmony._bpm_at(0, plan.tempo["tempo_map"]))]
+    at = 8 * form.index("A", 1)
+    first, again = [n for n in line if n.start < 8], [n for n in line if at <= n.start < at + 8]
+    assert [n.pitch for n in first] == [n.pitch for n in again]
+    assert [n.start + at for n in first] == [n.start for n in again]
 
 
 def test_a_phrase_over_harmony_heard_before_comes_back_whole():
-    # A A B A A over two-bar phrases; the second and fifth phrases have the same chords
-    # (iii–IV). Re-fitting the motif from the fourth phrase's note gave another line there.
+    # Two-bar phrases in a form of four; the second and sixth phrases (the same motif and
+    # the same place in a question-and-answer pair, whatever the form) have the same chords
+    # (iii–IV). Re-fitting the motif from the phrase before gave another line there.
     a = melody.Motif(
         tuple((Fraction(k), Fraction(1), step) for k, step in enumerate((0, 1, 2, 1, 4, 3, 2, 1))), "model"
     )
     b = melody.Motif(tuple((Fraction(2 * k), Fraction(2), step) for k, step in enumerate((0, -2, -3, -4))), "model")
     plan = _cue(0.5, 0.0, seconds=40, cuts=0, key="C major")
     numerals = {0: "I", 2: "ii", 4: "iii", 5: "IV", 7: "V", 9: "vi"}
-    roots = (7, 0, 4, 5, 4, 7, 9, 2, 4, 5)
+    roots = (7, 0, 4, 5, 4, 7, 9, 2, 9, 7, 4, 5)
     chords = [
         harmony.ChordSpan(
             Fraction(4 * k), Fraction(4 * k + 4), 0.0, 1.0, r, "maj" if numerals[r].isupper() else "min", numerals[r], 0
         )
         for k, r in enumerate(roots)
     ]
-    chords.append(harmony.ChordSpan(Fraction(40), Fraction(1000), 0.0, 1.0, 0, "maj", "I", 0))
+    chords.append(harmony.ChordSpan(Fraction(48), Fraction(1000), 0.0, 1.0, 0, "maj", "I", 0))
     line = melody.write(plan, chords, {plan.sections[0].palette_name: (a, b)}, seed=1).notes
 
     def phrase(start):
         return [(n.start - start, n.end - n.start, n.pitch) for n in line if start <= n.start < start + 8]
 
-    assert phrase(8) and phrase(32) == phrase(8)
+    assert phrase(8) and phrase(40) == phrase(8)
 
 
 def test_a_pedal_lets_go_before_a_hits_new_chord():
@@ -299,6 +321,21 @@ def test_a_pedal_lets_go_before_a_hits_new_chord():
     bass = [arrangement._bass(c, [i, v, hit], c.start_beat, Fraction(1), "1", section, rng, 0, 4, 0) for c in (i, v)]
     assert bass[0].pitch % 12 == 4  # the pedal under i
     assert bass[1].pitch % 12 == 11  # V on its own root, into the hit
+
+
+def test_a_pedal_holds_two_bars_and_the_bass_moves_with_the_chords_in_the_next_two():
+    plan = _cue(-0.6, 0.8, seconds=20, cuts=0, key="E minor")
+    section = plan.sections[0]
+    roots = (4, 0, 9, 11, 4, 0, 9, 11)  # i bVI iv V, twice: a bar each
+    chords = [
+        harmony.ChordSpan(Fraction(4 * k), Fraction(4 * k + 4), float(k), float(k + 1), r, "maj", "x", 0)
+        for k, r in enumerate(roots)
+    ]
+    rng = __import__("numpy").random.default_rng(0)
+    bottoms = [
+        arrangement._bass(c, chords, c.start_beat, Fraction(1), "1", section, rng, 0, 4, 0).pitch % 12 for c in chords
+    ]
+    assert bottoms == [4, 4, 9, 11, 4, 4, 9, 11]  # the pedal, then the roots; round again
 
 
 def test_motif_draws_come_from_the_music_model_in_the_melody_family(model):
