@@ -6,9 +6,9 @@ every hit, and the MIDI file (with the other deliverables) in a folder it names.
 Live mode follows the edit: it re-scores whenever the cut changes and swaps the music in.
 
 Resolve runs menu scripts with whichever Python 3.6+ it finds, so this file uses the
-standard library only and speaks OSC itself. All the work (reading the edit, the picture,
-the music) happens in the daemon; this script only exports, asks, waits and places.
-Protocol: docs/protocol.md (OSC), API facts: HOSTS.md.
+standard library only. All the work (reading the edit, the picture, the music) happens in
+the daemon, reached through `scorebridge request` as the REAPER scripts reach it; this
+script only exports, asks, waits and places. Protocol: docs/protocol.md.
 
 This file is the menu entry. The script itself is the package scorebridge_resolve: beside this
 file in a checkout, or in the installed ScoreBridge, whose folder `scorebridge install resolve`

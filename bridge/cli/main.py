@@ -243,6 +243,14 @@ def cmd_request(args) -> int:
         print("scorebridge: --session and --revision go together", file=sys.stderr)
         return 2
     options = _score_options(args, resolve_media_root=True).to_json()
+    if args.options:  # options_json keys over the flags, checked as the daemon checks them
+        try:
+            extra = json.loads(args.options)
+            if not isinstance(extra, dict):
+                raise ValueError("not a JSON object")
+            options = settings.ScoreOptions.from_mapping(dict(options, **extra)).to_json()
+        except ValueError as exc:
+            raise BadInput(f"--options: {exc}") from None
     shown = None if args.quiet else console("request")
     filed = client.progress_writer(args.manifest_file) if args.manifest_file else None
 
@@ -250,6 +258,12 @@ def cmd_request(args) -> int:
         for report in (shown, filed):
             if report is not None:
                 report(fraction, stage)
+
+    def say(text):
+        if not args.quiet:
+            print(f"request: {text}", file=sys.stderr)
+        if filed is not None:  # a host that reads FILE.progress sees it too (starting the daemon)
+            filed(0.0, text)
 
     try:
         path = client.request(
@@ -262,7 +276,8 @@ def cmd_request(args) -> int:
             progress=progress,
             midi_ready=client.stage_writer(args.manifest_file, "midi") if args.manifest_file else None,
             wav_ready=client.stage_writer(args.manifest_file, "wav") if args.manifest_file else None,
-            say=None if args.quiet else (lambda text: print(f"request: {text}", file=sys.stderr)),
+            say=say,
+            cancelled=client.cancel_file(args.manifest_file) if args.manifest_file else None,
         )
     except client.RequestFailed as exc:
         if args.manifest_file:
@@ -560,7 +575,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--manifest-file",
         help="write the manifest path (or `error CODE: message`) here "
-        "when done; FILE.progress holds the progress meanwhile",
+        "when done; FILE.progress holds the progress meanwhile, FILE.midi.json and "
+        "FILE.wav.json each stage as it lands; writing FILE.cancel cancels the job",
+    )
+    p.add_argument(
+        "--options",
+        metavar="JSON",
+        help="options as the protocol's options_json (e.g. '{\"seed\": 3}'), over the flags",
     )
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait (default 900)")
     _music_options(p)

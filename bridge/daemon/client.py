@@ -154,6 +154,7 @@ def request(
     start=True,
     midi_ready=None,
     wav_ready=None,
+    cancelled=None,
 ):
     """Send a score (or, with session/revision, an update) request and wait for its end.
 
@@ -161,6 +162,7 @@ def request(
     progress replies arrive; midi_ready(path) when the daemon says the MIDI is in place while
     the WAV renders (path: a MIDI-stage manifest that lives until the job ends; read it at once);
     wav_ready(path) likewise when the WAV is in place while the stems are written.
+    cancelled() is asked four times a second: True cancels the job (RequestFailed "cancelled").
     """
     host, port = _where(host, port)
     token = ensure_daemon(host, port, say) if start else (config.read_token() or "")
@@ -185,7 +187,10 @@ def request(
                 if left <= 0:
                     conn.send("cancel", token, request_id)
                     raise RequestFailed("timeout", f"no result after {timeout:.0f} s; the request was cancelled")
-                reply = conn.receive(min(left, 1.0))
+                if cancelled is not None and cancelled():
+                    conn.send("cancel", token, request_id)
+                    raise RequestFailed("cancelled", "cancelled by the host")
+                reply = conn.receive(min(left, 1.0 if cancelled is None else 0.25))
                 if reply is None:
                     wait = 2.0 if not accepted else RESEND_AFTER_S
                     if time.monotonic() - silent_since > wait:
@@ -248,7 +253,7 @@ def _tail(path, lines=3):
         return "(no log)"
 
 
-# -- the manifest file: for hosts that cannot open sockets (REAPER) ----------------------
+# -- the manifest file: for hosts that do not open sockets (REAPER, Resolve) ----------------
 
 
 def write_result(manifest_file, manifest_path=None, error=None):
@@ -259,6 +264,19 @@ def write_result(manifest_file, manifest_path=None, error=None):
             Path(f"{manifest_file}.{stage}.json").unlink(missing_ok=True)
     text = f"{manifest_path}\n" if error is None else f"error {error.code}: {' '.join(error.message.split())}\n"
     atomic.write_text(manifest_file, text)
+
+
+def cancel_file(manifest_file):
+    """A `cancelled` callback: True once the host has written `FILE.cancel` (it is removed)."""
+    path = Path(f"{manifest_file}.cancel")
+
+    def asked():
+        if path.exists():
+            path.unlink(missing_ok=True)
+            return True
+        return False
+
+    return asked
 
 
 def midi_writer(manifest_file):

@@ -35,7 +35,7 @@ CUES = [
     ("sting", Fraction(25), 20, 4, [(1.0, 0.5, 0.5)]),
 ]
 CORPUS = ["bach/bwv66.6", "beethoven/opus18no1", "joplin/maple_leaf_rag", "essenFolksong/altdeu10"]
-GROOVES = ["Rock", "BossaNova", "Ballad"]
+GROOVES = ["BasicRock", "BossaNova", "Ballad"]
 SECONDS = 60.0  # of each real piece
 
 

@@ -5,8 +5,7 @@ import os
 
 from .api import Context, FREE_HINT, edition
 from .common import Failure, POLL_SECONDS, SETTLE_SECONDS
-from .link import connect
-from .paths import log_traceback
+from .paths import find_cli, log_traceback
 from .session import Session
 from .ui import Window, open_view
 
@@ -20,17 +19,19 @@ def main(resolve, live=None, options=None, stop=None, view=None,
     stop: called with the session on every turn of the console loop; True ends it (tests).
     """
     view = view or open_view(resolve)
-    report = {"ok": False, "message": None, "daemon_pid": None}
-    link = None
+    report = {"ok": False, "message": None}
     try:
         if live is None:
             live = os.environ.get("SCOREBRIDGE_LIVE", "").strip().lower() in ("1", "true", "yes", "on")
         if resolve is None:
             raise Failure("no Resolve scripting object: run ScoreBridge from Workspace > Scripts in Resolve")
         ctx = Context(resolve, view)
-        link, token, process = connect(view)
-        report["daemon_pid"] = process.pid if process is not None else None
-        session = Session(ctx, link, token, options, poll_seconds, settle_seconds)
+        cli = find_cli()
+        if cli is None:
+            raise Failure("the `scorebridge` command was not found (it scores the edit and starts "
+                          "the ScoreBridge daemon when none runs): run `scorebridge install resolve` "
+                          "in a terminal, or set SCOREBRIDGE_CLI to its path")
+        session = Session(ctx, cli, options, poll_seconds, settle_seconds)
         if isinstance(view, Window):
             view.session = session
         if live:
@@ -57,9 +58,6 @@ def main(resolve, live=None, options=None, stop=None, view=None,
         view.error(message)
         report["message"] = message
         _hold(view)
-    finally:
-        if link is not None:
-            link.close()
     return report
 
 

@@ -7,16 +7,11 @@ TRACK_PREFIX = "ScoreBridge"     # our audio track is named "ScoreBridge <cue>"
 STEM_PREFIX = "ScoreBridge stem"  # with SCOREBRIDGE_RESOLVE_STEMS=1, each stem on "ScoreBridge stem <role>"
 BIN_NAME = "ScoreBridge"         # media pool bin for the WAVs
 MARKER_COLOR = "Cream"
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 9451
 INSTALLED_CLI = None             # `scorebridge install resolve` writes its own command here
 RETRIES = 3                      # tries of a Resolve call that answers None/False
 RETRY_SLEEP = 0.5                # seconds between them (dialogs and autosave pass)
 POLL_SECONDS = 1.5               # live mode: how often the edit is looked at
 SETTLE_SECONDS = 2.0             # live mode: how long an edit must rest before it is sent
-START_TIMEOUT = 60.0             # seconds to wait for a daemon this script started
-ACCEPT_TIMEOUT = 2.0             # resend a request not accepted within this
-SILENCE_RESEND = 30.0            # ask again about a request nothing was heard of for this long
-SILENCE_GIVE_UP = 180.0
 
 
 class Failure(Exception):

@@ -1,5 +1,5 @@
-"""Where things are: the config and state folders, the token, the daemon's address and the
-`scorebridge` command (the same rules as bridge/config.py)."""
+"""Where things are: the state folder, the takes and the `scorebridge` command (the same rules
+as bridge/config.py)."""
 
 import glob
 import os
@@ -9,7 +9,6 @@ import time
 import traceback
 
 from . import common
-from .common import DEFAULT_HOST, DEFAULT_PORT, Failure
 
 
 def _home(*parts):
@@ -28,32 +27,8 @@ def _user_dir(env_name, linux_xdg, linux_default):
     return os.path.join(os.environ.get(linux_xdg) or _home(*linux_default), "scorebridge")
 
 
-def config_dir():
-    return _user_dir("SCOREBRIDGE_CONFIG", "XDG_CONFIG_HOME", (".config",))
-
-
 def state_dir():
     return _user_dir("SCOREBRIDGE_STATE", "XDG_STATE_HOME", (".local", "state"))
-
-
-def read_token():
-    """The shared token (SCOREBRIDGE_TOKEN, else the daemon's token file), or None."""
-    if os.environ.get("SCOREBRIDGE_TOKEN"):
-        return os.environ["SCOREBRIDGE_TOKEN"]
-    try:
-        with open(os.path.join(config_dir(), "token")) as stream:
-            return stream.read().strip() or None
-    except (IOError, OSError):
-        return None
-
-
-def endpoint():
-    host = os.environ.get("SCOREBRIDGE_HOST") or DEFAULT_HOST
-    try:
-        port = int(os.environ.get("SCOREBRIDGE_PORT") or DEFAULT_PORT)
-    except ValueError:
-        raise Failure("SCOREBRIDGE_PORT must be a port number, not %r" % os.environ["SCOREBRIDGE_PORT"])
-    return host, port
 
 
 def find_cli():

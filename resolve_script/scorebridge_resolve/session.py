@@ -6,25 +6,28 @@ import shutil
 import time
 import uuid
 
+from . import request
 from .api import maybe
-from .common import ACCEPT_TIMEOUT, Failure, POLL_SECONDS, SETTLE_SECONDS, SILENCE_GIVE_UP, SILENCE_RESEND
+from .common import Failure, POLL_SECONDS, SETTLE_SECONDS
 from .edit import edit_signature, export_edit
 from .paths import _safe_name, out_base
 from .place import _our_track, describe, finish_placing, place_result, stems_wanted
 
+RESULT = "request.result"   # in each take's folder: what the client heard (request.py)
+
 
 class Session:
-    """Sends requests, listens for replies, places the newest result. Driven by tick()."""
+    """Starts requests, polls what they heard, places the newest result. Driven by tick()."""
 
-    def __init__(self, ctx, link, token, options, poll_seconds=POLL_SECONDS, settle_seconds=SETTLE_SECONDS):
-        self.ctx, self.link, self.token = ctx, link, token
+    def __init__(self, ctx, cli, options, poll_seconds=POLL_SECONDS, settle_seconds=SETTLE_SECONDS):
+        self.ctx, self.cli = ctx, cli
         self.view = ctx.view
         # the stems only where they are placed (SCOREBRIDGE_RESOLVE_STEMS=1): writing them is
         # most of what a live update costs after the WAV
         self.options = dict({"audio": True, "stems": stems_wanted()}, **(options or {}))
         self.poll_seconds, self.settle_seconds = poll_seconds, settle_seconds
         self.folder = os.path.join(out_base(), _safe_name(ctx.project_name), _safe_name(ctx.timeline_name))
-        self.pending = {}          # request_id -> what was sent and heard
+        self.pending = {}          # request_id -> request.Job, until it ends
         self.request_id = None     # the single score's
         self.live = False
         self.session_id = None
@@ -56,19 +59,17 @@ class Session:
                           "failed): built the edit from the timeline's items and markers instead.")
         return path, signature
 
-    def _send(self, request_id, address, args, revision=None):
-        self.link.send(address, self.token, *args)
-        now = time.monotonic()
-        self.pending[request_id] = {"address": address, "args": args, "sent": now, "heard": now,
-                                    "accepted": False, "tries": 1, "revision": revision}
+    def _send(self, request_id, path, folder, revision=None):
+        session = self.session_id if revision is not None else None
+        self.pending[request_id] = request.start(self.cli, path, folder, self.options,
+                                                 os.path.join(folder, RESULT), session, revision)
 
     def score_once(self):
         folder = os.path.join(self.folder, "take-" + time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4])
         path, self.signature = self._export(folder)
         self.request_id = "resolve-" + uuid.uuid4().hex[:12]
         self.view.say("Scoring %r (%s)..." % (self.ctx.timeline_name, self.ctx.describe_edition()))
-        self._send(self.request_id, "/scorebridge/score",
-                   [self.request_id, path, folder, json.dumps(self.options)])
+        self._send(self.request_id, path, folder)
 
     def go_live(self, send_now=True):
         """Follow the edit from now on; with send_now, score its present state at once
@@ -88,9 +89,8 @@ class Session:
         if not self.live:
             return
         self.live = False
-        for request_id in [rid for rid, p in self.pending.items() if p["revision"] is not None]:
-            self.link.send("/scorebridge/cancel", self.token, request_id)
-            del self.pending[request_id]
+        for request_id in [rid for rid, job in self.pending.items() if job.revision is not None]:
+            self.pending.pop(request_id).cancel()
         self.finished = self.request_id not in self.pending
         self.view.say("Live mode stopped%s." % (": " + why if why else ""))
 
@@ -99,27 +99,28 @@ class Session:
         folder = os.path.join(self.folder, "%s-r%d" % (self.session_id, self.revision))
         path, self.signature = self._export(folder)
         request_id = "%s:%d" % (self.session_id, self.revision)
-        for old in [rid for rid, p in self.pending.items() if p["revision"] is not None]:
-            del self.pending[old]   # the daemon drops them as stale; their replies are ignored
-        self._send(request_id, "/scorebridge/update",
-                   [self.session_id, self.revision, path, folder, json.dumps(self.options)], self.revision)
+        # older revisions still running are answered `stale` by the daemon; a late result of
+        # one is ignored (_done)
+        self._send(request_id, path, folder, self.revision)
         self.sent.append(self.revision)
         self.view.say("Edit changed: sent revision %d." % self.revision if self.revision > 1
                       else "Sent revision 1.")
 
     def cancel_all(self):
-        for request_id in list(self.pending):
-            self.link.send("/scorebridge/cancel", self.token, request_id)
+        for job in self.pending.values():
+            job.cancel()
         self.pending.clear()
 
     # -- the loop --
     def tick(self, timeout=0.2):
-        """Read replies for up to timeout seconds, resend what went unheard, and in live mode
-        look at the edit. Failures in live mode are reported and the loop goes on."""
+        """Wait up to timeout seconds, act on what the requests heard, and in live mode look at
+        the edit. Failures in live mode are reported and the loop goes on."""
         try:
-            for address, args in self.link.receive(timeout):
-                self._handle(address, args)
-            self._check_pending()
+            if self.pending:
+                time.sleep(timeout)
+            for request_id, job in list(self.pending.items()):
+                for event in job.poll():
+                    self._handle(request_id, job, event)
             if self.live:
                 self._poll_edit()
         except Failure as exc:
@@ -134,76 +135,33 @@ class Session:
         self.cancel_all()
         self.view.error(message)
 
-    def _check_pending(self):
-        now = time.monotonic()
-        for request_id, p in list(self.pending.items()):
-            if not p["accepted"] and now - p["sent"] > ACCEPT_TIMEOUT:
-                if p["tries"] >= 5:
-                    del self.pending[request_id]
-                    raise Failure("the ScoreBridge daemon stopped answering (request %s)" % request_id)
-                p["tries"] += 1
-                p["sent"] = now
-                self.link.send(p["address"], self.token, *p["args"])
-            elif p["accepted"] and now - p["heard"] > SILENCE_GIVE_UP:
-                del self.pending[request_id]
-                raise Failure("nothing heard from the ScoreBridge daemon about %s for %d s"
-                              % (request_id, SILENCE_GIVE_UP))
-            elif p["accepted"] and now - p["heard"] > SILENCE_RESEND and now - p["sent"] > SILENCE_RESEND:
-                p["sent"] = now   # asking again is answered `accepted` again, or with the result
-                self.link.send(p["address"], self.token, *p["args"])
-
-    def _revision_of(self, request_id):
-        if self.session_id and str(request_id).startswith(self.session_id + ":"):
-            try:
-                return int(str(request_id).rsplit(":", 1)[1])
-            except ValueError:
-                return None
-        return None
-
-    def _handle(self, address, args):
-        if not args:
-            return
-        request_id = args[0]
-        pending = self.pending.get(request_id)
-        if pending is not None:
-            pending["heard"] = time.monotonic()
-        name = address.rsplit("/", 1)[-1]
-        if name == "error" and len(args) > 1 and args[1] == "auth":
-            self.live = False
-            self._fail("the ScoreBridge daemon does not accept this token: %s" % (args[2:] or [""])[0])
-        elif pending is None:
-            revision = self._revision_of(request_id)
-            if name == "done" and revision is not None and revision < self.revision:
-                self.ignored.append(revision)
-                self.view.say("Ignored the result of revision %d: revision %d is newer." % (revision, self.revision))
-        elif name == "accepted":
-            pending["accepted"] = True
-        elif name == "progress" and len(args) >= 3:
-            self.view.progress(float(args[1]), str(args[2]))
-        elif name == "ready" and len(args) >= 3 and args[1] == "midi":
+    def _handle(self, request_id, job, event):
+        name = event[0]
+        if name == "progress":
+            self.view.progress(event[1], event[2])
+        elif name == "midi":
             # the .mid is in place; Resolve places the WAV, which follows
-            self.view.say("The MIDI is ready; rendering the WAV.")
-        elif name == "ready" and len(args) >= 3 and args[1] == "wav":
-            self._wav_ready(pending, args[2])
-        elif name == "done" and len(args) >= 2:
-            del self.pending[request_id]
-            self._done(request_id, pending["revision"], args[1], pending.get("placed"))
-        elif name in ("error", "cancelled"):
-            del self.pending[request_id]
-            code = args[1] if len(args) > 1 else "cancelled"
-            message = args[2] if len(args) > 2 else ""
-            if code == "stale":
-                self.view.say("Revision %s was superseded." % pending["revision"])
+            if job.revision is None or job.revision == self.revision:
+                self.view.say("The MIDI is ready; rendering the WAV.")
+        elif name == "wav":
+            self._wav_ready(job, event[1])
+        elif name == "done":
+            self.pending.pop(request_id, None)
+            self._done(request_id, job.revision, event[1], job.placed)
+        elif name == "error":
+            self.pending.pop(request_id, None)
+            code, message = event[1], event[2]
+            if code == "stale" or (code == "cancelled" and job.revision is not None):
+                self.view.say("Revision %s was superseded." % job.revision)
             elif self.live:
-                self.view.say("Revision %s failed (%s): %s" % (pending["revision"], code, message))
+                self.view.say("Revision %s failed (%s): %s" % (job.revision, code, message))
             else:
                 self._fail("scoring failed (%s): %s" % (code, message))
 
-    def _wav_ready(self, pending, stage_path):
-        """The WAV is in place while the stems are written: the user hears it now. The stage
-        manifest lives only until the job ends, so it is read at once; a revision already
-        superseded is left alone."""
-        revision = pending["revision"]
+    def _wav_ready(self, job, stage_path):
+        """The WAV is in place while the stems are written: the user hears it now; a revision
+        already superseded is left alone."""
+        revision = job.revision
         if revision is not None and revision != self.revision:
             return
         try:
@@ -212,7 +170,7 @@ class Session:
         except (IOError, OSError, ValueError):
             return  # the job ended first: `done` places everything
         self.view.progress(0.9, "placing the WAV")
-        pending["placed"] = (place_result(self.ctx, stage), (stage.get("outputs") or {}).get("wav"))
+        job.placed = (place_result(self.ctx, stage), (stage.get("outputs") or {}).get("wav"))
         self.view.say("The WAV is in place; the stems follow.")
 
     def _done(self, request_id, revision, manifest_path, placed=None):
@@ -224,7 +182,7 @@ class Session:
             with open(manifest_path) as stream:
                 manifest = json.load(stream)
         except (IOError, OSError, ValueError) as exc:
-            raise Failure("cannot read the daemon's manifest %s: %s" % (manifest_path, exc))
+            raise Failure("cannot read the manifest %s: %s" % (manifest_path, exc))
         self.view.progress(1.0, "placing the music")
         if placed is not None and placed[1] == (manifest.get("outputs") or {}).get("wav"):
             summary = finish_placing(self.ctx, manifest, placed[0])  # the WAV is there: the stems

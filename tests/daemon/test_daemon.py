@@ -271,6 +271,35 @@ def test_client_request_returns_manifest_and_writes_the_manifest_file(daemon, tm
     assert not (tmp_path / "result.txt.progress").exists()
 
 
+def test_a_host_cancels_through_the_manifest_files_cancel_file(daemon, tmp_path):
+    timeline = small_edit(tmp_path)
+    result = tmp_path / "result.txt"
+    asked = client.cancel_file(result)
+    assert not asked()
+    seen = []
+
+    def progress(fraction, stage):
+        seen.append(stage)
+        result.with_name("result.txt.cancel").write_text("cancel\n")  # what a host writes
+
+    with pytest.raises(client.RequestFailed) as failed:
+        client.request(
+            timeline,
+            tmp_path / "out",
+            {"candidates": 1},
+            host=daemon[0],
+            port=daemon[1],
+            progress=progress,
+            cancelled=asked,
+        )
+    assert failed.value.code == "cancelled" and seen
+    assert not Path(f"{result}.cancel").exists()  # taken, once
+    deadline = time.monotonic() + 30
+    while client.status(daemon[0], daemon[1])["running"] is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert client.status(daemon[0], daemon[1])["running"] is None  # the daemon let the job go
+
+
 def test_the_host_hears_of_the_midi_while_the_wav_renders(daemon, tmp_path):
     timeline = small_edit(tmp_path)
     events = []
@@ -414,6 +443,14 @@ def test_request_command_starts_the_daemon_and_answers_through_the_manifest_file
 
         missing = run("request", str(tmp_path / "gone.otio"), "--out", str(tmp_path / "out"))
         assert missing.returncode == 3 and "no such timeline" in missing.stderr
+
+        # options as the protocol's options_json, over the flags (how the Resolve script asks)
+        seeded = run(*request[:-3], "--options", '{"seed": 7, "candidates": 1}')
+        assert seeded.returncode == 0, seeded.stderr
+        assert json.loads(Path(seeded.stdout.strip()).read_text())["seed"] == 7
+        for bad, said in (("[1]", "not a JSON object"), ('{"seed": -1}', "seed"), ('{"colour": 1}', "unknown")):
+            refused = run(*request[:-3], "--options", bad)
+            assert refused.returncode == 3 and "--options" in refused.stderr and said in refused.stderr
 
         status = run("status")
         assert status.returncode == 0, status.stderr

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 from helpers.resolve import fake_ui
 from helpers.resolve.fake import Resolve, Timeline
-from helpers.resolve.helpers import FAST, ROOT, daemon_env, free_port, load_script, start_daemon, stop_process
+from helpers.resolve.helpers import FAST, ROOT, cli, daemon_env, free_port, load_script, start_daemon, stop_process
 
 sb = load_script()
 
@@ -147,36 +146,42 @@ def test_failing_calls_are_retried_or_reported(capsys):
 
 @pytest.mark.slow
 def test_a_daemon_that_is_not_running_is_started(tmp_path, monkeypatch, capsys):
-    cli = ROOT / ".venv" / "bin" / "scorebridge"
-    if not cli.exists():
-        pytest.skip("no .venv/bin/scorebridge")
     port = free_port()
     for key, value in daemon_env(tmp_path, port, token=None).items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("SCOREBRIDGE_TOKEN")  # the new daemon writes the token file first
-    monkeypatch.setenv("SCOREBRIDGE_CLI", str(cli))
     resolve, n = cut()
-    report = sb.main(resolve, options=FAST)
     try:
+        report = sb.main(resolve, options=FAST)
         out = capsys.readouterr().out
         assert report["ok"], out
-        assert f"was not answering at 127.0.0.1:{port}: started `{cli} serve`" in out
-        assert report["daemon_pid"] and len(our_items(resolve)) == 1
-        assert (tmp_path / "config" / "token").is_file()
+        assert f"starting the ScoreBridge daemon on 127.0.0.1:{port}" in out
+        assert len(our_items(resolve)) == 1 and (tmp_path / "config" / "token").is_file()
         again = sb.main(resolve, options=FAST)  # now it answers: not started twice
-        assert again["ok"] and again["daemon_pid"] is None
+        assert again["ok"] and "starting the ScoreBridge daemon" not in capsys.readouterr().out
     finally:
-        if report["daemon_pid"]:
-            os.kill(report["daemon_pid"], signal.SIGTERM)
+        info = subprocess.run([str(cli()), "status"], env=dict(os.environ), capture_output=True, text=True, timeout=60)
+        if info.returncode == 0:
+            os.kill(json.loads(info.stdout)["pid"], signal.SIGTERM)
 
 
-def test_no_daemon_and_no_command_is_one_message(tmp_path, monkeypatch, capsys):
+def test_no_scorebridge_command_is_one_message(tmp_path, monkeypatch, capsys):
     for key, value in daemon_env(tmp_path, free_port()).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(sb.paths, "find_cli", lambda: None)
+    monkeypatch.setattr(sb.app, "find_cli", lambda: None)
     report = sb.main(cut()[0], options=FAST)
-    assert "the ScoreBridge daemon is not running and the `scorebridge` command was not found" in report["message"]
-    assert "Traceback" not in capsys.readouterr().out
+    assert "the `scorebridge` command was not found" in report["message"]
+    assert "SCOREBRIDGE_CLI" in report["message"] and "Traceback" not in capsys.readouterr().out
+
+
+def test_a_client_that_dies_without_a_word_is_one_message(tmp_path, monkeypatch, capsys):
+    fake = tmp_path / "scorebridge"
+    fake.write_text("#!/bin/sh\necho 'scorebridge: something broke' >&2\nexit 9\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("SCOREBRIDGE_CLI", str(fake))
+    report = sb.main(cut()[0], options=FAST)
+    assert not report["ok"] and "exit code 9" in report["message"] and "something broke" in report["message"]
 
 
 class Script:
@@ -212,12 +217,10 @@ def test_live_mode_follows_an_edit_and_ignores_a_stale_result(capsys, monkeypatc
         tl.video[0][1].length -= n(1)
 
     def late_result(session):
-        # the daemon's answer for revision 1 arrives again, after revision 2 was sent
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.sendto(
-                sb.osc_message("/scorebridge/done", "%s:1" % session.session_id, seen["r1"]["manifest"]),
-                session.link.sock.getsockname(),
-            )
+        # a client for revision 1 ends after revision 2 was sent, with revision 1's manifest
+        result = os.path.join(os.path.dirname(seen["r1"]["manifest"]), "late.result")
+        Path(result).write_text(seen["r1"]["manifest"] + "\n")
+        session.pending["%s:1" % session.session_id] = sb.request.Job(None, result, revision=1)
 
     script = Script(
         [

@@ -1,5 +1,5 @@
-"""The Resolve script without a daemon: syntax and imports for Resolve's Python, its OSC
-against python-osc, the edit it exports (read back with bridge.timeline), placement on the
+"""The Resolve script without a daemon: syntax and imports for Resolve's Python, the files
+it reads and writes to talk through `scorebridge request`, the edit it exports (read back with bridge.timeline), placement on the
 fake Resolve of tests/helpers/resolve (HOSTS.md), and `install`."""
 
 import ast
@@ -11,9 +11,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
-from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bridge.hosts import resolve as resolve_host
 from bridge.timeline import read_timeline
@@ -73,46 +70,68 @@ def test_the_menu_entry_is_small_and_the_modules_are_a_package():
     assert package.main is package.app.main and package.common.INSTALLED_CLI is None
 
 
-# --- OSC ---------------------------------------------------------------------------------
+# --- the request, through `scorebridge request` ---------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        (),
-        ("token",),
-        ("tök€n", "", "abc"),
-        (0, -1, 2**31 - 1),
-        (0.25, -3.5),
-        (True, False),
-        ("t", "session", 7, "/tmp/a b/c.otio", "/tmp/out", json.dumps({"audio": True})),
-    ],
-)
-def test_osc_message_matches_python_osc(args):
-    builder = OscMessageBuilder(address="/scorebridge/update")
-    for arg in args:
-        builder.add_arg(arg)
-    assert sb.osc_message("/scorebridge/update", *args) == builder.build().dgram
+def test_the_script_speaks_no_protocol_of_its_own():
+    # the wire format lives in bridge/daemon/protocol.py; the script asks `scorebridge request`
+    for path in (SCRIPT.parent / "scorebridge_resolve").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        assert "socket" not in imported and "struct" not in imported, path.name
 
 
-def test_osc_parse_reads_python_osc_messages_and_bundles():
-    builder = OscMessageBuilder(address="/scorebridge/progress")
-    for arg in ("s:3", 0.5, "composing 1M1", 42, True):
-        builder.add_arg(arg)
-    message = builder.build()
-    [(address, args)] = sb.osc_parse(message.dgram)
-    assert address == "/scorebridge/progress"
-    assert args == list(OscMessage(message.dgram).params)
-    bundle = OscBundleBuilder(IMMEDIATELY)
-    bundle.add_content(message)
-    bundle.add_content(OscMessageBuilder(address="/scorebridge/pong").build())
-    assert [a for a, _ in sb.osc_parse(bundle.build().dgram)] == ["/scorebridge/progress", "/scorebridge/pong"]
+def test_a_job_reads_the_files_the_client_writes_in_order(tmp_path):
+    result = str(tmp_path / "request.result")
+    job = sb.request.Job(None, result, revision=3)
+    assert job.poll() == []
+    Path(result + ".progress").write_text("0.250 composing 1M1\n")
+    assert job.poll() == [("progress", 0.25, "composing 1M1")]
+    assert job.poll() == []  # the same line is not news
+    Path(result + ".midi.json").write_text("{}")
+    Path(result + ".wav.json").write_text("{}")
+    Path(result + ".progress").write_text("0.900 writing the stems\n")
+    assert job.poll() == [
+        ("midi", result + ".midi.json"),
+        ("wav", result + ".wav.json"),
+        ("progress", 0.9, "writing the stems"),
+    ]
+    Path(result).write_text("/takes/r3/1M1.json")  # not yet whole: no newline
+    assert job.poll() == []
+    Path(result).write_text("/takes/r3/1M1.json\n")
+    assert job.poll() == [("done", "/takes/r3/1M1.json")] and job.ended
+    assert job.poll() == []
 
 
-@pytest.mark.parametrize("garbage", [b"", b"hello", b"/x\0\0,s\0\0ab", b"/x\0\0,q\0\0", b"/x\0\0,i\0\0\0"])
-def test_osc_parse_rejects_garbage_with_valueerror(garbage):
-    with pytest.raises(ValueError):
-        sb.osc_parse(garbage)
+def test_a_job_reads_an_error_and_a_cancel_is_a_file(tmp_path):
+    result = str(tmp_path / "request.result")
+    job = sb.request.Job(None, result)
+    job.cancel()
+    assert Path(result + ".cancel").read_text() == "cancel\n"  # the client takes it (client.cancel_file)
+    Path(result).write_text("error bad_input: no such timeline: /x.otio\n")
+    assert job.poll() == [("error", "bad_input", "no such timeline: /x.otio")]
+
+
+def test_start_passes_the_options_and_the_session_and_clears_old_files(tmp_path):
+    seen = tmp_path / "argv.json"
+    fake = tmp_path / "scorebridge"
+    fake.write_text(
+        "#!%s\nimport json, sys\nopen(%r, 'w').write(json.dumps(sys.argv[1:]))\n" % (sys.executable, str(seen))
+    )
+    fake.chmod(0o755)
+    result = str(tmp_path / "take" / "request.result")
+    os.makedirs(os.path.dirname(result))
+    for suffix in ("", ".progress", ".midi.json", ".wav.json", ".cancel"):
+        Path(result + suffix).write_text("left by an earlier run\n")
+    job = sb.request.start([str(fake)], "/e/cut.otio", "/e/take", {"seed": 3, "stems": False}, result, "s1", 2)
+    job.process.wait(timeout=60)
+    argv = json.loads(seen.read_text())
+    assert argv[:2] == ["request", "/e/cut.otio"] and argv[argv.index("--manifest-file") + 1] == result
+    assert json.loads(argv[argv.index("--options") + 1]) == {"seed": 3, "stems": False}
+    assert argv[argv.index("--session") + 1 :][:3] == ["s1", "--revision", "2"]
+    assert not any(os.path.exists(result + suffix) for suffix in ("", ".progress", ".midi.json", ".wav.json"))
+    [(kind, code, message)] = job.poll()  # it ended without writing a result
+    assert (kind, code) == ("error", "client") and "exit code 0" in message
 
 
 # --- reading the edit --------------------------------------------------------------------

@@ -44,7 +44,17 @@ def daemon_env(base, port, token="resolve-test-token"):
     }
     if token:
         env["SCOREBRIDGE_TOKEN"] = token
+    env["SCOREBRIDGE_CLI"] = str(cli())
     return env
+
+
+def cli():
+    """The `scorebridge` command of this Python's environment: the script reaches the daemon
+    through `scorebridge request`, as it does in Resolve."""
+    exe = Path(sys.executable).with_name("scorebridge.exe" if os.name == "nt" else "scorebridge")
+    if not exe.exists():
+        raise RuntimeError(f"no {exe}: install the package (pip install -e .) to test the Resolve script")
+    return exe
 
 
 def ping(port, token, timeout=0.5):
