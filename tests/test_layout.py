@@ -126,7 +126,6 @@ LAYERS = [
             "bridge.resources",
             "bridge.settings",
             "bridge.timebase",
-            "bridge.tempo",
             "bridge.atomic",
             "bridge.progress",
             "bridge.mkl_warmup",

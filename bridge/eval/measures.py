@@ -198,7 +198,7 @@ def bar_repetition(notes, cue):
 
 
 def _bar_starts(cue):
-    from bridge.tempo import bars
+    from bridge.plan.tempo import bars
 
     return bars(cue.duration_s, cue.tempo_map, cue.time_signatures)
 

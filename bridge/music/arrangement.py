@@ -26,7 +26,7 @@ import numpy as np
 
 from bridge.music.theory import SCALES
 from bridge.timebase import beats_to_seconds_all
-from bridge.tempo import bars as lay_out
+from bridge.plan.tempo import bars as lay_out
 from bridge.timebase import seconds_to_beats
 
 FAMILY_OF_ROLE = {

@@ -67,7 +67,8 @@ from bridge.music.tokens import (
     token_times_ms,
     vel_level,
 )
-from bridge.plan import PART_FAMILIES, PROGRAM_NAMES, ROLES, SCALES
+from bridge.music.theory import SCALES
+from bridge.plan import PART_FAMILIES, PROGRAM_NAMES, ROLES
 from bridge.timebase import beats_to_seconds, seconds_to_beats
 
 HIT_FAMILIES = ("pad", "piano")

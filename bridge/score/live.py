@@ -22,7 +22,7 @@ import dataclasses
 import difflib
 from fractions import Fraction
 
-from bridge import tempo as tempo_mod
+from bridge.plan import tempo as tempo_mod
 from bridge.music import engine
 from bridge.timebase import (
     PPQ,

@@ -9,7 +9,7 @@ from bridge.music.model import MODELS_DIR, SHIPPED_NAME, load_shipped
 from bridge.music.sample import sample
 from bridge.music.steer import ON_HI, ON_LO, for_valence, pitch_class_bias, pull
 from bridge.music.tokens import N_PITCH, ON0, PITCH_LO, VOCAB_SIZE
-from bridge.plan import SCALES
+from bridge.music.theory import SCALES
 
 SHIPPED = MODELS_DIR / f"{SHIPPED_NAME}.safetensors"
 

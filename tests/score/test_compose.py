@@ -22,7 +22,8 @@ from bridge.score.compose import (
 )
 from bridge.music.sample import sample
 from bridge.music.tokens import FINE0, token_times_ms
-from bridge.plan import SCALES, make_plan
+from bridge.music.theory import SCALES
+from bridge.plan import make_plan
 from bridge.timebase import seconds_to_beats
 from bridge.timeline import Hit
 from helpers.scoring import tiny_model

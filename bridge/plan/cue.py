@@ -1,78 +1,20 @@
-"""The cue plan: what the music must do over an edit, decided before a note is generated.
-
-Plain data in (hits and sections in frames at the timeline rate), plain data out. The plan
-says which hits the music marks and how much each weighs in the tempo fit, the tempo map,
-a key and mode per section, loudness and note density from arousal, which instruments
-play, and where the music is silent.
+"""The cue plan itself: the frozen dataclasses the stages after it read, and make_plan,
+which decides them from the edit's hits and sections (key.py for the key and tempo target,
+roles.py for the instruments, tempo.py for the tempo map).
 """
 
 import bisect
 from dataclasses import dataclass
 from fractions import Fraction
 
-import zlib
-
-from bridge import tempo
 from bridge.music.theory import PITCH_NAMES, SCALES, parse_key
+from bridge.plan import tempo
+from bridge.plan.key import BPM_HI, BPM_LO, MODE_DEADBAND, choose_key, target_bpm
+from bridge.plan.roles import PALETTES, palette_for
 from bridge.timebase import frames_to_seconds
 
 # How strongly a hit pulls the tempo map: the editor's own markers most, then cuts.
 HIT_WEIGHTS = {"marker": 3.0, "cut": 2.0, "transition": 1.5, "detected": 1.0}
-BPM_LO, BPM_HI = 60.0, 160.0
-
-# The cue's home key is chosen per cue (choose_key): its mood picks a shortlist of keys that
-# sit well for the palette's instruments, its edit picks one of them, so the cues of a reel
-# are not all in one key. Sections of the other valence sign take the parallel mode (same
-# tonic): a dark turn in a major cue is the minor of its tonic, as a film composer writes it.
-KEYS = {
-    "bright": (2, 7, 9, 0, 4),  # D, G, A, C, E major: open strings, bright brass
-    "warm": (5, 10, 3, 0, 7),  # F, Bb, Eb, C, G major: warm, flat keys
-    "dark": (2, 9, 4, 0, 7),  # D, A, E, C, G minor
-    "tense": (2, 4, 0, 7, 11),  # D, E, C, G, B minor
-}
-MODE_DEADBAND = 0.15  # |valence| below this keeps the cue's home mode
-
-# Orchestration by quadrant of the circumplex: family -> General MIDI program (0-based),
-# None where the family rests. Drums only play in excited sections.
-# The "piano" family plays the rhythm role (arpeggio, ostinato, pulse); "drums" (the GM kit),
-# "timpani" and "taiko" the percussion. ROLES names them in track names.
-PALETTES = {
-    "warm": {"pad": 48, "melody": 73, "bass": 43, "piano": 46, "drums": None, "timpani": None, "taiko": None},
-    "dark": {"pad": 49, "melody": 71, "bass": 43, "piano": 0, "drums": None, "timpani": None, "taiko": None},
-    "bright": {"pad": 48, "melody": 60, "bass": 32, "piano": 0, "drums": 0, "timpani": 47, "taiko": None},
-    "tense": {"pad": 50, "melody": 40, "bass": 43, "piano": 45, "drums": 0, "timpani": 47, "taiko": 116},
-}
-ROLES = {
-    "pad": "pad",
-    "melody": "melody",
-    "bass": "bass",
-    "piano": "rhythm",
-    "drums": "percussion",
-    "timpani": "percussion",
-    "taiko": "percussion",
-}
-# Every family a score may hold, in track order: the music model's five, then the orchestral
-# percussion the arrangement adds (the model has no tokens for them).
-PART_FAMILIES = ("drums", "bass", "pad", "melody", "piano", "timpani", "taiko")
-PERCUSSION = ("drums", "timpani", "taiko")
-PROGRAM_NAMES = {
-    0: "Piano",
-    32: "Acoustic Bass",
-    40: "Violin",
-    42: "Cello",
-    43: "Contrabass",
-    45: "Pizzicato Strings",
-    46: "Harp",
-    48: "Strings",
-    49: "Slow Strings",
-    47: "Timpani",
-    50: "Synth Strings",
-    60: "French Horn",
-    61: "Brass",
-    71: "Clarinet",
-    73: "Flute",
-    116: "Taiko Drum",
-}
 
 
 @dataclass(frozen=True)
@@ -130,26 +72,6 @@ class CuePlan:
     def section_at(self, seconds) -> SectionPlan:
         starts = [s.start for s in self.sections]
         return self.sections[max(0, bisect.bisect_right(starts, seconds) - 1)]
-
-
-def target_bpm(arousal) -> float:
-    """Calm music is slow, excited music fast: arousal -1..1 -> 60..160 BPM."""
-    return BPM_LO + (BPM_HI - BPM_LO) * (max(-1.0, min(1.0, arousal)) + 1) / 2
-
-
-def palette_for(valence, arousal) -> str:
-    if arousal > 0.15:
-        return "bright" if valence >= 0 else "tense"
-    return "warm" if valence >= 0 else "dark"
-
-
-def choose_key(mean_valence, mean_arousal, hit_frames, duration_frames, cue) -> int:
-    """The home tonic for a cue: the mood's shortlist, one of it picked by the edit itself
-    (its length, its hits, its cue number), so the same edit always gets the same key and
-    the cues of a reel spread over several."""
-    shortlist = KEYS[palette_for(mean_valence, mean_arousal)]
-    fingerprint = f"{cue}|{duration_frames}|{','.join(str(f) for f in hit_frames)}".encode()
-    return shortlist[zlib.crc32(fingerprint) % len(shortlist)]
 
 
 def make_plan(

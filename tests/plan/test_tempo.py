@@ -2,7 +2,7 @@
 
 import random
 
-from bridge import tempo
+from bridge.plan import tempo
 from bridge.timebase import beats_to_seconds, bpm_to_tempo, seconds_to_beats
 
 
