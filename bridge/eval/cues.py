@@ -21,7 +21,8 @@ import numpy as np
 from bridge.eval import measures
 from bridge.music import engine
 from bridge.plan import make_plan
-from bridge.timebase import seconds_to_frame
+from bridge.score.compose import ScoreNote
+from bridge.timebase import bpm_to_tempo, seconds_to_frame
 
 # name, rate, seconds, cuts, [(share of the cue, valence, arousal)]
 CUES = [
@@ -158,8 +159,6 @@ def corpus_rows(log=print) -> list:
 
 
 def _corpus_piece(score, qpm=100.0):
-    from bridge.score.compose import ScoreNote
-
     key = score.analyze("key")
     parts = list(score.parts)
     notes = []
@@ -178,8 +177,6 @@ def _corpus_piece(score, qpm=100.0):
     duration = max(n.end for n in notes)
     ts = score.recurse().getElementsByClass("TimeSignature")
     numerator, denominator = (ts[0].numerator, ts[0].denominator) if ts else (4, 4)
-    from bridge.timebase import bpm_to_tempo
-
     cue = measures.Cue(
         duration,
         (measures.Section(0.0, duration, key.tonic.pitchClass, key.mode),),
@@ -190,7 +187,6 @@ def _corpus_piece(score, qpm=100.0):
 
 
 def _groove_rows(log) -> list:
-    from bridge.score.compose import ScoreNote
     from bridge.music import grooves
 
     if grooves.find_mma() is None:
@@ -208,8 +204,6 @@ def _groove_rows(log) -> list:
             for start_q, length_q, pitch in part.tolist():
                 notes.append(ScoreNote(start_q * 60 / qpm, (start_q + length_q) * 60 / qpm, int(pitch), 80, family))
         duration = max(n.end for n in notes)
-        from bridge.timebase import bpm_to_tempo
-
         cue = measures.Cue(
             duration, (measures.Section(0.0, duration, 0, "major", arousal=0.8),), [(0, bpm_to_tempo(qpm))], [(0, 4, 4)]
         )

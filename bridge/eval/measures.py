@@ -16,6 +16,7 @@ from bridge.music import theory
 from bridge.music.arrangement import data as pattern_data
 from bridge.music.evaluate import spearman_rho
 from bridge.music.theory import best_chord
+from bridge.plan.tempo import bars
 from bridge.timebase import seconds_to_beats
 
 WINDOW_S = 1.0
@@ -198,8 +199,6 @@ def bar_repetition(notes, cue):
 
 
 def _bar_starts(cue):
-    from bridge.plan.tempo import bars
-
     return bars(cue.duration_s, cue.tempo_map, cue.time_signatures)
 
 

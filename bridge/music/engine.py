@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bridge.music import arrangement, harmony, melody
 from bridge.music.arrangement import to_seconds
 from bridge.music.harmony import _bpm_at
+from bridge.plan import PART_FAMILIES
 from bridge.timebase import seconds_to_beats
 
 _MOTIFS = {}  # (model id, palette, mood, seed) -> (model, motifs): a live session draws each once
@@ -75,8 +76,6 @@ def draw(model, plan, seed, chord_model=None) -> Draw:
     motifs = motifs_for(model, plan, seed)
     line = melody.write(plan, chords, motifs, seed)
     notes = to_seconds(beat_notes + line.notes, plan, chords)
-    from bridge.plan import PART_FAMILIES
-
     notes.sort(key=lambda n: (n.start, PART_FAMILIES.index(n.family), n.pitch))
     return Draw(notes, chords, line.sources, moods_of(plan), arrangement.expression(plan, chords))
 

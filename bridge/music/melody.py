@@ -36,6 +36,7 @@ import torch
 
 from bridge.music.arrangement import BeatNote, chord_at, energy, register
 from bridge.music.harmony import _bpm_at, loop_beats
+from bridge.music.sample import sample
 from bridge.music.theory import SCALES
 from bridge.music.tokens import FAMILY_INDEX, N_FAM, N_PITCH, N_VEL, OFF0, ON0, SHIFT0, VEL0, EOS
 
@@ -78,8 +79,6 @@ def draw_motifs(model, moods, seed, takes=TAKES) -> dict:
     the one with the best shape kept (`shape`).
 
     moods: {palette: (valence, arousal, tonic, mode, bpm)}."""
-    from bridge.music.sample import sample
-
     names = sorted(moods)
     if not names:
         return {}
