@@ -8,7 +8,7 @@ families a score may hold and the General MIDI names tracks are named by."""
 PALETTES = {
     "warm": {"pad": 48, "melody": 73, "bass": 43, "piano": 46, "drums": None, "timpani": None, "taiko": None},
     "dark": {"pad": 49, "melody": 71, "bass": 43, "piano": 0, "drums": None, "timpani": None, "taiko": None},
-    "bright": {"pad": 48, "melody": 60, "bass": 32, "piano": 0, "drums": 0, "timpani": 47, "taiko": None},
+    "bright": {"pad": 48, "melody": 61, "bass": 32, "piano": 0, "drums": 0, "timpani": 47, "taiko": None},
     "tense": {"pad": 50, "melody": 40, "bass": 43, "piano": 45, "drums": 0, "timpani": 47, "taiko": 116},
 }
 ROLES = {
