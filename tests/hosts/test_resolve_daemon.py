@@ -409,3 +409,21 @@ def test_with_stems_the_wav_goes_first_and_the_stems_follow_on_done(monkeypatch,
         [item] = tracks[f"ScoreBridge stem {role}"]["items"]
         assert item.length == n(12)
     assert out.index("The WAV is in place; the stems follow.") < out.index("MIDI for the composer")
+
+
+def test_stopping_live_mode_cancels_the_request_it_is_waiting_for(capsys):
+    resolve, n = cut()
+    jobs = []
+
+    def stop(session):
+        jobs.extend(session.pending.values())
+        session.stop_live("stopped by the test")
+
+    script = Script([(lambda s: s.revision == 1 and s.pending, stop)], seconds=60)
+    report = sb.main(resolve, live=True, options=FAST, stop=script, poll_seconds=0.05, settle_seconds=0.2)
+    out = capsys.readouterr().out
+    assert not script.timed_out and "Live mode stopped: stopped by the test." in out
+    [job] = jobs
+    job.process.wait(timeout=60)  # the client took the cancel file, told the daemon, and ended
+    assert job.poll()[-1] == ("error", "cancelled", "cancelled by the host")
+    assert report["placed_revision"] == 0 and our_items(resolve) == []
