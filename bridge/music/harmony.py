@@ -25,6 +25,7 @@ cadence takes over. The melody's form follows the same loop (melody.FORM).
     progression(plan, seed) -> [ChordSpan]   (beats and seconds, key-relative numeral)
 """
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -275,7 +276,9 @@ def slots(plan) -> list:
 
 
 def progression(plan, seed, model=None) -> list:
-    """The cue's chords: the chord model sampled slot by slot (module docstring)."""
+    """The cue's chords: the chord model sampled slot by slot (module docstring), one per
+    slot, except that a hit striking the tonic just before the cue's last slot rings on
+    through it."""
     model = model or load()
     rng = np.random.default_rng([seed, 1801])
     tempo_map = plan.tempo["tempo_map"]
@@ -334,10 +337,25 @@ def progression(plan, seed, model=None) -> list:
                 p[hit_chords[-1]] *= 0.1  # vary the hit chords
             if tonic_heavy:
                 p[_TONICS] *= 0.15
+        # The cue ends as a composer ends one, on a cadence into its tonic (the button):
+        # the chord before the last leans to the dominant (or the subdominant), and the last,
+        # unless a hit strikes its own chord there, is the tonic (held on, when a hit just
+        # before it struck the tonic).
+        ending = i == len(rows) - 1 and hit is None
+        if i == len(rows) - 2 and hit is None and rows[-1][3] is None:
+            p[_TONICS] *= 0.02
+            p[_CADENTIAL] *= 4.0
         p = p / p.sum()
         choice = int(rng.choice(N_CHORDS, p=p))
+        tonic = chord_id(0, QUALITY_NAMES.index("maj" if section.mode == "major" else "min"))
         if history[-1] == BOS and hit is None:  # a section (or a new mode) starts on its tonic
-            choice = chord_id(0, QUALITY_NAMES.index("maj" if section.mode == "major" else "min"))
+            choice = tonic
+        if ending and chords and chords[-1].section == section_index and history[-1] == tonic:
+            # a hit just before the end struck the tonic: it rings on to the end
+            chords[-1] = dataclasses.replace(chords[-1], end_beat=b, end=second[b])
+            continue
+        if ending:
+            choice = tonic
         # Harmony that repeats is harmony a listener follows: away from a destination the
         # loop's chords come back (the draw above still advances the generator).
         back = at_beat.get(a - loop)
@@ -371,6 +389,7 @@ _WRONG_TONIC = {
     "major": [chord_id(0, QUALITY_NAMES.index(q)) for q in ("min", "min7", "dim", "hdim7", "dim7")],
 }
 _DOMINANTS = [chord_id(7, QUALITY_NAMES.index(q)) for q in ("maj", "dom7", "sus4")]
+_CADENTIAL = _DOMINANTS + [chord_id(5, QUALITY_NAMES.index(q)) for q in ("maj", "min")]  # V, IV, iv
 _TONICS = [chord_id(0, q) for q in range(len(QUALITY_NAMES))]
 _SAME_ROOT = [[chord_id(root, q) for q in range(len(QUALITY_NAMES))] for root in range(12)]
 _VOCAB_CACHE = {}
