@@ -350,7 +350,7 @@ def progression(plan, seed, model=None) -> list:
         tonic = chord_id(0, QUALITY_NAMES.index("maj" if section.mode == "major" else "min"))
         if history[-1] == BOS and hit is None:  # a section (or a new mode) starts on its tonic
             choice = tonic
-        if ending and chords and chords[-1].section == section_index and history[-1] == tonic:
+        if ending and chords and chords[-1].section == section_index and history[-1] % 12 == 0:
             # a hit just before the end struck the tonic: it rings on to the end
             chords[-1] = dataclasses.replace(chords[-1], end_beat=b, end=second[b])
             continue

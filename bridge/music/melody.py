@@ -10,8 +10,9 @@ pitches as scale steps.
 
 Over the cue, phrases of two bars run on the cue's grid from each section start, in a form
 that follows the harmony's loop (A A B A over a two- or eight-bar loop, A B A B over a
-four-bar one, so each motif comes back over the chords it was first heard on): the motif (A) restated on whatever chord is sounding — moved by scale steps so it
-starts on a chord tone — and the answer (B, the draw's second half). A note on a strong beat
+four-bar one, so each motif comes back over the chords it was first heard on): the motif
+(A) restated on whatever chord is sounding — moved by scale steps so it starts on a chord
+tone — and the answer (B, the draw's second half). A note on a strong beat
 (beats 1 and 3, or a note held two beats) is moved to the nearest tone of its chord that
 keeps the motif's motion, every other
 note stays in the scale; the phrase is moved by octaves into the instrument's range, and its
