@@ -151,7 +151,9 @@ class Session:
         elif name == "error":
             self.pending.pop(request_id, None)
             code, message = event[1], event[2]
-            if code == "stale" or (code == "cancelled" and job.revision is not None):
+            superseded = job.revision is not None and job.revision < self.revision
+            if code == "stale" or superseded or (code == "cancelled" and job.revision is not None):
+                # whatever became of an older revision (its take folder may be gone already)
                 self.view.say("Revision %s was superseded." % job.revision)
             elif self.live:
                 self.view.say("Revision %s failed (%s): %s" % (job.revision, code, message))
