@@ -221,6 +221,10 @@ def test_live_mode_follows_an_edit_and_ignores_a_stale_result(capsys, monkeypatc
         result = os.path.join(os.path.dirname(seen["r1"]["manifest"]), "late.result")
         Path(result).write_text(seen["r1"]["manifest"] + "\n")
         session.pending["%s:1" % session.session_id] = sb.request.Job(None, result, revision=1)
+        # and another client for revision 1 that could not write its result (its take folder gone)
+        failed = os.path.join(os.path.dirname(seen["r1"]["manifest"]), "failed.result")
+        Path(failed).write_text("error client: the scorebridge client stopped (exit code 1)\n")
+        session.pending["%s:1b" % session.session_id] = sb.request.Job(None, failed, revision=1)
 
     script = Script(
         [
@@ -234,6 +238,7 @@ def test_live_mode_follows_an_edit_and_ignores_a_stale_result(capsys, monkeypatc
     assert not script.timed_out, out
     assert report["revisions_sent"] == [1, 2] and report["placed_revision"] == 2
     assert report["ignored_revisions"] == [1] and "Ignored the result of revision 1" in out
+    assert "Revision 1 was superseded." in out and "Revision 1 failed" not in out
     [item] = our_items(resolve)
     assert item.pool_item.path == report["summary"]["wav"] and "-r2" in item.pool_item.path
     assert sorted(ours(resolve)) == [n(5), n(9)]
