@@ -116,8 +116,7 @@ class Session:
         """Wait up to timeout seconds, act on what the requests heard, and in live mode look at
         the edit. Failures in live mode are reported and the loop goes on."""
         try:
-            if self.pending:
-                time.sleep(timeout)
+            time.sleep(timeout)   # the pace of the loop, waiting or not (no busy wait between edits)
             for request_id, job in list(self.pending.items()):
                 for event in job.poll():
                     self._handle(request_id, job, event)
@@ -137,12 +136,12 @@ class Session:
 
     def _handle(self, request_id, job, event):
         name = event[0]
-        if name == "progress":
+        newest = job.revision is None or job.revision == self.revision
+        if name == "progress" and newest:
             self.view.progress(event[1], event[2])
-        elif name == "midi":
+        elif name == "midi" and newest:
             # the .mid is in place; Resolve places the WAV, which follows
-            if job.revision is None or job.revision == self.revision:
-                self.view.say("The MIDI is ready; rendering the WAV.")
+            self.view.say("The MIDI is ready; rendering the WAV.")
         elif name == "wav":
             self._wav_ready(job, event[1])
         elif name == "done":
@@ -152,7 +151,10 @@ class Session:
             self.pending.pop(request_id, None)
             code, message = event[1], event[2]
             superseded = job.revision is not None and job.revision < self.revision
-            if code == "stale" or superseded or (code == "cancelled" and job.revision is not None):
+            if code == "auth":  # every request would be refused alike: live mode ends too
+                self.live = False
+                self._fail("the ScoreBridge daemon does not accept this token: %s" % message)
+            elif code == "stale" or superseded or (code == "cancelled" and job.revision is not None):
                 # whatever became of an older revision (its take folder may be gone already)
                 self.view.say("Revision %s was superseded." % job.revision)
             elif self.live:

@@ -432,3 +432,14 @@ def test_stopping_live_mode_cancels_the_request_it_is_waiting_for(capsys):
     job.process.wait(timeout=60)  # the client took the cancel file, told the daemon, and ended
     assert job.poll()[-1] == ("error", "cancelled", "cancelled by the host")
     assert report["placed_revision"] == 0 and our_items(resolve) == []
+
+
+def test_a_daemon_refusing_the_token_ends_live_mode_with_one_message(monkeypatch, capsys):
+    monkeypatch.setenv("SCOREBRIDGE_TOKEN", "not-the-daemons-token")
+    resolve, n = cut()
+    script = Script([], seconds=60)
+    report = sb.main(resolve, live=True, options=FAST, stop=script, poll_seconds=0.05, settle_seconds=0.2)
+    out = capsys.readouterr().out
+    assert not script.timed_out and not report["ok"], out
+    assert "does not accept this token" in report["message"] and "Traceback" not in out
+    assert our_items(resolve) == []
