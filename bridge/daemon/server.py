@@ -260,8 +260,9 @@ class Daemon:
             self.jobs[request_id] = job
             self.queue.append(job)
             self.counts["accepted"] += 1
+            # told before the worker can take the job: its progress never overtakes `accepted`
+            self.reply(addr, "accepted", request_id)
             self.lock.notify_all()
-        self.reply(addr, "accepted", request_id)
 
     def _supersede(self, session, revision):
         """A newer revision arrived: older ones of the session are stale, queued or running."""
